@@ -1,0 +1,185 @@
+"""Workspaces and API keys: tokens shown once and stored as a SHA-256 hash, scopes,
+and the FastAPI dependency that turns a request's key into a `Principal`."""
+
+import hashlib
+import secrets
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import ForeignKey, String, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime, utcnow
+from app.errors import AppError, NotFound
+
+SCOPES = ("links:read", "links:write", "stats:read", "admin")
+DEFAULT_WORKSPACE_ID = 1
+TOKEN_PREFIX = "tk_"
+# last_used_at is a hint for humans; writing it on every request would be a write per call.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    workspace_id: int
+    scopes: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def parse_scopes(text: str) -> list[str]:
+    scopes = [s.strip() for s in text.replace(",", " ").split() if s.strip()]
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ValueError(f"unknown scopes {unknown or text!r}; choose from {', '.join(SCOPES)}")
+    return scopes
+
+
+async def get_or_create_workspace(session: AsyncSession, name: str) -> Workspace:
+    workspace = await session.scalar(select(Workspace).where(Workspace.name == name))
+    if workspace is None:
+        workspace = Workspace(name=name)
+        session.add(workspace)
+        await session.flush()
+    return workspace
+
+
+async def create_key(
+    session: AsyncSession,
+    *,
+    name: str,
+    scopes: list[str],
+    workspace: str = "default",
+    token: str | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key and its token; the token is not stored and cannot be shown again."""
+    token = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
+    owner = await get_or_create_workspace(session, workspace)
+    key = ApiKey(
+        workspace_id=owner.id,
+        name=name,
+        prefix=token[:10],
+        token_hash=hash_token(token),
+        scopes=" ".join(scopes),
+    )
+    session.add(key)
+    await session.flush()
+    return key, token
+
+
+async def ensure_admin_key(session: AsyncSession, token: str | None) -> str | None:
+    """At start: make `TAUTAN_ADMIN_KEY` a working admin key, or, when the database has no
+    key at all, create one. Returns a newly generated token (to print once), else None."""
+    if token:
+        if await session.scalar(select(ApiKey.id).where(ApiKey.token_hash == hash_token(token))):
+            return None
+        try:
+            async with session.begin_nested():
+                await create_key(
+                    session, name="admin (TAUTAN_ADMIN_KEY)", scopes=["admin"], token=token
+                )
+        except IntegrityError:  # another worker inserted it first
+            pass
+        return None
+    if await session.scalar(select(ApiKey.id).limit(1)) is not None:
+        return None
+    _, new_token = await create_key(session, name="admin", scopes=["admin"])
+    return new_token
+
+
+async def list_keys(session: AsyncSession) -> list[ApiKey]:
+    return list(await session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+async def revoke_key(session: AsyncSession, key_id: int) -> ApiKey:
+    key = await session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound("API key")
+    key.revoked_at = key.revoked_at or utcnow()
+    return key
+
+
+def _token_of(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("x-api-key") or None
+
+
+async def authenticate(request: Request) -> Principal:
+    token = _token_of(request)
+    if not token:
+        raise AppError(
+            401,
+            "unauthorized",
+            "an API key is required (Authorization: Bearer …)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    async with request.app.state.sessionmaker() as session:
+        key = await session.scalar(select(ApiKey).where(ApiKey.token_hash == hash_token(token)))
+        now = utcnow()
+        if key is None or key.revoked_at or (key.expires_at and key.expires_at <= now):
+            raise AppError(
+                401,
+                "unauthorized",
+                "the API key is invalid, revoked or expired",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            await session.execute(
+                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
+            )
+            await session.commit()
+    return Principal(key.id, key.workspace_id, frozenset(key.scope_list))
+
+
+def require_scopes(*needed: str) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
+    """A dependency: the caller's key must hold every scope in `needed` (or `admin`)."""
+
+    async def dependency(request: Request) -> Principal:
+        principal = await authenticate(request)
+        if not principal.is_admin and not set(needed) <= principal.scopes:
+            raise AppError(403, "forbidden", f"this API key lacks the scope {' '.join(needed)}")
+        return principal
+
+    return dependency

@@ -1,0 +1,109 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from app.auth import Principal, require_scopes
+from app.db import SessionDep, after_commit
+from app.errors import AppError
+from app.links import service
+from app.links.schemas import (
+    BulkCreate,
+    BulkOut,
+    BulkResult,
+    LinkCreate,
+    LinkOut,
+    LinkPage,
+    LinkUpdate,
+)
+
+router = APIRouter(prefix="/api/links", tags=["links"])
+
+LinksRead = Annotated[Principal, Depends(require_scopes("links:read"))]
+LinksWrite = Annotated[Principal, Depends(require_scopes("links:write"))]
+
+
+def _ctx(request: Request) -> service.LinkContext:
+    return request.app.state.link_context
+
+
+def _forget(request: Request, session: SessionDep, slug: str) -> None:
+    """Drop the slug from this process's redirect cache once the change is committed."""
+    after_commit(session, lambda: request.app.state.link_cache.forget(slug))
+
+
+@router.post("", status_code=201, response_model=LinkOut)
+async def create_link(
+    body: LinkCreate, principal: LinksWrite, session: SessionDep, request: Request
+) -> LinkOut:
+    link = await service.create_link(session, principal, body, _ctx(request))
+    _forget(request, session, link.slug)  # it may be negatively cached as unknown
+    return service.to_out(link, _ctx(request))
+
+
+@router.post("/bulk", response_model=BulkOut)
+async def create_links(
+    body: BulkCreate, principal: LinksWrite, session: SessionDep, request: Request
+) -> BulkOut:
+    results = []
+    for item in await service.create_links(session, principal, body.links, _ctx(request)):
+        if isinstance(item, AppError):
+            results.append(BulkResult(ok=False, error=item.body()))
+        else:
+            _forget(request, session, item.slug)
+            results.append(BulkResult(ok=True, link=service.to_out(item, _ctx(request))))
+    return BulkOut(results=results)
+
+
+@router.get("", response_model=LinkPage)
+async def list_links(
+    principal: LinksRead,
+    session: SessionDep,
+    request: Request,
+    q: Annotated[
+        str | None, Query(max_length=200, description="text in slug, URL or title")
+    ] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    utm_campaign: Annotated[str | None, Query(max_length=255)] = None,
+    archived: bool = False,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> LinkPage:
+    links, next_cursor = await service.list_links(
+        session,
+        principal,
+        q=q,
+        tag=tag,
+        utm_campaign=utm_campaign,
+        archived=archived,
+        cursor=cursor,
+        limit=limit,
+    )
+    return LinkPage(
+        links=[service.to_out(x, _ctx(request)) for x in links], next_cursor=next_cursor
+    )
+
+
+@router.get("/{slug}", response_model=LinkOut)
+async def get_link(
+    slug: str, principal: LinksRead, session: SessionDep, request: Request
+) -> LinkOut:
+    return service.to_out(await service.get_link(session, principal, slug), _ctx(request))
+
+
+@router.patch("/{slug}", response_model=LinkOut)
+async def update_link(
+    slug: str, body: LinkUpdate, principal: LinksWrite, session: SessionDep, request: Request
+) -> LinkOut:
+    link = await service.update_link(session, principal, slug, body, _ctx(request))
+    _forget(request, session, slug)
+    return service.to_out(link, _ctx(request))
+
+
+@router.delete("/{slug}", status_code=204)
+async def delete_link(
+    slug: str, principal: LinksWrite, session: SessionDep, request: Request
+) -> Response:
+    """Archives the link: it stops redirecting, its clicks and stats stay."""
+    await service.archive_link(session, principal, slug)
+    _forget(request, session, slug)
+    return Response(status_code=204)

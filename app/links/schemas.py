@@ -1,0 +1,154 @@
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from app.links.urls import check_url
+
+SLUG_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+RESERVED_SLUGS = frozenset(
+    {
+        "api",
+        "docs",
+        "openapi.json",
+        "healthz",
+        "readyz",
+        "metrics",
+        "static",
+        "dashboard",
+        "favicon.ico",
+        "robots.txt",
+        "redoc",
+    }
+)
+
+
+def _check_slug(slug: str) -> str:
+    if slug.lower() in RESERVED_SLUGS:
+        raise ValueError(f"'{slug}' is a reserved word")
+    return slug
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Url = Annotated[str, AfterValidator(check_url)]
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN), AfterValidator(_check_slug)]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^|,]+$")
+]
+UtmValue = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
+Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+class LinkFields(BaseModel):
+    """Fields a client may set on a link, all optional (PATCH applies the ones it sends)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[str, StringConstraints(max_length=500)] | None = None
+    tags: Annotated[list[Tag], Field(max_length=20)] | None = None
+    utm_source: UtmValue | None = None
+    utm_medium: UtmValue | None = None
+    utm_campaign: UtmValue | None = None
+    utm_term: UtmValue | None = None
+    utm_content: UtmValue | None = None
+    redirect_code: Literal[301, 302, 307, 308] | None = None
+    forward_query: bool | None = None
+    starts_at: Timestamp | None = None
+    expires_at: Timestamp | None = None
+    max_clicks: Annotated[int, Field(gt=0)] | None = None
+    fallback_url: Url | None = None
+    og_title: Annotated[str, StringConstraints(max_length=300)] | None = None
+    og_description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    og_image: Url | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _unique_tags(cls, tags: list[str] | None) -> list[str] | None:
+        return None if tags is None else list(dict.fromkeys(tags))
+
+    @model_validator(mode="after")
+    def _window(self) -> "LinkFields":
+        if self.starts_at and self.expires_at and self.expires_at <= self.starts_at:
+            raise ValueError("expires_at must be after starts_at")
+        return self
+
+
+class LinkCreate(LinkFields):
+    url: Url
+    slug: Slug | None = None
+    redirect_code: Literal[301, 302, 307, 308] = 302
+    forward_query: bool = True
+
+
+class LinkUpdate(LinkFields):
+    url: Url | None = None
+    archived: bool | None = None
+
+
+class LinkOut(BaseModel):
+    id: int
+    slug: str
+    short_url: str
+    url: str
+    destination: str
+    title: str | None
+    tags: list[str]
+    utm_source: str | None
+    utm_medium: str | None
+    utm_campaign: str | None
+    utm_term: str | None
+    utm_content: str | None
+    redirect_code: int
+    forward_query: bool
+    starts_at: datetime | None
+    expires_at: datetime | None
+    max_clicks: int | None
+    fallback_url: str | None
+    og_title: str | None
+    og_description: str | None
+    og_image: str | None
+    clicks: int
+    archived: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class LinkPage(BaseModel):
+    links: list[LinkOut]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null at the end"
+    )
+
+
+class BulkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Items are validated one by one so that a bad item fails alone.
+    links: Annotated[list[dict], Field(min_length=1, max_length=1000)]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: object = None
+
+
+class BulkResult(BaseModel):
+    ok: bool
+    link: LinkOut | None = None
+    error: ErrorBody | None = None
+
+
+class BulkOut(BaseModel):
+    results: list[BulkResult]

@@ -1,0 +1,181 @@
+"""Links: create, read, list, update and archive, scoped to the caller's workspace."""
+
+import base64
+import secrets
+import string
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from sqlalchemy import Select, exists, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import Principal
+from app.db import utcnow
+from app.errors import AppError, Invalid, NotFound
+from app.links.models import UTM_FIELDS, Link, LinkTag
+from app.links.schemas import LinkCreate, LinkOut, LinkUpdate
+from app.links.urls import host_of, merge_utm
+
+SLUG_ALPHABET = string.ascii_letters + string.digits
+GENERATED_SLUG_LENGTH = 7
+
+
+@dataclass(frozen=True)
+class LinkContext:
+    """What link rules need to know of the deployment."""
+
+    base_url: str
+
+    @property
+    def short_host(self) -> str:
+        return host_of(self.base_url)
+
+    def short_url(self, slug: str) -> str:
+        return f"{self.base_url.rstrip('/')}/{slug}"
+
+
+def destination(link: Link) -> str:
+    return merge_utm(link.url, {f: getattr(link, f) for f in UTM_FIELDS})
+
+
+def to_out(link: Link, ctx: LinkContext) -> LinkOut:
+    fields = {name: getattr(link, name) for name in LinkOut.model_fields if hasattr(link, name)}
+    return LinkOut(
+        **fields,
+        short_url=ctx.short_url(link.slug),
+        destination=destination(link),
+        archived=link.archived_at is not None,
+    )
+
+
+def _check_rules(link: Link, ctx: LinkContext) -> None:
+    for field in ("url", "fallback_url"):
+        value = getattr(link, field)
+        if value and host_of(value) == ctx.short_host:
+            raise Invalid("redirect_loop", f"{field} must not point at this service", field)
+    if link.starts_at and link.expires_at and link.expires_at <= link.starts_at:
+        raise Invalid("invalid_window", "expires_at must be after starts_at", "expires_at")
+
+
+def _apply(link: Link, data: LinkCreate | LinkUpdate) -> None:
+    for name in data.model_fields_set - {"tags", "archived", "slug"}:
+        setattr(link, name, getattr(data, name))
+    if "tags" in data.model_fields_set:
+        link.tag_rows = [LinkTag(tag=tag) for tag in data.tags or []]
+
+
+async def _free_slug(session: AsyncSession) -> str:
+    for _ in range(10):
+        slug = "".join(secrets.choice(SLUG_ALPHABET) for _ in range(GENERATED_SLUG_LENGTH))
+        if not await session.scalar(select(exists().where(Link.slug == slug))):
+            return slug
+    raise AppError(503, "slug_space_exhausted", "could not find a free slug, try again")
+
+
+async def create_link(
+    session: AsyncSession, principal: Principal, data: LinkCreate, ctx: LinkContext
+) -> Link:
+    link = Link(workspace_id=principal.workspace_id, slug=data.slug or await _free_slug(session))
+    link.tag_rows = []
+    _apply(link, data)
+    _check_rules(link, ctx)
+    try:
+        async with session.begin_nested():
+            session.add(link)
+    except IntegrityError:
+        raise AppError(409, "slug_taken", f"the slug '{link.slug}' is taken") from None
+    return link
+
+
+async def create_links(
+    session: AsyncSession, principal: Principal, items: list[dict], ctx: LinkContext
+) -> list[Link | AppError]:
+    """Each item created on its own: a bad one yields its error and the rest go on."""
+    results: list[Link | AppError] = []
+    for item in items:
+        try:
+            data = LinkCreate.model_validate(item)
+            results.append(await create_link(session, principal, data, ctx))
+        except ValidationError as exc:
+            details = [
+                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+            ]
+            results.append(AppError(422, "validation_error", "invalid link", details))
+        except AppError as exc:
+            results.append(exc)
+    return results
+
+
+def _visible(principal: Principal) -> Select[tuple[Link]]:
+    query = select(Link)
+    if not principal.is_admin:
+        query = query.where(Link.workspace_id == principal.workspace_id)
+    return query
+
+
+async def get_link(session: AsyncSession, principal: Principal, slug: str) -> Link:
+    link = await session.scalar(_visible(principal).where(Link.slug == slug))
+    if link is None:
+        raise NotFound("link")
+    return link
+
+
+async def update_link(
+    session: AsyncSession, principal: Principal, slug: str, data: LinkUpdate, ctx: LinkContext
+) -> Link:
+    link = await get_link(session, principal, slug)
+    _apply(link, data)
+    if data.archived is not None:
+        link.archived_at = (link.archived_at or utcnow()) if data.archived else None
+    _check_rules(link, ctx)
+    await session.flush()
+    return link
+
+
+async def archive_link(session: AsyncSession, principal: Principal, slug: str) -> Link:
+    link = await get_link(session, principal, slug)
+    link.archived_at = link.archived_at or utcnow()
+    await session.flush()
+    return link
+
+
+def encode_cursor(link_id: int) -> str:
+    return base64.urlsafe_b64encode(str(link_id).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError:
+        raise AppError(400, "bad_cursor", "the cursor is not one this API gave out") from None
+
+
+async def list_links(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    q: str | None = None,
+    tag: str | None = None,
+    utm_campaign: str | None = None,
+    archived: bool = False,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Link], str | None]:
+    """Newest first, `limit` at a time; returns the page and the cursor of the next one."""
+    query = _visible(principal).where(
+        Link.archived_at.is_not(None) if archived else Link.archived_at.is_(None)
+    )
+    if q:
+        query = query.where(
+            or_(*(col.icontains(q, autoescape=True) for col in (Link.slug, Link.url, Link.title)))
+        )
+    if tag:
+        query = query.where(Link.tag_rows.any(LinkTag.tag == tag))
+    if utm_campaign:
+        query = query.where(Link.utm_campaign == utm_campaign)
+    if cursor:
+        query = query.where(Link.id < decode_cursor(cursor))
+    rows = list(await session.scalars(query.order_by(Link.id.desc()).limit(limit + 1)))
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor

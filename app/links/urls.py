@@ -1,0 +1,62 @@
+"""Destination URLs: what is accepted, and how a link's UTM fields are merged into them."""
+
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+
+MAX_URL_LENGTH = 4096
+# Characters left as they are when a non-ASCII URL is percent-encoded.
+URL_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
+
+
+def check_url(value: str) -> str:
+    """An absolute http(s) URL with a host and no credentials, as ASCII (IDNA host,
+    percent-encoded path), or ValueError saying what is wrong."""
+    value = value.strip()
+    if len(value) > MAX_URL_LENGTH:
+        raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("only http and https URLs are accepted")
+    if not host:
+        raise ValueError("the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("credentials (user:password@) are not allowed in the URL")
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError("the URL contains spaces or control characters")
+    if not value.isascii():
+        try:
+            ascii_host = host.encode("idna").decode()
+        except UnicodeError:
+            raise ValueError("the URL's host is not a valid domain name") from None
+        netloc = ascii_host + (f":{port}" if port else "")
+        value = urlunsplit((parts.scheme, netloc, *(quote(p, safe=URL_SAFE) for p in parts[2:])))
+    return value
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def merge_utm(url: str, utm: dict[str, str | None]) -> str:
+    """`url` with the given UTM parameters: one already in the URL is replaced where it
+    stands, the others are appended; every other parameter is kept byte for byte."""
+    wanted = {k: v for k, v in utm.items() if v}
+    if not wanted:
+        return url
+    base, hash_, fragment = url.partition("#")
+    path, _, query = base.partition("?")
+    pairs, done = [], set()
+    for pair in query.split("&") if query else []:
+        key = unquote_plus(pair.partition("=")[0])
+        if key in wanted:
+            if key not in done:
+                pairs.append(f"{key}={quote(wanted[key], safe='')}")
+                done.add(key)
+            continue
+        pairs.append(pair)
+    pairs += [f"{k}={quote(v, safe='')}" for k, v in wanted.items() if k not in done]
+    return f"{path}?{'&'.join(pairs)}{hash_}{fragment}"

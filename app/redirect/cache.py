@@ -1,0 +1,109 @@
+"""The in-process link cache: what the redirect needs of a link, read from the database
+only on a miss. Changes made through this process are forgotten at once; changes made by
+other processes are seen within `TAUTAN_LINK_CACHE_TTL_S`."""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import noload
+
+from app.links.models import Link
+from app.links.service import destination
+
+UNKNOWN_TTL_S = 5.0  # unknown slugs are remembered briefly, so probing them stays cheap
+MAX_ENTRIES = 100_000
+
+
+@dataclass(slots=True)
+class Target:
+    link_id: int
+    workspace_id: int
+    code: int
+    location: str  # destination with UTMs, without its #fragment
+    fragment: str  # "" or "#..."
+    forward_query: bool
+    starts_at: datetime | None
+    expires_at: datetime | None
+    max_clicks: int | None
+    clicks: int
+    fallback_url: str | None
+
+    @classmethod
+    def of(cls, link: Link) -> "Target":
+        location, hash_, fragment = destination(link).partition("#")
+        return cls(
+            link.id,
+            link.workspace_id,
+            link.redirect_code,
+            location,
+            hash_ + fragment,
+            link.forward_query,
+            link.starts_at,
+            link.expires_at,
+            link.max_clicks,
+            link.clicks,
+            link.fallback_url,
+        )
+
+    def is_live(self, now: datetime) -> bool:
+        if self.starts_at and now < self.starts_at:
+            return False
+        if self.expires_at and now >= self.expires_at:
+            return False
+        return not (self.max_clicks is not None and self.clicks >= self.max_clicks)
+
+
+class LinkCache:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], ttl_s: float) -> None:
+        self._sessionmaker = sessionmaker
+        self._ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, Target | None]] = {}
+        self._loading: dict[str, asyncio.Future[Target | None]] = {}
+
+    async def get(self, slug: str) -> Target | None:
+        entry = self._entries.get(slug)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        # One database read per slug however many requests miss at once.
+        pending = self._loading.get(slug)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future = asyncio.get_running_loop().create_future()
+        self._loading[slug] = future
+        try:
+            target = await self._load(slug)
+            future.set_result(target)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters (if any) get it, no warning otherwise
+            raise
+        finally:
+            current = self._loading.get(slug) is future
+            if current:
+                del self._loading[slug]
+        if current:  # else forget() ran meanwhile and what was read may be stale
+            self._store(slug, target)
+        return target
+
+    async def _load(self, slug: str) -> Target | None:
+        async with self._sessionmaker() as session:
+            link = await session.scalar(
+                select(Link)
+                .where(Link.slug == slug, Link.archived_at.is_(None))
+                .options(noload(Link.tag_rows))
+            )
+            return Target.of(link) if link else None
+
+    def _store(self, slug: str, target: Target | None) -> None:
+        if len(self._entries) >= MAX_ENTRIES:
+            del self._entries[next(iter(self._entries))]  # the oldest insertion
+        ttl = self._ttl_s if target is not None else min(self._ttl_s, UNKNOWN_TTL_S)
+        self._entries[slug] = (time.monotonic() + ttl, target)
+
+    def forget(self, slug: str) -> None:
+        self._entries.pop(slug, None)
+        self._loading.pop(slug, None)

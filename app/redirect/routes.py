@@ -1,0 +1,118 @@
+"""The redirect: a pure ASGI handler for `GET|HEAD /{slug}`, kept off FastAPI's stack
+because it is the one path where every microsecond counts (DESIGN §9). It reads the link
+cache, hands the raw click to the queue and answers; it never waits on a database write."""
+
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from urllib.parse import quote_from_bytes
+
+from starlette.types import Receive, Scope, Send
+
+from app.clicks.queue import RawClick
+from app.links.schemas import RESERVED_SLUGS
+from app.redirect.cache import LinkCache, Target
+
+SLUG_PATH = re.compile(r"/([A-Za-z0-9_-]{1,64})")
+NO_CACHE = (b"cache-control", b"private, no-cache")
+# Parameters that steer tracking; they are never forwarded to the destination.
+TRACKING_PARAMS = (b"qr", b"tautan_no_track")
+QUERY_SAFE = "!$&'()*+,-./:;=?@_~%"
+PAGES = {
+    404: b"<!doctype html><title>Not found</title><h1>404</h1><p>This short link does not exist.</p>",
+    410: b"<!doctype html><title>Gone</title><h1>410</h1><p>This short link is no longer active.</p>",
+}
+WANTED_HEADERS = frozenset(
+    {b"user-agent", b"referer", b"accept-language", b"x-forwarded-for", b"x-real-ip", b"forwarded"}
+)
+
+
+def slug_of(scope: Scope) -> str | None:
+    """The slug when this request is a redirect, else None (the API takes it)."""
+    if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+        return None
+    match = SLUG_PATH.fullmatch(scope["path"])
+    if match is None or match[1].lower() in RESERVED_SLUGS:
+        return None
+    return match[1]
+
+
+def split_query(query: bytes) -> tuple[bytes, dict[bytes, bytes]]:
+    """The query to forward (tracking parameters removed, unsafe bytes escaped so nothing
+    can break out of the Location header) and the tracking parameters found."""
+    flags: dict[bytes, bytes] = {}
+    if any(name in query for name in TRACKING_PARAMS):
+        kept = []
+        for pair in query.split(b"&"):
+            name, _, value = pair.partition(b"=")
+            if name in TRACKING_PARAMS:
+                flags[name] = value
+            elif pair:
+                kept.append(pair)
+        query = b"&".join(kept)
+    return quote_from_bytes(query, safe=QUERY_SAFE).encode(), flags
+
+
+def location_of(target: Target, query: bytes) -> bytes:
+    location = target.location
+    if query and target.forward_query:
+        location += ("&" if "?" in location else "?") + query.decode()
+    return (location + target.fragment).encode()
+
+
+class RedirectHandler:
+    def __init__(self, cache: LinkCache, record: Callable[[RawClick], None]) -> None:
+        self.cache = cache
+        self.record = record
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        slug = scope["path"][1:]
+        target = await self.cache.get(slug)
+        if target is None:
+            return await _page(send, 404)
+        query, flags = split_query(scope["query_string"])
+        now = datetime.now(UTC)
+        if not target.is_live(now):
+            if target.fallback_url is None:
+                return await _page(send, 410)
+            await _redirect(send, 302, target.fallback_url.encode())
+        else:
+            await _redirect(send, target.code, location_of(target, query))
+        if scope["method"] == "GET" and flags.get(b"tautan_no_track") != b"1":
+            headers = {k: v for k, v in scope["headers"] if k in WANTED_HEADERS}
+            client = scope.get("client")
+            self.record(
+                RawClick(
+                    link_id=target.link_id,
+                    workspace_id=target.workspace_id,
+                    ts=time.time(),
+                    peer=client[0] if client else "",
+                    user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
+                    referer=headers.get(b"referer", b"").decode("latin-1"),
+                    accept_language=headers.get(b"accept-language", b"").decode("latin-1"),
+                    forwarded_for=headers.get(b"x-forwarded-for", b"").decode("latin-1"),
+                    real_ip=headers.get(b"x-real-ip", b"").decode("latin-1"),
+                    forwarded=headers.get(b"forwarded", b"").decode("latin-1"),
+                    trigger="qr" if flags.get(b"qr") == b"1" else "link",
+                )
+            )
+
+
+async def _redirect(send: Send, code: int, location: bytes) -> None:
+    headers = [(b"location", location), (b"content-length", b"0")]
+    if code in (302, 307):
+        headers.append(NO_CACHE)
+    await send({"type": "http.response.start", "status": code, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _page(send: Send, status: int) -> None:
+    body = PAGES[status]
+    headers = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        NO_CACHE,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

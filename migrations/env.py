@@ -1,0 +1,48 @@
+"""Alembic environment: async engine, URL from Tautan's settings unless the caller
+(`app.migrate`) passes one in `config.attributes["url"]`."""
+
+import asyncio
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+import app.models  # noqa: F401  (registers every table on Base.metadata)
+from app.config import get_settings
+from app.db import Base, UTCDateTime, create_engine
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def render_item(kind: str, obj: object, autogen_context: object) -> str | bool:
+    # Migrations must not import app code that may change later: render our column
+    # types as the plain SQLAlchemy types they stand for.
+    if kind == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def run_migrations(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        render_item=render_item,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_async() -> None:
+    engine = create_engine(config.attributes.get("url") or get_settings().database_url)
+    async with engine.connect() as connection:
+        await connection.run_sync(run_migrations)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline (--sql) migrations are not supported; run against a database")
+asyncio.run(run_async())

@@ -1,0 +1,128 @@
+"""Test fixtures: every test that asks for `database_url` runs on a real SQLite file and,
+when TAUTAN_TEST_POSTGRES_URL is set, once more on a real PostgreSQL database."""
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import delete, make_url, text
+from starlette.testclient import TestClient
+
+import app.models  # noqa: F401
+from app import auth, migrate
+from app.config import Settings
+from app.db import Base, create_engine, create_sessionmaker
+from app.main import create_app
+
+T = TypeVar("T")
+POSTGRES_URL = os.environ.get("TAUTAN_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+BASE_URL = "http://tautan.test"
+
+
+def run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def _recreate_postgres_database(name: str) -> str:
+    assert POSTGRES_URL
+    server = create_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
+    async with server.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await server.dispose()
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def empty_database(backend: str, tmp_path: Path, name: str) -> str:
+    """The URL of a new, empty database of the given backend."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / name}.db"
+    return run(_recreate_postgres_database(f"tautan_{name}_{os.getpid()}"))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def migrated_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = empty_database(backend, tmp_path_factory.mktemp("db"), "suite")
+    migrate.upgrade(url)
+    return url
+
+
+async def _clear(url: str) -> None:
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            query = delete(table)
+            if table.name == "workspaces":
+                query = query.where(table.c.id != auth.DEFAULT_WORKSPACE_ID)
+            await connection.execute(query)
+    await engine.dispose()
+
+
+@pytest.fixture
+def database_url(migrated_url: str) -> str:
+    """A migrated database holding only the default workspace."""
+    run(_clear(migrated_url))
+    return migrated_url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        base_url=BASE_URL,
+        spool_dir=str(tmp_path / "spool"),
+        flush_interval_ms=20,
+        link_cache_ttl_s=30,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False) as client:
+        yield client
+
+
+def in_app(client: TestClient, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(session)` in one committed transaction on the app's own event loop."""
+    state = client.app.api.state  # type: ignore[attr-defined]
+
+    async def go() -> T:
+        async with state.sessionmaker() as session, session.begin():
+            return await work(session)
+
+    assert client.portal is not None
+    return client.portal.call(go)
+
+
+def make_key(client: TestClient, *scopes: str, workspace: str = "default") -> dict[str, str]:
+    """Authorization headers for a new key with these scopes in this workspace."""
+    _, token = in_app(
+        client, lambda s: auth.create_key(s, name="test", scopes=list(scopes), workspace=workspace)
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def admin(client: TestClient) -> dict[str, str]:
+    return make_key(client, "admin")
+
+
+@pytest.fixture
+def writer(client: TestClient) -> dict[str, str]:
+    return make_key(client, "links:read", "links:write", "stats:read")
+
+
+def create_link(client: TestClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    body.setdefault("url", "https://shop.example.com/")
+    response = client.post("/api/links", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
