@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 import app.models  # noqa: F401
 from app import auth, migrate
 from app.config import Settings
-from app.db import Base, create_engine, create_sessionmaker
+from app.db import Base, create_engine
 from app.main import create_app
 
 T = TypeVar("T")

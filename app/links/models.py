@@ -36,13 +36,11 @@ class Link(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    tag_rows: Mapped[list["LinkTag"]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan", order_by="LinkTag.tag"
-    )
+    tag_rows: Mapped[list["LinkTag"]] = relationship(lazy="selectin", cascade="all, delete-orphan")
 
     @property
     def tags(self) -> list[str]:
-        return [row.tag for row in self.tag_rows]
+        return sorted(row.tag for row in self.tag_rows)
 
 
 class LinkTag(Base):

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import noload
+from sqlalchemy.orm import raiseload
 
 from app.links.models import Link
 from app.links.service import destination
@@ -94,7 +94,7 @@ class LinkCache:
             link = await session.scalar(
                 select(Link)
                 .where(Link.slug == slug, Link.archived_at.is_(None))
-                .options(noload(Link.tag_rows))
+                .options(raiseload(Link.tag_rows))
             )
             return Target.of(link) if link else None
 

@@ -1,0 +1,216 @@
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
+
+from app.links.models import Link
+from tests.conftest import BASE_URL, create_link, in_app, make_key
+
+
+def count_links(client: TestClient) -> int:
+    return in_app(client, lambda s: s.scalar(select(func.count()).select_from(Link)))
+
+
+def test_create_returns_the_link_with_its_short_url_and_destination(
+    client: TestClient, writer: dict
+) -> None:
+    link = create_link(
+        client,
+        writer,
+        url="https://shop.example.com/sale?color=red&utm_source=old",
+        utm_source="instagram",
+        utm_medium="social",
+        utm_campaign="launch",
+        tags=["summer", "ig", "summer"],
+        title="Summer sale",
+    )
+    assert len(link["slug"]) == 7 and link["slug"].isalnum()
+    assert link["short_url"] == f"{BASE_URL}/{link['slug']}"
+    assert link["destination"] == (
+        "https://shop.example.com/sale?color=red&utm_source=instagram"
+        "&utm_medium=social&utm_campaign=launch"
+    )
+    assert link["tags"] == ["ig", "summer"]
+    assert (link["clicks"], link["redirect_code"], link["forward_query"]) == (0, 302, True)
+    assert client.get(f"/api/links/{link['slug']}", headers=writer).json() == link
+
+
+def test_custom_slug_is_case_sensitive_and_taken_slug_is_409(
+    client: TestClient, writer: dict
+) -> None:
+    create_link(client, writer, slug="Promo")
+    create_link(client, writer, slug="promo")
+    response = client.post(
+        "/api/links", json={"url": "https://other.example/", "slug": "Promo"}, headers=writer
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "slug_taken"
+    assert count_links(client) == 2
+
+
+BAD_BODIES = [
+    {"url": "javascript:alert(1)"},
+    {"url": "data:text/html,hi"},
+    {"url": "ftp://files.example/"},
+    {"url": "https:///nohost"},
+    {"url": "https://user:pass@evil.example/"},
+    {"url": "https://x.example/" + "a" * 4100},
+    {"url": f"{BASE_URL}/loop"},
+    {"url": "https://TAUTAN.test:8080/loop"},
+    {"url": "https://ok.example/", "fallback_url": f"{BASE_URL}/x"},
+    {"url": "https://ok.example/", "slug": "a/b"},
+    {"url": "https://ok.example/", "slug": "a b"},
+    {"url": "https://ok.example/", "slug": "x" * 65},
+    {"url": "https://ok.example/", "slug": ""},
+    {"url": "https://ok.example/", "slug": "api"},
+    {"url": "https://ok.example/", "slug": "Dashboard"},
+    {"url": "https://ok.example/", "slug": "healthz"},
+    {"url": "https://ok.example/", "max_clicks": 0},
+    {"url": "https://ok.example/", "max_clicks": -3},
+    {"url": "https://ok.example/", "redirect_code": 303},
+    {
+        "url": "https://ok.example/",
+        "starts_at": "2030-01-02T00:00:00Z",
+        "expires_at": "2030-01-01T00:00:00Z",
+    },
+    {"url": "https://ok.example/", "bogus": 1},
+    {"url": "https://ok.example/", "tags": ["a|b"]},
+    {"slug": "nourl"},
+    {"url": 12},
+]
+
+
+@pytest.mark.parametrize("body", BAD_BODIES, ids=lambda b: str(b)[:50])
+def test_bad_input_is_refused_with_422_and_nothing_is_written(
+    client: TestClient, writer: dict, body: dict
+) -> None:
+    response = client.post("/api/links", json=body, headers=writer)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] and error["message"]
+    assert count_links(client) == 0
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[]", b"null"])
+def test_malformed_bodies_get_the_error_shape(client: TestClient, writer: dict, raw: bytes) -> None:
+    response = client.post(
+        "/api/links", content=raw, headers={**writer, "content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_bulk_reports_each_item_in_order_and_one_bad_item_does_not_stop_the_rest(
+    client: TestClient, writer: dict
+) -> None:
+    items: list[dict[str, Any]] = [
+        {"url": "https://ok.example/1", "slug": "bulk-1"},
+        {"url": "javascript:x"},
+        {"url": "https://ok.example/2", "slug": "bulk-1"},  # taken by the first
+        {"url": "https://ok.example/3", "utm_campaign": "c", "unknown": True},
+        {"url": "https://ok.example/4"},
+    ]
+    response = client.post("/api/links/bulk", json={"links": items}, headers=writer)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["ok"] for r in results] == [True, False, False, False, True]
+    assert results[0]["link"]["slug"] == "bulk-1"
+    assert results[1]["error"]["code"] == "validation_error"
+    assert results[2]["error"]["code"] == "slug_taken"
+    assert results[3]["error"]["code"] == "validation_error"
+    assert count_links(client) == 2
+    assert client.get("/bulk-1").headers["location"] == "https://ok.example/1"
+
+
+def test_bulk_over_1000_items_is_refused(client: TestClient, writer: dict) -> None:
+    items = [{"url": f"https://ok.example/{i}"} for i in range(1001)]
+    response = client.post("/api/links/bulk", json={"links": items}, headers=writer)
+    assert response.status_code == 422
+    assert count_links(client) == 0
+
+
+def test_list_pages_with_a_cursor_newest_first(client: TestClient, writer: dict) -> None:
+    slugs = [create_link(client, writer, slug=f"page-{i}")["slug"] for i in range(5)]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/api/links", params=params, headers=writer).json()
+        seen += [x["slug"] for x in page["links"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == slugs[::-1]
+    response = client.get("/api/links", params={"cursor": "!!"}, headers=writer)
+    assert response.status_code == 400
+
+
+def test_list_filters(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="a1", title="Summer Sale", tags=["ig"], utm_campaign="summer")
+    create_link(client, writer, slug="a2", url="https://blog.example/summer_100%", tags=["fb"])
+    create_link(client, writer, slug="a3", tags=["ig", "fb"], utm_campaign="winter")
+    client.delete("/api/links/a3", headers=writer)
+
+    def slugs(**params: Any) -> list[str]:
+        response = client.get("/api/links", params=params, headers=writer)
+        assert response.status_code == 200, response.text
+        return sorted(x["slug"] for x in response.json()["links"])
+
+    assert slugs() == ["a1", "a2"]
+    assert slugs(q="summer") == ["a1", "a2"]
+    assert slugs(q="100%") == ["a2"]
+    assert slugs(q="_") == ["a2"]  # LIKE wildcards are taken literally
+    assert slugs(tag="ig") == ["a1"]
+    assert slugs(tag="fb", archived=True) == ["a3"]
+    assert slugs(utm_campaign="summer") == ["a1"]
+    assert slugs(archived=True) == ["a3"]
+
+
+def test_patch_changes_only_what_it_sends(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="p", title="Old", tags=["x"], utm_source="ig", max_clicks=5)
+    response = client.patch(
+        "/api/links/p",
+        json={"title": "New", "tags": ["y", "z"], "max_clicks": None},
+        headers=writer,
+    )
+    assert response.status_code == 200, response.text
+    link = response.json()
+    assert (link["title"], link["tags"], link["max_clicks"]) == ("New", ["y", "z"], None)
+    assert link["utm_source"] == "ig" and link["url"] == "https://shop.example.com/"
+
+
+def test_patch_that_breaks_a_rule_changes_nothing(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="w", starts_at="2030-01-02T00:00:00Z")
+    for body in (
+        {"expires_at": "2030-01-01T00:00:00Z"},
+        {"url": "ftp://x.example/"},
+        {"url": f"{BASE_URL}/w"},
+        {"slug": "renamed"},
+        {"clicks": 99},
+    ):
+        response = client.patch("/api/links/w", json=body, headers=writer)
+        assert response.status_code == 422, (body, response.text)
+    link = client.get("/api/links/w", headers=writer).json()
+    assert link["expires_at"] is None and link["url"] == "https://shop.example.com/"
+
+
+def test_delete_archives_the_link(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="gone")
+    assert client.get("/gone").status_code == 302
+    assert client.delete("/api/links/gone", headers=writer).status_code == 204
+    assert client.get("/gone").status_code == 404
+    assert client.get("/api/links/gone", headers=writer).json()["archived"] is True
+    restored = client.patch("/api/links/gone", json={"archived": False}, headers=writer)
+    assert restored.json()["archived"] is False
+    assert client.get("/gone").status_code == 302
+
+
+def test_another_workspace_sees_nothing_of_a_link(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="mine")
+    other = make_key(client, "links:read", "links:write", workspace="client-b")
+    assert client.get("/api/links/mine", headers=other).status_code == 404
+    assert client.patch("/api/links/mine", json={"title": "x"}, headers=other).status_code == 404
+    assert client.delete("/api/links/mine", headers=other).status_code == 404
+    assert client.get("/api/links", headers=other).json()["links"] == []
+    admin = make_key(client, "admin", workspace="client-b")
+    assert client.get("/api/links/mine", headers=admin).status_code == 200

@@ -1,0 +1,78 @@
+"""Cross-cutting behaviour: health, the error shape, CORS."""
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+from tests.conftest import BASE_URL, create_link
+
+DASHBOARD = "https://dash.example"
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "ok"
+
+
+def test_readiness_fails_when_the_database_is_unreachable(settings: Settings) -> None:
+    broken = settings.model_copy(
+        update={"database_url": "postgresql+asyncpg://nobody@127.0.0.1:1/none"}
+    )
+    with TestClient(create_app(broken)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+        assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/no/such/page", 404), ("PUT", "/api/links", 405), ("GET", "/a.b", 404)],
+)
+def test_errors_have_one_json_shape(
+    client: TestClient, method: str, path: str, status: int
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert set(response.json()["error"]) == {"code", "message", "details"}
+
+
+def test_openapi_is_served(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/api/links" in spec["paths"] and "/api/links/{slug}" in spec["paths"]
+
+
+@pytest.fixture
+def cors_client(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings.model_copy(update={"cors_origins": [DASHBOARD]}))
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as client:
+        yield client
+
+
+def test_cors_for_the_api_only(cors_client: TestClient, writer: dict) -> None:
+    create_link(cors_client, writer, slug="c")
+    preflight = cors_client.options(
+        "/api/links",
+        headers={
+            "Origin": DASHBOARD,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == DASHBOARD
+    listed = cors_client.get("/api/links", headers={**writer, "Origin": DASHBOARD})
+    assert listed.headers["access-control-allow-origin"] == DASHBOARD
+    stranger = cors_client.get("/api/links", headers={**writer, "Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in stranger.headers
+    for path in ("/c", "/healthz"):
+        response = cors_client.get(path, headers={"Origin": DASHBOARD})
+        assert "access-control-allow-origin" not in response.headers
+
+
+def test_no_cors_by_default(client: TestClient, writer: dict) -> None:
+    response = client.get("/api/links", headers={**writer, "Origin": DASHBOARD})
+    assert "access-control-allow-origin" not in response.headers
