@@ -18,7 +18,7 @@ from app.db import Base, UTCDateTime, utcnow
 from app.errors import AppError, NotFound
 
 SCOPES = ("links:read", "links:write", "stats:read", "admin")
-DEFAULT_WORKSPACE_ID = 1
+DEFAULT_WORKSPACE = "default"  # made by the first migration
 TOKEN_PREFIX = "tk_"
 # last_used_at is a hint for humans; writing it on every request would be a write per call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -88,7 +88,7 @@ async def create_key(
     *,
     name: str,
     scopes: list[str],
-    workspace: str = "default",
+    workspace: str = DEFAULT_WORKSPACE,
     token: str | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key and its token; the token is not stored and cannot be shown again."""

@@ -82,7 +82,7 @@ def serve(
 def keys_create(
     name: Annotated[str, typer.Option(help="what the key is for")],
     scopes: Annotated[str, typer.Option(help="comma-separated: " + ", ".join(auth.SCOPES))],
-    workspace: Annotated[str, typer.Option(help="created if new")] = "default",
+    workspace: Annotated[str, typer.Option(help="created if new")] = auth.DEFAULT_WORKSPACE,
 ) -> None:
     """Create an API key; its token is printed alone on the last line, once."""
     try:
@@ -133,7 +133,7 @@ def links_create(
     utm_campaign: Annotated[str | None, typer.Option()] = None,
     utm_term: Annotated[str | None, typer.Option()] = None,
     utm_content: Annotated[str | None, typer.Option()] = None,
-    workspace: Annotated[str, typer.Option(help="created if new")] = "default",
+    workspace: Annotated[str, typer.Option(help="created if new")] = auth.DEFAULT_WORKSPACE,
 ) -> None:
     """Create a short link; prints its short URL."""
     from pydantic import ValidationError

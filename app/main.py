@@ -1,6 +1,7 @@
 """The application factory: the FastAPI app for the API, and a small ASGI dispatcher in
 front of it that sends `GET|HEAD /{slug}` straight to the redirect handler."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,12 +10,16 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import ops
+from app.clicks.enrich import Enricher
 from app.clicks.queue import ClickQueue
+from app.clicks.spool import Spool
+from app.clicks.writer import ClickWriter
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.links.routes import router as links_router
 from app.links.service import LinkContext
+from app.metrics import Metrics
 from app.redirect.cache import LinkCache
 from app.redirect.routes import RedirectHandler, slug_of
 
@@ -48,11 +53,28 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
     cache = LinkCache(sessionmaker, settings.link_cache_ttl_s)
-    queue = ClickQueue(maxsize=max(10 * settings.flush_batch, 10_000))
+    queue = ClickQueue(batch=settings.flush_batch, maxsize=max(20 * settings.flush_batch, 50_000))
+    spool = Spool(settings.spool_dir)
+    metrics = Metrics()
+    metrics.queue_depth = queue.__len__
+    metrics.spool_size = spool.size
+    writer = ClickWriter(
+        queue=queue,
+        spool=spool,
+        sessionmaker=sessionmaker,
+        enricher=Enricher(settings),
+        metrics=metrics,
+        interval_s=settings.flush_interval_ms / 1000,
+        on_written=cache.count_clicks,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(writer.run())
         yield
+        # The server has stopped taking requests: drain what they queued, then close.
+        writer.stop()
+        await task
         await engine.dispose()
 
     api = FastAPI(title="Tautan", version="0.1.0", lifespan=lifespan)
@@ -62,7 +84,10 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     api.state.link_cache = cache
     api.state.link_context = LinkContext(base_url=settings.base_url)
     api.state.click_queue = queue
+    api.state.spool = spool
+    api.state.metrics = metrics
+    api.state.writer = writer
     install_error_handlers(api)
     api.include_router(ops.router)
     api.include_router(links_router)
-    return Dispatcher(api, RedirectHandler(cache, queue.put), settings.cors_origins)
+    return Dispatcher(api, RedirectHandler(cache, writer.record, metrics), settings.cors_origins)

@@ -1,6 +1,7 @@
 """Every table, imported in one place so `Base.metadata` is complete (Alembic, tests)."""
 
 from app.auth import ApiKey, Workspace
+from app.clicks.models import Click, VisitorSalt
 from app.links.models import Link, LinkTag
 
-__all__ = ["ApiKey", "Link", "LinkTag", "Workspace"]
+__all__ = ["ApiKey", "Click", "Link", "LinkTag", "VisitorSalt", "Workspace"]

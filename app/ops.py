@@ -1,7 +1,8 @@
-"""Health and readiness for orchestrators and load balancers."""
+"""Health, readiness and metrics for orchestrators, load balancers and Prometheus."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 router = APIRouter(tags=["ops"])
@@ -23,5 +24,16 @@ async def readyz(request: Request) -> JSONResponse:
         database = "ok"
     except Exception as exc:  # any failure means "not ready", with the reason shown
         database = f"error: {type(exc).__name__}"
-    body = {"status": "ok" if database == "ok" else "unavailable", "database": database}
+    body = {
+        "status": "ok" if database == "ok" else "unavailable",
+        "database": database,
+        "queue_depth": len(state.click_queue),
+        "spool_size": state.spool.size(),
+    }
     return JSONResponse(body, status_code=200 if database == "ok" else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus text: redirects, clicks written, queue depth, spool size, flush latency."""
+    return PlainTextResponse(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

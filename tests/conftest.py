@@ -21,6 +21,7 @@ T = TypeVar("T")
 POSTGRES_URL = os.environ.get("TAUTAN_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 BASE_URL = "http://tautan.test"
+PEER = ("127.0.0.1", 50000)  # the test client connects as a trusted local proxy would
 
 
 def run(coro: Awaitable[T]) -> T:
@@ -62,7 +63,7 @@ async def _clear(url: str) -> None:
         for table in reversed(Base.metadata.sorted_tables):
             query = delete(table)
             if table.name == "workspaces":
-                query = query.where(table.c.id != auth.DEFAULT_WORKSPACE_ID)
+                query = query.where(table.c.name != auth.DEFAULT_WORKSPACE)
             await connection.execute(query)
     await engine.dispose()
 
@@ -87,7 +88,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False) as client:
+    with TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER) as client:
         yield client
 
 

@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import BASE_URL, create_link
+from tests.conftest import BASE_URL, PEER, create_link
 
 DASHBOARD = "https://dash.example"
 
@@ -48,7 +48,7 @@ def test_openapi_is_served(client: TestClient) -> None:
 @pytest.fixture
 def cors_client(settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings.model_copy(update={"cors_origins": [DASHBOARD]}))
-    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as client:
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False, client=PEER) as client:
         yield client
 
 

@@ -24,13 +24,14 @@ class RawClick:
 
 
 class ClickQueue:
-    """A bounded FIFO. `put` never blocks the redirect: when the queue is full it reports
+    """A bounded FIFO. `put` never blocks the redirect: when the queue is full it returns
     False and the caller spools the click instead."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, *, batch: int, maxsize: int) -> None:
+        self.batch = batch
         self.maxsize = maxsize
         self._items: deque[RawClick] = deque()
-        self._ready = asyncio.Event()
+        self._wake = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -39,18 +40,19 @@ class ClickQueue:
         if len(self._items) >= self.maxsize:
             return False
         self._items.append(click)
-        if len(self._items) == 1:
-            self._ready.set()
+        if len(self._items) >= self.batch:
+            self._wake.set()
         return True
 
     def take(self, limit: int) -> list[RawClick]:
         items = self._items
-        batch = [items.popleft() for _ in range(min(limit, len(items)))]
-        if not items:
-            self._ready.clear()
-        return batch
+        return [items.popleft() for _ in range(min(limit, len(items)))]
 
     async def wait(self, timeout: float) -> None:
-        """Until something is queued or `timeout` seconds have passed."""
+        """Until a full batch is queued, `wake()` is called, or `timeout` seconds pass."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    def wake(self) -> None:
+        self._wake.set()

@@ -4,6 +4,7 @@ other processes are seen within `TAUTAN_LINK_CACHE_TTL_S`."""
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,6 +64,7 @@ class LinkCache:
         self._ttl_s = ttl_s
         self._entries: dict[str, tuple[float, Target | None]] = {}
         self._loading: dict[str, asyncio.Future[Target | None]] = {}
+        self._slug_of: dict[int, str] = {}  # link id -> slug, for count_clicks
 
     async def get(self, slug: str) -> Target | None:
         entry = self._entries.get(slug)
@@ -100,9 +102,21 @@ class LinkCache:
 
     def _store(self, slug: str, target: Target | None) -> None:
         if len(self._entries) >= MAX_ENTRIES:
-            del self._entries[next(iter(self._entries))]  # the oldest insertion
+            oldest = next(iter(self._entries))  # dicts keep insertion order
+            old_target = self._entries.pop(oldest)[1]
+            if old_target is not None:
+                self._slug_of.pop(old_target.link_id, None)
+        if target is not None:
+            self._slug_of[target.link_id] = slug
         ttl = self._ttl_s if target is not None else min(self._ttl_s, UNKNOWN_TTL_S)
         self._entries[slug] = (time.monotonic() + ttl, target)
+
+    def count_clicks(self, human_clicks: Counter[int]) -> None:
+        """Add clicks the writer has just committed, so max_clicks bites without a reload."""
+        for link_id, count in human_clicks.items():
+            entry = self._entries.get(self._slug_of.get(link_id, ""))
+            if entry is not None and entry[1] is not None:
+                entry[1].clicks += count
 
     def forget(self, slug: str) -> None:
         self._entries.pop(slug, None)

@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.clicks.queue import RawClick
 from app.links.schemas import RESERVED_SLUGS
+from app.metrics import Metrics
 from app.redirect.cache import LinkCache, Target
 
 SLUG_PATH = re.compile(r"/([A-Za-z0-9_-]{1,64})")
@@ -62,9 +63,12 @@ def location_of(target: Target, query: bytes) -> bytes:
 
 
 class RedirectHandler:
-    def __init__(self, cache: LinkCache, record: Callable[[RawClick], None]) -> None:
+    def __init__(
+        self, cache: LinkCache, record: Callable[[RawClick], None], metrics: Metrics
+    ) -> None:
         self.cache = cache
         self.record = record
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         slug = scope["path"][1:]
@@ -72,13 +76,13 @@ class RedirectHandler:
         if target is None:
             return await _page(send, 404)
         query, flags = split_query(scope["query_string"])
-        now = datetime.now(UTC)
-        if not target.is_live(now):
-            if target.fallback_url is None:
-                return await _page(send, 410)
+        if target.is_live(datetime.now(UTC)):
+            await _redirect(send, target.code, location_of(target, query))
+        elif target.fallback_url:
             await _redirect(send, 302, target.fallback_url.encode())
         else:
-            await _redirect(send, target.code, location_of(target, query))
+            return await _page(send, 410)
+        self.metrics.redirects += 1
         if scope["method"] == "GET" and flags.get(b"tautan_no_track") != b"1":
             headers = {k: v for k, v in scope["headers"] if k in WANTED_HEADERS}
             client = scope.get("client")

@@ -98,8 +98,8 @@ def upgrade() -> None:
 
     # Keys created without --workspace belong here.
     op.bulk_insert(
-        sa.table("workspaces", sa.column("id"), sa.column("name"), sa.column("created_at")),
-        [{"id": 1, "name": "default", "created_at": datetime.now(UTC)}],
+        sa.table("workspaces", sa.column("name"), sa.column("created_at")),
+        [{"name": "default", "created_at": datetime.now(UTC)}],
     )
 
 

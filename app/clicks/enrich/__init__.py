@@ -1,0 +1,77 @@
+"""Turning a raw click into a `clicks` row: who (visitor id), with what (device), from
+where (referrer, geography). Pure and memoised; runs in the writer, never in the request."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from app.clicks.enrich.bots import bot_name
+from app.clicks.enrich.geo import NO_GEO, GeoLookup
+from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
+from app.clicks.enrich.referrer import classify_referrer
+from app.clicks.enrich.useragent import parse_user_agent
+from app.clicks.models import Click
+from app.clicks.queue import RawClick
+from app.clicks.visitors import visitor_id
+from app.config import Settings
+
+MAX_LENGTH = {c.name: c.type.length for c in Click.__table__.columns if getattr(c.type, "length", None)}
+
+
+def primary_language(accept_language: str) -> str | None:
+    """`id` for `id-ID,id;q=0.9,en;q=0.8`; None when absent or not a language tag."""
+    tag = accept_language.split(",", 1)[0].split(";", 1)[0].strip()
+    primary = tag.split("-", 1)[0].lower()
+    # ISO 639 primary subtags are 2 or 3 letters; anything else is noise.
+    return primary if primary.isascii() and primary.isalpha() and 2 <= len(primary) <= 3 else None
+
+
+class Enricher:
+    def __init__(self, settings: Settings) -> None:
+        self.resolver = ClientResolver(settings.trusted_proxies)
+        self.ignore_ips = settings.ignore_ips
+        self.store_ip = settings.store_ip
+        self.geo = GeoLookup(settings.geoip_db)
+
+    def enrich(self, raw: RawClick, salt: bytes) -> dict[str, Any] | None:
+        """The row to insert, or None when the click is not to be recorded."""
+        address = self.resolver.resolve(raw.peer, raw.forwarded_for, raw.real_ip, raw.forwarded)
+        if is_ignored(address, self.ignore_ips):
+            return None
+        agent = parse_user_agent(raw.user_agent)
+        bot = bot_name(raw.user_agent)
+        referrer = classify_referrer(raw.referer, agent.in_app)
+        geo = self.geo.lookup(str(address)) if address else NO_GEO
+        row = {
+            "link_id": raw.link_id,
+            "workspace_id": raw.workspace_id,
+            "ts": datetime.fromtimestamp(raw.ts, UTC),
+            "visitor_id": visitor_id(salt, str(address), raw.user_agent),
+            "is_bot": bot is not None,
+            "bot_name": bot,
+            "device_type": "bot" if bot else agent.device_type,
+            "os": agent.os,
+            "os_version": agent.os_version,
+            "browser": agent.browser,
+            "browser_version": agent.browser_version,
+            "device_brand": agent.device_brand,
+            "device_model": agent.device_model,
+            "in_app": agent.in_app,
+            "referrer_url": referrer.url,
+            "referrer_domain": referrer.domain,
+            "referrer_source": referrer.source,
+            "country": geo.country,
+            "region": geo.region,
+            "city": geo.city,
+            "latitude": geo.latitude,
+            "longitude": geo.longitude,
+            "timezone": geo.timezone,
+            "language": primary_language(raw.accept_language),
+            "ip": stored_ip(address, self.store_ip),
+            "trigger": raw.trigger,
+        }
+        # Headers are untrusted: whatever they carried must fit its column.
+        for name, length in MAX_LENGTH.items():
+            value = row[name]
+            if isinstance(value, str) and len(value) > length:
+                row[name] = value[:length]
+        return row

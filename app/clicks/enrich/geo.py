@@ -1,0 +1,144 @@
+"""Country, region and city of an IP address, from a MaxMind-format (.mmdb) database."""
+
+import ipaddress
+import logging
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import geoip2.database
+import geoip2.errors
+import maxminddb
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Geo:
+    country: str | None = None  # ISO 3166-1 alpha-2
+    region: str | None = None  # the most specific subdivision, English name
+    city: str | None = None
+    latitude: float | None = None  # rounded to 2 decimals (~1 km): enough for a map
+    longitude: float | None = None
+    timezone: str | None = None
+
+
+NO_GEO = Geo()
+
+
+class GeoLookup:
+    """Lookups against one database file; `path=None` means no database, so no geography.
+
+    Call `lookup` and `reload_if_changed` from one thread: a reload closes the reader that a
+    lookup in another thread might still be using (that lookup would then answer NO_GEO).
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._reader: geoip2.database.Reader | None = None
+        self._is_city = False
+        self._file_id: tuple[int, int, int] | None = None
+        # Per instance, so that a reload can clear it and a dropped lookup frees it.
+        self._lookup = lru_cache(maxsize=65536)(self._lookup_uncached)
+        if path is not None:
+            try:
+                self._file_id = _file_id(path)
+            except FileNotFoundError:
+                raise FileNotFoundError(
+                    f"GeoIP database {path!r} not found: point TAUTAN_GEOIP_DB at a City or "
+                    "Country .mmdb file, or leave it unset to record clicks without geography."
+                ) from None
+            self._reader, self._is_city = _open(path)
+
+    def lookup(self, ip: str) -> Geo:
+        return self._lookup(ip) if self._reader is not None else NO_GEO
+
+    def reload_if_changed(self) -> bool:
+        """Reopen the database if its file was replaced (say by an atomic `os.replace`)."""
+        if self.path is None:
+            return False
+        try:
+            file_id = _file_id(self.path)
+        except OSError:
+            return False  # mid-swap, or removed: keep answering from the old file
+        if file_id == self._file_id:
+            return False
+        # Remembered even if the new file is bad, so it is not retried on every call.
+        self._file_id = file_id
+        try:
+            reader, is_city = _open(self.path)
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as error:
+            logger.warning("Kept the previous GeoIP database: %s", error)
+            return False
+        old, self._reader, self._is_city = self._reader, reader, is_city
+        self._lookup.cache_clear()
+        if old is not None:
+            old.close()
+        return True
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self._lookup.cache_clear()
+
+    def _lookup_uncached(self, ip: str) -> Geo:
+        address = _public_address(ip)
+        if address is None or self._reader is None:
+            return NO_GEO
+        try:
+            if not self._is_city:
+                return Geo(country=self._reader.country(address).country.iso_code)
+            city = self._reader.city(address)
+        except geoip2.errors.AddressNotFoundError:
+            return NO_GEO
+        except (ValueError, maxminddb.InvalidDatabaseError):
+            # A reader closed by a reload in another thread, or a corrupt file: a click
+            # without geography beats a writer that stops.
+            return NO_GEO
+        return Geo(
+            country=city.country.iso_code,
+            region=city.subdivisions.most_specific.name,
+            city=city.city.name,
+            latitude=_round(city.location.latitude),
+            longitude=_round(city.location.longitude),
+            timezone=city.location.time_zone,
+        )
+
+
+def _open(path: str) -> tuple[geoip2.database.Reader, bool]:
+    reader = geoip2.database.Reader(path)
+    database_type = reader.metadata().database_type
+    if "City" in database_type:
+        return reader, True
+    if "Country" in database_type:
+        return reader, False
+    reader.close()
+    raise ValueError(
+        f"GeoIP database {path!r} is of type {database_type!r}: "
+        "use a City or Country database (e.g. GeoLite2-City.mmdb)."
+    )
+
+
+def _file_id(path: str) -> tuple[int, int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino, stat.st_mtime_ns
+
+
+def _public_address(ip: str) -> str | None:
+    """The address to look up, or None for one that has no place on a map."""
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:203.0.113.9, from a dual-stack socket
+    # is_global leaves out private, loopback, link-local, shared (CGNAT) and reserved
+    # ranges, but not multicast.
+    if not address.is_global or address.is_multicast:
+        return None
+    return str(address)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

@@ -1,0 +1,76 @@
+"""Client addresses: which one to believe, and how much of it to keep."""
+
+from functools import lru_cache
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+
+from app.config import Network
+
+Address = IPv4Address | IPv6Address
+
+
+def parse_ip(text: str) -> Address | None:
+    text = text.strip().strip('"')
+    if text.startswith("["):  # [v6]:port, as in Forwarded
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:  # v4:port
+        text = text.partition(":")[0]
+    try:
+        return ip_address(text)
+    except ValueError:
+        return None
+
+
+def _forwarded_for(header: str) -> list[str]:
+    """The `for=` values of an RFC 7239 Forwarded header, in order."""
+    hops = []
+    for element in header.split(","):
+        for pair in element.split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name.lower() == "for":
+                hops.append(value)
+    return hops
+
+
+class ClientResolver:
+    """The client address of a request: the TCP peer, unless the peer is a trusted proxy,
+    in which case the rightmost hop of its forwarding headers that is not itself trusted."""
+
+    def __init__(self, trusted: list[Network]) -> None:
+        self.trusted = trusted
+        self.is_trusted = lru_cache(maxsize=1024)(self._is_trusted)
+
+    def _is_trusted(self, address: Address) -> bool:
+        return any(address in network for network in self.trusted)
+
+    def resolve(self, peer: str, forwarded_for: str, real_ip: str, forwarded: str) -> Address | None:
+        client = parse_ip(peer)
+        if client is None or not self.is_trusted(client):
+            return client
+        if forwarded_for:
+            hops = forwarded_for.split(",")
+        elif real_ip:
+            hops = [real_ip]
+        else:
+            hops = _forwarded_for(forwarded)
+        for hop in reversed(hops):
+            address = parse_ip(hop)
+            if address is None:
+                break  # garbage: keep the last hop we could verify
+            client = address
+            if not self.is_trusted(address):
+                break
+        return client
+
+
+def stored_ip(address: Address | None, mode: str) -> str | None:
+    """The address as TAUTAN_STORE_IP says to keep it: none, anonymized (/24, /48) or full."""
+    if address is None or mode == "none":
+        return None
+    if mode == "full":
+        return str(address)
+    prefix = 24 if address.version == 4 else 48
+    return str(ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+def is_ignored(address: Address | None, networks: list[Network]) -> bool:
+    return address is not None and any(address in network for network in networks)

@@ -1,0 +1,156 @@
+"""Device, OS, browser and in-app browser from a User-Agent string."""
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import user_agents
+from user_agents.parsers import UserAgent
+
+from app.clicks.enrich.bots import bot_name
+
+MAX_UA_LENGTH = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UserAgentInfo:
+    device_type: str  # mobile | tablet | desktop | tv | console | wearable | bot | other
+    os: str | None
+    os_version: str | None
+    browser: str | None
+    browser_version: str | None
+    device_brand: str | None
+    device_model: str | None
+    in_app: str | None
+
+
+# In-app browsers reveal their app with a token of their own. First match wins: the
+# Messenger and Threads tokens must win over the Facebook and Instagram ones.
+_IN_APP: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), name)
+    for pattern, name in (
+        (r"FBAN/Messenger|FB_IAB/MESSENGER", "messenger"),
+        (r"\bBarcelona \d", "threads"),
+        (r"\bInstagram\b", "instagram"),
+        (r"FBAN/|FBAV/|FB_IAB/|FBIOS", "facebook"),
+        (r"musical_ly|BytedanceWebview|\bTikTok\b|\btrill_", "tiktok"),
+        (r"\bLine/\d", "line"),
+        (r"LinkedInApp", "linkedin"),
+        (r"TwitterAndroid|Twitter for iP", "twitter"),
+        (r"\bSnapchat/", "snapchat"),
+        (r"\bPinterest/", "pinterest"),
+        # Only inside a browser UA: a bare "WhatsApp/2.x" is the link-preview fetcher.
+        (r"^Mozilla/.*\bWhatsApp/", "whatsapp"),
+        (r"\bTelegram(?:-Android|-iOS)?/", "telegram"),
+        (r"MicroMessenger", "wechat"),
+        (r"KAKAOTALK", "kakaotalk"),
+        (r"\bGSA/\d", "google"),
+    )
+)
+
+# ua-parser knows nothing of these devices, or files them as phones or PCs.
+_CONSOLE = re.compile(r"PlayStation|Xbox|Nintendo")
+_TV = re.compile(
+    r"SMART-?TV|SmartTV|Web0S|webOS|HbbTV|\bTV\b|Android TV|GoogleTV|BRAVIA|CrKey|"
+    r"Chromecast|\bAFT[A-Z0-9]{1,4}\b|Roku|AppleTV|tvOS|NetCast|VIDAA"
+)
+_WEARABLE = re.compile(r"\bWatch\b|WatchOS|Wear ?OS")
+_XBOX = re.compile(r"Xbox(?: One| Series [SX])?")
+
+# Model codes that ua-parser leaves under a generic brand but that only one maker uses.
+_BRAND_BY_MODEL: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^SM-[A-Z]\d"), "Samsung"),
+    (re.compile(r"^V2\d{3}[A-Z]?$"), "vivo"),
+    # Xiaomi, Redmi and POCO codes start with the launch year and month: 23021RAAEG.
+    (re.compile(r"^M?2\d(?:0[1-9]|1[0-2])[0-9A-Z]{3,6}$"), "Xiaomi"),
+    (re.compile(r"^POCO\b", re.IGNORECASE), "Xiaomi"),
+)
+_BRAND_NAMES = {"XiaoMi": "Xiaomi"}
+
+# Chrome's reduced UA says "Android 10; K" whatever the phone and Android release.
+_REDUCED_ANDROID = re.compile(r"Android 10; K\)")
+
+_APPLE_OS = ("iOS", "Mac OS X")
+
+
+def parse_user_agent(ua: str) -> UserAgentInfo:
+    return _parse(ua[:MAX_UA_LENGTH])
+
+
+@lru_cache(maxsize=4096)
+def _parse(ua: str) -> UserAgentInfo:
+    parsed = user_agents.parse(ua)
+    os = _known(parsed.os.family)
+    browser = _known(parsed.browser.family)
+    brand, model = _brand_and_model(parsed.device.brand, parsed.device.model)
+    os_version = parsed.os.version_string or None
+    browser_version = parsed.browser.version_string or None
+
+    if os == "Mac OS X":
+        os = "macOS"
+    if browser == "Apple Mail" and os not in _APPLE_OS:
+        # A bare "AppleWebKit/605" UA, as game consoles send, is not Apple's mail app.
+        browser = browser_version = None
+    if _REDUCED_ANDROID.search(ua):
+        os_version = None
+    if xbox := _XBOX.findall(ua):
+        # "Xbox; Xbox One": the longest mention names the console.
+        brand, model = "Microsoft", max(xbox, key=len)
+
+    if bot_name(ua) is not None:
+        # A crawler's "Macintosh" or "Nexus 5X" is a disguise, not a device.
+        return UserAgentInfo("bot", os, os_version, browser, browser_version, None, None, None)
+    return UserAgentInfo(
+        device_type=_device_type(ua, parsed, brand, model),
+        os=os,
+        os_version=os_version,
+        browser=browser,
+        browser_version=browser_version,
+        device_brand=brand,
+        device_model=model,
+        in_app=_in_app(ua),
+    )
+
+
+def _known(family: str | None) -> str | None:
+    return None if family in (None, "", "Other", "Generic") else family
+
+
+def _brand_and_model(brand: str | None, model: str | None) -> tuple[str | None, str | None]:
+    if brand in (None, "Generic", "Spider"):
+        # Placeholders such as "Smartphone" or "Desktop", not a model.
+        return None, None
+    if model in ("K", "Browser"):
+        # "K": Chrome's reduced UA. "Browser": ua-parser reads "HuaweiBrowser" as a model.
+        model = None
+    if brand.startswith("Generic"):
+        brand = None
+        for pattern, maker in _BRAND_BY_MODEL:
+            if model and pattern.search(model):
+                brand = maker
+                break
+    return _BRAND_NAMES.get(brand or "", brand), model or None
+
+
+def _device_type(ua: str, parsed: UserAgent, brand: str | None, model: str | None) -> str:
+    if _CONSOLE.search(ua):
+        return "console"
+    if _TV.search(ua):
+        return "tv"
+    galaxy_watch = brand == "Samsung" and (model or "").startswith("SM-R")
+    if galaxy_watch or _WEARABLE.search(ua) or parsed.device.family == "Apple Watch":
+        return "wearable"
+    if parsed.is_tablet:
+        return "tablet"
+    if parsed.is_mobile:
+        return "mobile"
+    if parsed.is_pc:
+        return "desktop"
+    return "other"
+
+
+def _in_app(ua: str) -> str | None:
+    for pattern, name in _IN_APP:
+        if pattern.search(ua):
+            return name
+    return None

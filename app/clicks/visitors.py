@@ -1,0 +1,51 @@
+"""Visitor ids: a keyed hash of (IP, User-Agent) under a salt that changes every UTC day.
+The same person counts once a day; after the salt is deleted (two days on) nobody, us
+included, can tell from a visitor id who it was."""
+
+import hashlib
+import secrets
+from datetime import date, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clicks.models import VisitorSalt
+
+KEEP_DAYS = 2
+
+
+def visitor_id(salt: bytes, ip: str, user_agent: str) -> str:
+    return hashlib.blake2b(f"{ip}\n{user_agent}".encode(), key=salt, digest_size=16).hexdigest()
+
+
+class Salts:
+    """The daily salts, shared by every process through the database, remembered here."""
+
+    def __init__(self) -> None:
+        self._known: dict[date, bytes] = {}
+
+    async def of(self, session: AsyncSession, day: date) -> bytes:
+        salt = self._known.get(day)
+        if salt is None:
+            salt = await self._fetch(session, day)
+            self._known = {d: s for d, s in self._known.items() if d >= day - timedelta(KEEP_DAYS)}
+            self._known[day] = salt
+        return salt
+
+    async def _fetch(self, session: AsyncSession, day: date) -> bytes:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        created = await session.execute(
+            insert(VisitorSalt)
+            .values(day=day, salt=secrets.token_bytes(32))
+            .on_conflict_do_nothing(index_elements=["day"])
+        )
+        if created.rowcount:  # a new day: the salts of days past their keep are deleted
+            await session.execute(
+                delete(VisitorSalt).where(VisitorSalt.day < day - timedelta(KEEP_DAYS))
+            )
+        salt = await session.scalar(select(VisitorSalt.salt).where(VisitorSalt.day == day))
+        assert salt is not None
+        return salt

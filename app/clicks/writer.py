@@ -1,0 +1,122 @@
+"""The click writer: one task per process that drains the queue every flush interval (or
+full batch), enriches the clicks and writes them in one transaction. When the database
+fails, clicks go to the spool and are replayed, in order, once it answers again."""
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.clicks.enrich import Enricher
+from app.clicks.models import Click
+from app.clicks.queue import ClickQueue, RawClick
+from app.clicks.spool import Spool
+from app.clicks.visitors import Salts
+from app.links.models import Link
+from app.metrics import Metrics
+
+log = logging.getLogger(__name__)
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
+LINKS = Link.__table__
+ADD_CLICKS = (
+    update(LINKS)
+    .where(LINKS.c.id == bindparam("link"))
+    .values(clicks=LINKS.c.clicks + bindparam("human"))
+)
+
+
+class ClickWriter:
+    def __init__(
+        self,
+        *,
+        queue: ClickQueue,
+        spool: Spool,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        enricher: Enricher,
+        metrics: Metrics,
+        interval_s: float,
+        on_written: Callable[[Counter[int]], None] = lambda counts: None,
+    ) -> None:
+        self.queue, self.spool, self.sessionmaker = queue, spool, sessionmaker
+        self.enricher, self.metrics = enricher, metrics
+        self.interval_s = interval_s
+        self.on_written = on_written  # human clicks per link id, after each commit
+        self.salts = Salts()
+        self._stopping = False
+        self._retry_at = 0.0  # while the database is failing: when to try it again
+        self._retry_delay = RETRY_FIRST_S
+
+    def record(self, click: RawClick) -> None:
+        """Called by the redirect for each click: never blocks, never drops."""
+        self.metrics.clicks_enqueued += 1
+        if not self.queue.put(click):
+            self.spool.append([click])  # overloaded or stalled writer: keep it on disk
+
+    async def run(self) -> None:
+        """Until stop(): flush, then on stop drain what is left."""
+        await self._flush([])  # a spool left by an earlier run goes first
+        while not self._stopping:
+            await self.queue.wait(self.interval_s)
+            await self._flush(self.queue.take(self.queue.batch))
+        while len(self.queue):
+            await self._flush(self.queue.take(self.queue.batch))
+        self.spool.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.queue.wake()
+
+    async def _flush(self, batch: list[RawClick]) -> None:
+        if time.monotonic() < self._retry_at:
+            self._to_spool(batch)
+            return
+        try:
+            if self.spool.pending():
+                replayed = await self.spool.replay(self.write)
+                if replayed:
+                    log.info("replayed %d spooled clicks", replayed)
+            if batch:
+                await self.write(batch)
+        except Exception:
+            self.metrics.writer_errors += 1
+            log.exception("writing clicks failed; spooling, retry in %.1fs", self._retry_delay)
+            self._retry_at = time.monotonic() + self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_S)
+            self._to_spool(batch)
+            return
+        self._retry_at, self._retry_delay = 0.0, RETRY_FIRST_S
+
+    def _to_spool(self, batch: list[RawClick]) -> None:
+        if batch:
+            self.spool.append(batch)
+            self.metrics.clicks_spooled += len(batch)
+
+    async def write(self, batch: list[RawClick]) -> None:
+        """Enrich and insert `batch` in one transaction, counting human clicks per link."""
+        started = time.perf_counter()
+        async with self.sessionmaker() as session, session.begin():
+            salts = {}
+            rows = []
+            for raw in batch:
+                day = datetime.fromtimestamp(raw.ts, UTC).date()
+                if day not in salts:
+                    salts[day] = await self.salts.of(session, day)
+                row = self.enricher.enrich(raw, salts[day])
+                if row is not None:
+                    rows.append(row)
+            human = Counter(row["link_id"] for row in rows if not row["is_bot"])
+            if rows:
+                await session.execute(insert(Click), rows)
+            if human:
+                await session.execute(
+                    ADD_CLICKS, [{"link": link, "human": n} for link, n in human.items()]
+                )
+        self.metrics.clicks_written += len(rows)
+        self.metrics.bot_clicks += len(rows) - sum(human.values())
+        self.metrics.flush_seconds.observe(time.perf_counter() - started)
+        self.on_written(human)

@@ -1,0 +1,148 @@
+"""Redirects become enriched click rows, through the real app and a real database."""
+
+import time
+from collections.abc import Iterator
+from ipaddress import ip_network
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from app.clicks.models import Click
+from app.config import Settings
+from app.links.models import Link
+from app.main import create_app
+from tests.conftest import BASE_URL, PEER, create_link, in_app
+
+IPHONE_INSTAGRAM = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Mobile/15E148 Instagram 334.0.4.32.98 (iPhone15,2; iOS 17_5; en_US; en; scale=3.00; "
+    "1179x2556; 612379432)"
+)
+SAMSUNG = (
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36"
+)
+DESKTOP = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+PREVIEW = "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"
+
+
+def clicks_of(client: TestClient, want: int, timeout: float = 10) -> list[Click]:
+    """The click rows once the writer has written `want` of them (it batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = list(in_app(client, lambda s: s.scalars(select(Click).order_by(Click.id))).all())
+        if len(rows) >= want or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.02)
+
+
+def link_clicks(client: TestClient, slug: str) -> int:
+    return in_app(client, lambda s: s.scalar(select(Link.clicks).where(Link.slug == slug)))
+
+
+def test_each_redirect_becomes_an_enriched_click(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="c")
+    client.get("/c", headers={"User-Agent": IPHONE_INSTAGRAM, "Accept-Language": "id-ID,id;q=0.9",
+                              "X-Forwarded-For": "203.0.113.50"})
+    client.get("/c?qr=1", headers={"User-Agent": SAMSUNG, "Referer": "https://l.facebook.com/l.php?u=x"})
+    client.get("/c", headers={"User-Agent": PREVIEW})
+    first, second, third = clicks_of(client, 3)
+
+    assert (first.device_type, first.os, first.device_brand) == ("mobile", "iOS", "Apple")
+    assert (first.in_app, first.referrer_source, first.referrer_url) == ("instagram", "instagram", None)
+    assert (first.language, first.trigger, first.is_bot) == ("id", "link", False)
+    assert first.ip == "203.0.113.0"  # from the trusted proxy's header, anonymized
+    assert (second.device_brand, second.device_model, second.browser) == ("Samsung", "SM-S918B", "Chrome Mobile")
+    assert (second.referrer_domain, second.referrer_source, second.trigger) == ("facebook.com", "facebook", "qr")
+    assert (third.is_bot, third.bot_name, third.device_type) == (True, "facebookexternalhit", "bot")
+    assert [c.id for c in (first, second, third)] == sorted(c.id for c in (first, second, third))
+    assert link_clicks(client, "c") == 2  # humans only
+
+
+def test_visitor_ids_are_stable_per_device_and_differ_between_devices(
+    client: TestClient, writer: dict
+) -> None:
+    create_link(client, writer, slug="v")
+    for ua in (DESKTOP, DESKTOP, SAMSUNG):
+        client.get("/v", headers={"User-Agent": ua})
+    one, again, other = clicks_of(client, 3)
+    assert one.visitor_id == again.visitor_id != other.visitor_id
+    assert len(one.visitor_id) == 32 and "127.0.0.1" not in one.visitor_id
+
+
+def test_head_and_do_not_track_are_not_clicks(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="n")
+    assert client.head("/n").status_code == 302
+    assert client.get("/n?tautan_no_track=1").headers["location"] == "https://shop.example.com/"
+    client.get("/n", headers={"User-Agent": DESKTOP})
+    rows = clicks_of(client, 1)
+    time.sleep(0.2)  # several flush intervals: nothing else arrives
+    assert len(clicks_of(client, 1)) == len(rows) == 1
+
+
+def test_hostile_headers_are_stored_truncated(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="h")
+    response = client.get(
+        "/h",
+        headers={"User-Agent": "Mozilla/5.0 " + "A" * 8000, "Referer": "https://x.example/" + "r" * 5000,
+                 "Accept-Language": "garbage;;;,", "X-Forwarded-For": "1.2.3.4, garbage, ::1"},
+    )
+    assert response.status_code == 302
+    (row,) = clicks_of(client, 1)
+    assert len(row.referrer_url or "") == 2048 and row.language is None
+
+
+def test_max_clicks_counts_human_clicks_only(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="m", max_clicks=2)
+    for _ in range(3):
+        assert client.get("/m", headers={"User-Agent": PREVIEW}).status_code == 302
+    assert client.get("/m", headers={"User-Agent": DESKTOP}).status_code == 302
+    assert client.get("/m", headers={"User-Agent": SAMSUNG}).status_code == 302
+    clicks_of(client, 5)
+    deadline = time.monotonic() + 5
+    while client.get("/m", headers={"User-Agent": PREVIEW}).status_code != 410:
+        assert time.monotonic() < deadline, "the link never ran out"
+        time.sleep(0.02)
+    assert link_clicks(client, "m") == 2
+
+
+@pytest.fixture
+def office_client(settings: Settings) -> Iterator[TestClient]:
+    ignoring = settings.model_copy(update={"ignore_ips": [ip_network("198.51.100.0/24")]})
+    with TestClient(create_app(ignoring), base_url=BASE_URL, follow_redirects=False, client=PEER) as client:
+        yield client
+
+
+def test_clicks_from_ignored_networks_are_not_recorded(office_client: TestClient, writer: dict) -> None:
+    create_link(office_client, writer, slug="o")
+    office_client.get("/o", headers={"X-Forwarded-For": "198.51.100.20", "User-Agent": DESKTOP})
+    office_client.get("/o", headers={"X-Forwarded-For": "192.0.2.20", "User-Agent": DESKTOP})
+    rows = clicks_of(office_client, 1)
+    time.sleep(0.2)
+    assert [r.ip for r in clicks_of(office_client, 1)] == [r.ip for r in rows] == ["192.0.2.0"]
+
+
+def test_metrics_count_redirects_and_written_clicks(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="x")
+    for ua in (DESKTOP, PREVIEW):
+        client.get("/x", headers={"User-Agent": ua})
+    clicks_of(client, 2)
+    deadline = time.monotonic() + 5
+    text = ""
+    while "tautan_clicks_written_total 2.0" not in text and time.monotonic() < deadline:
+        text = client.get("/metrics").text
+    values: dict[str, Any] = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    assert values["tautan_redirects_total"] == "2.0"
+    assert values["tautan_clicks_written_total"] == "2.0"
+    assert values["tautan_bot_clicks_total"] == "1.0"
+    assert values["tautan_queue_depth"] == "0.0"
+    assert float(values["tautan_flush_seconds_count"]) >= 1
+    ready = client.get("/readyz").json()
+    assert (ready["queue_depth"], ready["spool_size"]) == (0, 0)

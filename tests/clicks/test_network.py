@@ -1,0 +1,73 @@
+from ipaddress import ip_address, ip_network
+
+import pytest
+
+from app.clicks.enrich import primary_language
+from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
+
+TRUSTED = [ip_network("127.0.0.1/32"), ip_network("::1/128"), ip_network("10.0.0.0/8")]
+
+
+@pytest.mark.parametrize(
+    ("peer", "xff", "real_ip", "forwarded", "expected"),
+    [
+        # an untrusted peer is the client, whatever it claims
+        ("203.0.113.9", "1.1.1.1", "2.2.2.2", "for=3.3.3.3", "203.0.113.9"),
+        # a trusted proxy: the rightmost hop that is not itself trusted
+        ("127.0.0.1", "198.51.100.7", "", "", "198.51.100.7"),
+        ("127.0.0.1", "6.6.6.6, 198.51.100.7", "", "", "198.51.100.7"),  # 6.6.6.6 is spoofed
+        ("10.0.0.2", "198.51.100.7, 10.0.0.5", "", "", "198.51.100.7"),
+        ("127.0.0.1", "10.0.0.9, 10.0.0.5", "", "", "10.0.0.9"),  # all trusted: the leftmost
+        ("127.0.0.1", "1.2.3.4, garbage, ::1", "", "", "::1"),  # garbage stops the walk
+        ("127.0.0.1", "2001:db8::1", "", "", "2001:db8::1"),
+        ("127.0.0.1", "198.51.100.7:4711", "", "", "198.51.100.7"),
+        ("127.0.0.1", "", "198.51.100.8", "", "198.51.100.8"),
+        ("127.0.0.1", "", "", 'for="[2001:db8::7]:4711";proto=https', "2001:db8::7"),
+        ("127.0.0.1", "", "", "for=192.0.2.60;proto=http, for=10.0.0.3", "192.0.2.60"),
+        ("127.0.0.1", "", "", "for=unknown", "127.0.0.1"),
+        ("::1", "", "", "", "::1"),
+        ("", "1.1.1.1", "", "", None),
+    ],
+)
+def test_client_ip_believes_only_trusted_proxies(
+    peer: str, xff: str, real_ip: str, forwarded: str, expected: str | None
+) -> None:
+    resolved = ClientResolver(TRUSTED).resolve(peer, xff, real_ip, forwarded)
+    assert resolved == (ip_address(expected) if expected else None)
+
+
+@pytest.mark.parametrize(
+    ("ip", "mode", "expected"),
+    [
+        ("198.51.100.77", "anonymized", "198.51.100.0"),
+        ("2001:db8:abcd:12:1:2:3:4", "anonymized", "2001:db8:abcd::"),
+        ("198.51.100.77", "full", "198.51.100.77"),
+        ("198.51.100.77", "none", None),
+    ],
+)
+def test_stored_ip(ip: str, mode: str, expected: str | None) -> None:
+    assert stored_ip(ip_address(ip), mode) == expected
+
+
+def test_ignored_networks() -> None:
+    office = [ip_network("198.51.100.0/24")]
+    assert is_ignored(ip_address("198.51.100.9"), office)
+    assert not is_ignored(ip_address("198.51.101.9"), office)
+    assert not is_ignored(None, office)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("id-ID,id;q=0.9,en-US;q=0.8", "id"),
+        ("en-GB", "en"),
+        ("FR", "fr"),
+        ("*", None),
+        ("", None),
+        ("zz-€€€", "zz"),
+        ("€€", None),
+        ("x" * 300, None),
+    ],
+)
+def test_primary_language(header: str, expected: str | None) -> None:
+    assert primary_language(header) == expected
