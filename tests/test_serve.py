@@ -1,0 +1,121 @@
+"""`tautan serve` as a real process: redirects over real HTTP become click rows, and a
+SIGTERM in the middle of traffic loses none of the clicks it answered."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from sqlalchemy import func, select
+
+from app.clicks.models import Click
+from app.db import create_engine
+from tests.clicks.test_outage import free_port
+from tests.conftest import run
+
+TAUTAN = str(Path(sys.executable).parent / "tautan")
+KEY = "tk_serve_test_key_0123456789"
+UAS = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+]
+
+
+async def _click_rows(url: str) -> list[tuple[str, bool, str]]:
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(Click.device_type, Click.is_bot, Click.referrer_source).order_by(Click.id)
+        )
+        result = [tuple(r) for r in rows]
+    await engine.dispose()
+    return result  # type: ignore[return-value]
+
+
+async def _count(url: str) -> int:
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        count = await connection.scalar(select(func.count()).select_from(Click))
+    await engine.dispose()
+    return count or 0
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "TAUTAN_DATABASE_URL": database_url, "TAUTAN_ADMIN_KEY": KEY,
+           "TAUTAN_BASE_URL": base, "TAUTAN_SPOOL_DIR": str(tmp_path / "spool")}
+    process = subprocess.Popen([TAUTAN, "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx2.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()  # type: ignore[union-attr]
+            time.sleep(0.1)
+        yield process, base
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        process.stdout.close()  # type: ignore[union-attr]
+
+
+def test_redirects_over_http_become_rows_and_sigterm_loses_none(
+    server: tuple[subprocess.Popen, str], database_url: str
+) -> None:
+    process, base = server
+    api = httpx2.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"})
+    assert api.post("/api/links", json={"url": "https://shop.example/", "slug": "e2e"}).status_code == 201
+    api.close()
+
+    with httpx2.Client(base_url=base) as anon:
+        for i in range(40):
+            headers = {"User-Agent": UAS[i % 4], "Referer": "https://t.co/x" if i % 2 else ""}
+            assert anon.get("/e2e", headers=headers).status_code == 302
+    deadline = time.monotonic() + 15
+    while run(_count(database_url)) < 40 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    rows = run(_click_rows(database_url))
+    assert len(rows) == 40
+    assert sum(is_bot for _, is_bot, _ in rows) == 10
+    assert {device for device, _, _ in rows} == {"mobile", "desktop", "bot"}
+    assert {source for _, _, source in rows} == {"x", "direct"}
+
+    served = [0] * 4
+
+    def hammer(slot: int) -> None:
+        with httpx2.Client(base_url=base, timeout=5) as client:
+            for _ in range(5000):  # bounded; the server going away ends it sooner
+                try:
+                    if client.get("/e2e", headers={"User-Agent": UAS[slot]}).status_code == 302:
+                        served[slot] += 1
+                except httpx2.TransportError:
+                    return
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join(timeout=60)
+    # uvicorn re-raises the signal once it has shut down gracefully
+    assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+    log = process.stdout.read()  # type: ignore[union-attr]
+    assert "Application shutdown complete" in log, log
+    assert sum(served) > 0
+    assert run(_count(database_url)) == 40 + sum(served)
