@@ -38,7 +38,7 @@ class GeoLookup:
         self._reader: geoip2.database.Reader | None = None
         self._is_city = False
         self._file_id: tuple[int, int, int] | None = None
-        # Per instance, so that a reload can clear it and a dropped lookup frees it.
+        # Per instance: a reload clears it, and it goes away with its GeoLookup.
         self._lookup = lru_cache(maxsize=65536)(self._lookup_uncached)
         if path is not None:
             try:

@@ -70,7 +70,7 @@ _BRAND_NAMES = {"XiaoMi": "Xiaomi"}
 # Chrome's reduced UA says "Android 10; K" whatever the phone and Android release.
 _REDUCED_ANDROID = re.compile(r"Android 10; K\)")
 
-_APPLE_OS = ("iOS", "Mac OS X")
+_APPLE_OS = ("iOS", "macOS")
 
 
 def parse_user_agent(ua: str) -> UserAgentInfo:
