@@ -1,6 +1,8 @@
 import fcntl
 from pathlib import Path
 
+import pytest
+
 from app.clicks.queue import RawClick
 from app.clicks.spool import MAX_CLICKS_PER_FILE, Spool
 from tests.conftest import run
@@ -54,12 +56,8 @@ def test_a_file_another_process_holds_is_left_alone(tmp_path: Path) -> None:
     other = Spool(str(tmp_path))
     other.append([raw(2)])  # still open and locked by its owner
     held = other.files()[-1]
-    with held.open() as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            raise AssertionError("the owner's lock should be held")
-        except BlockingIOError:
-            pass
+    with held.open() as file, pytest.raises(BlockingIOError):
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the owner holds it
     assert replay_all(Spool(str(tmp_path))) == [1]
     assert held.exists()
     other.close()
@@ -81,8 +79,6 @@ def test_a_failed_write_keeps_the_file(tmp_path: Path) -> None:
     async def failing(clicks: list[RawClick]) -> None:
         raise ConnectionError("database down")
 
-    try:
+    with pytest.raises(ConnectionError):
         run(spool.replay(failing))
-    except ConnectionError:
-        pass
     assert replay_all(spool) == [1]
