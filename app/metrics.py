@@ -20,7 +20,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.registry.register(self)  # type: ignore[arg-type]
         self.flush_seconds = Histogram(
-            "tautan_flush_seconds", "Time to write one batch of clicks", registry=self.registry,
+            "tautan_flush_seconds",
+            "Time to write one batch of clicks",
+            registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
 
@@ -35,8 +37,12 @@ class Metrics:
         }
         for name, (value, help_text) in counters.items():
             yield CounterMetricFamily(f"tautan_{name}", help_text, value=value)
-        yield GaugeMetricFamily("tautan_queue_depth", "Clicks waiting in memory", self.queue_depth())
-        yield GaugeMetricFamily("tautan_spool_size", "Clicks waiting in the spool", self.spool_size())
+        yield GaugeMetricFamily(
+            "tautan_queue_depth", "Clicks waiting in memory", self.queue_depth()
+        )
+        yield GaugeMetricFamily(
+            "tautan_spool_size", "Clicks waiting in the spool", self.spool_size()
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

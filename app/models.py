@@ -2,6 +2,16 @@
 
 from app.auth import ApiKey, Workspace
 from app.clicks.models import Click, VisitorSalt
+from app.clicks.rollups import RollupDay, RollupHour
 from app.links.models import Link, LinkTag
 
-__all__ = ["ApiKey", "Click", "Link", "LinkTag", "VisitorSalt", "Workspace"]
+__all__ = [
+    "ApiKey",
+    "Click",
+    "Link",
+    "LinkTag",
+    "RollupDay",
+    "RollupHour",
+    "VisitorSalt",
+    "Workspace",
+]

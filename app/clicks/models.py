@@ -1,6 +1,17 @@
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
@@ -14,6 +25,8 @@ class Click(Base):
     __table_args__ = (
         Index("ix_clicks_link_id_ts", "link_id", "ts"),
         Index("ix_clicks_workspace_id_ts", "workspace_id", "ts"),
+        # The writer asks which visitors of a batch were seen already today.
+        Index("ix_clicks_visitor_id", "visitor_id"),
     )
 
     id: Mapped[int] = mapped_column(ClickId, primary_key=True)  # in order of receipt
@@ -21,6 +34,8 @@ class Click(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
     ts: Mapped[datetime] = mapped_column(UTCDateTime)
     visitor_id: Mapped[str] = mapped_column(String(32))
+    # The visitor's first click on this link this UTC day: what unique visitors count.
+    new_visitor: Mapped[bool] = mapped_column(Boolean, server_default=false())
     is_bot: Mapped[bool] = mapped_column(Boolean)
     bot_name: Mapped[str | None] = mapped_column(String(100))
     device_type: Mapped[str] = mapped_column(String(16))

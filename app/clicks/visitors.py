@@ -5,13 +5,14 @@ included, can tell from a visitor id who it was."""
 import hashlib
 import secrets
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clicks.models import VisitorSalt
+from app.clicks.models import Click, VisitorSalt
 
 KEEP_DAYS = 2
 
@@ -26,10 +27,11 @@ class Salts:
     def __init__(self) -> None:
         self._known: dict[date, bytes] = {}
 
-    async def of(self, session: AsyncSession, day: date) -> bytes:
+    async def of(self, sessionmaker: async_sessionmaker[AsyncSession], day: date) -> bytes:
         salt = self._known.get(day)
         if salt is None:
-            salt = await self._fetch(session, day)
+            async with sessionmaker() as session, session.begin():
+                salt = await self._fetch(session, day)
             self._known = {d: s for d, s in self._known.items() if d >= day - timedelta(KEEP_DAYS)}
             self._known[day] = salt
         return salt
@@ -49,3 +51,16 @@ class Salts:
         salt = await session.scalar(select(VisitorSalt.salt).where(VisitorSalt.day == day))
         assert salt is not None
         return salt
+
+
+async def mark_new_visitors(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Set `new_visitor` on each click row: True for a visitor's first click on a link in
+    its UTC day. Visitor ids of different days never collide (the salt differs), so
+    looking the ids up is enough to find today's earlier clicks."""
+    ids = {row["visitor_id"] for row in rows}
+    query = select(Click.link_id, Click.visitor_id).where(Click.visitor_id.in_(ids)).distinct()
+    seen = {(link_id, visitor) for link_id, visitor in await session.execute(query)}
+    for row in rows:
+        key = (row["link_id"], row["visitor_id"])
+        row["new_visitor"] = key not in seen
+        seen.add(key)

@@ -2,12 +2,12 @@
 full batch), enriches the clicks and writes them in one transaction. When the database
 fails, clicks go to the spool and are replayed, in order, once it answers again."""
 
-import asyncio
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.clicks.enrich import Enricher
 from app.clicks.models import Click
 from app.clicks.queue import ClickQueue, RawClick
+from app.clicks.rollups import update_rollups
 from app.clicks.spool import Spool
-from app.clicks.visitors import Salts
+from app.clicks.visitors import Salts, mark_new_visitors
 from app.links.models import Link
 from app.metrics import Metrics
 
@@ -26,7 +27,11 @@ LINKS = Link.__table__
 ADD_CLICKS = (
     update(LINKS)
     .where(LINKS.c.id == bindparam("link"))
-    .values(clicks=LINKS.c.clicks + bindparam("human"))
+    .values(
+        clicks=LINKS.c.clicks + bindparam("human"),
+        unique_visitors=LINKS.c.unique_visitors + bindparam("visitors"),
+        bot_clicks=LINKS.c.bot_clicks + bindparam("bots"),
+    )
 )
 
 
@@ -97,26 +102,51 @@ class ClickWriter:
             self.metrics.clicks_spooled += len(batch)
 
     async def write(self, batch: list[RawClick]) -> None:
-        """Enrich and insert `batch` in one transaction, counting human clicks per link."""
+        """Enrich `batch`, then insert it and update the rollups and link counters in one
+        transaction."""
         started = time.perf_counter()
-        async with self.sessionmaker() as session, session.begin():
-            salts = {}
-            rows = []
-            for raw in batch:
-                day = datetime.fromtimestamp(raw.ts, UTC).date()
-                if day not in salts:
-                    salts[day] = await self.salts.of(session, day)
-                row = self.enricher.enrich(raw, salts[day])
-                if row is not None:
-                    rows.append(row)
-            human = Counter(row["link_id"] for row in rows if not row["is_bot"])
-            if rows:
+        rows = await self._enrich(batch)
+        human: Counter[int] = Counter()
+        bots: Counter[int] = Counter()
+        if rows:
+            async with self.sessionmaker() as session, session.begin():
+                await mark_new_visitors(session, rows)
                 await session.execute(insert(Click), rows)
-            if human:
-                await session.execute(
-                    ADD_CLICKS, [{"link": link, "human": n} for link, n in human.items()]
-                )
+                await update_rollups(session, rows)
+                human, visitors, bots = _counts_per_link(rows)
+                counters = [
+                    {
+                        "link": link,
+                        "human": human[link],
+                        "visitors": visitors[link],
+                        "bots": bots[link],
+                    }
+                    for link in human | bots
+                ]
+                await session.execute(ADD_CLICKS, counters)
         self.metrics.clicks_written += len(rows)
-        self.metrics.bot_clicks += len(rows) - sum(human.values())
+        self.metrics.bot_clicks += sum(bots.values())
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
         self.on_written(human)
+
+    async def _enrich(self, batch: list[RawClick]) -> list[dict[str, Any]]:
+        """Outside the write transaction: enrichment is CPU work, and on SQLite the write
+        transaction holds the database's one write lock."""
+        days = [datetime.fromtimestamp(raw.ts, UTC).date() for raw in batch]
+        salts = {day: await self.salts.of(self.sessionmaker, day) for day in set(days)}
+        rows = (self.enricher.enrich(raw, salts[day]) for raw, day in zip(batch, days, strict=True))
+        return [row for row in rows if row is not None]
+
+
+def _counts_per_link(rows: list[dict[str, Any]]) -> tuple[Counter[int], Counter[int], Counter[int]]:
+    """Human clicks, their new visitors, and bot clicks, per link id."""
+    human: Counter[int] = Counter()
+    visitors: Counter[int] = Counter()
+    bots: Counter[int] = Counter()
+    for row in rows:
+        if row["is_bot"]:
+            bots[row["link_id"]] += 1
+        else:
+            human[row["link_id"]] += 1
+            visitors[row["link_id"]] += row["new_visitor"]
+    return human, visitors, bots

@@ -30,8 +30,11 @@ class Link(Base):
     og_title: Mapped[str | None] = mapped_column(String(300))
     og_description: Mapped[str | None] = mapped_column(String(1000))
     og_image: Mapped[str | None] = mapped_column(Text)
-    # Human clicks, kept up to date by the click writer; read by max_clicks and listings.
+    # Kept up to date by the click writer, for max_clicks and listings: human clicks,
+    # their unique visitors (per UTC day, summed), and bot and preview fetches.
     clicks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unique_visitors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bot_clicks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -14,7 +14,9 @@ from app.clicks.queue import RawClick
 from app.clicks.visitors import visitor_id
 from app.config import Settings
 
-MAX_LENGTH = {c.name: c.type.length for c in Click.__table__.columns if getattr(c.type, "length", None)}
+MAX_LENGTH = {
+    c.name: c.type.length for c in Click.__table__.columns if getattr(c.type, "length", None)
+}
 
 
 def primary_language(accept_language: str) -> str | None:

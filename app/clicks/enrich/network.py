@@ -42,7 +42,9 @@ class ClientResolver:
     def _is_trusted(self, address: Address) -> bool:
         return any(address in network for network in self.trusted)
 
-    def resolve(self, peer: str, forwarded_for: str, real_ip: str, forwarded: str) -> Address | None:
+    def resolve(
+        self, peer: str, forwarded_for: str, real_ip: str, forwarded: str
+    ) -> Address | None:
         client = parse_ip(peer)
         if client is None or not self.is_trusted(client):
             return client
