@@ -79,11 +79,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front, so a transaction that reads and then writes
-    # waits its turn (busy_timeout) instead of failing when another writer got in between.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # waits its turn (busy timeout) instead of failing when another writer got in between.
+    # Read-only sessions take no lock: in WAL mode they read beside the writer.
+    read_only = connection.get_execution_options().get("read_only", False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def create_sessionmaker(
+    engine: AsyncEngine, *, read_only: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    if read_only:
+        engine = engine.execution_options(read_only=True)
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

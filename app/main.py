@@ -22,6 +22,7 @@ from app.links.service import LinkContext
 from app.metrics import Metrics
 from app.redirect.cache import LinkCache
 from app.redirect.routes import RedirectHandler, slug_of
+from app.stats.routes import router as stats_router
 
 
 class Dispatcher:
@@ -52,7 +53,10 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     settings = settings or get_settings()
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
-    cache = LinkCache(sessionmaker, settings.link_cache_ttl_s)
+    read_engine = (
+        create_engine(settings.read_database_url) if settings.read_database_url else engine
+    )
+    cache = LinkCache(create_sessionmaker(engine, read_only=True), settings.link_cache_ttl_s)
     queue = ClickQueue(batch=settings.flush_batch, maxsize=max(20 * settings.flush_batch, 50_000))
     spool = Spool(settings.spool_dir)
     metrics = Metrics()
@@ -76,11 +80,13 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         writer.stop()
         await task
         await engine.dispose()
+        await read_engine.dispose()
 
     api = FastAPI(title="Tautan", version="0.1.0", lifespan=lifespan)
     api.state.settings = settings
     api.state.engine = engine
     api.state.sessionmaker = sessionmaker
+    api.state.read_sessionmaker = create_sessionmaker(read_engine, read_only=True)
     api.state.link_cache = cache
     api.state.link_context = LinkContext(base_url=settings.base_url)
     api.state.click_queue = queue
@@ -90,4 +96,5 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     install_error_handlers(api)
     api.include_router(ops.router)
     api.include_router(links_router)
+    api.include_router(stats_router)
     return Dispatcher(api, RedirectHandler(cache, writer.record, metrics), settings.cors_origins)

@@ -2,19 +2,23 @@
 when TAUTAN_TEST_POSTGRES_URL is set, once more on a real PostgreSQL database."""
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import delete, make_url, text
+from sqlalchemy import delete, make_url, select, text
 from starlette.testclient import TestClient
 
 import app.models  # noqa: F401
 from app import auth, migrate
+from app.clicks.queue import RawClick
 from app.config import Settings
 from app.db import Base, create_engine
+from app.links.models import Link
 from app.main import create_app
 
 T = TypeVar("T")
@@ -88,7 +92,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER) as client:
+    with TestClient(
+        create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER
+    ) as client:
         yield client
 
 
@@ -127,3 +133,37 @@ def create_link(client: TestClient, headers: dict[str, str], **body: Any) -> dic
     response = client.post("/api/links", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+DESKTOP_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+
+
+def raw_click(
+    link: dict[str, Any],
+    when: datetime,
+    *,
+    ua: str = DESKTOP_UA,
+    referer: str = "",
+    ip: str = "203.0.113.5",
+    language: str = "",
+    trigger: str = "link",
+) -> RawClick:
+    """A click on `link` (as the API returned it) received at `when`, from `ip`; its
+    workspace is filled in by `seed_clicks`."""
+    return RawClick(link["id"], 0, when.timestamp(), ip, ua, referer, language, "", "", "", trigger)
+
+
+def seed_clicks(client: TestClient, clicks: list[RawClick]) -> None:
+    """Write clicks through the app's own click writer (enrichment, rollups, counters)."""
+    state = client.app.api.state  # type: ignore[attr-defined]
+    link_ids = {c.link_id for c in clicks}
+    owners = in_app(
+        client, lambda s: s.execute(select(Link.id, Link.workspace_id).where(Link.id.in_(link_ids)))
+    )
+    workspace_of = dict(owners.all())
+    clicks = [dataclasses.replace(c, workspace_id=workspace_of[c.link_id]) for c in clicks]
+    assert client.portal is not None
+    client.portal.call(state.writer.write, clicks)

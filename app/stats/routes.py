@@ -1,0 +1,131 @@
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import Principal, require_scopes
+from app.errors import Invalid
+from app.stats import service
+from app.stats.periods import Interval, default_interval, parse_range, parse_zone
+from app.stats.schemas import Breakdown, Summary, Timeseries
+from app.stats.service import StatsQuery
+
+router = APIRouter(prefix="/api/stats", tags=["stats"])
+StatsRead = Annotated[Principal, Depends(require_scopes("stats:read"))]
+MATCH_DOC = "comma-separated values match any; a leading `-` excludes them"
+
+
+def stats_query(
+    from_: Annotated[
+        str | None, Query(alias="from", description="date or datetime, inclusive")
+    ] = None,
+    to: Annotated[str | None, Query(description="date or datetime, inclusive")] = None,
+    tz: Annotated[str, Query(description="IANA time zone for dates and buckets")] = "UTC",
+    link: Annotated[list[str], Query(description="slug; repeatable")] = [],  # noqa: B006
+    tag: Annotated[str | None, Query(description=MATCH_DOC)] = None,
+    utm_campaign: Annotated[str | None, Query(description=MATCH_DOC)] = None,
+    utm_source: Annotated[str | None, Query(description=MATCH_DOC)] = None,
+    utm_medium: Annotated[str | None, Query(description=MATCH_DOC)] = None,
+    country: Annotated[str | None, Query(description=MATCH_DOC + " (ISO codes)")] = None,
+    device: Annotated[str | None, Query(description=MATCH_DOC + " (device types)")] = None,
+    include_bots: bool = False,
+) -> StatsQuery:
+    try:
+        zone = parse_zone(tz)
+        start, end = parse_range(from_, to, zone)
+    except ValueError as exc:
+        raise Invalid("invalid_parameter", str(exc)) from None
+    match = service.Match.parse
+    return StatsQuery(
+        start=start, end=end, tz=zone, links=tuple(link), tag=match(tag),
+        utm_campaign=match(utm_campaign), utm_source=match(utm_source),
+        utm_medium=match(utm_medium), country=match(country), device=match(device),
+        include_bots=include_bots,
+    )  # fmt: skip
+
+
+QueryDep = Annotated[StatsQuery, Depends(stats_query)]
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Stats only read: from the read replica when one is configured."""
+    async with request.app.state.read_sessionmaker() as session:
+        yield session
+
+
+ReadSession = Annotated[AsyncSession, Depends(read_session)]
+
+
+@router.get("/summary", response_model=Summary)
+async def summary(principal: StatsRead, q: QueryDep, session: ReadSession) -> dict:
+    return await service.summary(session, principal, q)
+
+
+@router.get("/timeseries", response_model=Timeseries)
+async def timeseries(
+    principal: StatsRead,
+    q: QueryDep,
+    session: ReadSession,
+    interval: Annotated[
+        Interval | None, Query(description="default: from the range's length")
+    ] = None,
+) -> dict:
+    interval = interval or default_interval(q.start, q.end)
+    try:
+        buckets = await service.timeseries(session, principal, q, interval)
+    except ValueError as exc:
+        raise Invalid("invalid_parameter", str(exc), "interval") from None
+    return {"interval": interval, "tz": q.tz.key, "buckets": buckets}
+
+
+Dimension = Literal[service.DIMENSIONS]  # type: ignore[valid-type]
+
+
+@router.get("/breakdown/{dimension}", response_model=Breakdown)
+async def breakdown(
+    principal: StatsRead,
+    q: QueryDep,
+    session: ReadSession,
+    dimension: Annotated[Dimension, Path()],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+) -> dict:
+    rows = await service.breakdown(session, principal, q, dimension, limit)
+    return {"dimension": dimension, "rows": rows}
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    # A cell starting with = + - @ is a formula to spreadsheets: never let a header do that.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+@router.get("/clicks.csv", response_class=StreamingResponse)
+async def clicks_csv(principal: StatsRead, q: QueryDep, request: Request) -> StreamingResponse:
+    """Raw clicks, oldest first, streamed as CSV (RFC 4180) with a header row."""
+
+    async def lines() -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(service.CSV_COLUMNS)
+        async with request.app.state.read_sessionmaker() as session:
+            async for row in service.raw_clicks(session, principal, q):
+                writer.writerow([_cell(v) for v in row])
+                if buffer.tell() > 64_000:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="clicks.csv"'},
+    )

@@ -1,0 +1,103 @@
+"""For any click set and any filter, every view of the KPIs tells the same total:
+time series == summary == each breakdown == CSV rows."""
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, update
+from starlette.testclient import TestClient
+
+from app.clicks.models import Click
+from app.clicks.rollups import RollupDay, RollupHour
+from app.links.models import Link
+from app.stats.service import DIMENSIONS
+from tests.conftest import create_link, in_app, make_key, raw_click, seed_clicks
+
+START = datetime(2026, 3, 25, tzinfo=UTC)  # spans Europe's change to summer time
+AGENTS = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+    "WhatsApp/2.23.20.0",
+]
+REFERERS = [
+    "",
+    "https://l.instagram.com/",
+    "https://t.co/x",
+    "https://www.google.com/",
+    "android-app://com.whatsapp/",
+]
+
+clicks = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # link
+        st.integers(0, 10 * 24 * 60 - 1),  # minute of the ten days
+        st.integers(0, len(AGENTS) - 1),
+        st.integers(0, len(REFERERS) - 1),
+        st.integers(1, 6),  # client address
+        st.booleans(),  # scanned from a QR code
+    ),
+    max_size=40,
+)
+filters = st.fixed_dictionaries(
+    {},
+    optional={
+        "include_bots": st.sampled_from(["true", "false"]),
+        "tz": st.sampled_from(["UTC", "Europe/Berlin", "Asia/Kolkata", "America/Los_Angeles"]),
+        "device": st.sampled_from(["mobile", "-desktop", "desktop,bot"]),
+        "link": st.sampled_from(["c0", "c1"]),
+        "tag": st.sampled_from(["even", "-even"]),
+        "from": st.sampled_from(["2026-03-26", "2026-03-26T10:30:00"]),
+        "to": st.sampled_from(["2026-03-31", "2026-04-02T05:15:00"]),
+    },
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(clicks=clicks, params=filters)
+def test_every_view_adds_up_to_the_summary(
+    client: TestClient, writer: dict, clicks: list[tuple], params: dict
+) -> None:
+    links = [
+        create_link(client, writer, slug=f"c{i}", tags=["even"] if i % 2 == 0 else [])
+        if (found := client.get(f"/api/links/c{i}", headers=writer)).status_code == 404
+        else found.json()
+        for i in range(3)
+    ]
+    in_app(client, _forget_clicks)
+    seed_clicks(client, [
+        raw_click(links[link], START + timedelta(minutes=minute), ua=AGENTS[agent],
+                  referer=REFERERS[referer], ip=f"203.0.113.{ip}", trigger="qr" if qr else "link")
+        for link, minute, agent, referer, ip, qr in clicks
+    ])  # fmt: skip
+    reader = make_key(client, "stats:read")
+    params = {"from": "2026-03-24", "to": "2026-04-05"} | params
+
+    def get(path: str, **extra: object) -> dict:
+        response = client.get(f"/api/stats/{path}", params={**params, **extra}, headers=reader)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    summary = get("summary")
+    for interval in ("hour", "day", "week"):
+        buckets = get("timeseries", interval=interval)["buckets"]
+        assert sum(b["clicks"] for b in buckets) == summary["clicks"], interval
+        assert sum(b["unique_visitors"] for b in buckets) == summary["unique_visitors"], interval
+    for dimension in DIMENSIONS:
+        rows = get(f"breakdown/{dimension}", limit=3)["rows"]
+        assert sum(r["clicks"] for r in rows) == summary["clicks"], dimension
+        assert sum(r["unique_visitors"] for r in rows) == summary["unique_visitors"], dimension
+    export = client.get("/api/stats/clicks.csv", params=params, headers=reader)
+    assert len(list(csv.DictReader(io.StringIO(export.text)))) == summary["clicks"]
+
+
+async def _forget_clicks(session) -> None:  # type: ignore[no-untyped-def]
+    for table in (Click, RollupHour, RollupDay):
+        await session.execute(delete(table))
+    await session.execute(update(Link).values(clicks=0, unique_visitors=0, bot_clicks=0))
