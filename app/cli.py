@@ -2,9 +2,13 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Annotated, TypeVar
 
 import typer
+import uvicorn
+from pydantic import ValidationError
+from rich.bar import Bar
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +17,10 @@ from app import auth, migrate
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
+from app.links import service as links
+from app.links.schemas import LinkCreate
+from app.stats import service as stats_service
+from app.stats.periods import parse_range, parse_zone
 
 T = TypeVar("T")
 app = typer.Typer(help="Tautan: UTM and click-tracking short links.", no_args_is_help=True)
@@ -56,8 +64,6 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="log every request (slow)")] = False,
 ) -> None:
     """Migrate to the latest schema, then serve the API and the redirects."""
-    import uvicorn
-
     settings = get_settings()
     migrate.upgrade(settings.database_url)
     token = in_transaction(lambda s: auth.ensure_admin_key(s, settings.admin_key))
@@ -136,11 +142,6 @@ def links_create(
     workspace: Annotated[str, typer.Option(help="created if new")] = auth.DEFAULT_WORKSPACE,
 ) -> None:
     """Create a short link; prints its short URL."""
-    from pydantic import ValidationError
-
-    from app.links import service
-    from app.links.schemas import LinkCreate
-
     fields = {
         "url": url,
         "slug": slug,
@@ -158,12 +159,58 @@ def links_create(
         for error in exc.errors():
             console.print(f"[red]error:[/red] {'.'.join(map(str, error['loc']))}: {error['msg']}")
         raise typer.Exit(1) from None
-    ctx = service.LinkContext(base_url=get_settings().base_url)
+    ctx = links.LinkContext(base_url=get_settings().base_url)
 
     async def create(session: AsyncSession) -> str:
         owner = await auth.get_or_create_workspace(session, workspace)
         principal = auth.Principal(key_id=0, workspace_id=owner.id, scopes=frozenset())
-        link = await service.create_link(session, principal, data, ctx)
-        return service.to_out(link, ctx).short_url
+        link = await links.create_link(session, principal, data, ctx)
+        return links.to_out(link, ctx).short_url
 
     print(in_transaction(create))
+
+
+@app.command()
+def stats(
+    slug: Annotated[str, typer.Argument(help="the link's slug")],
+    from_: Annotated[str | None, typer.Option("--from", help="date, inclusive")] = None,
+    to: Annotated[str | None, typer.Option(help="date, inclusive")] = None,
+    tz: Annotated[str, typer.Option(help="IANA time zone")] = "UTC",
+) -> None:
+    """A terminal summary of a link's KPIs (human clicks; the last 30 days by default)."""
+    try:
+        zone = parse_zone(tz)
+        start, end = parse_range(from_, to, zone)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    query = stats_service.StatsQuery(start=start, end=end, tz=zone, links=(slug,))
+    operator = auth.Principal(key_id=0, workspace_id=0, scopes=frozenset({"admin"}))
+
+    async def gather(session: AsyncSession) -> tuple:
+        await links.get_link(session, operator, slug)  # refuses an unknown slug
+        return (
+            await stats_service.summary(session, operator, query),
+            await stats_service.timeseries(session, operator, query, "day"),
+            {
+                d: await stats_service.breakdown(session, operator, query, d, 5)
+                for d in ("country", "device_type", "referrer_source")
+            },
+        )
+
+    totals, days, tops = in_transaction(gather)
+    console.print(
+        f"[bold]{slug}[/bold]  {start.astimezone(zone):%Y-%m-%d} – "
+        f"{(end.astimezone(zone) - timedelta(microseconds=1)):%Y-%m-%d} ({tz})\n"
+        f"clicks [bold]{totals['clicks']}[/bold]   unique visitors "
+        f"[bold]{totals['unique_visitors']}[/bold]   bot and preview fetches {totals['bot_clicks']}"
+    )
+    peak = max((d["clicks"] for d in days), default=0) or 1
+    chart = Table("day", "clicks", "", box=None, show_header=False)
+    for day in days:
+        chart.add_row(day["start"][:10], str(day["clicks"]), Bar(peak, 0, day["clicks"], width=40))
+    console.print(chart)
+    for dimension, rows in tops.items():
+        table = Table(dimension, "clicks", "share", box=None)
+        for row in rows:
+            table.add_row(row["value"], str(row["clicks"]), f"{row['share']:.0%}")
+        console.print(table)

@@ -4,6 +4,8 @@ when TAUTAN_TEST_POSTGRES_URL is set, once more on a real PostgreSQL database.""
 import asyncio
 import dataclasses
 import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -167,3 +169,10 @@ def seed_clicks(client: TestClient, clicks: list[RawClick]) -> None:
     clicks = [dataclasses.replace(c, workspace_id=workspace_of[c.link_id]) for c in clicks]
     assert client.portal is not None
     client.portal.call(state.writer.write, clicks)
+
+
+def tautan(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `tautan` command line against `database_url`."""
+    env = {**os.environ, "TAUTAN_DATABASE_URL": database_url, "TAUTAN_BASE_URL": BASE_URL}
+    command = [str(Path(sys.executable).parent / "tautan"), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)

@@ -1,8 +1,4 @@
-import os
-import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -10,9 +6,7 @@ from starlette.testclient import TestClient
 
 from app.auth import SCOPES, ApiKey, hash_token
 from app.db import utcnow
-from tests.conftest import create_link, in_app, make_key
-
-TAUTAN = str(Path(sys.executable).parent / "tautan")
+from tests.conftest import create_link, in_app, make_key, tautan
 
 # (method, path, body, scope it needs)
 ROUTES = [
@@ -67,11 +61,6 @@ def test_tokens_are_stored_only_as_a_hash(client: TestClient) -> None:
     token = make_key(client, "links:read")["Authorization"].removeprefix("Bearer ")
     rows = in_app(client, lambda s: s.execute(select(ApiKey.__table__)))
     assert token not in repr(rows.all())
-
-
-def tautan(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TAUTAN_DATABASE_URL": database_url}
-    return subprocess.run([TAUTAN, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_cli_keys_create_list_revoke(client: TestClient, database_url: str) -> None:

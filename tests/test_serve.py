@@ -52,10 +52,20 @@ async def _count(url: str) -> int:
 def server(database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "TAUTAN_DATABASE_URL": database_url, "TAUTAN_ADMIN_KEY": KEY,
-           "TAUTAN_BASE_URL": base, "TAUTAN_SPOOL_DIR": str(tmp_path / "spool")}
-    process = subprocess.Popen([TAUTAN, "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "TAUTAN_DATABASE_URL": database_url,
+        "TAUTAN_ADMIN_KEY": KEY,
+        "TAUTAN_BASE_URL": base,
+        "TAUTAN_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    process = subprocess.Popen(
+        [TAUTAN, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -79,7 +89,10 @@ def test_redirects_over_http_become_rows_and_sigterm_loses_none(
 ) -> None:
     process, base = server
     api = httpx2.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"})
-    assert api.post("/api/links", json={"url": "https://shop.example/", "slug": "e2e"}).status_code == 201
+    assert (
+        api.post("/api/links", json={"url": "https://shop.example/", "slug": "e2e"}).status_code
+        == 201
+    )
     api.close()
 
     with httpx2.Client(base_url=base) as anon:

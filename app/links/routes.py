@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -65,6 +65,10 @@ async def list_links(
     tag: Annotated[str | None, Query(max_length=64)] = None,
     utm_campaign: Annotated[str | None, Query(max_length=255)] = None,
     archived: bool = False,
+    sort: Annotated[
+        Literal["created", "clicks", "unique_visitors", "bot_clicks"],
+        Query(description="largest first; `created`: newest first"),
+    ] = "created",
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> LinkPage:
@@ -75,6 +79,7 @@ async def list_links(
         tag=tag,
         utm_campaign=utm_campaign,
         archived=archived,
+        sort=sort,
         cursor=cursor,
         limit=limit,
     )

@@ -118,7 +118,9 @@ class LinkOut(BaseModel):
     og_title: str | None
     og_description: str | None
     og_image: str | None
-    clicks: int
+    clicks: int = Field(description="human clicks")
+    unique_visitors: int = Field(description="unique visitors per UTC day, summed")
+    bot_clicks: int = Field(description="bot and link-preview fetches")
     archived: bool
     created_at: datetime
     updated_at: datetime

@@ -6,7 +6,7 @@ import string
 from dataclasses import dataclass
 
 from pydantic import ValidationError
-from sqlalchemy import Select, exists, or_, select
+from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -140,13 +140,21 @@ async def archive_link(session: AsyncSession, principal: Principal, slug: str) -
     return link
 
 
-def encode_cursor(link_id: int) -> str:
-    return base64.urlsafe_b64encode(str(link_id).encode()).decode().rstrip("=")
+SORTS = {"created": Link.id, "clicks": Link.clicks, "unique_visitors": Link.unique_visitors,
+         "bot_clicks": Link.bot_clicks}  # fmt: skip
 
 
-def decode_cursor(cursor: str) -> int:
+def encode_cursor(link: Link, sort: str) -> str:
+    position = f"{getattr(link, SORTS[sort].key)}:{link.id}"
+    return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
     try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        value, _, link_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).partition(
+            b":"
+        )
+        return int(value), int(link_id)
     except ValueError:
         raise AppError(400, "bad_cursor", "the cursor is not one this API gave out") from None
 
@@ -159,10 +167,12 @@ async def list_links(
     tag: str | None = None,
     utm_campaign: str | None = None,
     archived: bool = False,
+    sort: str = "created",
     cursor: str | None = None,
     limit: int = 50,
 ) -> tuple[list[Link], str | None]:
-    """Newest first, `limit` at a time; returns the page and the cursor of the next one."""
+    """Largest `sort` first (newest for `created`), `limit` at a time; returns the page
+    and the cursor of the next one."""
     query = _visible(principal).where(
         Link.archived_at.is_not(None) if archived else Link.archived_at.is_(None)
     )
@@ -174,8 +184,11 @@ async def list_links(
         query = query.where(Link.tag_rows.any(LinkTag.tag == tag))
     if utm_campaign:
         query = query.where(Link.utm_campaign == utm_campaign)
+    column = SORTS[sort]
     if cursor:
-        query = query.where(Link.id < decode_cursor(cursor))
-    rows = list(await session.scalars(query.order_by(Link.id.desc()).limit(limit + 1)))
-    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+        value, link_id = decode_cursor(cursor)
+        query = query.where(or_(column < value, and_(column == value, Link.id < link_id)))
+    query = query.order_by(column.desc(), Link.id.desc()).limit(limit + 1)
+    rows = list(await session.scalars(query))
+    next_cursor = encode_cursor(rows[limit - 1], sort) if len(rows) > limit else None
     return rows[:limit], next_cursor

@@ -47,18 +47,38 @@ def link_clicks(client: TestClient, slug: str) -> int:
 
 def test_each_redirect_becomes_an_enriched_click(client: TestClient, writer: dict) -> None:
     create_link(client, writer, slug="c")
-    client.get("/c", headers={"User-Agent": IPHONE_INSTAGRAM, "Accept-Language": "id-ID,id;q=0.9",
-                              "X-Forwarded-For": "203.0.113.50"})
-    client.get("/c?qr=1", headers={"User-Agent": SAMSUNG, "Referer": "https://l.facebook.com/l.php?u=x"})
+    client.get(
+        "/c",
+        headers={
+            "User-Agent": IPHONE_INSTAGRAM,
+            "Accept-Language": "id-ID,id;q=0.9",
+            "X-Forwarded-For": "203.0.113.50",
+        },
+    )
+    client.get(
+        "/c?qr=1", headers={"User-Agent": SAMSUNG, "Referer": "https://l.facebook.com/l.php?u=x"}
+    )
     client.get("/c", headers={"User-Agent": PREVIEW})
     first, second, third = clicks_of(client, 3)
 
     assert (first.device_type, first.os, first.device_brand) == ("mobile", "iOS", "Apple")
-    assert (first.in_app, first.referrer_source, first.referrer_url) == ("instagram", "instagram", None)
+    assert (first.in_app, first.referrer_source, first.referrer_url) == (
+        "instagram",
+        "instagram",
+        None,
+    )
     assert (first.language, first.trigger, first.is_bot) == ("id", "link", False)
     assert first.ip == "203.0.113.0"  # from the trusted proxy's header, anonymized
-    assert (second.device_brand, second.device_model, second.browser) == ("Samsung", "SM-S918B", "Chrome Mobile")
-    assert (second.referrer_domain, second.referrer_source, second.trigger) == ("facebook.com", "facebook", "qr")
+    assert (second.device_brand, second.device_model, second.browser) == (
+        "Samsung",
+        "SM-S918B",
+        "Chrome Mobile",
+    )
+    assert (second.referrer_domain, second.referrer_source, second.trigger) == (
+        "facebook.com",
+        "facebook",
+        "qr",
+    )
     assert (third.is_bot, third.bot_name, third.device_type) == (True, "facebookexternalhit", "bot")
     assert [c.id for c in (first, second, third)] == sorted(c.id for c in (first, second, third))
     assert link_clicks(client, "c") == 2  # humans only
@@ -89,8 +109,12 @@ def test_hostile_headers_are_stored_truncated(client: TestClient, writer: dict) 
     create_link(client, writer, slug="h")
     response = client.get(
         "/h",
-        headers={"User-Agent": "Mozilla/5.0 " + "A" * 8000, "Referer": "https://x.example/" + "r" * 5000,
-                 "Accept-Language": "garbage;;;,", "X-Forwarded-For": "1.2.3.4, garbage, ::1"},
+        headers={
+            "User-Agent": "Mozilla/5.0 " + "A" * 8000,
+            "Referer": "https://x.example/" + "r" * 5000,
+            "Accept-Language": "garbage;;;,",
+            "X-Forwarded-For": "1.2.3.4, garbage, ::1",
+        },
     )
     assert response.status_code == 302
     (row,) = clicks_of(client, 1)
@@ -114,11 +138,15 @@ def test_max_clicks_counts_human_clicks_only(client: TestClient, writer: dict) -
 @pytest.fixture
 def office_client(settings: Settings) -> Iterator[TestClient]:
     ignoring = settings.model_copy(update={"ignore_ips": [ip_network("198.51.100.0/24")]})
-    with TestClient(create_app(ignoring), base_url=BASE_URL, follow_redirects=False, client=PEER) as client:
+    with TestClient(
+        create_app(ignoring), base_url=BASE_URL, follow_redirects=False, client=PEER
+    ) as client:
         yield client
 
 
-def test_clicks_from_ignored_networks_are_not_recorded(office_client: TestClient, writer: dict) -> None:
+def test_clicks_from_ignored_networks_are_not_recorded(
+    office_client: TestClient, writer: dict
+) -> None:
     create_link(office_client, writer, slug="o")
     office_client.get("/o", headers={"X-Forwarded-For": "198.51.100.20", "User-Agent": DESKTOP})
     office_client.get("/o", headers={"X-Forwarded-For": "192.0.2.20", "User-Agent": DESKTOP})

@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -5,7 +6,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from app.links.models import Link
-from tests.conftest import BASE_URL, create_link, in_app, make_key
+from tests.conftest import BASE_URL, create_link, in_app, make_key, raw_click, seed_clicks
 
 
 def count_links(client: TestClient) -> int:
@@ -214,3 +215,32 @@ def test_another_workspace_sees_nothing_of_a_link(client: TestClient, writer: di
     assert client.get("/api/links", headers=other).json()["links"] == []
     admin = make_key(client, "admin", workspace="client-b")
     assert client.get("/api/links/mine", headers=admin).status_code == 200
+
+
+def test_listing_shows_and_sorts_by_click_counts(client: TestClient, writer: dict) -> None:
+    links = [create_link(client, writer, slug=f"s{i}") for i in range(4)]
+    when = datetime(2026, 3, 10, tzinfo=UTC)
+    preview = "facebookexternalhit/1.1"
+    seed_clicks(client, [
+        *[raw_click(links[0], when, ip=f"203.0.113.{i}") for i in range(2)],
+        *[raw_click(links[1], when, ip="203.0.113.9") for _ in range(5)],  # one visitor
+        *[raw_click(links[2], when, ua=preview) for _ in range(3)],
+        raw_click(links[3], when, ip="203.0.113.1"), raw_click(links[3], when, ip="203.0.113.2"),
+    ])  # fmt: skip
+
+    def order(sort: str) -> list[tuple]:
+        seen, cursor = [], None
+        while True:
+            params = {"sort": sort, "limit": 3} | ({"cursor": cursor} if cursor else {})
+            page = client.get("/api/links", params=params, headers=writer).json()
+            seen += [
+                (x["slug"], x["clicks"], x["unique_visitors"], x["bot_clicks"])
+                for x in page["links"]
+            ]
+            if not (cursor := page["next_cursor"]):
+                return seen
+
+    assert order("clicks") == [("s1", 5, 1, 0), ("s3", 2, 2, 0), ("s0", 2, 2, 0), ("s2", 0, 0, 3)]
+    assert [slug for slug, *_ in order("unique_visitors")] == ["s3", "s0", "s1", "s2"]
+    assert [slug for slug, *_ in order("bot_clicks")][0] == "s2"
+    assert client.get("/api/links", params={"sort": "title"}, headers=writer).status_code == 422

@@ -135,7 +135,9 @@ def test_changes_from_another_process_are_seen_after_the_ttl(
 ) -> None:
     create_link(client, writer, slug="ttl", url="https://old.example/")
     short_ttl = settings.model_copy(update={"link_cache_ttl_s": 0.5})
-    with TestClient(create_app(short_ttl), base_url=BASE_URL, follow_redirects=False, client=PEER) as other:
+    with TestClient(
+        create_app(short_ttl), base_url=BASE_URL, follow_redirects=False, client=PEER
+    ) as other:
         assert other.get("/ttl").headers["location"] == "https://old.example/"
         client.patch("/api/links/ttl", json={"url": "https://new.example/"}, headers=writer)
         assert other.get("/ttl").headers["location"] == "https://old.example/"
