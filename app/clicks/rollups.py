@@ -15,12 +15,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime
 
-# Every click attribute a breakdown can group by; link attributes (utm_*, link) and time
-# (hour_of_day, weekday) come from the hourly rollup instead.
-CLICK_DIMENSIONS = (
-    "country", "region", "city", "device_type", "os", "browser", "device_brand",
-    "device_model", "referrer_domain", "referrer_source", "in_app", "trigger", "language",
-    "bot_name",
+# The click attributes with few values, which the daily rollup counts. Attributes with
+# many (region, city, device_model, referrer_domain) would add about a rollup row per
+# click, so their breakdowns read raw clicks instead. Link attributes (utm_*, link) and
+# time (hour_of_day, weekday) come from the hourly rollup.
+ROLLUP_DIMENSIONS = (
+    "country", "device_type", "os", "browser", "device_brand", "referrer_source", "in_app",
+    "trigger", "language", "bot_name",
 )  # fmt: skip
 NO_VALUE = ""  # a null attribute, kept as a key (primary keys cannot hold NULL)
 
@@ -68,7 +69,7 @@ async def update_rollups(session: AsyncSession, clicks: list[dict[str, Any]]) ->
         count[0] += 1
         count[1] += visitor
         day = ts.date()
-        for dimension in CLICK_DIMENSIONS:
+        for dimension in ROLLUP_DIMENSIONS:
             value = click[dimension]
             count = days[
                 (link, dimension, day, bot, NO_VALUE if value is None else str(value), workspace)
@@ -87,12 +88,13 @@ async def _upsert(
     if not counts:
         return
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(model)
+    table = model.__table__
+    statement = insert(table)
     statement = statement.on_conflict_do_update(
         index_elements=[k for k in keys if k != "workspace_id"],
         set_={
-            "clicks": model.clicks + statement.excluded.clicks,  # type: ignore[attr-defined]
-            "visitors": model.visitors + statement.excluded.visitors,  # type: ignore[attr-defined]
+            "clicks": table.c.clicks + statement.excluded.clicks,
+            "visitors": table.c.visitors + statement.excluded.visitors,
         },
     )
     rows = [

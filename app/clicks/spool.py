@@ -28,14 +28,21 @@ class Spool:
         self._file: IO[str] | None = None
         self._lines = 0
 
-    def append(self, clicks: list[RawClick]) -> None:
+    def append(self, clicks: list[RawClick], *, sync: bool = True) -> None:
+        """Write `clicks`; with `sync=False` they may wait in a buffer until `sync()`."""
         if self._file is None or self._lines >= MAX_CLICKS_PER_FILE:
             self._open_new()
         assert self._file is not None
         self._file.writelines(json.dumps(dataclasses.astuple(c)) + "\n" for c in clicks)
-        self._file.flush()
-        os.fsync(self._file.fileno())
         self._lines += len(clicks)
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make what was appended durable."""
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
 
     def _open_new(self) -> None:
         self.close()
@@ -47,6 +54,7 @@ class Spool:
     def close(self) -> None:
         """Stop appending to the current file, which makes it replayable."""
         if self._file is not None:
+            self.sync()
             self._file.close()  # closing releases the lock
             self._file = None
 

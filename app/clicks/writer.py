@@ -2,6 +2,7 @@
 full batch), enriches the clicks and writes them in one transaction. When the database
 fails, clicks go to the spool and are replayed, in order, once it answers again."""
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.enrich import Enricher
@@ -23,7 +24,9 @@ from app.metrics import Metrics
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
+ENRICH_SLICE = 100  # clicks enriched between two turns of the event loop
 LINKS = Link.__table__
+CLICKS = Click.__table__
 ADD_CLICKS = (
     update(LINKS)
     .where(LINKS.c.id == bindparam("link"))
@@ -60,13 +63,16 @@ class ClickWriter:
         """Called by the redirect for each click: never blocks, never drops."""
         self.metrics.clicks_enqueued += 1
         if not self.queue.put(click):
-            self.spool.append([click])  # overloaded or stalled writer: keep it on disk
+            # Overloaded or stalled writer: keep it on disk (made durable at the next flush).
+            self.spool.append([click], sync=False)
+            self.metrics.clicks_spooled += 1
 
     async def run(self) -> None:
         """Until stop(): flush, then on stop drain what is left."""
         await self._flush([])  # a spool left by an earlier run goes first
         while not self._stopping:
             await self.queue.wait(self.interval_s)
+            self.spool.sync()
             await self._flush(self.queue.take(self.queue.batch))
         while len(self.queue):
             await self._flush(self.queue.take(self.queue.batch))
@@ -111,7 +117,7 @@ class ClickWriter:
         if rows:
             async with self.sessionmaker() as session, session.begin():
                 await mark_new_visitors(session, rows)
-                await session.execute(insert(Click), rows)
+                await session.execute(CLICKS.insert(), rows)  # Core: one executemany
                 await update_rollups(session, rows)
                 human, visitors, bots = _counts_per_link(rows)
                 counters = [
@@ -134,8 +140,16 @@ class ClickWriter:
         transaction holds the database's one write lock."""
         days = [datetime.fromtimestamp(raw.ts, UTC).date() for raw in batch]
         salts = {day: await self.salts.of(self.sessionmaker, day) for day in set(days)}
-        rows = (self.enricher.enrich(raw, salts[day]) for raw, day in zip(batch, days, strict=True))
-        return [row for row in rows if row is not None]
+        rows = []
+        for start in range(0, len(batch), ENRICH_SLICE):
+            for raw, day in zip(
+                batch[start : start + ENRICH_SLICE], days[start : start + ENRICH_SLICE], strict=True
+            ):
+                row = self.enricher.enrich(raw, salts[day])
+                if row is not None:
+                    rows.append(row)
+            await asyncio.sleep(0)  # let waiting redirects run between slices
+        return rows
 
 
 def _counts_per_link(rows: list[dict[str, Any]]) -> tuple[Counter[int], Counter[int], Counter[int]]:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.clicks.models import Click
-from app.clicks.rollups import CLICK_DIMENSIONS, NO_VALUE, RollupDay, RollupHour
+from app.clicks.rollups import NO_VALUE, ROLLUP_DIMENSIONS, RollupDay, RollupHour
 from app.links.models import Link, LinkTag
 from app.stats.periods import Interval, bucket_starts, is_hour_aligned
 
@@ -39,6 +39,7 @@ LINK_DIMENSIONS = {
     "utm_campaign": Link.utm_campaign,
 }
 TIME_DIMENSIONS = ("hour_of_day", "weekday")
+CLICK_DIMENSIONS = (*ROLLUP_DIMENSIONS, "region", "city", "device_model", "referrer_domain")
 DIMENSIONS = (*CLICK_DIMENSIONS, *LINK_DIMENSIONS, *TIME_DIMENSIONS)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 SLOT = timedelta(minutes=15)  # every time zone's offset is a multiple of this
@@ -236,7 +237,7 @@ async def _by_click_attribute(
     edges = [(q.start, q.end)]  # what raw clicks must answer
     first_day = (q.start + timedelta(days=1) - timedelta(microseconds=1)).date()
     last_day = q.end.date()  # exclusive
-    if q.rollups_apply and first_day < last_day:
+    if q.rollups_apply and dimension in ROLLUP_DIMENSIONS and first_day < last_day:
         conditions = [
             *_scope(RollupDay, principal, q),
             RollupDay.dimension == dimension,

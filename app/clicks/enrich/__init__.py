@@ -2,6 +2,7 @@
 where (referrer, geography). Pure and memoised; runs in the writer, never in the request."""
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from app.clicks.enrich.bots import bot_name
@@ -27,27 +28,30 @@ def primary_language(accept_language: str) -> str | None:
     return primary if primary.isascii() and primary.isalpha() and 2 <= len(primary) <= 3 else None
 
 
+def _fitted(fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` with every text cut to its column's length: headers are untrusted."""
+    return {
+        name: value[: MAX_LENGTH[name]] if isinstance(value, str) else value
+        for name, value in fields.items()
+    }
+
+
 class Enricher:
     def __init__(self, settings: Settings) -> None:
         self.resolver = ClientResolver(settings.trusted_proxies)
         self.ignore_ips = settings.ignore_ips
         self.store_ip = settings.store_ip
         self.geo = GeoLookup(settings.geoip_db)
+        # The same User-Agents, addresses and proxies come back again and again: what each
+        # gives is worked out once (DESIGN §9).
+        self.device = lru_cache(maxsize=4096)(self._device)
+        self.client = lru_cache(maxsize=65536)(self._client)
 
-    def enrich(self, raw: RawClick, salt: bytes) -> dict[str, Any] | None:
-        """The row to insert, or None when the click is not to be recorded."""
-        address = self.resolver.resolve(raw.peer, raw.forwarded_for, raw.real_ip, raw.forwarded)
-        if is_ignored(address, self.ignore_ips):
-            return None
-        agent = parse_user_agent(raw.user_agent)
-        bot = bot_name(raw.user_agent)
-        referrer = classify_referrer(raw.referer, agent.in_app)
-        geo = self.geo.lookup(str(address)) if address else NO_GEO
-        row = {
-            "link_id": raw.link_id,
-            "workspace_id": raw.workspace_id,
-            "ts": datetime.fromtimestamp(raw.ts, UTC),
-            "visitor_id": visitor_id(salt, str(address), raw.user_agent),
+    @staticmethod
+    def _device(user_agent: str) -> dict[str, Any]:
+        agent = parse_user_agent(user_agent)
+        bot = bot_name(user_agent)
+        return _fitted({
             "is_bot": bot is not None,
             "bot_name": bot,
             "device_type": "bot" if bot else agent.device_type,
@@ -58,22 +62,44 @@ class Enricher:
             "device_brand": agent.device_brand,
             "device_model": agent.device_model,
             "in_app": agent.in_app,
-            "referrer_url": referrer.url,
-            "referrer_domain": referrer.domain,
-            "referrer_source": referrer.source,
+        })  # fmt: skip
+
+    def _client(
+        self, peer: str, forwarded_for: str, real_ip: str, forwarded: str
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The client's address and what is stored of it, or None when it is ignored."""
+        address = self.resolver.resolve(peer, forwarded_for, real_ip, forwarded)
+        if is_ignored(address, self.ignore_ips):
+            return None
+        geo = self.geo.lookup(str(address)) if address else NO_GEO
+        return str(address), _fitted({
+            "ip": stored_ip(address, self.store_ip),
             "country": geo.country,
             "region": geo.region,
             "city": geo.city,
             "latitude": geo.latitude,
             "longitude": geo.longitude,
             "timezone": geo.timezone,
+        })  # fmt: skip
+
+    def enrich(self, raw: RawClick, salt: bytes) -> dict[str, Any] | None:
+        """The row to insert, or None when the click is not to be recorded."""
+        client = self.client(raw.peer, raw.forwarded_for, raw.real_ip, raw.forwarded)
+        if client is None:
+            return None
+        address, place = client
+        device = self.device(raw.user_agent)
+        referrer = classify_referrer(raw.referer, device["in_app"])
+        return {
+            "link_id": raw.link_id,
+            "workspace_id": raw.workspace_id,
+            "ts": datetime.fromtimestamp(raw.ts, UTC),
+            "visitor_id": visitor_id(salt, address, raw.user_agent),
+            **device,
+            **place,
+            "referrer_url": referrer.url,
+            "referrer_domain": referrer.domain and referrer.domain[: MAX_LENGTH["referrer_domain"]],
+            "referrer_source": referrer.source,
             "language": primary_language(raw.accept_language),
-            "ip": stored_ip(address, self.store_ip),
             "trigger": raw.trigger,
         }
-        # Headers are untrusted: whatever they carried must fit its column.
-        for name, length in MAX_LENGTH.items():
-            value = row[name]
-            if isinstance(value, str) and len(value) > length:
-                row[name] = value[:length]
-        return row

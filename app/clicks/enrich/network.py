@@ -1,7 +1,7 @@
 """Client addresses: which one to believe, and how much of it to keep."""
 
 from functools import lru_cache
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from app.config import Network
 
@@ -70,8 +70,9 @@ def stored_ip(address: Address | None, mode: str) -> str | None:
         return None
     if mode == "full":
         return str(address)
-    prefix = 24 if address.version == 4 else 48
-    return str(ip_network(f"{address}/{prefix}", strict=False).network_address)
+    if address.version == 4:
+        return str(IPv4Address(int(address) & ~0xFF))  # the /24
+    return str(IPv6Address(int(address) & ~((1 << 80) - 1)))  # the /48
 
 
 def is_ignored(address: Address | None, networks: list[Network]) -> bool:

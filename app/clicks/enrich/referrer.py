@@ -3,6 +3,7 @@
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from publicsuffixlist import PublicSuffixList
@@ -141,13 +142,19 @@ def classify_referrer(referer: str, in_app: str | None = None) -> Referrer:
         return Referrer(url=url, domain=host, source=_SOURCE_BY_PACKAGE.get(host, "other"))
     if parts.scheme not in ("http", "https"):
         return Referrer(url=url, domain=None, source="other")
-    if _is_ip(host):
-        return Referrer(url=url, domain=host, source="other")
-    if not _HOST.match(host):
-        return Referrer(url=url, domain=None, source="other")
+    domain, source = _classify_host(host)
+    return Referrer(url=url, domain=domain, source=source)
 
+
+@lru_cache(maxsize=4096)
+def _classify_host(host: str) -> tuple[str | None, str]:
+    """(registrable domain, source) of a web host; memoised, as the hosts repeat."""
+    if _is_ip(host):
+        return host, "other"
+    if not _HOST.match(host):
+        return None, "other"
     domain = _psl.privatesuffix(host) or host.removeprefix("www.")
-    return Referrer(url=url, domain=domain, source=_source(host, domain))
+    return domain, _source(host, domain)
 
 
 def _source(host: str, domain: str) -> str:

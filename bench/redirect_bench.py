@@ -1,0 +1,342 @@
+"""Redirect throughput: a bare Starlette 302 (the ceiling) against `tautan serve` with
+tracking on, loaded in turn (A B A B …) with the same concurrency, duration and realistic
+headers. Then checks that every 302 a client received is a click row.
+
+    .venv/bin/python bench/redirect_bench.py [--duration 10] [--connections 64] [--rounds 3]
+        [--workers 1 2] [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+
+Uses `wrk` when installed (`apt-get install wrk`), else a built-in asyncio client (which
+is slower than the servers, so its figures measure the client more than the server).
+Every server it starts listens on 127.0.0.1 and is stopped before it exits."""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.clicks.models import Click  # noqa: E402
+from app.db import create_engine  # noqa: E402
+
+BIN = Path(sys.executable).parent
+KEY = "tk_redirect_bench_key"
+LINKS = 100
+AGENTS = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 334.0.4.32.98 (iPhone15,2; iOS 17_5; en_US; en; scale=3.00; 1179x2556; 612379432)",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 13; 23021RAAEG Build/TKQ1.221114.001; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/126.0.6478.71 Mobile Safari/537.36 [FB_IAB/FB4A;FBAV/471.0.0.35.83;]",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
+]
+REFERERS = ["https://l.instagram.com/", "https://l.facebook.com/", "https://t.co/abc", ""]
+WRK_SCRIPT = """
+local paths, agents, referers = {}, {%(agents)s}, {%(referers)s}
+for i = 1, %(links)d do paths[i] = "/bench" .. i end
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", paths[n %% #paths + 1], {
+    ["User-Agent"] = agents[n %% #agents + 1], ["Referer"] = referers[n %% #referers + 1],
+    ["X-Forwarded-For"] = "198.51." .. (n %% 200) .. "." .. (n %% 250)})
+end
+done = function(summary, latency, requests)
+  io.write(string.format('\\nJSON {"requests": %%d, "errors": %%d, "seconds": %%f, "p50": %%f, "p99": %%f}\\n',
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def server(command: list[str], env: dict[str, str], port: int) -> Iterator[subprocess.Popen]:
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{command} did not start") from None
+                time.sleep(0.1)
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the server and its workers, nothing else
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (the workers), in MB."""
+    total, pids = 0, [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def load_wrk(port: int, seconds: int, connections: int, script: Path) -> dict:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    result = json.loads(out.split("JSON ", 1)[1])
+    return {"ok": result["requests"] - result["errors"], **result}
+
+
+async def _load_builtin(port: int, seconds: float, connections: int) -> dict:
+    """Keep-alive HTTP/1.1 on `connections` sockets until the deadline; in-flight
+    requests are awaited, so every response sent is counted."""
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+
+    async def one_connection(seed: int) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        ok, n = 0, seed
+        while time.monotonic() < deadline:
+            n += 1
+            request = (
+                f"GET /bench{n % LINKS + 1} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"User-Agent: {AGENTS[n % len(AGENTS)]}\r\nReferer: {REFERERS[n % len(REFERERS)]}\r\n"
+                f"X-Forwarded-For: 198.51.{n % 200}.{n % 250}\r\n\r\n"
+            )
+            started = time.perf_counter()
+            writer.write(request.encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(
+                next(
+                    (
+                        line.split(b":")[1]
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    ),
+                    b"0",
+                )
+            )
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            ok += head.startswith(b"HTTP/1.1 302")
+        writer.close()
+        return ok
+
+    started = time.monotonic()
+    counts = await asyncio.gather(*(one_connection(i * 7919) for i in range(connections)))
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    return {
+        "ok": sum(counts),
+        "requests": len(latencies),
+        "seconds": elapsed,
+        "p50": latencies[len(latencies) // 2] * 1000,
+        "p99": latencies[int(len(latencies) * 0.99)] * 1000,
+    }
+
+
+def load(port: int, seconds: int, connections: int, script: Path | None) -> dict:
+    if script is not None:
+        return load_wrk(port, seconds, connections, script)
+    return asyncio.run(_load_builtin(port, seconds, connections))
+
+
+async def _count_rows(url: str) -> int:
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        count = await connection.scalar(select(func.count()).select_from(Click))
+    await engine.dispose()
+    return count or 0
+
+
+async def _recreate_postgres(url: str, name: str) -> str:
+    server_engine = create_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    async with server_engine.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await server_engine.dispose()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def bench_database(
+    url: str, label: str, args: argparse.Namespace, script: Path | None, work: Path
+) -> None:
+    print(f"\n== {label} ==")
+    for workers in args.workers:
+        ceiling_port, tautan_port = free_port(), free_port()
+        ceiling = [
+            str(BIN / "uvicorn"),
+            "bench.ceiling_app:app",
+            "--port",
+            str(ceiling_port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ]
+        tautan = [
+            str(BIN / "tautan"),
+            "serve",
+            "--port",
+            str(tautan_port),
+            "--workers",
+            str(workers),
+        ]
+        env = {
+            "TAUTAN_DATABASE_URL": url,
+            "TAUTAN_ADMIN_KEY": KEY,
+            "TAUTAN_SPOOL_DIR": str(work / "spool"),
+            "TAUTAN_BASE_URL": f"http://127.0.0.1:{tautan_port}",
+            "PYTHONPATH": str(ROOT),
+        }
+        before = asyncio.run(_count_rows(url)) if workers != args.workers[0] else 0
+        results: dict[str, list[dict]] = {"ceiling": [], "tautan": []}
+        with (
+            server(ceiling, {"PYTHONPATH": str(ROOT)}, ceiling_port),
+            server(tautan, env, tautan_port) as process,
+        ):
+            links = [
+                {
+                    "url": f"https://shop.example.com/p/{i}",
+                    "slug": f"bench{i}",
+                    "utm_source": "ig",
+                    "utm_campaign": "bench",
+                }
+                for i in range(1, LINKS + 1)
+            ]
+            httpx.post(
+                f"http://127.0.0.1:{tautan_port}/api/links/bulk",
+                json={"links": links},
+                headers={"Authorization": f"Bearer {KEY}"},
+                timeout=60,
+            )
+            load(tautan_port, 2, args.connections, script)  # warm the link cache and the parsers
+            load(ceiling_port, 2, args.connections, script)
+            for _ in range(args.rounds):
+                results["ceiling"].append(
+                    load(ceiling_port, args.duration, args.connections, script)
+                )
+                results["tautan"].append(load(tautan_port, args.duration, args.connections, script))
+            # An exact accounting run: the built-in client waits for every response it sent.
+            exact = asyncio.run(_load_builtin(tautan_port, 3, 16))
+            metrics = httpx.get(f"http://127.0.0.1:{tautan_port}/metrics").text
+            memory = rss_mb(process.pid)
+        served = next(
+            float(line.split()[1])
+            for line in metrics.splitlines()
+            if line.startswith("tautan_redirects_total")
+        )
+        time.sleep(1)  # the writer drained on shutdown; let the last commit land
+        rows = asyncio.run(_count_rows(url)) - before
+        rps = {k: statistics.median(r["ok"] / r["seconds"] for r in v) for k, v in results.items()}
+        p50 = {k: statistics.median(r["p50"] for r in v) for k, v in results.items()}
+        p99 = {k: statistics.median(r["p99"] for r in v) for k, v in results.items()}
+        print(
+            f"-- {workers} worker(s), {args.connections} connections, {args.rounds}×{args.duration}s, "
+            f"{'wrk' if script else 'built-in client'}"
+        )
+        for name in ("ceiling", "tautan"):
+            print(
+                f"{name:8} {rps[name]:>9,.0f} req/s   p50 {p50[name]:6.2f} ms   p99 {p99[name]:6.2f} ms   "
+                "rounds: " + ", ".join(f"{r['ok'] / r['seconds']:,.0f}" for r in results[name])
+            )
+        ratio, p99_ratio = rps["tautan"] / rps["ceiling"], p99["tautan"] / p99["ceiling"]
+        print(
+            f"tracked / ceiling: {ratio:.2f} (target ≥ 0.85)   p99 ratio {p99_ratio:.2f} (target ≤ 1.5)"
+        )
+        print(
+            f"resident memory of the server after the run: {memory:.0f} MB (target ≤ 150 MB per worker)"
+        )
+        print(
+            f"exact run: {exact['ok']} redirects received; click rows written in all: {rows:,}; "
+            f"redirects the server counted: {served:,.0f} -> "
+            f"{'0 lost' if rows == served else f'MISMATCH ({served - rows:+,.0f})'}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--postgres", help="also run against this PostgreSQL server (a fresh database is made)"
+    )
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tautan-bench-"))
+    script = None
+    if shutil.which("wrk"):
+        script = work / "bench.lua"
+        quote = lambda items: ", ".join(json.dumps(i) for i in items)  # noqa: E731
+        script.write_text(
+            WRK_SCRIPT % {"agents": quote(AGENTS), "referers": quote(REFERERS), "links": LINKS}
+        )
+    try:
+        bench_database(f"sqlite+aiosqlite:///{work}/bench.db", "SQLite", args, script, work)
+        if args.postgres:
+            name = f"tautan_redirect_bench_{os.getpid()}"
+            bench_database(
+                asyncio.run(_recreate_postgres(args.postgres, name)),
+                "PostgreSQL",
+                args,
+                script,
+                work,
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    random.seed(1)
+    main()
