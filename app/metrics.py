@@ -14,6 +14,7 @@ class Metrics:
         self.clicks_written = 0
         self.clicks_spooled = 0
         self.bot_clicks = 0
+        self.clicks_rejected = 0
         self.writer_errors = 0
         self.queue_depth: Callable[[], int] = lambda: 0
         self.spool_size: Callable[[], int] = lambda: 0
@@ -33,6 +34,7 @@ class Metrics:
             "clicks_written": (self.clicks_written, "Click rows written to the database"),
             "clicks_spooled": (self.clicks_spooled, "Clicks written to the spool"),
             "bot_clicks": (self.bot_clicks, "Bot and preview clicks written"),
+            "clicks_rejected": (self.clicks_rejected, "Clicks the database refused as data"),
             "writer_errors": (self.writer_errors, "Failed click writes"),
         }
         for name, (value, help_text) in counters.items():

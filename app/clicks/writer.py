@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, update
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.enrich import Enricher
@@ -108,31 +109,40 @@ class ClickWriter:
             self.metrics.clicks_spooled += len(batch)
 
     async def write(self, batch: list[RawClick]) -> None:
-        """Enrich `batch`, then insert it and update the rollups and link counters in one
-        transaction."""
+        """Enrich `batch`, then write it. A batch the database refuses as data (a click of a
+        link deleted meanwhile, say) is written click by click, and the refused clicks are
+        dropped and counted: one bad click must not hold up the rest for ever."""
         started = time.perf_counter()
         rows = await self._enrich(batch)
-        human: Counter[int] = Counter()
-        bots: Counter[int] = Counter()
-        if rows:
-            async with self.sessionmaker() as session, session.begin():
-                await mark_new_visitors(session, rows)
-                await session.execute(CLICKS.insert(), rows)  # Core: one executemany
-                await update_rollups(session, rows)
-                human, visitors, bots = _counts_per_link(rows)
-                counters = [
-                    {
-                        "link": link,
-                        "human": human[link],
-                        "visitors": visitors[link],
-                        "bots": bots[link],
-                    }
-                    for link in human | bots
-                ]
-                await session.execute(ADD_CLICKS, counters)
+        try:
+            await self._insert(rows)
+        except (IntegrityError, DataError):
+            for row in rows:
+                try:
+                    await self._insert([row])
+                except (IntegrityError, DataError) as exc:
+                    self.metrics.clicks_rejected += 1
+                    log.warning(
+                        "click for link %s refused by the database: %s", row["link_id"], exc.orig
+                    )
+        self.metrics.flush_seconds.observe(time.perf_counter() - started)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        """Insert click rows, and update the rollups and link counters, in one transaction."""
+        if not rows:
+            return
+        async with self.sessionmaker() as session, session.begin():
+            await mark_new_visitors(session, rows)
+            await session.execute(CLICKS.insert(), rows)  # Core: one executemany
+            await update_rollups(session, rows)
+            human, visitors, bots = _counts_per_link(rows)
+            counters = [
+                {"link": link, "human": human[link], "visitors": visitors[link], "bots": bots[link]}
+                for link in human | bots
+            ]
+            await session.execute(ADD_CLICKS, counters)
         self.metrics.clicks_written += len(rows)
         self.metrics.bot_clicks += sum(bots.values())
-        self.metrics.flush_seconds.observe(time.perf_counter() - started)
         self.on_written(human)
 
     async def _enrich(self, batch: list[RawClick]) -> list[dict[str, Any]]:

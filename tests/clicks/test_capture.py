@@ -1,7 +1,9 @@
 """Redirects become enriched click rows, through the real app and a real database."""
 
+import dataclasses
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from ipaddress import ip_network
 from typing import Any
 
@@ -13,7 +15,7 @@ from app.clicks.models import Click
 from app.config import Settings
 from app.links.models import Link
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, create_link, in_app
+from tests.conftest import BASE_URL, PEER, create_link, in_app, raw_click
 
 IPHONE_INSTAGRAM = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
@@ -174,3 +176,18 @@ def test_metrics_count_redirects_and_written_clicks(client: TestClient, writer: 
     assert float(values["tautan_flush_seconds_count"]) >= 1
     ready = client.get("/readyz").json()
     assert (ready["queue_depth"], ready["spool_size"]) == (0, 0)
+
+
+def test_a_click_the_database_refuses_does_not_hold_up_the_others(
+    client: TestClient, writer: dict
+) -> None:
+    link = create_link(client, writer, slug="ok")
+    good = raw_click(link, datetime.now(UTC))
+    good.workspace_id = in_app(client, lambda s: s.scalar(select(Link.workspace_id)))
+    orphan = dataclasses.replace(good, link_id=987654)  # no such link (deleted, say)
+    state = client.app.api.state  # type: ignore[attr-defined]
+    assert client.portal is not None
+    client.portal.call(state.writer.write, [orphan, good])
+    assert [row.link_id for row in clicks_of(client, 1)] == [link["id"]]
+    assert state.metrics.clicks_rejected == 1
+    assert link_clicks(client, "ok") == 1
