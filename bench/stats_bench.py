@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from collections import defaultdict
@@ -108,6 +109,8 @@ KINDS = {"iphone": 12, "iphone instagram": 9, "iphone facebook": 4, "iphone tikt
          "android": 17, "android reduced": 4, "android samsung": 4, "android instagram": 13,
          "android facebook": 9, "android tiktok": 6, "ipad": 2, "windows chrome": 8,
          "windows edge": 2, "windows firefox": 1, "mac safari": 3, "mac chrome": 3}
+SOURCES = ("instagram", "facebook", "tiktok", "whatsapp", "email", "google")
+CAMPAIGNS = ("ramadan", "payday", "flash-sale", "launch", "harbolnas", "school", "news", "brand", "ugc", "retarget")
 IN_APP_REFERERS = {"instagram": "https://l.instagram.com/", "facebook": "https://l.facebook.com/",
                    "tiktok": "https://www.tiktok.com/"}
 IOS = ("15_8_2", "16_6_1", "16_7_10", "17_1_2", "17_4_1", "17_5_1", "17_6_1", "18_0_1", "18_1_1")
@@ -206,19 +209,6 @@ def timestamps(r: random.Random, n: int, now: datetime) -> list[float]:
 
 async def make_links(engine: AsyncEngine, count: int) -> tuple[int, list[int], list[str]]:
     """A workspace with `count` links over 10 campaigns; returns its id, link ids, slugs."""
-    sources = ("instagram", "facebook", "tiktok", "whatsapp", "email", "google")
-    campaigns = [
-        "ramadan",
-        "payday",
-        "flash-sale",
-        "launch",
-        "harbolnas",
-        "school",
-        "news",
-        "brand",
-        "ugc",
-        "retarget",
-    ]
     async with create_sessionmaker(engine)() as session, session.begin():
         workspace = Workspace(name=f"bench-{os.getpid()}")
         session.add(workspace)
@@ -228,9 +218,9 @@ async def make_links(engine: AsyncEngine, count: int) -> tuple[int, list[int], l
                 workspace_id=workspace.id,
                 slug=f"b{i:04d}",
                 url=f"https://shop.example.co.id/p/{i}",
-                utm_source=sources[i % len(sources)],
+                utm_source=SOURCES[i % len(SOURCES)],
                 utm_medium="social",
-                utm_campaign=f"{campaigns[i % len(campaigns)]}-2026",
+                utm_campaign=f"{CAMPAIGNS[i % len(CAMPAIGNS)]}-2026",
                 tag_rows=[LinkTag(tag="promo"), LinkTag(tag=f"q{i % 4 + 1}")],
             )
             for i in range(count)
@@ -403,7 +393,16 @@ async def bench(name: str, url: str, tmp: Path, args: argparse.Namespace, now: d
         await engine.dispose()
 
 
+def revision() -> str:
+    """The code measured: another checkout's uncommitted app/ changes count too."""
+    root = Path(__file__).resolve().parent.parent
+    git = ["git", "-C", str(root), "describe", "--always", "--dirty"]
+    described = subprocess.run(git, capture_output=True, text=True, check=False).stdout.strip()
+    return described or "unknown"
+
+
 def report(results: list[dict], args: argparse.Namespace) -> None:
+    console.print(f"app at {revision()}, {args.clicks:,} clicks over {args.links} links")
     table = Table(title=f"Dashboard set (summary, daily series, 6 top-10), median of {args.runs}")
     for column in ("database", "scope", "clicks in scope", "rollup ms", "naive ms", "naive/rollup"):
         table.add_column(column, justify="left" if column in ("database", "scope") else "right")

@@ -3,8 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from app.clicks.queue import RawClick
+from app.clicks.queue import ClickQueue, RawClick
 from app.clicks.spool import MAX_CLICKS_PER_FILE, Spool
+from app.clicks.writer import ClickWriter
+from app.metrics import Metrics
 from tests.conftest import run
 
 
@@ -82,3 +84,20 @@ def test_a_failed_write_keeps_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConnectionError):
         run(spool.replay(failing))
     assert replay_all(spool) == [1]
+
+
+def test_a_full_queue_sends_clicks_to_the_spool(tmp_path: Path) -> None:
+    spool = Spool(str(tmp_path))
+    writer = ClickWriter(
+        queue=ClickQueue(batch=10, maxsize=5),
+        spool=spool,
+        sessionmaker=None,  # type: ignore[arg-type]
+        enricher=None,
+        metrics=Metrics(),
+        interval_s=0.2,  # type: ignore[arg-type]
+    )
+    for n in range(8):
+        writer.record(raw(n))
+    assert len(writer.queue) == 5
+    assert replay_all(spool) == [5, 6, 7]
+    assert writer.metrics.clicks_spooled == 3

@@ -1,11 +1,15 @@
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+from app import migrate
+from app.config import Settings
+from app.main import create_app
 from app.stats.service import DIMENSIONS
 from tests.conftest import create_link, make_key, raw_click, seed_clicks
 
@@ -226,3 +230,15 @@ def test_csv_export(client: TestClient, writer: dict, reader: dict) -> None:
         "/api/stats/clicks.csv", params={**RANGE, "include_bots": "true"}, headers=reader
     )
     assert len(list(csv.DictReader(io.StringIO(with_bots.text)))) == 3
+
+
+def test_stats_read_from_the_read_replica(settings: Settings, tmp_path: Path, seeded: dict) -> None:
+    # A "replica" that has not caught up: an empty database. Stats must come from it.
+    replica = f"sqlite+aiosqlite:///{tmp_path}/replica.db"
+    migrate.upgrade(replica)
+    with TestClient(
+        create_app(settings.model_copy(update={"read_database_url": replica}))
+    ) as other:
+        admin = make_key(other, "admin")
+        assert get(other, admin, "summary", **RANGE)["clicks"] == 0
+        assert other.get("/api/links/a", headers=admin).status_code == 200  # the primary

@@ -1,0 +1,41 @@
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from app.clicks.models import VisitorSalt
+from app.clicks.visitors import Salts, visitor_id
+from tests.conftest import in_app
+
+DAY = date(2026, 3, 10)
+
+
+def test_salts_rotate_daily_and_go_two_days_later(client: TestClient) -> None:
+    state = client.app.api.state  # type: ignore[attr-defined]
+    assert client.portal is not None
+
+    def salt_of(day: date, salts: Salts | None = None) -> bytes:
+        return client.portal.call((salts or Salts()).of, state.sessionmaker, day)  # type: ignore[union-attr]
+
+    first = salt_of(DAY)
+    assert salt_of(DAY) == first  # another process (its own Salts) gets the same salt
+    assert salt_of(DAY + timedelta(days=1)) != first
+    salt_of(DAY + timedelta(days=3))
+    kept = in_app(client, lambda s: s.scalars(select(VisitorSalt.day).order_by(VisitorSalt.day)))
+    assert list(kept) == [DAY + timedelta(days=1), DAY + timedelta(days=3)]
+
+
+def test_visitor_ids_depend_on_salt_address_and_agent() -> None:
+    a, b = b"a" * 32, b"b" * 32
+    assert visitor_id(a, "203.0.113.1", "ua") == visitor_id(a, "203.0.113.1", "ua")
+    assert (
+        len(
+            {
+                visitor_id(a, "203.0.113.1", "ua"),
+                visitor_id(b, "203.0.113.1", "ua"),
+                visitor_id(a, "203.0.113.2", "ua"),
+                visitor_id(a, "203.0.113.1", "ub"),
+            }
+        )
+        == 4
+    )
