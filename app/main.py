@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import ops
 from app.clicks.enrich import Enricher
@@ -16,7 +17,7 @@ from app.clicks.spool import Spool
 from app.clicks.writer import ClickWriter
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
-from app.errors import install_error_handlers
+from app.errors import AppError, error_response, install_error_handlers
 from app.links.routes import router as links_router
 from app.links.service import LinkContext
 from app.metrics import Metrics
@@ -24,16 +25,49 @@ from app.redirect.cache import LinkCache
 from app.redirect.routes import RedirectHandler, slug_of
 from app.stats.routes import router as stats_router
 
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodyLimit:
+    """Refuses request bodies over `max_bytes` with 413, whether announced by
+    Content-Length or streamed in chunks, before the app buffers them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = HTTPException(413, f"request body over {self.max_bytes} bytes")
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if length.isdigit() and int(length) > self.max_bytes:
+            return await error_response(AppError(413, "payload_too_large", too_large.detail))(
+                scope, receive, send
+            )
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise too_large  # FastAPI renders it with the error handler
+            return message
+
+        await self.app(scope, limited, send)
+
 
 class Dispatcher:
     def __init__(self, api: FastAPI, redirect: RedirectHandler, cors_origins: list[str]) -> None:
         self.api = api
         self.redirect = redirect
+        self.limited: ASGIApp = BodyLimit(api)
         # CORS applies to the API only: redirects and pages never carry CORS headers.
-        self.api_with_cors: ASGIApp = api
+        self.api_with_cors: ASGIApp = self.limited
         if cors_origins:
             self.api_with_cors = CORSMiddleware(
-                api,
+                self.limited,
                 allow_origins=cors_origins,
                 allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "X-API-Key", "Content-Type"],
@@ -46,7 +80,7 @@ class Dispatcher:
         elif scope["type"] == "http" and scope["path"].startswith("/api/"):
             await self.api_with_cors(scope, receive, send)
         else:
-            await self.api(scope, receive, send)
+            await self.limited(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> Dispatcher:

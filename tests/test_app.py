@@ -76,3 +76,23 @@ def test_cors_for_the_api_only(cors_client: TestClient, writer: dict) -> None:
 def test_no_cors_by_default(client: TestClient, writer: dict) -> None:
     response = client.get("/api/links", headers={**writer, "Origin": DASHBOARD})
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_request_bodies_over_1_mib_are_refused(client: TestClient, writer: dict) -> None:
+    big = {"url": "https://ok.example/", "title": "x" * (1024 * 1024)}
+    response = client.post("/api/links", json=big, headers=writer)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+    def chunks():  # no Content-Length: the body is counted as it arrives
+        yield b'{"url": "https://ok.example/", "title": "'
+        for _ in range(20):
+            yield b"x" * 65536
+        yield b'"}'
+
+    streamed = client.post(
+        "/api/links", content=chunks(), headers={**writer, "content-type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert streamed.json()["error"]["code"] == "payload_too_large"
+    assert client.get("/api/links", headers=writer).json()["links"] == []
