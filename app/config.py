@@ -5,7 +5,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import model_validator
+from limits import parse
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Network = IPv4Network | IPv6Network
@@ -39,6 +40,7 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     secret_key: str | None = None
     redis_url: str | None = None
+    write_rate_limit: str = "600/minute"  # per API key, on every API write
     retention_days: int | None = None
     cors_origins: Annotated[list[str], NoDecode] = []
 
@@ -49,6 +51,12 @@ class Settings(BaseSettings):
             if name in data:
                 data[name] = _split(data[name])
         return data
+
+    @field_validator("write_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse(value)  # e.g. "600/minute"; raises a clear ValueError otherwise
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> "Settings":

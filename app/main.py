@@ -21,6 +21,7 @@ from app.errors import AppError, error_response, install_error_handlers
 from app.links.routes import router as links_router
 from app.links.service import LinkContext
 from app.metrics import Metrics
+from app.ratelimit import RateLimiter
 from app.redirect.cache import LinkCache
 from app.redirect.routes import RedirectHandler, slug_of
 from app.stats.routes import router as stats_router
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         interval_s=settings.flush_interval_ms / 1000,
         on_written=cache.count_clicks,
     )
+    rate_limiter = RateLimiter(settings.write_rate_limit, settings.redis_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         # The server has stopped taking requests: drain what they queued, then close.
         writer.stop()
         await task
+        rate_limiter.close()
         await engine.dispose()
         await read_engine.dispose()
 
@@ -123,6 +126,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     api.state.read_sessionmaker = create_sessionmaker(read_engine, read_only=True)
     api.state.link_cache = cache
     api.state.link_context = LinkContext(base_url=settings.base_url)
+    api.state.rate_limiter = rate_limiter
     api.state.click_queue = queue
     api.state.spool = spool
     api.state.metrics = metrics

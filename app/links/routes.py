@@ -19,7 +19,16 @@ from app.links.schemas import (
 router = APIRouter(prefix="/api/links", tags=["links"])
 
 LinksRead = Annotated[Principal, Depends(require_scopes("links:read"))]
-LinksWrite = Annotated[Principal, Depends(require_scopes("links:write"))]
+
+
+async def write_access(
+    request: Request, principal: Annotated[Principal, Depends(require_scopes("links:write"))]
+) -> Principal:
+    await request.app.state.rate_limiter.hit("key", str(principal.key_id))
+    return principal
+
+
+LinksWrite = Annotated[Principal, Depends(write_access)]
 
 
 def _ctx(request: Request) -> service.LinkContext:
