@@ -44,11 +44,33 @@ async def _recreate_postgres_database(name: str) -> str:
     return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
 
 
+CREATED_DATABASES: list[str] = []
+
+
 def empty_database(backend: str, tmp_path: Path, name: str) -> str:
-    """The URL of a new, empty database of the given backend."""
+    """The URL of a new, empty database of the given backend (PostgreSQL ones are
+    dropped when the test session ends)."""
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / name}.db"
-    return run(_recreate_postgres_database(f"tautan_{name}_{os.getpid()}"))
+    database = f"tautan_{name}_{os.getpid()}"
+    CREATED_DATABASES.append(database)
+    return run(_recreate_postgres_database(database))
+
+
+async def _drop_postgres_databases(names: list[str]) -> None:
+    assert POSTGRES_URL
+    server = create_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
+    async with server.connect() as connection:
+        for name in names:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await server.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_created_databases() -> Iterator[None]:
+    yield
+    if CREATED_DATABASES:
+        run(_drop_postgres_databases(sorted(set(CREATED_DATABASES))))
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
