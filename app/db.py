@@ -93,6 +93,17 @@ def create_sessionmaker(
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# Parameters SQLAlchemy prepares in one go: preparing costs event-loop time, and the
+# redirects waiting on the loop should not wait for a whole batch's worth of it.
+EXECUTEMANY_SLICE = 250
+
+
+async def execute_many(session: AsyncSession, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """`statement` once per row, as executemany calls of EXECUTEMANY_SLICE rows each."""
+    for start in range(0, len(rows), EXECUTEMANY_SLICE):
+        await session.execute(statement, rows[start : start + EXECUTEMANY_SLICE])
+
+
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     """Run `callback` once the request's transaction has committed (e.g. cache invalidation)."""
     session.info.setdefault("after_commit", []).append(callback)

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime
+from app.db import Base, UTCDateTime, execute_many
 
 # The click attributes with few values, which the daily rollup counts. Attributes with
 # many (region, city, device_model, referrer_domain) would add about a rollup row per
@@ -101,4 +101,4 @@ async def _upsert(
         {**dict(zip(keys, key, strict=True)), "clicks": c, "visitors": v}
         for key, (c, v) in counts.items()
     ]
-    await session.execute(statement, rows)
+    await execute_many(session, statement, rows)

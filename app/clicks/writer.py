@@ -20,6 +20,7 @@ from app.clicks.queue import ClickQueue, RawClick
 from app.clicks.rollups import update_rollups
 from app.clicks.spool import Spool
 from app.clicks.visitors import Salts, mark_new_visitors
+from app.db import execute_many
 from app.links.models import Link
 from app.metrics import Metrics
 
@@ -133,7 +134,7 @@ class ClickWriter:
             return
         async with self.sessionmaker() as session, session.begin():
             await mark_new_visitors(session, rows)
-            await session.execute(CLICKS.insert(), rows)  # Core: one executemany
+            await execute_many(session, CLICKS.insert(), rows)
             await update_rollups(session, rows)
             human, visitors, bots = _counts_per_link(rows)
             counters = [
