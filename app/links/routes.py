@@ -4,8 +4,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.auth import Principal, require_scopes
 from app.db import SessionDep, after_commit
-from app.errors import AppError
-from app.links import service
+from app.errors import AppError, Invalid
+from app.links import qr, service
 from app.links.schemas import (
     BulkCreate,
     BulkOut,
@@ -121,3 +121,29 @@ async def delete_link(
     await service.archive_link(session, principal, slug)
     _forget(request, session, slug)
     return Response(status_code=204)
+
+
+@router.get(
+    "/{slug}/qr",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}},
+)
+async def link_qr(
+    slug: str,
+    principal: LinksRead,
+    session: SessionDep,
+    request: Request,
+    format: Literal["svg", "png"] = "svg",
+    size: Annotated[int, Query(ge=50, le=4000, description="width in pixels, about")] = 300,
+    margin: Annotated[int, Query(ge=0, le=20, description="quiet zone, in modules")] = 4,
+    dark: Annotated[str, Query(description="hex colour")] = "000000",
+    light: Annotated[str, Query(description="hex colour or `transparent`")] = "ffffff",
+) -> Response:
+    """The link's QR code; it carries `?qr=1`, so scans are counted with trigger `qr`."""
+    link = await service.get_link(session, principal, slug)
+    try:
+        image = qr.qr_code(_ctx(request).short_url(link.slug), kind=format, size=size,
+                           margin=margin, dark=dark, light=light)  # fmt: skip
+    except ValueError as exc:
+        raise Invalid("invalid_parameter", str(exc)) from None
+    return Response(image, media_type=qr.MEDIA_TYPES[format])
