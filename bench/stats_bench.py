@@ -394,15 +394,22 @@ async def bench(name: str, url: str, tmp: Path, args: argparse.Namespace, now: d
 
 
 def revision() -> str:
-    """The code measured: another checkout's uncommitted app/ changes count too."""
-    root = Path(__file__).resolve().parent.parent
-    git = ["git", "-C", str(root), "describe", "--always", "--dirty"]
-    described = subprocess.run(git, capture_output=True, text=True, check=False).stdout.strip()
-    return described or "unknown"
+    """The code measured, read at the start: the commit, and whether app/ or migrations/
+    had uncommitted changes (another checkout may be editing them)."""
+
+    def git(*args: str) -> str:
+        root = str(Path(__file__).resolve().parent.parent)
+        done = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    dirty = (
+        " + uncommitted app changes" if git("status", "--porcelain", "app", "migrations") else ""
+    )
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + dirty
 
 
 def report(results: list[dict], args: argparse.Namespace) -> None:
-    console.print(f"app at {revision()}, {args.clicks:,} clicks over {args.links} links")
+    console.print(f"app at {args.revision}, {args.clicks:,} clicks over {args.links} links")
     table = Table(title=f"Dashboard set (summary, daily series, 6 top-10), median of {args.runs}")
     for column in ("database", "scope", "clicks in scope", "rollup ms", "naive ms", "naive/rollup"):
         table.add_column(column, justify="left" if column in ("database", "scope") else "right")
@@ -476,6 +483,7 @@ def cli() -> None:
     parser.add_argument("--seed", type=int, default=1, help="random seed of the click stream")
     parser.add_argument("--keep", action="store_true", help="keep the databases, to EXPLAIN")
     args = parser.parse_args()
+    args.revision = revision()
     tmp = Path(tempfile.mkdtemp(prefix="tautan-bench-"))
     try:
         asyncio.run(main(args, tmp))

@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,10 +33,12 @@ class Target:
     max_clicks: int | None
     clicks: int
     fallback_url: str | None
+    preview_page: bytes | None  # for link-preview fetchers, when the link has og_* fields
 
     @classmethod
     def of(cls, link: Link) -> "Target":
-        location, hash_, fragment = destination(link).partition("#")
+        to = destination(link)
+        location, hash_, fragment = to.partition("#")
         return cls(
             link.id,
             link.workspace_id,
@@ -48,6 +51,7 @@ class Target:
             link.max_clicks,
             link.clicks,
             link.fallback_url,
+            preview_page(link, to),
         )
 
     def is_live(self, now: datetime) -> bool:
@@ -56,6 +60,27 @@ class Target:
         if self.expires_at and now >= self.expires_at:
             return False
         return not (self.max_clicks is not None and self.clicks >= self.max_clicks)
+
+
+def preview_page(link: Link, to: str) -> bytes | None:
+    """A page with the link's Open Graph and Twitter Card tags, which sends a person who
+    opens it on to `to`; None when the link sets none of them."""
+    if not (link.og_title or link.og_description or link.og_image):
+        return None
+    tags = []
+    for name, value in (("title", link.og_title), ("description", link.og_description),
+                        ("image", link.og_image)):  # fmt: skip
+        if value:
+            tags.append(f'<meta property="og:{name}" content="{escape(value)}">')
+            tags.append(f'<meta name="twitter:{name}" content="{escape(value)}">')
+    card = "summary_large_image" if link.og_image else "summary"
+    title = escape(link.og_title or link.title or to)
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
+        f'{"".join(tags)}<meta name="twitter:card" content="{card}">'
+        f'<meta http-equiv="refresh" content="0; url={escape(to)}"></head>'
+        f'<body><a href="{escape(to)}">{title}</a></body></html>'
+    ).encode()
 
 
 class LinkCache:

@@ -10,6 +10,7 @@ from urllib.parse import quote_from_bytes
 
 from starlette.types import Receive, Scope, Send
 
+from app.clicks.enrich.bots import preview_fetcher
 from app.clicks.queue import RawClick
 from app.links.schemas import RESERVED_SLUGS
 from app.metrics import Metrics
@@ -74,14 +75,17 @@ class RedirectHandler:
         slug = scope["path"][1:]
         target = await self.cache.get(slug)
         if target is None:
-            return await _page(send, 404)
+            return await _html(send, 404, PAGES[404])
         query, flags = split_query(scope["query_string"])
         if target.is_live(datetime.now(UTC)):
-            await _redirect(send, target.code, location_of(target, query))
+            if target.preview_page and _is_preview_fetch(scope):
+                await _html(send, 200, target.preview_page)
+            else:
+                await _redirect(send, target.code, location_of(target, query))
         elif target.fallback_url:
             await _redirect(send, 302, target.fallback_url.encode())
         else:
-            return await _page(send, 410)
+            return await _html(send, 410, PAGES[410])
         self.metrics.redirects += 1
         if scope["method"] == "GET" and flags.get(b"tautan_no_track") != b"1":
             headers = {k: v for k, v in scope["headers"] if k in WANTED_HEADERS}
@@ -111,8 +115,14 @@ async def _redirect(send: Send, code: int, location: bytes) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _page(send: Send, status: int) -> None:
-    body = PAGES[status]
+def _is_preview_fetch(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            return preview_fetcher(value.decode("latin-1")) is not None
+    return False
+
+
+async def _html(send: Send, status: int, body: bytes) -> None:
     headers = [
         (b"content-type", b"text/html; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),

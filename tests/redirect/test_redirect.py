@@ -9,6 +9,7 @@ from app.config import Settings
 from app.links.models import Link
 from app.main import create_app
 from app.redirect.routes import split_query
+from tests.clicks.test_capture import clicks_of
 from tests.conftest import BASE_URL, PEER, create_link, in_app
 
 DESTINATION = "https://shop.example.com/sale?color=red&utm_source=ig"
@@ -143,3 +144,43 @@ def test_changes_from_another_process_are_seen_after_the_ttl(
         assert other.get("/ttl").headers["location"] == "https://old.example/"
         time.sleep(0.6)
         assert other.get("/ttl").headers["location"] == "https://new.example/"
+
+
+def test_preview_fetchers_get_the_open_graph_page(client: TestClient, writer: dict) -> None:
+    create_link(
+        client,
+        writer,
+        slug="og",
+        url="https://shop.example.com/sale",
+        og_title='Sale <50% off> & "more"',
+        og_description="Only this week",
+        og_image="https://cdn.example.com/sale.jpg",
+    )
+    for fetcher in (
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "WhatsApp/2.23.20.0",
+        "Twitterbot/1.0",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    ):
+        page = client.get("/og", headers={"User-Agent": fetcher})
+        assert page.status_code == 200, fetcher
+        assert (
+            '<meta property="og:title" content="Sale &lt;50% off&gt; &amp; &quot;more&quot;">'
+            in page.text
+        )
+        assert '<meta name="twitter:image" content="https://cdn.example.com/sale.jpg">' in page.text
+        assert 'url=https://shop.example.com/sale"' in page.text
+    person = client.get(
+        "/og", headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"}
+    )
+    assert person.status_code == 302
+    create_link(client, writer, slug="plain")
+    assert client.get("/plain", headers={"User-Agent": "Twitterbot/1.0"}).status_code == 302
+    bots = clicks_of(client, 6)
+    assert [c.bot_name for c in bots if c.is_bot] == [
+        "facebookexternalhit",
+        "WhatsApp",
+        "Twitterbot",
+        "Slackbot",
+        "Twitterbot",
+    ]

@@ -106,6 +106,17 @@ def is_preview_fetcher(name: str | None) -> bool:
 
 
 @lru_cache(maxsize=4096)
+def preview_fetcher(ua: str) -> str | None:
+    """The link-preview fetcher's name, or None: fast enough for the redirect, as it asks
+    only the table of known bots, where every preview fetcher is, not the crawler list."""
+    ua = ua[:MAX_UA_LENGTH]
+    for pattern, name in _KNOWN_BOTS:
+        if pattern.search(ua):
+            return name if name in PREVIEW_FETCHERS else None
+    return None
+
+
+@lru_cache(maxsize=4096)
 def _bot_name(ua: str) -> str | None:
     ua = ua.strip()
     if not ua:
