@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.clicks.models import Click  # noqa: E402
 from app.db import create_engine  # noqa: E402
+from app.links.models import Link  # noqa: E402
 
 BIN = Path(sys.executable).parent
 KEY = "tk_redirect_bench_key"
@@ -47,7 +47,7 @@ AGENTS = [
 REFERERS = ["https://l.instagram.com/", "https://l.facebook.com/", "https://t.co/abc", ""]
 WRK_SCRIPT = """
 local paths, agents, referers = {}, {%(agents)s}, {%(referers)s}
-for i = 1, %(links)d do paths[i] = "/bench" .. i end
+for i = 1, %(links)d do paths[i] = "/%(prefix)s" .. i end
 local n = 0
 request = function()
   n = n + 1
@@ -62,6 +62,14 @@ done = function(summary, latency, requests)
     latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 """
+
+
+def wrk_script(work: Path, prefix: str) -> Path:
+    script = work / f"{prefix}bench.lua"
+    quote = lambda items: ", ".join(json.dumps(i) for i in items)  # noqa: E731
+    script.write_text(WRK_SCRIPT % {"agents": quote(AGENTS), "referers": quote(REFERERS),
+                                    "links": LINKS, "prefix": prefix})  # fmt: skip
+    return script
 
 
 def free_port() -> int:
@@ -91,25 +99,25 @@ def server(command: list[str], env: dict[str, str], port: int) -> Iterator[subpr
                 time.sleep(0.1)
         yield process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the server and its workers, nothing else
+        # The server and its workers, nothing else. A writer that fell behind drains its
+        # backlog before it exits: give it time.
+        os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=60)
+            process.wait(timeout=600)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (the workers), in MB."""
-    total, pids = 0, [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total / 1024
+def rss_mb(pid: int) -> list[float]:
+    """Resident memory of each serving process, in MB: the workers when uvicorn runs
+    several (their supervisor serves nothing), else the process itself."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    sizes = []
+    for p in [int(c) for c in children] or [pid]:
+        status = Path(f"/proc/{p}/status").read_text().splitlines()
+        sizes += [int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")]
+    return sizes
 
 
 def load_wrk(port: int, seconds: int, connections: int, script: Path) -> dict:
@@ -132,7 +140,7 @@ def load_wrk(port: int, seconds: int, connections: int, script: Path) -> dict:
     return {"ok": result["requests"] - result["errors"], **result}
 
 
-async def _load_builtin(port: int, seconds: float, connections: int) -> dict:
+async def _load_builtin(port: int, seconds: float, connections: int, prefix: str) -> dict:
     """Keep-alive HTTP/1.1 on `connections` sockets until the deadline; in-flight
     requests are awaited, so every response sent is counted."""
     latencies: list[float] = []
@@ -144,7 +152,7 @@ async def _load_builtin(port: int, seconds: float, connections: int) -> dict:
         while time.monotonic() < deadline:
             n += 1
             request = (
-                f"GET /bench{n % LINKS + 1} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"GET /{prefix}{n % LINKS + 1} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 f"User-Agent: {AGENTS[n % len(AGENTS)]}\r\nReferer: {REFERERS[n % len(REFERERS)]}\r\n"
                 f"X-Forwarded-For: 198.51.{n % 200}.{n % 250}\r\n\r\n"
             )
@@ -180,18 +188,40 @@ async def _load_builtin(port: int, seconds: float, connections: int) -> dict:
     }
 
 
-def load(port: int, seconds: int, connections: int, script: Path | None) -> dict:
+def load(port: int, seconds: int, connections: int, script: Path | None, prefix: str) -> dict:
     if script is not None:
         return load_wrk(port, seconds, connections, script)
-    return asyncio.run(_load_builtin(port, seconds, connections))
+    return asyncio.run(_load_builtin(port, seconds, connections, prefix))
 
 
-async def _count_rows(url: str) -> int:
+async def _count_rows(url: str, prefix: str) -> int:
+    """Click rows of the links whose slugs start with `prefix`."""
     engine = create_engine(url)
     async with engine.connect() as connection:
-        count = await connection.scalar(select(func.count()).select_from(Click))
+        count = await connection.scalar(
+            select(func.count()).select_from(Click).join(Link, Link.id == Click.link_id)
+            .where(Link.slug.startswith(prefix))
+        )  # fmt: skip
     await engine.dispose()
     return count or 0
+
+
+def create_links(port: int, prefix: str) -> None:
+    links = [
+        {"url": f"https://shop.example.com/p/{i}", "slug": f"{prefix}{i}", "utm_source": "ig",
+         "utm_campaign": "bench"}
+        for i in range(1, LINKS + 1)
+    ]  # fmt: skip
+    response = httpx.post(f"http://127.0.0.1:{port}/api/links/bulk", json={"links": links},
+                          headers={"Authorization": f"Bearer {KEY}"}, timeout=60)  # fmt: skip
+    response.raise_for_status()
+
+
+async def _drop_postgres(url: str, name: str) -> None:
+    server_engine = create_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    async with server_engine.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await server_engine.dispose()
 
 
 async def _recreate_postgres(url: str, name: str) -> str:
@@ -203,27 +233,13 @@ async def _recreate_postgres(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + "/" + name
 
 
-def bench_database(
-    url: str, label: str, args: argparse.Namespace, script: Path | None, work: Path
-) -> None:
+def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -> None:
     print(f"\n== {label} ==")
     for workers in args.workers:
         ceiling_port, tautan_port = free_port(), free_port()
-        ceiling = [
-            str(BIN / "uvicorn"),
-            "bench.ceiling_app:app",
-            "--port",
-            str(ceiling_port),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ]
+        ceiling = [str(BIN / "uvicorn"), "bench.ceiling_app:app", "--port", str(ceiling_port),
+                   "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                   "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
         tautan = [
             str(BIN / "tautan"),
             "serve",
@@ -232,75 +248,57 @@ def bench_database(
             "--workers",
             str(workers),
         ]
-        env = {
-            "TAUTAN_DATABASE_URL": url,
-            "TAUTAN_ADMIN_KEY": KEY,
-            "TAUTAN_SPOOL_DIR": str(work / "spool"),
-            "TAUTAN_BASE_URL": f"http://127.0.0.1:{tautan_port}",
-            "PYTHONPATH": str(ROOT),
-        }
-        before = asyncio.run(_count_rows(url)) if workers != args.workers[0] else 0
+        env = {"TAUTAN_DATABASE_URL": url, "TAUTAN_ADMIN_KEY": KEY, "TAUTAN_SPOOL_DIR": str(work / "spool"),
+               "TAUTAN_BASE_URL": f"http://127.0.0.1:{tautan_port}", "PYTHONPATH": str(ROOT)}  # fmt: skip
+        # Each configuration loads links of its own, so its click rows can be told apart.
+        loaded, exact_links = f"w{workers}-", f"x{workers}-"
+        script = wrk_script(work, loaded) if shutil.which("wrk") else None
         results: dict[str, list[dict]] = {"ceiling": [], "tautan": []}
         with (
             server(ceiling, {"PYTHONPATH": str(ROOT)}, ceiling_port),
             server(tautan, env, tautan_port) as process,
         ):
-            links = [
-                {
-                    "url": f"https://shop.example.com/p/{i}",
-                    "slug": f"bench{i}",
-                    "utm_source": "ig",
-                    "utm_campaign": "bench",
-                }
-                for i in range(1, LINKS + 1)
-            ]
-            httpx.post(
-                f"http://127.0.0.1:{tautan_port}/api/links/bulk",
-                json={"links": links},
-                headers={"Authorization": f"Bearer {KEY}"},
-                timeout=60,
-            )
-            load(tautan_port, 2, args.connections, script)  # warm the link cache and the parsers
-            load(ceiling_port, 2, args.connections, script)
+            create_links(tautan_port, loaded)
+            create_links(tautan_port, exact_links)
+            load(tautan_port, 2, args.connections, script, loaded)  # warm caches and parsers
+            load(ceiling_port, 2, args.connections, script, loaded)
             for _ in range(args.rounds):
-                results["ceiling"].append(
-                    load(ceiling_port, args.duration, args.connections, script)
-                )
-                results["tautan"].append(load(tautan_port, args.duration, args.connections, script))
-            # An exact accounting run: the built-in client waits for every response it sent.
-            exact = asyncio.run(_load_builtin(tautan_port, 3, 16))
-            metrics = httpx.get(f"http://127.0.0.1:{tautan_port}/metrics").text
+                for name, port in (("ceiling", ceiling_port), ("tautan", tautan_port)):
+                    results[name].append(
+                        load(port, args.duration, args.connections, script, loaded)
+                    )
+            # The built-in client waits for every response it asked for, so it knows
+            # exactly how many 302s were served: each must be a click row.
+            exact = asyncio.run(_load_builtin(tautan_port, 3, 16, exact_links))
             memory = rss_mb(process.pid)
-        served = next(
-            float(line.split()[1])
-            for line in metrics.splitlines()
-            if line.startswith("tautan_redirects_total")
-        )
-        time.sleep(1)  # the writer drained on shutdown; let the last commit land
-        rows = asyncio.run(_count_rows(url)) - before
+            stopping = time.monotonic()
+        # Leaving `server` sent SIGTERM: the writers drained their queues before exiting.
+        drain_s = time.monotonic() - stopping
+        loaded_rows = asyncio.run(_count_rows(url, loaded))
+        exact_rows = asyncio.run(_count_rows(url, exact_links))
+        received = sum(r["ok"] for r in results["tautan"])
         rps = {k: statistics.median(r["ok"] / r["seconds"] for r in v) for k, v in results.items()}
         p50 = {k: statistics.median(r["p50"] for r in v) for k, v in results.items()}
         p99 = {k: statistics.median(r["p99"] for r in v) for k, v in results.items()}
-        print(
-            f"-- {workers} worker(s), {args.connections} connections, {args.rounds}×{args.duration}s, "
-            f"{'wrk' if script else 'built-in client'}"
-        )
+        print(f"-- {workers} worker(s), {args.connections} connections, {args.rounds}×{args.duration}s, "
+              f"{'wrk' if script else 'built-in client'}")  # fmt: skip
         for name in ("ceiling", "tautan"):
-            print(
-                f"{name:8} {rps[name]:>9,.0f} req/s   p50 {p50[name]:6.2f} ms   p99 {p99[name]:6.2f} ms   "
-                "rounds: " + ", ".join(f"{r['ok'] / r['seconds']:,.0f}" for r in results[name])
-            )
+            print(f"{name:8} {rps[name]:>9,.0f} req/s   p50 {p50[name]:6.2f} ms   p99 {p99[name]:6.2f} ms"
+                  "   rounds: " + ", ".join(f"{r['ok'] / r['seconds']:,.0f}" for r in results[name]))  # fmt: skip
         ratio, p99_ratio = rps["tautan"] / rps["ceiling"], p99["tautan"] / p99["ceiling"]
         print(
             f"tracked / ceiling: {ratio:.2f} (target ≥ 0.85)   p99 ratio {p99_ratio:.2f} (target ≤ 1.5)"
         )
-        print(
-            f"resident memory of the server after the run: {memory:.0f} MB (target ≤ 150 MB per worker)"
+        print(f"resident memory per worker after the run: {', '.join(f'{m:.0f}' for m in memory)} MB "
+              "(target ≤ 150 MB)")  # fmt: skip
+        verdict = (
+            "0 lost" if exact_rows == exact["ok"] else f"MISMATCH ({exact_rows - exact['ok']:+,})"
         )
+        print(f"exact run: {exact['ok']:,} 302s received, {exact_rows:,} click rows -> {verdict}")
+        print(f"shutdown (draining the click backlog) took {drain_s:.1f} s")
         print(
-            f"exact run: {exact['ok']} redirects received; click rows written in all: {rows:,}; "
-            f"redirects the server counted: {served:,.0f} -> "
-            f"{'0 lost' if rows == served else f'MISMATCH ({served - rows:+,.0f})'}"
+            f"load runs: {received:,} 302s counted by the load generator (warm-up not counted; "
+            f"it drops requests in flight at its deadline), {loaded_rows:,} click rows"
         )
 
 
@@ -315,28 +313,18 @@ def main() -> None:
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tautan-bench-"))
-    script = None
-    if shutil.which("wrk"):
-        script = work / "bench.lua"
-        quote = lambda items: ", ".join(json.dumps(i) for i in items)  # noqa: E731
-        script.write_text(
-            WRK_SCRIPT % {"agents": quote(AGENTS), "referers": quote(REFERERS), "links": LINKS}
-        )
     try:
-        bench_database(f"sqlite+aiosqlite:///{work}/bench.db", "SQLite", args, script, work)
+        bench_database(f"sqlite+aiosqlite:///{work}/bench.db", "SQLite", args, work)
         if args.postgres:
             name = f"tautan_redirect_bench_{os.getpid()}"
-            bench_database(
-                asyncio.run(_recreate_postgres(args.postgres, name)),
-                "PostgreSQL",
-                args,
-                script,
-                work,
-            )
+            url = asyncio.run(_recreate_postgres(args.postgres, name))
+            try:
+                bench_database(url, "PostgreSQL", args, work)
+            finally:
+                asyncio.run(_drop_postgres(args.postgres, name))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    random.seed(1)
     main()

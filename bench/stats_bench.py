@@ -409,7 +409,10 @@ def revision() -> str:
 
 
 def report(results: list[dict], args: argparse.Namespace) -> None:
-    console.print(f"app at {args.revision}, {args.clicks:,} clicks over {args.links} links")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other work on the machine skews it
+    console.print(
+        f"app at {args.revision}; {args.clicks:,} clicks, {args.links} links; load {load}"
+    )
     table = Table(title=f"Dashboard set (summary, daily series, 6 top-10), median of {args.runs}")
     for column in ("database", "scope", "clicks in scope", "rollup ms", "naive ms", "naive/rollup"):
         table.add_column(column, justify="left" if column in ("database", "scope") else "right")

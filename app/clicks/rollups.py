@@ -3,6 +3,7 @@ dimension value, in the same transaction as the clicks. Dashboards read these in
 scanning raw clicks. `visitors` counts first clicks of a visitor on a link in a UTC day,
 so visitors add up over hours, days, links and dimension values like clicks do."""
 
+import asyncio
 from collections import defaultdict
 from datetime import date, datetime
 from typing import Any
@@ -24,6 +25,7 @@ ROLLUP_DIMENSIONS = (
     "trigger", "language", "bot_name",
 )  # fmt: skip
 NO_VALUE = ""  # a null attribute, kept as a key (primary keys cannot hold NULL)
+AGGREGATE_SLICE = 250  # clicks counted between two turns of the event loop
 
 
 class RollupHour(Base):
@@ -62,20 +64,28 @@ async def update_rollups(session: AsyncSession, clicks: list[dict[str, Any]]) ->
     """Add the given click rows (as inserted, with `new_visitor`) to both rollups."""
     hours: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     days: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    for click in clicks:
-        ts, visitor = click["ts"], int(click["new_visitor"])
-        link, workspace, bot = click["link_id"], click["workspace_id"], click["is_bot"]
-        count = hours[(link, ts.replace(minute=0, second=0, microsecond=0), bot, workspace)]
-        count[0] += 1
-        count[1] += visitor
-        day = ts.date()
-        for dimension in ROLLUP_DIMENSIONS:
-            value = click[dimension]
-            count = days[
-                (link, dimension, day, bot, NO_VALUE if value is None else str(value), workspace)
-            ]
+    for start in range(0, len(clicks), AGGREGATE_SLICE):
+        for click in clicks[start : start + AGGREGATE_SLICE]:
+            ts, visitor = click["ts"], int(click["new_visitor"])
+            link, workspace, bot = click["link_id"], click["workspace_id"], click["is_bot"]
+            count = hours[(link, ts.replace(minute=0, second=0, microsecond=0), bot, workspace)]
             count[0] += 1
             count[1] += visitor
+            day = ts.date()
+            for dimension in ROLLUP_DIMENSIONS:
+                value = click[dimension]
+                key = (
+                    link,
+                    dimension,
+                    day,
+                    bot,
+                    NO_VALUE if value is None else str(value),
+                    workspace,
+                )
+                count = days[key]
+                count[0] += 1
+                count[1] += visitor
+        await asyncio.sleep(0)  # let waiting redirects run between slices
     await _upsert(session, RollupHour, ("link_id", "hour", "is_bot", "workspace_id"), hours)
     await _upsert(
         session, RollupDay, ("link_id", "dimension", "day", "is_bot", "value", "workspace_id"), days

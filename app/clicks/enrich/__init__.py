@@ -45,7 +45,7 @@ class Enricher:
         # The same User-Agents, addresses and proxies come back again and again: what each
         # gives is worked out once (DESIGN §9).
         self.device = lru_cache(maxsize=4096)(self._device)
-        self.client = lru_cache(maxsize=65536)(self._client)
+        self.client = lru_cache(maxsize=8192)(self._client)
 
     @staticmethod
     def _device(user_agent: str) -> dict[str, Any]:
