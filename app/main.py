@@ -93,7 +93,8 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         create_engine(settings.read_database_url) if settings.read_database_url else engine
     )
     cache = LinkCache(create_sessionmaker(engine, read_only=True), settings.link_cache_ttl_s)
-    queue = ClickQueue(batch=settings.flush_batch, maxsize=max(20 * settings.flush_batch, 50_000))
+    # Past this many waiting clicks, more go to the spool: memory stays bounded under overload.
+    queue = ClickQueue(batch=settings.flush_batch, maxsize=10 * settings.flush_batch)
     spool = Spool(settings.spool_dir)
     metrics = Metrics()
     metrics.queue_depth = queue.__len__

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.clicks.models import Click, VisitorSalt
 
 KEEP_DAYS = 2
+LOOKUP_SLICE = 5000  # visitor ids per query (asyncpg takes at most 32,767 parameters)
 
 
 def visitor_id(salt: bytes, ip: str, user_agent: str) -> str:
@@ -57,9 +58,14 @@ async def mark_new_visitors(session: AsyncSession, rows: list[dict[str, Any]]) -
     """Set `new_visitor` on each click row: True for a visitor's first click on a link in
     its UTC day. Visitor ids of different days never collide (the salt differs), so
     looking the ids up is enough to find today's earlier clicks."""
-    ids = {row["visitor_id"] for row in rows}
-    query = select(Click.link_id, Click.visitor_id).where(Click.visitor_id.in_(ids)).distinct()
-    seen = {(link_id, visitor) for link_id, visitor in await session.execute(query)}
+    ids = sorted({row["visitor_id"] for row in rows})
+    seen = set()
+    for start in range(0, len(ids), LOOKUP_SLICE):  # bound the bound parameters
+        chunk = ids[start : start + LOOKUP_SLICE]
+        query = (
+            select(Click.link_id, Click.visitor_id).where(Click.visitor_id.in_(chunk)).distinct()
+        )
+        seen |= {(link_id, visitor) for link_id, visitor in await session.execute(query)}
     for row in rows:
         key = (row["link_id"], row["visitor_id"])
         row["new_visitor"] = key not in seen

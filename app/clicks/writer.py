@@ -65,9 +65,12 @@ class ClickWriter:
         """Called by the redirect for each click: never blocks, never drops."""
         self.metrics.clicks_enqueued += 1
         if not self.queue.put(click):
-            # Overloaded or stalled writer: keep it on disk (made durable at the next flush).
-            self.spool.append([click], sync=False)
-            self.metrics.clicks_spooled += 1
+            # Overloaded or stalled writer: what waits goes to disk (durable at the next
+            # flush), oldest first. The spool is replayed before the queue is written, so
+            # the clicks keep the order they came in.
+            waiting = [*self.queue.take(len(self.queue)), click]
+            self.spool.append(waiting, sync=False)
+            self.metrics.clicks_spooled += len(waiting)
 
     async def run(self) -> None:
         """Until stop(): flush, then on stop drain what is left."""

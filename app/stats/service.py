@@ -16,7 +16,6 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
-    and_,
     case,
     cast,
     func,
@@ -127,17 +126,25 @@ class Count:
 def _scope(table: Any, principal: Principal, q: StatsQuery) -> list[ColumnElement[bool]]:
     """Which links' clicks count: the key's workspace (all for admin), narrowed by the
     link filters."""
-    conditions = []
-    if not principal.is_admin:
-        conditions.append(table.workspace_id == principal.workspace_id)
+    own = [] if principal.is_admin else [Link.workspace_id == principal.workspace_id]
     if q.link_filters:
-        conditions.append(table.link_id.in_(select(Link.id).where(*q.link_filters)))
-    return conditions
+        # Only by link: the link's own index (not the workspace's) is the way in.
+        return [table.link_id.in_(select(Link.id).where(*own, *q.link_filters))]
+    return [] if principal.is_admin else [table.workspace_id == principal.workspace_id]
 
 
-def _raw(principal: Principal, q: StatsQuery, *, bots: bool | None) -> list[ColumnElement[bool]]:
-    """Conditions on `clicks`; `bots` None keeps both humans and bots."""
-    conditions = [*_scope(Click, principal, q), Click.ts >= q.start, Click.ts < q.end]
+def _raw(
+    principal: Principal,
+    q: StatsQuery,
+    *,
+    bots: bool | None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[ColumnElement[bool]]:
+    """Conditions on `clicks` in [start, end) (the query's range unless narrowed); `bots`
+    None keeps both humans and bots."""
+    start, end = max(start or q.start, q.start), min(end or q.end, q.end)
+    conditions = [*_scope(Click, principal, q), Click.ts >= start, Click.ts < end]
     if q.country:
         conditions.append(q.country.condition(Click.country))
     if q.device:
@@ -172,16 +179,45 @@ async def _per_link(session: AsyncSession, principal: Principal, q: StatsQuery) 
 async def summary(session: AsyncSession, principal: Principal, q: StatsQuery) -> dict[str, Any]:
     rows = await _per_link(session, principal, q)
     counted = [r for r in rows if q.include_bots or not r[1]]
-    humans_or_all = _raw(principal, q, bots=None if q.include_bots else False)
-    first = select(Click.ts).where(*humans_or_all)
+    clicks = sum(r[2] for r in counted)
+    first, last = await _first_and_last(session, principal, q) if clicks else (None, None)
     return {
-        "clicks": sum(r[2] for r in counted),
+        "clicks": clicks,
         "unique_visitors": sum(r[3] for r in counted),
         "bot_clicks": sum(r[2] for r in rows if r[1]),
         "links": len({r[0] for r in counted}),
-        "first_click": await session.scalar(first.order_by(Click.ts).limit(1)),
-        "last_click": await session.scalar(first.order_by(Click.ts.desc()).limit(1)),
+        "first_click": first,
+        "last_click": last,
     }
+
+
+async def _first_and_last(
+    session: AsyncSession, principal: Principal, q: StatsQuery
+) -> tuple[datetime | None, datetime | None]:
+    """The first and last counted click. The rollups tell in which hours they fall, so
+    only those two hours of raw clicks are read."""
+    bots = None if q.include_bots else False
+    first_hour = last_hour = None
+    if q.rollups_apply:
+        conditions = [
+            *_scope(RollupHour, principal, q),
+            RollupHour.hour >= q.start,
+            RollupHour.hour < q.end,
+        ]
+        if bots is not None:
+            conditions.append(RollupHour.is_bot.is_(False))
+        hours = select(func.min(RollupHour.hour), func.max(RollupHour.hour)).where(*conditions)
+        first_hour, last_hour = (await session.execute(hours)).one()
+    hour = timedelta(hours=1)
+
+    def at(moment: datetime | None) -> Select[Any]:
+        window = {"start": moment, "end": moment + hour} if moment else {}
+        return select(Click.ts).where(*_raw(principal, q, bots=bots, **window))
+
+    return (
+        await session.scalar(at(first_hour).order_by(Click.ts).limit(1)),
+        await session.scalar(at(last_hour).order_by(Click.ts.desc()).limit(1)),
+    )
 
 
 def _slot_of(session: AsyncSession) -> ColumnElement[int]:
@@ -254,14 +290,14 @@ async def _by_click_attribute(
         day_start = datetime.combine(first_day, datetime.min.time(), UTC)
         day_end = datetime.combine(last_day, datetime.min.time(), UTC)
         edges = [(q.start, day_start), (day_end, q.end)]
-    ranges = [and_(Click.ts >= a, Click.ts < b) for a, b in edges if a < b]
-    if ranges:
-        column = getattr(Click, dimension)
-        query = select(column, func.count(), NEW_VISITORS).where(
-            *_raw(principal, q, bots=None if q.include_bots else False), or_(*ranges)
-        )
-        for value, clicks, visitors in await session.execute(query.group_by(column)):
-            counts[value].add(clicks, visitors)
+    column = getattr(Click, dimension)
+    for start, end in edges:  # one query each, so that each reads only its own range
+        if start < end:
+            query = select(column, func.count(), NEW_VISITORS).where(
+                *_raw(principal, q, bots=None if q.include_bots else False, start=start, end=end)
+            )
+            for value, clicks, visitors in await session.execute(query.group_by(column)):
+                counts[value].add(clicks, visitors)
     return counts
 
 
