@@ -34,6 +34,7 @@ import app.models  # noqa: F401  (every table on Base.metadata)
 from app import migrate
 from app.auth import Principal, Workspace
 from app.clicks.enrich import Enricher
+from app.clicks.enrich.referrer import _classify_host
 from app.clicks.models import Click
 from app.clicks.queue import ClickQueue, RawClick
 from app.clicks.spool import Spool
@@ -272,8 +273,22 @@ async def seed(
         done = offset + len(chunk)
         if done * 10 // args.clicks != offset * 10 // args.clicks:
             console.print(f"  {engine.dialect.name}: {done:,} clicks, {done / busy:,.0f}/s")
+    memo_report(writer.enricher)
     writer.enricher.geo.close()
     return args.clicks / busy
+
+
+def memo_report(enricher: Enricher) -> None:
+    """How often the writer's memos spared it the work (DESIGN §9)."""
+    for name, info in (
+        ("User-Agent -> device and bot", enricher.device.cache_info()),
+        ("client address -> stored IP and place", enricher.client.cache_info()),
+        ("IP -> geo lookup", enricher.geo._lookup.cache_info()),
+        ("referrer host -> domain and source", _classify_host.cache_info()),
+    ):
+        calls = info.hits + info.misses
+        console.print(f"  memo {name}: {info.hits / max(calls, 1):.1%} hits of {calls:,} "
+                      f"({info.currsize:,} kept, at most {info.maxsize:,})")  # fmt: skip
 
 
 Step = tuple[str, Callable[[AsyncSession], Awaitable[Any]]]
@@ -362,6 +377,8 @@ async def bench(name: str, url: str, tmp: Path, args: argparse.Namespace, now: d
         workspace, link_ids, slugs = await make_links(engine, args.links)
         rate = await seed(engine, url, tmp, args, workspace, link_ids, now)
         console.print(f"[bold]{name}: the writer stored {rate:,.0f} clicks/s[/]")
+        if args.seed_only:
+            return {"name": name, "rate": rate, "rows": [], "top": slugs[0]}
         if name == "postgresql":  # what autovacuum does to a live server after a bulk load
             async with engine.connect() as connection:
                 autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -463,7 +480,8 @@ async def main(args: argparse.Namespace, tmp: Path) -> None:
                 await connection.execute(text(f'CREATE DATABASE "{name}"'))
             url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
             results.append(await bench("postgresql", url, tmp, args, now))
-        report(results, args)
+        if not args.seed_only:
+            report(results, args)
     finally:
         if server is not None and args.keep:
             console.print(f"kept PostgreSQL database {name}")
@@ -485,6 +503,7 @@ def cli() -> None:
     parser.add_argument("--batch", type=int, default=5000, help="clicks per ClickWriter.write")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the click stream")
     parser.add_argument("--keep", action="store_true", help="keep the databases, to EXPLAIN")
+    parser.add_argument("--seed-only", action="store_true", help="measure the writer only")
     args = parser.parse_args()
     args.revision = revision()
     tmp = Path(tempfile.mkdtemp(prefix="tautan-bench-"))
