@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "5ed2e94e1382"
 down_revision: str | None = "1ae0b684a2a0"
 branch_labels: str | Sequence[str] | None = None

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "88f56c2ba9d9"
 down_revision: str | None = "5ed2e94e1382"
 branch_labels: str | Sequence[str] | None = None
