@@ -7,6 +7,7 @@ import dataclasses
 import fcntl
 import json
 import logging
+import operator
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from app.clicks.queue import RawClick
 
 log = logging.getLogger(__name__)
 FIELDS = [f.name for f in dataclasses.fields(RawClick)]
+_as_row = operator.attrgetter(*FIELDS)  # much cheaper than dataclasses.astuple
 # One file is replayed in one transaction; rotating keeps that transaction bounded.
 MAX_CLICKS_PER_FILE = 10_000
 
@@ -33,7 +35,7 @@ class Spool:
         if self._file is None or self._lines >= MAX_CLICKS_PER_FILE:
             self._open_new()
         assert self._file is not None
-        self._file.writelines(json.dumps(dataclasses.astuple(c)) + "\n" for c in clicks)
+        self._file.writelines(json.dumps(_as_row(c)) + "\n" for c in clicks)
         self._lines += len(clicks)
         if sync:
             self.sync()
