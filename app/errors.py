@@ -1,6 +1,7 @@
 """One error type for the API and the handlers that render every error as
 `{"error": {"code", "message", "details"}}` (DESIGN §5)."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,6 +40,12 @@ class Invalid(AppError):
         super().__init__(422, code, message, {"field": field} if field else None)
 
 
+def validation_error(errors: Sequence[Any], message: str = "invalid request") -> AppError:
+    """The 422 for pydantic's errors, with where and what of each."""
+    details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+    return AppError(422, "validation_error", message, details)
+
+
 def error_response(error: AppError) -> JSONResponse:
     return JSONResponse(
         {"error": jsonable_encoder(error.body())}, status_code=error.status, headers=error.headers
@@ -63,10 +70,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
-        ]
-        return error_response(AppError(422, "validation_error", "invalid request", details))
+        return error_response(validation_error(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

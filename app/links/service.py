@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.db import utcnow
-from app.errors import AppError, Invalid, NotFound
+from app.errors import AppError, Invalid, NotFound, validation_error
 from app.links.models import UTM_FIELDS, Link, LinkTag
 from app.links.schemas import LinkCreate, LinkOut, LinkUpdate
 from app.links.urls import host_of, merge_utm
@@ -98,10 +98,7 @@ async def create_links(
             data = LinkCreate.model_validate(item)
             results.append(await create_link(session, principal, data, ctx))
         except ValidationError as exc:
-            details = [
-                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
-            ]
-            results.append(AppError(422, "validation_error", "invalid link", details))
+            results.append(validation_error(exc.errors(), "invalid link"))
         except AppError as exc:
             results.append(exc)
     return results
