@@ -3,7 +3,6 @@
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from limits import parse
 from pydantic import field_validator, model_validator
@@ -67,10 +66,6 @@ class Settings(BaseSettings):
                 "print(secrets.token_urlsafe(48))'`)."
             )
         return self
-
-    @property
-    def short_host(self) -> str:
-        return (urlsplit(self.base_url).hostname or "").lower()
 
 
 @lru_cache
