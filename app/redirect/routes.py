@@ -89,6 +89,7 @@ class RedirectHandler:
         self.metrics.redirects += 1
         if scope["method"] == "GET" and flags.get(b"tautan_no_track") != b"1":
             headers = {k: v for k, v in scope["headers"] if k in WANTED_HEADERS}
+            text = lambda name: headers.get(name, b"").decode("utf-8", "replace")  # noqa: E731
             client = scope.get("client")
             self.record(
                 RawClick(
@@ -96,12 +97,12 @@ class RedirectHandler:
                     workspace_id=target.workspace_id,
                     ts=time.time(),
                     peer=client[0] if client else "",
-                    user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
-                    referer=headers.get(b"referer", b"").decode("latin-1"),
-                    accept_language=headers.get(b"accept-language", b"").decode("latin-1"),
-                    forwarded_for=headers.get(b"x-forwarded-for", b"").decode("latin-1"),
-                    real_ip=headers.get(b"x-real-ip", b"").decode("latin-1"),
-                    forwarded=headers.get(b"forwarded", b"").decode("latin-1"),
+                    user_agent=text(b"user-agent"),
+                    referer=text(b"referer"),
+                    accept_language=text(b"accept-language"),
+                    forwarded_for=text(b"x-forwarded-for"),
+                    real_ip=text(b"x-real-ip"),
+                    forwarded=text(b"forwarded"),
                     trigger="qr" if flags.get(b"qr") == b"1" else "link",
                 )
             )
@@ -118,7 +119,7 @@ async def _redirect(send: Send, code: int, location: bytes) -> None:
 def _is_preview_fetch(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"user-agent":
-            return preview_fetcher(value.decode("latin-1")) is not None
+            return preview_fetcher(value.decode("utf-8", "replace")) is not None
     return False
 
 
