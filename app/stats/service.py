@@ -322,9 +322,7 @@ async def _by_time(
     session: AsyncSession, principal: Principal, q: StatsQuery, dimension: str
 ) -> dict[str | None, Count]:
     counts: dict[str | None, Count] = defaultdict(Count)
-    rollups = (
-        q.rollups_apply and q.tz.utcoffset(q.start.replace(tzinfo=None)).total_seconds() % 3600 == 0
-    )
+    rollups = q.rollups_apply and q.whole_hour_zone
     for slot, clicks, visitors in await _slots(session, principal, q, rollups=rollups):
         local = slot.astimezone(q.tz)
         value = str(local.hour) if dimension == "hour_of_day" else WEEKDAYS[local.weekday()]
