@@ -25,6 +25,7 @@ from app.metrics import Metrics
 from app.ratelimit import RateLimiter
 from app.redirect.cache import LinkCache
 from app.redirect.routes import RedirectHandler, slug_of
+from app.secret_key import load_secret_key
 from app.stats.routes import router as stats_router
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -106,12 +107,14 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         enricher=Enricher(settings),
         metrics=metrics,
         interval_s=settings.flush_interval_ms / 1000,
+        secret_key=settings.secret_key,
         on_written=cache.count_clicks,
     )
     rate_limiter = RateLimiter(settings.write_rate_limit, settings.redis_url)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        api.state.secret_key = await load_secret_key(sessionmaker, settings.secret_key)
         task = asyncio.create_task(writer.run())
         # What exists now lives as long as the process: keep it out of the collector's
         # full passes, whose pauses redirects would otherwise wait behind.

@@ -4,9 +4,11 @@ from app.auth import ApiKey, Workspace
 from app.clicks.models import Click, VisitorSalt
 from app.clicks.rollups import RollupDay, RollupHour
 from app.links.models import Link, LinkTag
+from app.secret_key import InstanceSecret
 
 __all__ = [
     "ApiKey",
+    "InstanceSecret",
     "Click",
     "Link",
     "LinkTag",

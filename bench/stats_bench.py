@@ -251,6 +251,7 @@ async def seed(
         enricher=Enricher(settings),
         metrics=Metrics(),
         interval_s=0.2,
+        secret_key=None,
     )
     bots, bot_weights = list(BOTS), list(accumulate(BOTS.values()))
     referers, referer_weights = list(REFERERS), list(accumulate(REFERERS.values()))

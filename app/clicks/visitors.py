@@ -1,6 +1,7 @@
-"""Visitor ids: a keyed hash of (IP, User-Agent) under a salt that changes every UTC day.
-The same person counts once a day; after the salt is deleted (two days on) nobody, us
-included, can tell from a visitor id who it was."""
+"""Visitor ids: a keyed hash of (IP, User-Agent) under a salt that changes every UTC day,
+itself keyed with the instance secret. The same person counts once a day; after the salt
+is deleted (two days on) nobody, us included, can tell from a visitor id who it was, and
+a copy of the database alone never could."""
 
 import hashlib
 import secrets
@@ -13,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.models import Click, VisitorSalt
+from app.secret_key import load_secret_key
 
 KEEP_DAYS = 2
 LOOKUP_SLICE = 5000  # visitor ids per query (asyncpg takes at most 32,767 parameters)
@@ -25,14 +27,20 @@ def visitor_id(salt: bytes, ip: str, user_agent: str) -> str:
 class Salts:
     """The daily salts, shared by every process through the database, remembered here."""
 
-    def __init__(self) -> None:
+    def __init__(self, configured_secret: str | None) -> None:
+        self._configured_secret = configured_secret
+        self._secret: bytes | None = None
         self._known: dict[date, bytes] = {}
 
     async def of(self, sessionmaker: async_sessionmaker[AsyncSession], day: date) -> bytes:
         salt = self._known.get(day)
         if salt is None:
+            if self._secret is None:
+                secret = await load_secret_key(sessionmaker, self._configured_secret)
+                self._secret = hashlib.sha256(secret.encode()).digest()
             async with sessionmaker() as session, session.begin():
-                salt = await self._fetch(session, day)
+                stored = await self._fetch(session, day)
+            salt = hashlib.blake2b(stored, key=self._secret, digest_size=32).digest()
             self._known = {d: s for d, s in self._known.items() if d >= day - timedelta(KEEP_DAYS)}
             self._known[day] = salt
         return salt

@@ -50,13 +50,14 @@ class ClickWriter:
         enricher: Enricher,
         metrics: Metrics,
         interval_s: float,
+        secret_key: str | None,
         on_written: Callable[[Counter[int]], None] = lambda counts: None,
     ) -> None:
         self.queue, self.spool, self.sessionmaker = queue, spool, sessionmaker
         self.enricher, self.metrics = enricher, metrics
         self.interval_s = interval_s
         self.on_written = on_written  # human clicks per link id, after each commit
-        self.salts = Salts()
+        self.salts = Salts(secret_key)
         self._stopping = False
         self._retry_at = 0.0  # while the database is failing: when to try it again
         self._retry_delay = RETRY_FIRST_S

@@ -95,6 +95,7 @@ def test_a_full_queue_sends_clicks_to_the_spool(tmp_path: Path) -> None:
         enricher=None,
         metrics=Metrics(),
         interval_s=0.2,  # type: ignore[arg-type]
+        secret_key=None,
     )
     for n in range(8):
         writer.record(raw(n))

@@ -15,7 +15,7 @@ def test_salts_rotate_daily_and_go_two_days_later(client: TestClient) -> None:
     assert client.portal is not None
 
     def salt_of(day: date, salts: Salts | None = None) -> bytes:
-        return client.portal.call((salts or Salts()).of, state.sessionmaker, day)  # type: ignore[union-attr]
+        return client.portal.call((salts or Salts(None)).of, state.sessionmaker, day)  # type: ignore[union-attr]
 
     first = salt_of(DAY)
     assert salt_of(DAY) == first  # another process (its own Salts) gets the same salt
@@ -39,3 +39,19 @@ def test_visitor_ids_depend_on_salt_address_and_agent() -> None:
         )
         == 4
     )
+
+
+def test_visitor_ids_are_keyed_with_the_instance_secret(client: TestClient) -> None:
+    """Two instances with the same database rows (the same daily salt) but different
+    secrets give different visitor ids: a copy of the database cannot recompute them."""
+    state = client.app.api.state  # type: ignore[attr-defined]
+    assert client.portal is not None
+
+    def salt_with(secret: str | None) -> bytes:
+        return client.portal.call(Salts(secret).of, state.sessionmaker, DAY)  # type: ignore[union-attr]
+
+    generated = salt_with(None)
+    stored = in_app(client, lambda s: s.scalar(select(VisitorSalt.salt)))
+    assert generated != stored  # the salt in the table is not the key used
+    assert salt_with(state.secret_key) == generated  # unset: the generated, stored secret
+    assert salt_with("another-secret") not in (generated, stored)

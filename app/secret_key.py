@@ -1,0 +1,46 @@
+"""The instance secret (`TAUTAN_SECRET_KEY`): it signs session cookies and keys the
+visitor-id hash. Outside production it may be left unset: one is then generated once and
+kept in the database, so every process and every restart shares it."""
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy import String, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime, utcnow
+
+GENERATED = "secret_key"
+
+
+class InstanceSecret(Base):
+    __tablename__ = "instance_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+async def load_secret_key(
+    sessionmaker: async_sessionmaker[AsyncSession], configured: str | None
+) -> str:
+    """The configured secret, else the one generated for this database (made on first use;
+    processes starting at once agree on the first one written)."""
+    if configured:
+        return configured
+    async with sessionmaker() as session, session.begin():
+        dialect = session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(InstanceSecret)
+            .values(name=GENERATED, value=secrets.token_urlsafe(48))
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        value = await session.scalar(
+            select(InstanceSecret.value).where(InstanceSecret.name == GENERATED)
+        )
+    assert value is not None
+    return value
