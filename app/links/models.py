@@ -35,6 +35,9 @@ class Link(Base):
     clicks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     unique_visitors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     bot_clicks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Redirects served toward max_clicks, counted as they are served (only for links
+    # that have a max_clicks), so every process sees the same count.
+    served_clicks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
