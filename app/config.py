@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     redis_url: str | None = None
     write_rate_limit: str = "600/minute"  # per API key, on every API write
+    write_rate_limit_per_ip: str = "1200/minute"  # per client address (IPv6: per /64)
     retention_days: int | None = None
     cors_origins: Annotated[list[str], NoDecode] = []
 
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
                 data[name] = _split(data[name])
         return data
 
-    @field_validator("write_rate_limit")
+    @field_validator("write_rate_limit", "write_rate_limit_per_ip")
     @classmethod
     def _rate(cls, value: str) -> str:
         parse(value)  # e.g. "600/minute"; raises a clear ValueError otherwise

@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         secret_key=settings.secret_key,
         on_written=cache.count_clicks,
     )
-    rate_limiter = RateLimiter(settings.write_rate_limit, settings.redis_url)
+    rate_limiter = RateLimiter(settings)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:

@@ -10,9 +10,10 @@ from tests.conftest import BASE_URL, PEER, make_key
 REDIS = "redis://127.0.0.1:6379/15"
 
 
-def app_client(settings: Settings, **changes: object) -> TestClient:
-    app = create_app(settings.model_copy(update={"write_rate_limit": "3/minute", **changes}))
-    return TestClient(app, base_url=BASE_URL, follow_redirects=False, client=PEER)
+def app_client(settings: Settings, peer: tuple[str, int] = PEER, **changes: object) -> TestClient:
+    limits = {"write_rate_limit": "3/minute", "write_rate_limit_per_ip": "5/minute"}
+    app = create_app(settings.model_copy(update={**limits, **changes}))
+    return TestClient(app, base_url=BASE_URL, follow_redirects=False, client=peer)
 
 
 @pytest.fixture
@@ -21,8 +22,10 @@ def limited(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-def create(client: TestClient, headers: dict, n: int) -> int:
+def create(client: TestClient, headers: dict, n: int, via: str | None = None) -> int:
     body = {"url": f"https://ok.example/{n}"}
+    if via is not None:  # the client address, as a trusted proxy reports it
+        headers = {**headers, "X-Forwarded-For": via}
     return client.post("/api/links", json=body, headers=headers).status_code
 
 
@@ -45,3 +48,50 @@ def test_processes_share_the_limit_through_redis(settings: Settings) -> None:
         key = make_key(one, "links:write")
         assert [create(one, key, 1), create(two, key, 2), create(one, key, 3)] == [201] * 3
         assert create(two, key, 4) == 429
+
+
+def test_writes_are_limited_per_client_address(limited: TestClient) -> None:
+    keys = [make_key(limited, "links:write") for _ in range(3)]
+    office, home = "198.51.100.7", "203.0.113.9"
+    # Three keys from one address: 5 writes pass (3 on the first key), then the address is spent.
+    codes = [create(limited, keys[n // 2], n, via=office) for n in range(5)]
+    assert codes == [201] * 5
+    assert create(limited, keys[2], 5, via=office) == 429
+    assert create(limited, keys[2], 6, via=home) == 201  # another client has its own budget
+
+
+def test_bad_keys_count_against_the_client_address(limited: TestClient) -> None:
+    guesses = [
+        limited.post(
+            "/api/links",
+            json={"url": "https://ok.example/"},
+            headers={"Authorization": f"Bearer tk_guess{n}", "X-Forwarded-For": "198.51.100.8"},
+        ).status_code
+        for n in range(6)
+    ]
+    assert guesses == [401] * 5 + [429]
+
+
+def test_ipv6_clients_are_counted_per_64(limited: TestClient) -> None:
+    key = make_key(limited, "links:write")
+    addresses = [f"2001:db8:1:2::{n}" for n in range(1, 6)]
+    assert [create(limited, key, n, via=a) for n, a in enumerate(addresses[:3])] == [201] * 3
+    other_key = make_key(limited, "links:write")
+    assert create(limited, other_key, 3, via=addresses[3]) == 201
+    assert create(limited, other_key, 4, via=addresses[4]) == 201
+    assert create(limited, other_key, 5, via="2001:db8:1:2::99") == 429  # same /64
+    assert create(limited, other_key, 6, via="2001:db8:1:3::1") == 201  # next /64
+
+
+def test_an_untrusted_peer_cannot_pick_its_address(settings: Settings) -> None:
+    with app_client(settings, peer=("198.51.100.50", 40000)) as client:
+        keys = [make_key(client, "links:write") for _ in range(2)]
+        spoofed = [create(client, keys[n % 2], n, via=f"203.0.113.{n}") for n in range(6)]
+    assert spoofed == [201] * 5 + [429]  # X-Forwarded-For ignored: one address
+
+
+def test_redirects_are_not_rate_limited(limited: TestClient) -> None:
+    key = make_key(limited, "links:write", "links:read")
+    slug = limited.post("/api/links", json={"url": "https://ok.example/"}, headers=key).json()
+    codes = {limited.get(f"/{slug['slug']}").status_code for _ in range(50)}
+    assert codes == {302}

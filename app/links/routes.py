@@ -21,10 +21,17 @@ router = APIRouter(prefix="/api/links", tags=["links"])
 LinksRead = Annotated[Principal, Depends(require_scopes("links:read"))]
 
 
+async def limit_client(request: Request) -> None:
+    await request.app.state.rate_limiter.hit_client(request)
+
+
 async def write_access(
-    request: Request, principal: Annotated[Principal, Depends(require_scopes("links:write"))]
+    request: Request,
+    # Counted before the key is checked, so guessing keys is limited too.
+    _: Annotated[None, Depends(limit_client)],
+    principal: Annotated[Principal, Depends(require_scopes("links:write"))],
 ) -> Principal:
-    await request.app.state.rate_limiter.hit("key", str(principal.key_id))
+    await request.app.state.rate_limiter.hit_key(principal.key_id)
     return principal
 
 
