@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
@@ -48,8 +49,11 @@ async def _count(url: str) -> int:
     return count or 0
 
 
-@pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+@contextmanager
+def serving(
+    database_url: str, tmp_path: Path, *options: str
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A real `tautan serve` on a free port, with KEY as its admin key; killed on exit."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -60,7 +64,7 @@ def server(database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen
         "TAUTAN_SPOOL_DIR": str(tmp_path / "spool"),
     }
     process = subprocess.Popen(
-        [TAUTAN, "serve", "--port", str(port)],
+        [TAUTAN, "serve", "--port", str(port), *options],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -82,6 +86,12 @@ def server(database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen
             process.kill()
         process.wait(timeout=30)
         process.stdout.close()  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    with serving(database_url, tmp_path) as (process, base):
+        yield process, base
 
 
 def test_redirects_over_http_become_rows_and_sigterm_loses_none(
@@ -132,3 +142,19 @@ def test_redirects_over_http_become_rows_and_sigterm_loses_none(
     assert "Application shutdown complete" in log, log
     assert sum(served) > 0
     assert run(_count(database_url)) == 40 + sum(served)
+
+
+def test_api_keys_never_reach_the_log(database_url: str, tmp_path: Path) -> None:
+    wrong = "tk_not_a_real_key_4242424242"
+    with serving(database_url, tmp_path, "--access-log") as (process, base):
+        with httpx2.Client(base_url=base) as client:
+            for token in (KEY, wrong):
+                client.get("/api/links", headers={"Authorization": f"Bearer {token}"})
+                client.get("/api/links", headers={"X-API-Key": token})
+                client.post("/api/links", headers={"X-API-Key": token}, content=b"{bad json")
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        log = process.stdout.read()  # type: ignore[union-attr]
+    assert '"GET /api/links HTTP/1.1" 401' in log  # the access log was on
+    assert KEY not in log and wrong not in log
+    assert KEY[:10] not in log  # not even the prefix `keys list` shows
