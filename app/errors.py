@@ -8,7 +8,9 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 
 class AppError(Exception):
@@ -38,6 +40,53 @@ class Invalid(AppError):
 
     def __init__(self, code: str, message: str, field: str | None = None) -> None:
         super().__init__(422, code, message, {"field": field} if field else None)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+def _documented(description: str, **headers: str) -> dict[str, Any]:
+    response: dict[str, Any] = {"model": ErrorOut, "description": description}
+    if headers:
+        response["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return response
+
+
+# The errors any /api/* operation may answer, so that OpenAPI clients know their shape.
+API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("the request cannot be read (a body that is not JSON, a bad cursor)"),
+    401: _documented(
+        "no API key, or an unknown, revoked or expired one",
+        **{"WWW-Authenticate": "Bearer"},
+    ),
+    403: _documented("the API key lacks a scope the operation needs"),
+    404: _documented("no such link (or not in the key's workspace)"),
+    409: _documented("the slug is taken"),
+    413: _documented("the request body is over the size limit"),
+    422: _documented("a parameter or a body field is invalid; `details` says which"),
+    429: _documented(
+        "over the key's write rate limit",
+        **{"Retry-After": "seconds until a write is allowed again"},
+    ),
+}
+
+
+async def refuse_nul_characters(request: Request) -> None:
+    """A dependency: no path or query parameter may hold NUL, which PostgreSQL text cannot
+    hold either; 422 here instead of a database error."""
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if "\x00" in str(value):
+            raise Invalid("invalid_parameter", "NUL characters are not allowed", name)
 
 
 def validation_error(errors: Sequence[Any], message: str = "invalid request") -> AppError:
@@ -73,6 +122,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(validation_error(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(AppError(exc.status_code, code, str(exc.detail), None, exc.headers))
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return error_response(AppError(exc.status_code, code, str(exc.detail), None, headers))
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path: Starlette names only the first route's."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+    return ", ".join(allowed)

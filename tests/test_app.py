@@ -45,6 +45,39 @@ def test_openapi_is_served(client: TestClient) -> None:
     assert "/api/links" in spec["paths"] and "/api/links/{slug}" in spec["paths"]
 
 
+def test_openapi_documents_the_error_shape_of_every_api_operation(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    error_ref = {"$ref": "#/components/schemas/ErrorOut"}
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            for status in ("401", "403", "413", "422", "429"):
+                content = responses[status]["content"]["application/json"]
+                assert content["schema"] == error_ref, (method, path, status)
+    assert "Retry-After" in spec["paths"]["/api/links"]["post"]["responses"]["429"]["headers"]
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/api/links", "GET, POST"),
+        ("PUT", "/api/links", "GET, POST"),
+        ("PUT", "/api/links/abc", "GET, PATCH, DELETE"),
+    ],
+)
+def test_method_not_allowed_names_every_method_of_the_path(
+    client: TestClient, writer: dict, method: str, path: str, allow: str
+) -> None:
+    response = client.request(method, path, headers=writer, json={"url": "https://a.example/"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert client.get("/api/links", headers=writer).json()["links"] == []
+
+
 @pytest.fixture
 def cors_client(settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings.model_copy(update={"cors_origins": [DASHBOARD]}))

@@ -11,6 +11,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.errors import ErrorBody
 from app.links.urls import check_url
 
 SLUG_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -43,10 +44,13 @@ def _as_utc(value: datetime) -> datetime:
 
 Url = Annotated[str, AfterValidator(check_url)]
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN), AfterValidator(_check_slug)]
+# PostgreSQL text cannot hold NUL: refused here (422) rather than failing at the INSERT.
+NO_NUL = r"^[^\x00]*$"
 Tag = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^|,]+$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^|,\x00]+$"),
 ]
-UtmValue = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
+UtmValue = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255, pattern=NO_NUL)]
 Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
 
 
@@ -55,7 +59,7 @@ class LinkFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Annotated[str, StringConstraints(max_length=500)] | None = None
+    title: Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL)] | None = None
     tags: Annotated[list[Tag], Field(max_length=20)] | None = None
     utm_source: UtmValue | None = None
     utm_medium: UtmValue | None = None
@@ -68,8 +72,8 @@ class LinkFields(BaseModel):
     expires_at: Timestamp | None = None
     max_clicks: Annotated[int, Field(gt=0)] | None = None
     fallback_url: Url | None = None
-    og_title: Annotated[str, StringConstraints(max_length=300)] | None = None
-    og_description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    og_title: Annotated[str, StringConstraints(max_length=300, pattern=NO_NUL)] | None = None
+    og_description: Annotated[str, StringConstraints(max_length=1000, pattern=NO_NUL)] | None = None
     og_image: Url | None = None
 
     @field_validator("tags")
@@ -94,6 +98,14 @@ class LinkCreate(LinkFields):
 class LinkUpdate(LinkFields):
     url: Url | None = None
     archived: bool | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> "LinkUpdate":
+        """Absent means unchanged; null clears a field, which these cannot be."""
+        for name in ("url", "redirect_code", "forward_query", "archived"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
 
 
 class LinkOut(BaseModel):
@@ -138,12 +150,6 @@ class BulkCreate(BaseModel):
 
     # Items are validated one by one so that a bad item fails alone.
     links: Annotated[list[dict], Field(min_length=1, max_length=1000)]
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: object = None
 
 
 class BulkResult(BaseModel):

@@ -77,6 +77,12 @@ BAD_BODIES = [
     },
     {"url": "https://ok.example/", "bogus": 1},
     {"url": "https://ok.example/", "tags": ["a|b"]},
+    # PostgreSQL text cannot hold NUL: a 422, not a 500 from the INSERT.
+    {"url": "https://ok.example/", "title": "a\x00b"},
+    {"url": "https://ok.example/", "tags": ["a\x00"]},
+    {"url": "https://ok.example/", "utm_source": "\x00"},
+    {"url": "https://ok.example/", "og_title": "\x00"},
+    {"url": "https://ok.example/", "og_description": "\x00"},
     {"slug": "nourl"},
     {"url": 12},
 ]
@@ -188,6 +194,11 @@ def test_patch_that_breaks_a_rule_changes_nothing(client: TestClient, writer: di
         {"url": f"{BASE_URL}/w"},
         {"slug": "renamed"},
         {"clicks": 99},
+        {"title": "a\x00b"},
+        {"url": None},
+        {"forward_query": None},
+        {"redirect_code": None},
+        {"archived": None},
     ):
         response = client.patch("/api/links/w", json=body, headers=writer)
         assert response.status_code == 422, (body, response.text)
@@ -244,3 +255,24 @@ def test_listing_shows_and_sorts_by_click_counts(client: TestClient, writer: dic
     assert [slug for slug, *_ in order("unique_visitors")] == ["s3", "s0", "s1", "s2"]
     assert [slug for slug, *_ in order("bot_clicks")][0] == "s2"
     assert client.get("/api/links", params={"sort": "title"}, headers=writer).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/links", {"q": "a\x00"}),
+        ("/api/links", {"tag": "\x00"}),
+        ("/api/links", {"utm_campaign": "\x00"}),
+        ("/api/links/a%00b", {}),
+        ("/api/links/a%00b/qr", {}),
+    ],
+)
+def test_nul_in_a_parameter_is_refused_with_422(
+    client: TestClient, writer: dict, path: str, params: dict
+) -> None:
+    create_link(client, writer, slug="a", title="kept")
+    response = client.get(path, params=params, headers=writer)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_parameter"
+    assert client.delete("/api/links/a%00b", headers=writer).status_code == 422
+    assert client.get("/api/links/a", headers=writer).json()["title"] == "kept"

@@ -242,3 +242,13 @@ def test_stats_read_from_the_read_replica(settings: Settings, tmp_path: Path, se
         admin = make_key(other, "admin")
         assert get(other, admin, "summary", **RANGE)["clicks"] == 0
         assert other.get("/api/links/a", headers=admin).status_code == 200  # the primary
+
+
+@pytest.mark.parametrize("name", ["link", "tag", "utm_source", "country", "device", "tz", "from"])
+@pytest.mark.parametrize("endpoint", ["summary", "breakdown/country", "clicks.csv"])
+def test_nul_in_a_filter_is_refused_with_422(
+    client: TestClient, reader: dict, endpoint: str, name: str
+) -> None:
+    response = client.get(f"/api/stats/{endpoint}", params={name: "ID\x00"}, headers=reader)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_parameter"
