@@ -1,6 +1,6 @@
 import pytest
 
-from app.links.urls import check_url, merge_utm
+from app.links.urls import browser_host, check_url, merge_utm, points_at
 
 CAMPAIGN = {"utm_source": "instagram", "utm_medium": "social", "utm_campaign": "launch"}
 
@@ -75,3 +75,60 @@ def test_check_url_makes_unicode_urls_ascii() -> None:
         "https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%A4"
     )
     assert check_url("  https://ok.example/path  ") == "https://ok.example/path"
+
+
+def test_check_url_refuses_what_no_browser_could_follow() -> None:
+    for url in (
+        "http://999.1.1.1/",
+        "http://1.2.3.4.5/",
+        "http://shop.0x10/",
+        "http://a<b.example/",
+    ):
+        with pytest.raises(ValueError, match="a browser could not follow it"):
+            check_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("HTTP://TAUTAN.TEST./a", "tautan.test"),
+        ("http://tautan.test:80/a", "tautan.test"),
+        ("http://%74autan.test/a", "tautan.test"),  # browsers decode escapes in the host
+        ("http://tautan.test\\.evil.example/a", "tautan.test"),  # "\" ends the host
+        ("http://evil.example:80@tautan.test/a", "tautan.test"),
+        ("http://tautan.test#@evil.example", "tautan.test"),
+        ("http://ｔａｕｔａｎ。test/a", "tautan.test"),  # full-width letters and dot
+        ("http://bücher.example/", "xn--bcher-kva.example"),
+        ("http://XN--BCHER-KVA.example/", "xn--bcher-kva.example"),
+        ("http://127.1:8000/a", "127.0.0.1"),
+        ("http://2130706433/a", "127.0.0.1"),
+        ("http://0x7f.0.0.1/a", "127.0.0.1"),
+        ("http://0177.0.0.1/a", "127.0.0.1"),
+        ("http://[::ffff:127.0.0.1]/a", "127.0.0.1"),
+        ("http://[0:0:0:0:0:0:0:1]/a", "::1"),
+        ("http://999.1.1.1/", None),
+    ],
+)
+def test_browser_host_spells_a_host_one_way(url: str, host: str | None) -> None:
+    assert browser_host(url) == host
+
+
+@pytest.mark.parametrize(
+    ("url", "own", "expected"),
+    [
+        ("https://tautan.test:8443/a", "tautan.test", True),  # any scheme, any port
+        ("https://sub.tautan.test/a", "tautan.test", False),
+        ("https://tautan.test.evil.example/a", "tautan.test", False),
+        ("https://evil.example/tautan.test", "tautan.test", False),
+        ("https://evil.example/?next=http://tautan.test/a", "tautan.test", False),
+        ("http://localhost:8000/a", "127.0.0.1", True),  # every loopback spelling is one machine
+        ("http://127.0.0.2/a", "127.0.0.1", True),
+        ("http://[::1]:8000/a", "127.0.0.1", True),
+        ("http://0.0.0.0:8000/a", "127.0.0.1", True),
+        ("http://app.localhost/a", "localhost", True),
+        ("http://10.0.0.1/a", "127.0.0.1", False),
+        ("http://localhost/a", "tautan.test", False),
+    ],
+)
+def test_points_at(url: str, own: str, expected: bool) -> None:
+    assert points_at(url, own) is expected

@@ -1,6 +1,9 @@
 """Destination URLs: what is accepted, and how a link's UTM fields are merged into them."""
 
+import ipaddress
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+
+import ada_url
 
 MAX_URL_LENGTH = 4096
 # Characters left as they are when a non-ASCII URL is percent-encoded.
@@ -34,11 +37,42 @@ def check_url(value: str) -> str:
             raise ValueError("the URL's host is not a valid domain name") from None
         netloc = ascii_host + (f":{port}" if port else "")
         value = urlunsplit((parts.scheme, netloc, *(quote(p, safe=URL_SAFE) for p in parts[2:])))
+    if not ada_url.check_url(value):
+        raise ValueError("not a valid URL: a browser could not follow it")
     return value
 
 
-def host_of(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
+def browser_host(url: str) -> str | None:
+    """The host a browser sent to `url` connects to, spelled one way however the URL spells
+    it (case, IDNA, percent-escapes, a trailing dot, `127.1` or `0x7f000001`, `\\` for `/`,
+    an IPv4-mapped IPv6 address); None when no browser could follow the URL."""
+    try:
+        host = ada_url.URL(url).hostname.rstrip(".")
+    except ValueError:
+        return None
+    if host.startswith("["):
+        address = ipaddress.IPv6Address(host[1:-1])
+        return str(address.ipv4_mapped or address)
+    return host
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):  # browsers keep these local
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def points_at(url: str, host: str) -> bool:
+    """Whether a browser sent to `url` reaches `host` (a `browser_host`), on any port: on a
+    loopback host every loopback name and address counts as the same machine."""
+    target = browser_host(url)
+    if target is None:
+        return False
+    return target == host or (is_loopback(host) and is_loopback(target))
 
 
 def merge_utm(url: str, utm: dict[str, str | None]) -> str:

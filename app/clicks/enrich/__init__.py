@@ -29,9 +29,11 @@ def primary_language(accept_language: str) -> str | None:
 
 
 def _fitted(fields: dict[str, Any]) -> dict[str, Any]:
-    """`fields` with every text cut to its column's length: headers are untrusted."""
+    """`fields` with every text cut to its column's length and rid of NUL characters, which
+    PostgreSQL cannot store: headers are untrusted, and a value the database refuses would
+    cost the click."""
     return {
-        name: value[: MAX_LENGTH[name]] if isinstance(value, str) else value
+        name: value.replace("\x00", "")[: MAX_LENGTH[name]] if isinstance(value, str) else value
         for name, value in fields.items()
     }
 
@@ -46,6 +48,11 @@ class Enricher:
         # gives is worked out once (DESIGN §9).
         self.device = lru_cache(maxsize=4096)(self._device)
         self.client = lru_cache(maxsize=8192)(self._client)
+
+    def reload_geo_if_changed(self) -> None:
+        """Pick up a geo database swapped in while running (`tautan geo update`)."""
+        if self.geo.reload_if_changed():
+            self.client.cache_clear()  # it holds places from the old database
 
     @staticmethod
     def _device(user_agent: str) -> dict[str, Any]:
@@ -90,6 +97,12 @@ class Enricher:
         address, place = client
         device = self.device(raw.user_agent)
         referrer = classify_referrer(raw.referer, device["in_app"])
+        source = _fitted({
+            "referrer_url": referrer.url,
+            "referrer_domain": referrer.domain,
+            "referrer_source": referrer.source,
+            "language": primary_language(raw.accept_language),
+        })  # fmt: skip
         return {
             "link_id": raw.link_id,
             "workspace_id": raw.workspace_id,
@@ -97,9 +110,6 @@ class Enricher:
             "visitor_id": visitor_id(salt, address, raw.user_agent),
             **device,
             **place,
-            "referrer_url": referrer.url,
-            "referrer_domain": referrer.domain and referrer.domain[: MAX_LENGTH["referrer_domain"]],
-            "referrer_source": referrer.source,
-            "language": primary_language(raw.accept_language),
+            **source,
             "trigger": raw.trigger,
         }

@@ -1,0 +1,233 @@
+"""The redirect under hostile input: odd paths and oversized or malformed headers get a
+redirect or a 404, never a server error, and every click they leave is kept, its text
+valid and cut to its column (PostgreSQL refuses an overlong value, and the writer would
+then drop the click)."""
+
+import signal
+import socket
+from pathlib import Path
+
+import httpx2
+import pytest
+from sqlalchemy import String, select
+from starlette.testclient import TestClient
+from starlette.types import Message
+
+from app.clicks.models import Click
+from app.db import create_engine
+from tests.clicks.test_capture import clicks_of
+from tests.conftest import BASE_URL, PEER, create_link, run
+from tests.test_serve import KEY, serving
+
+DESTINATION = "https://shop.example.com/sale"
+DESKTOP = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+
+HOSTILE_PATHS = [
+    "/%00",
+    "/h%00",
+    "/%00h",
+    "/%2e%2e",
+    "/%2E%2E/%2E%2E/etc/passwd",
+    "/h/%2e%2e",
+    "/h/",
+    "/H",  # slugs are case-sensitive
+    "/ü",
+    "/h%C3%BC",
+    "/%FF%FE",
+    "/h%20",
+    "/h%0d%0a",
+    "/" + "a" * 64,  # a well-formed slug that does not exist
+    "/" + "a" * 65,
+    "/" + "a" * 10_000,
+]
+
+# One header per request, sent as these exact bytes (invalid UTF-8, NUL and all).
+LONG_REFERER = b"https://ref.example/" + b"p" * 10_000
+HOSTILE_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"user-agent", b"Mozilla/5.0 " + b"A" * 8192),
+    (b"user-agent", b"facebookexternalhit/1.1 " + b"x" * 8000),
+    (b"user-agent", b"Mozilla/5.0 (Linux; Android 14; " + b"M" * 500 + b" Build/UP1A) Chrome/126"),
+    (b"user-agent", b"Mozilla/5.0 \xff\xfe (iPhone; CPU iPhone OS 17_5 like Mac OS X)"),
+    (b"user-agent", b"Mozilla/5.0\x00 (Windows NT 10.0)"),
+    (b"user-agent", b""),
+    (b"x-forwarded-for", b"1.2.3.4, garbage, ::1"),
+    (b"x-forwarded-for", b""),
+    (b"x-forwarded-for", b", ".join(b"198.51.100.%d" % i for i in range(100))),
+    (b"x-forwarded-for", b"203.0.113.9:99999, [::1, " + b"9" * 5000),
+    (b"x-real-ip", b"not-an-address"),
+    (b"forwarded", b"for="),
+    (b"forwarded", b'for="[::1"'),
+    (b"forwarded", b"for=unknown;proto=x"),
+    (b"forwarded", b"for=" + b";" * 4000),
+    (b"accept-language", b"*;q=abc"),
+    (b"accept-language", b"a" * 4096),
+    (b"accept-language", b"en-" * 1400),
+    (b"accept-language", b"\xe4\xf6-DE,\xff;q=0.9"),
+    (b"accept-language", b"e\x00n"),
+    (b"referer", b"https://ref.example/\xff\xfe"),
+    (b"referer", LONG_REFERER),
+    (b"referer", b"https://" + b"a" * 300 + b".example/"),
+    (b"referer", b"https://" + b".".join([b"b" * 60] * 40) + b".example/"),
+    (b"referer", b"android-app://" + b"c" * 3000),
+    (b"referer", b"http://[::1"),
+    (b"referer", b"https://ref.example/\x00\x01\x7f"),
+    (b"referer", b"javascript:alert(1)"),
+]
+
+TEXT_COLUMNS = {
+    c.name: c.type.length for c in Click.__table__.columns if isinstance(c.type, String)
+}
+
+
+@pytest.mark.parametrize("path", HOSTILE_PATHS)
+def test_odd_paths_are_unknown_links(client: TestClient, writer: dict, path: str) -> None:
+    create_link(client, writer, slug="h", url=DESTINATION)
+    response = client.get(BASE_URL + path)
+    assert response.status_code == 404
+    assert client.head(BASE_URL + path).status_code == 404
+
+
+def get_with_raw_headers(
+    client: TestClient, path: str, header: tuple[bytes, bytes]
+) -> tuple[int, dict[bytes, bytes]]:
+    """GET `path` with `header` as exactly these bytes, handed to the app as a server hands
+    a request over (the test client would re-encode bytes that are not UTF-8)."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"tautan.test"), header],
+        "client": PEER, "server": ("tautan.test", 80),
+    }  # fmt: skip
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    assert client.portal is not None
+    client.portal.call(client.app, scope, receive, send)
+    return sent[0]["status"], dict(sent[0]["headers"])
+
+
+def test_hostile_headers_redirect_and_every_click_is_kept_fitted(
+    client: TestClient, writer: dict
+) -> None:
+    create_link(client, writer, slug="h", url=DESTINATION)
+    for header in HOSTILE_HEADERS:
+        status, headers = get_with_raw_headers(client, "/h", header)
+        assert (status, headers[b"location"]) == (302, DESTINATION.encode()), header[:80]
+
+    rows = clicks_of(client, len(HOSTILE_HEADERS))
+    assert len(rows) == len(HOSTILE_HEADERS)  # none refused by the database
+    assert client.app.api.state.metrics.clicks_rejected == 0  # type: ignore[attr-defined]
+    for row in rows:
+        for column, length in TEXT_COLUMNS.items():
+            value = getattr(row, column)
+            if value is not None:
+                assert len(value) <= length, (column, value[:80])
+                assert "\x00" not in value, column
+
+    def row(name: bytes, value: bytes) -> Click:
+        return rows[HOSTILE_HEADERS.index((name, value))]
+
+    assert row(b"referer", LONG_REFERER).referrer_url == LONG_REFERER[:2048].decode()
+    assert row(b"referer", LONG_REFERER).referrer_domain == "ref.example"
+    assert row(b"referer", b"https://ref.example/\xff\xfe").referrer_url == (
+        "https://ref.example/\ufffd\ufffd"  # what is not UTF-8 is shown as replaced
+    )
+    assert row(b"referer", b"https://ref.example/\x00\x01\x7f").referrer_url == (
+        "https://ref.example/\x01\x7f"
+    )
+    assert row(b"user-agent", b"facebookexternalhit/1.1 " + b"x" * 8000).bot_name == (
+        "facebookexternalhit"
+    )
+    assert (
+        row(b"user-agent", b"Mozilla/5.0 \xff\xfe (iPhone; CPU iPhone OS 17_5 like Mac OS X)").os
+        == "iOS"
+    )
+    for language in (b"*;q=abc", b"a" * 4096, b"\xe4\xf6-DE,\xff;q=0.9", b"e\x00n"):
+        assert row(b"accept-language", language).language is None
+    assert row(b"accept-language", b"en-" * 1400).language == "en"
+    # Unbelievable forwarding headers: the last address that could be checked is the client.
+    assert row(b"x-forwarded-for", b"1.2.3.4, garbage, ::1").ip == "::"  # ::1, anonymised
+    assert row(b"x-forwarded-for", b"").ip == "127.0.0.0"  # the peer, anonymised
+    assert row(b"forwarded", b"for=unknown;proto=x").ip == "127.0.0.0"
+
+
+# Requests sent to the real server byte for byte, and what may answer them: uvicorn's HTTP
+# parser refuses some itself (400), the app answers the rest.
+RAW_REQUESTS = [
+    (b"GET /h?a=%0d%0aLocation:%20https://evil.example HTTP/1.1\r\n", {b"302"}),
+    # A bare CR or LF ends the request line early, or makes it unreadable.
+    (b"GET /h?a=\r\nLocation: https://evil.example HTTP/1.1\r\n", {b"302", b"400"}),
+    (b"GET /h?a=\rLocation: https://evil.example HTTP/1.1\r\n", {b"400"}),
+    (
+        b"GET /h HTTP/1.1\r\nUser-Agent: Mozilla/5.0 \xff\xfe\r\nReferer: https://r.example/\xff\r\n",
+        {b"302"},
+    ),
+    (b"GET /h HTTP/1.1\r\nUser-Agent: a\x00b\r\n", {b"400"}),
+    (b"GET /.. HTTP/1.1\r\n", {b"404"}),
+    (b"GET /h/../h HTTP/1.1\r\n", {b"404"}),
+    (b"GET //evil.example HTTP/1.1\r\n", {b"404"}),
+    (b"GET /h%00 HTTP/1.1\r\n", {b"404"}),
+]
+
+
+def test_a_real_server_answers_hostile_requests_without_falling_over(
+    database_url: str, tmp_path: Path
+) -> None:
+    with serving(database_url, tmp_path) as (process, base):
+        port = int(base.rsplit(":", 1)[1])
+        admin = {"Authorization": f"Bearer {KEY}"}
+        link = {"url": DESTINATION, "slug": "h"}
+        with httpx2.Client(base_url=base, timeout=30) as http:
+            assert http.post("/api/links", json=link, headers=admin).status_code == 201
+            assert http.get("/" + "a" * 10_000).status_code == 404
+            big = {"User-Agent": "Mozilla/5.0 " + "A" * 8192, "Referer": LONG_REFERER.decode()}
+            assert http.get("/h", headers=big).status_code == 302
+            # 1 MB of headers: uvicorn's httptools parser sets no limit of its own, so the
+            # redirect answers (a proxy in front is what caps header size).
+            huge = {f"X-Pad-{i}": "z" * 8000 for i in range(128)}
+            assert http.get("/h", headers=huge).status_code in (302, 400, 431)
+        for request_line, expected in RAW_REQUESTS:
+            status, head = _raw_answer(port, request_line + b"Host: tautan.test\r\n\r\n")
+            assert status in expected, (request_line, head)
+            # One header per line, and no Location but the stored destination's.
+            locations = [h for h in head.lower().split(b"\r\n") if h.startswith(b"location:")]
+            assert len(locations) <= 1, head
+            assert all(h.startswith(b"location: " + DESTINATION.encode()) for h in locations)
+        with httpx2.Client(base_url=base, timeout=30) as http:
+            assert http.get("/h").status_code == 302  # still serving
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)  # drains the click queue
+        process.wait(timeout=60)
+    rows = run(_referrers(database_url))
+    assert LONG_REFERER[:2048].decode() in rows
+    assert "https://r.example/\ufffd" in rows
+
+
+async def _referrers(url: str) -> list[str | None]:
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        rows = list(await connection.scalars(select(Click.referrer_url)))
+    await engine.dispose()
+    return rows
+
+
+def _raw_answer(port: int, request: bytes) -> tuple[bytes, bytes]:
+    """The status code and head of the answer to `request`, sent as these exact bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    head = answer.partition(b"\r\n\r\n")[0]
+    return head.split(b" ", 2)[1], head

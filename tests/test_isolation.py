@@ -1,0 +1,255 @@
+"""Who may call what (DESIGN §5): every API route of the app against every kind of caller,
+and the stats of one workspace never holding another's clicks.
+
+The routes come from the app itself, so a route added without an expectation here fails
+`test_every_api_route_has_an_expectation` by name: add it to MATRIX."""
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi.routing import iter_route_contexts
+from sqlalchemy import update
+from starlette.testclient import TestClient
+
+from app import auth
+from app.stats.service import DIMENSIONS
+from tests.conftest import create_link, in_app, raw_click, seed_clicks
+
+# Not the API: the framework's docs, the ops endpoints (open to all by design), and the
+# dashboard, which signs in with a session of its own and is tested with it.
+NOT_API_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz",
+                 "/readyz", "/metrics"}  # fmt: skip
+NOT_API_PREFIXES = ("/dashboard",)
+
+SCOPES = ("links:read", "links:write", "stats:read")
+SHOP = "https://shop.example.com/"
+
+
+@dataclass(frozen=True)
+class Access:
+    """How to call a route, and what it needs: `request(link, new)` gives the keyword
+    arguments of the call for an existing link `link` of workspace A and an unused slug
+    `new`, which a route that makes links should use."""
+
+    scope: str
+    on_link: bool = False  # names A's link: a key of another workspace gets 404, not 403
+    makes_link: bool = False
+    request: Callable[[str, str], dict[str, Any]] = field(default=lambda link, new: {})
+
+
+def _csv(link: str, new: str) -> dict[str, Any]:
+    return {"files": {"file": ("links.csv", f"url,slug\n{SHOP}i,{new}\n", "text/csv")}}
+
+
+MATRIX: dict[tuple[str, str], tuple[Access, ...]] = {
+    ("POST", "/api/links"): (
+        Access("links:write", makes_link=True,
+               request=lambda link, new: {"json": {"url": SHOP, "slug": new}}),
+    ),
+    ("POST", "/api/links/bulk"): (
+        Access("links:write", makes_link=True,
+               request=lambda link, new: {"json": {"links": [{"url": SHOP, "slug": new}]}}),
+    ),
+    ("POST", "/api/links/import"): (
+        Access("links:write", makes_link=True, request=_csv),
+        Access("links:write",
+               request=lambda link, new: {**_csv(link, new), "params": {"dry_run": "true"}}),
+    ),
+    ("GET", "/api/links"): (Access("links:read"),),
+    ("GET", "/api/links/export.csv"): (Access("links:read"),),
+    ("GET", "/api/links/{slug}"): (Access("links:read", on_link=True),),
+    ("PATCH", "/api/links/{slug}"): (
+        Access("links:write", on_link=True, request=lambda link, new: {"json": {"title": "x"}}),
+    ),
+    ("DELETE", "/api/links/{slug}"): (
+        Access("links:write", on_link=True),
+        Access("links:write", on_link=True,
+               request=lambda link, new: {"params": {"purge": "true"}}),
+    ),
+    ("GET", "/api/links/{slug}/qr"): (Access("links:read", on_link=True),),
+    ("GET", "/api/stats/summary"): (Access("stats:read"),),
+    ("GET", "/api/stats/timeseries"): (Access("stats:read"),),
+    ("GET", "/api/stats/breakdown/{dimension}"): (Access("stats:read"),),
+    ("GET", "/api/stats/clicks.csv"): (Access("stats:read"),),
+}  # fmt: skip
+
+CALLERS = ("no key", "revoked key", "expired key", "key of A lacking the scope",
+           "key of A", "key of B", "admin key")  # fmt: skip
+
+
+def api_routes(client: TestClient) -> list[tuple[str, str, int]]:
+    """(method, path, success status) of every route of the app outside NOT_API."""
+    routes = []
+    for route in iter_route_contexts(client.app.api.routes):  # type: ignore[attr-defined]
+        path = route.path
+        if path in NOT_API_PATHS or path.startswith(NOT_API_PREFIXES):
+            continue
+        for method in sorted((route.methods or {"(any)"}) - {"HEAD"}):
+            routes.append((method, path, getattr(route, "status_code", None) or 200))
+    return routes
+
+
+def test_every_api_route_has_an_expectation(client: TestClient) -> None:
+    missing = [f"{m} {p}" for m, p, _ in api_routes(client) if (m, p) not in MATRIX]
+    assert not missing, (
+        f"routes with no expectation in tests/test_isolation.py MATRIX: {', '.join(missing)}"
+    )
+
+
+def _key(client: TestClient, workspace: str, scopes: list[str]) -> tuple[int, dict[str, str]]:
+    key, token = in_app(
+        client, lambda s: auth.create_key(s, name="t", scopes=scopes, workspace=workspace)
+    )
+    return key.id, {"Authorization": f"Bearer {token}"}
+
+
+def callers(client: TestClient) -> dict[str, Callable[[str], dict[str, str]]]:
+    """Each caller's headers, given the scope the route needs."""
+    revoked_id, revoked = _key(client, "acme", list(SCOPES))
+    in_app(client, lambda s: auth.revoke_key(s, revoked_id))
+    expired_id, expired = _key(client, "acme", list(SCOPES))
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    in_app(client, lambda s: s.execute(
+        update(auth.ApiKey).where(auth.ApiKey.id == expired_id).values(expires_at=yesterday)
+    ))  # fmt: skip
+    lacking = {
+        scope: _key(client, "acme", [s for s in SCOPES if s != scope])[1] for scope in SCOPES
+    }
+    a = _key(client, "acme", list(SCOPES))[1]
+    b = _key(client, "globex", list(SCOPES))[1]
+    admin = _key(client, "default", ["admin"])[1]  # of a third workspace
+    return {
+        "no key": lambda scope: {},
+        "revoked key": lambda scope: revoked,
+        "expired key": lambda scope: expired,
+        "key of A lacking the scope": lambda scope: lacking[scope],
+        "key of A": lambda scope: a,
+        "key of B": lambda scope: b,
+        "admin key": lambda scope: admin,
+    }
+
+
+def expected_status(caller: str, access: Access, success: int) -> int:
+    if caller in ("no key", "revoked key", "expired key"):
+        return 401
+    if caller == "key of A lacking the scope":
+        return 403
+    if caller == "key of B" and access.on_link:
+        return 404  # the same answer as for a slug that does not exist: nothing leaks
+    return success
+
+
+def test_every_api_route_answers_each_caller_as_designed(client: TestClient) -> None:
+    headers_of = callers(client)
+    setup = headers_of["admin key"]("admin")
+    acme = headers_of["key of A"]("links:write")
+    b_key = headers_of["key of B"]("links:read")
+    unknown = client.get("/api/links/no-such-link", headers=b_key)
+    wrong: list[str] = []
+    cell = 0
+    for method, path, success in api_routes(client):
+        for variant, access in enumerate(MATRIX.get((method, path), ())):
+            for caller in CALLERS:
+                cell += 1
+                link, new = f"l{cell}", f"n{cell}"
+                create_link(client, acme, slug=link, url=SHOP, title="kept")
+                before = client.get(f"/api/links/{link}", headers=setup).json()
+                url = path.format(slug=link, dimension="country")
+                response = client.request(method, url, headers=headers_of[caller](access.scope),
+                                          **access.request(link, new))  # fmt: skip
+                expected = expected_status(caller, access, success)
+                name = f"{method} {path} #{variant} by {caller}"
+                if response.status_code != expected:
+                    wrong.append(f"{name}: {response.status_code}, expected {expected}")
+                    continue
+                if expected == 404 and response.json() != unknown.json():
+                    wrong.append(f"{name}: 404 unlike an unknown slug's: {response.text}")
+                if expected != success:  # refused: nothing changed, nothing made
+                    after = client.get(f"/api/links/{link}", headers=setup)
+                    if after.json() != before:
+                        wrong.append(f"{name}: refused, but the link changed: {after.text}")
+                    made = client.get(f"/api/links/{new}", headers=setup).status_code
+                    if access.makes_link and made != 404:
+                        wrong.append(f"{name}: refused, but it made a link")
+    assert not wrong, "\n".join(wrong)
+
+
+def _make_link(client: TestClient, headers: dict[str, str], slug: str) -> dict[str, Any]:
+    return create_link(client, headers, slug=slug, url=SHOP, tags=["shared-tag"],
+                       utm_campaign="shared")  # fmt: skip
+
+
+def test_link_collections_show_only_the_workspace(client: TestClient) -> None:
+    headers_of = callers(client)
+    a, b, admin = (headers_of[c]("links:read") for c in ("key of A", "key of B", "admin key"))
+    _make_link(client, a, "a1")
+    _make_link(client, a, "a2")
+    _make_link(client, b, "b1")
+    for headers, own in ((a, {"a1", "a2"}), (b, {"b1"}), (admin, {"a1", "a2", "b1"})):
+        for params in ({}, {"tag": "shared-tag"}, {"utm_campaign": "shared"}, {"sort": "clicks"},
+                       {"limit": "1"}):  # fmt: skip
+            assert _listed(client, headers, params) == own, (params, own)
+        assert _listed(client, headers, {"q": "2"}) == own & {"a2"}
+        exported = client.get("/api/links/export.csv", headers=headers).text
+        assert {row["slug"] for row in csv.DictReader(io.StringIO(exported))} == own
+
+
+def _listed(client: TestClient, headers: dict[str, str], params: dict[str, str]) -> set[str]:
+    """The slugs of every page of GET /api/links."""
+    slugs: set[str] = set()
+    cursor: str | None = None
+    while True:
+        page = client.get("/api/links", params={**params, **({"cursor": cursor} if cursor else {})},
+                          headers=headers).json()  # fmt: skip
+        slugs |= {link["slug"] for link in page["links"]}
+        if not (cursor := page["next_cursor"]):
+            return slugs
+
+
+# Clicks per workspace, each a different mix so a leak shows in every dimension.
+A_CLICKS = {"ua": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+            "referer": "https://t.co/x", "language": "id-ID", "ip": "203.0.113.5"}  # fmt: skip
+B_CLICKS = {"referer": "https://www.facebook.com/", "language": "en-US", "ip": "198.51.100.7"}
+
+
+def test_stats_never_hold_another_workspaces_clicks(client: TestClient) -> None:
+    headers_of = callers(client)
+    a, b, admin = (headers_of[c]("stats:read") for c in ("key of A", "key of B", "admin key"))
+    a_link = _make_link(client, a, "a1")
+    b_link = _make_link(client, b, "b1")
+    now = datetime.now(UTC).replace(microsecond=0)
+    seed_clicks(client, [raw_click(a_link, now - timedelta(minutes=i), **A_CLICKS) for i in range(3)]
+                + [raw_click(b_link, now - timedelta(minutes=i), **B_CLICKS) for i in range(5)])  # fmt: skip
+    today = now.date()
+    ranges = {  # whole days read the rollups; a click filter reads raw clicks
+        "rollups": {"from": str(today - timedelta(days=1)), "to": str(today)},
+        "raw clicks": {"from": str(today - timedelta(days=1)), "to": str(today),
+                       "country": "-ZZ"},
+    }  # fmt: skip
+    for headers, slugs in ((a, {"a1"}), (b, {"b1"}), (admin, {"a1", "b1"})):
+        for source, params in ranges.items():
+            for extra in ({}, {"link": "a1"}, {"link": "b1"}, {"tag": "shared-tag"},
+                          {"utm_campaign": "shared"}):  # fmt: skip
+                q = {**params, **extra}
+                # Each workspace's clicks come from one visitor.
+                seen = slugs & {extra["link"]} if "link" in extra else slugs
+                want = sum({"a1": 3, "b1": 5}[slug] for slug in seen)
+                where = f"{source} {extra} with the key of {sorted(slugs)}"
+                summary = client.get("/api/stats/summary", params=q, headers=headers).json()
+                assert (summary["clicks"], summary["unique_visitors"]) == (want, len(seen)), where
+                series = client.get("/api/stats/timeseries", params=q, headers=headers).json()
+                assert sum(bucket["clicks"] for bucket in series["buckets"]) == want, where
+                # Every dimension once; under the link filters, the one that names links.
+                for dimension in DIMENSIONS if not extra else ("link",):
+                    rows = client.get(f"/api/stats/breakdown/{dimension}", params=q,
+                                      headers=headers).json()["rows"]  # fmt: skip
+                    assert sum(row["clicks"] for row in rows) == want, (dimension, where)
+                    if dimension == "link":
+                        assert {row["value"] for row in rows} <= slugs, where
+                raw = client.get("/api/stats/clicks.csv", params=q, headers=headers).text
+                assert len(raw.splitlines()) - 1 == want, where
