@@ -1,15 +1,15 @@
 """The in-process link cache: what the redirect needs of a link, read from the database
 only on a miss. Changes made through this process are forgotten at once; changes made by
-other processes are seen within `TAUTAN_LINK_CACHE_TTL_S`."""
+other processes are seen within `TAUTAN_LINK_CACHE_TTL_S`. The one exception is a link's
+`max_clicks`, counted in the database itself (`take_slot`) so that every process keeps to it."""
 
 import asyncio
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import raiseload
 
@@ -18,6 +18,20 @@ from app.links.service import destination
 
 UNKNOWN_TTL_S = 5.0  # unknown slugs are remembered briefly, so probing them stays cheap
 MAX_ENTRIES = 100_000
+LINKS = Link.__table__
+# One slot of a capped link's max_clicks, taken only while one is left. The condition is
+# evaluated in the database, which serialises concurrent takers on the row, so no process
+# can overshoot, and a max_clicks changed by any process applies at once. A link whose cap
+# was removed meanwhile always has a slot. A served click is not an edit: updated_at stays.
+TAKE_SLOT = (
+    update(LINKS)
+    .where(
+        LINKS.c.id == bindparam("link_id"),
+        or_(LINKS.c.max_clicks.is_(None), LINKS.c.served_clicks < LINKS.c.max_clicks),
+    )
+    .values(served_clicks=LINKS.c.served_clicks + 1, updated_at=LINKS.c.updated_at)
+    .returning(LINKS.c.served_clicks, LINKS.c.max_clicks)
+)
 
 
 @dataclass(slots=True)
@@ -31,7 +45,7 @@ class Target:
     starts_at: datetime | None
     expires_at: datetime | None
     max_clicks: int | None
-    clicks: int
+    exhausted: bool  # every max_clicks slot taken, as far as this process knows
     fallback_url: str | None
     preview_page: bytes | None  # for link-preview fetchers, when the link has og_* fields
 
@@ -49,7 +63,7 @@ class Target:
             link.starts_at,
             link.expires_at,
             link.max_clicks,
-            link.clicks,
+            link.max_clicks is not None and link.served_clicks >= link.max_clicks,
             link.fallback_url,
             preview_page(link, to),
         )
@@ -59,7 +73,7 @@ class Target:
             return False
         if self.expires_at and now >= self.expires_at:
             return False
-        return not (self.max_clicks is not None and self.clicks >= self.max_clicks)
+        return not self.exhausted
 
 
 def preview_page(link: Link, to: str) -> bytes | None:
@@ -89,7 +103,6 @@ class LinkCache:
         self._ttl_s = ttl_s
         self._entries: dict[str, tuple[float, Target | None]] = {}
         self._loading: dict[str, asyncio.Future[Target | None]] = {}
-        self._slug_of: dict[int, str] = {}  # link id -> slug, for count_clicks
 
     async def get(self, slug: str) -> Target | None:
         entry = self._entries.get(slug)
@@ -127,21 +140,24 @@ class LinkCache:
 
     def _store(self, slug: str, target: Target | None) -> None:
         if len(self._entries) >= MAX_ENTRIES:
-            oldest = next(iter(self._entries))  # dicts keep insertion order
-            old_target = self._entries.pop(oldest)[1]
-            if old_target is not None:
-                self._slug_of.pop(old_target.link_id, None)
-        if target is not None:
-            self._slug_of[target.link_id] = slug
+            del self._entries[next(iter(self._entries))]  # the oldest: dicts keep insertion order
         ttl = self._ttl_s if target is not None else min(self._ttl_s, UNKNOWN_TTL_S)
         self._entries[slug] = (time.monotonic() + ttl, target)
 
-    def count_clicks(self, human_clicks: Counter[int]) -> None:
-        """Add clicks the writer has just committed, so max_clicks bites without a reload."""
-        for link_id, count in human_clicks.items():
-            entry = self._entries.get(self._slug_of.get(link_id, ""))
-            if entry is not None and entry[1] is not None:
-                entry[1].clicks += count
+    async def take_slot(self, target: Target) -> bool:
+        """Count one click toward the capped link's max_clicks in the database: True when a
+        slot was left, else False. Once none is left, the link is known exhausted until it
+        is reloaded. Raises when the database cannot answer."""
+        async with self._sessionmaker.begin() as session:
+            # A lone UPDATE: on SQLite this read-only session's deferred BEGIN takes the
+            # write lock at the UPDATE itself, waiting for it as any writer does.
+            taken = (await session.execute(TAKE_SLOT, {"link_id": target.link_id})).first()
+        if taken is None:
+            target.exhausted = True
+            return False
+        served, max_clicks = taken
+        target.exhausted = max_clicks is not None and served >= max_clicks
+        return True
 
     def forget(self, slug: str) -> None:
         self._entries.pop(slug, None)

@@ -1,7 +1,9 @@
 """The redirect: a pure ASGI handler for `GET|HEAD /{slug}`, kept off FastAPI's stack
 because it is the one path where every microsecond counts (DESIGN §9). It reads the link
-cache, hands the raw click to the queue and answers; it never waits on a database write."""
+cache, hands the raw click to the queue and answers; it never waits on a database write,
+except for a person's click on a link with a max_clicks, which takes its slot first."""
 
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -10,12 +12,13 @@ from urllib.parse import quote_from_bytes
 
 from starlette.types import Receive, Scope, Send
 
-from app.clicks.enrich.bots import preview_fetcher
+from app.clicks.enrich.bots import bot_name, preview_fetcher
 from app.clicks.queue import RawClick
 from app.links.schemas import RESERVED_SLUGS
 from app.metrics import Metrics
 from app.redirect.cache import LinkCache, Target
 
+log = logging.getLogger(__name__)
 SLUG_PATH = re.compile(r"/([A-Za-z0-9_-]{1,64})")
 NO_CACHE = (b"cache-control", b"private, no-cache")
 # Parameters that steer tracking; they are never forwarded to the destination.
@@ -24,7 +27,9 @@ QUERY_SAFE = "!$&'()*+,-./:;=?@_~%"
 PAGES = {
     404: b"<!doctype html><title>Not found</title><h1>404</h1><p>This short link does not exist.</p>",
     410: b"<!doctype html><title>Gone</title><h1>410</h1><p>This short link is no longer active.</p>",
+    503: b"<!doctype html><title>Unavailable</title><h1>503</h1><p>Please try again in a moment.</p>",
 }
+RETRY_AFTER = (b"retry-after", b"5")
 WANTED_HEADERS = frozenset(
     {b"user-agent", b"referer", b"accept-language", b"x-forwarded-for", b"x-real-ip", b"forwarded"}
 )
@@ -77,7 +82,13 @@ class RedirectHandler:
         if target is None:
             return await _html(send, 404, PAGES[404])
         query, flags = split_query(scope["query_string"])
-        if target.is_live(datetime.now(UTC)):
+        tracked = scope["method"] == "GET" and flags.get(b"tautan_no_track") != b"1"
+        live = target.is_live(datetime.now(UTC))
+        if live and target.max_clicks is not None and tracked:
+            live = await self._take_slot(target, scope)
+            if live is None and not target.fallback_url:
+                return await _html(send, 503, PAGES[503], RETRY_AFTER)
+        if live:
             if target.preview_page and _is_preview_fetch(scope):
                 await _html(send, 200, target.preview_page)
             else:
@@ -87,7 +98,7 @@ class RedirectHandler:
         else:
             return await _html(send, 410, PAGES[410])
         self.metrics.redirects += 1
-        if scope["method"] == "GET" and flags.get(b"tautan_no_track") != b"1":
+        if tracked:
             headers = {k: v for k, v in scope["headers"] if k in WANTED_HEADERS}
             text = lambda name: headers.get(name, b"").decode("utf-8", "replace")  # noqa: E731
             client = scope.get("client")
@@ -107,6 +118,18 @@ class RedirectHandler:
                 )
             )
 
+    async def _take_slot(self, target: Target, scope: Scope) -> bool | None:
+        """Whether this click on a capped link may go to the destination: a person takes one
+        of its max_clicks slots; bots and preview fetchers, which are no clicks in the KPIs
+        either, take none. None when the database cannot count the click."""
+        if bot_name(_user_agent(scope)) is not None:
+            return True
+        try:
+            return await self.cache.take_slot(target)
+        except Exception as exc:  # whatever failed, serving an uncounted click could overshoot
+            log.warning("link %s: max_clicks slot not taken: %r", target.link_id, exc)
+            return None
+
 
 async def _redirect(send: Send, code: int, location: bytes) -> None:
     headers = [(b"location", location), (b"content-length", b"0")]
@@ -116,18 +139,23 @@ async def _redirect(send: Send, code: int, location: bytes) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def _is_preview_fetch(scope: Scope) -> bool:
+def _user_agent(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"user-agent":
-            return preview_fetcher(value.decode("utf-8", "replace")) is not None
-    return False
+            return value.decode("utf-8", "replace")
+    return ""
 
 
-async def _html(send: Send, status: int, body: bytes) -> None:
+def _is_preview_fetch(scope: Scope) -> bool:
+    return preview_fetcher(_user_agent(scope)) is not None
+
+
+async def _html(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]) -> None:
     headers = [
         (b"content-type", b"text/html; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),
         NO_CACHE,
+        *extra,
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

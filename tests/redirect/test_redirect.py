@@ -1,16 +1,24 @@
+import asyncio
+import sqlite3
 import time
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx2
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, select
 from starlette.testclient import TestClient
 
+from app import migrate
 from app.config import Settings
 from app.links.models import Link
 from app.main import create_app
 from app.redirect.routes import split_query
-from tests.clicks.test_capture import clicks_of
-from tests.conftest import BASE_URL, PEER, create_link, in_app
+from tests.clicks.test_capture import clicks_of, link_clicks
+from tests.clicks.test_outage import ThrowawayPostgres, throwaway_postgres  # noqa: F401
+from tests.conftest import BASE_URL, DESKTOP_UA, PEER, create_link, in_app, make_key
 
 DESTINATION = "https://shop.example.com/sale?color=red&utm_source=ig"
 
@@ -94,12 +102,156 @@ def test_inactive_links_go_to_the_fallback_or_410(
     )
 
 
-def test_link_over_max_clicks_is_gone(client: TestClient, writer: dict) -> None:
-    create_link(client, writer, slug="m", max_clicks=3)
-    assert client.get("/m").status_code == 302
-    in_app(client, lambda s: s.execute(update(Link).where(Link.slug == "m").values(clicks=3)))
-    client.app.api.state.link_cache.forget("m")  # type: ignore[attr-defined]
-    assert client.get("/m").status_code == 410
+def concurrently(
+    client: TestClient, paths: list[str], method: str = "GET", ua: str = DESKTOP_UA
+) -> list[httpx2.Response]:
+    """Send these requests all at once to the app, on its own event loop."""
+
+    async def send_all() -> list[httpx2.Response]:
+        transport = httpx2.ASGITransport(app=client.app, client=PEER)
+        async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            headers = {"User-Agent": ua}
+            return await asyncio.gather(*(http.request(method, p, headers=headers) for p in paths))
+
+    assert client.portal is not None
+    return client.portal.call(send_all)
+
+
+def served_clicks(client: TestClient, slug: str) -> int:
+    return in_app(client, lambda s: s.scalar(select(Link.served_clicks).where(Link.slug == slug)))
+
+
+def statuses(responses: list[httpx2.Response]) -> Counter[int]:
+    return Counter(r.status_code for r in responses)
+
+
+def link_clicks_once_written(client: TestClient, slug: str, want: int) -> int:
+    """The link's `clicks` once the writer has counted `want` (or given up waiting)."""
+    deadline = time.monotonic() + 10
+    while link_clicks(client, slug) < want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.1)  # any click beyond `want` would be written by now
+    return link_clicks(client, slug)
+
+
+def test_max_clicks_is_exact_under_concurrent_clicks(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="m", url="https://shop.example.com/drop", max_clicks=7)
+    create_link(
+        client, writer, slug="mf", max_clicks=3, fallback_url="https://shop.example.com/sold"
+    )
+    answers = concurrently(client, ["/m"] * 40 + ["/mf"] * 20)
+    capped, with_fallback = answers[:40], answers[40:]
+    assert statuses(capped) == {302: 7, 410: 33}
+    assert {r.headers["location"] for r in capped if r.status_code == 302} == {
+        "https://shop.example.com/drop"
+    }
+    assert sorted(r.headers["location"] for r in with_fallback) == (
+        ["https://shop.example.com/"] * 3 + ["https://shop.example.com/sold"] * 17
+    )
+    assert (served_clicks(client, "m"), served_clicks(client, "mf")) == (7, 3)
+    # 410s are not clicks; fallback redirects are. The counts agree with what was served.
+    assert link_clicks_once_written(client, "m", 7) == 7
+    assert link_clicks_once_written(client, "mf", 20) == 20
+
+
+def test_bots_previews_head_and_no_track_take_no_slot(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="one", max_clicks=1, og_title="Drop")
+    create_link(client, writer, slug="one-plain", max_clicks=1)
+    assert statuses(concurrently(client, ["/one", "/one-plain"] * 3, method="HEAD")) == {302: 6}
+    untracked = ["/one?tautan_no_track=1", "/one-plain?tautan_no_track=1"] * 3
+    assert statuses(concurrently(client, untracked)) == {302: 6}
+    # Preview fetchers get the Open Graph page where there is one; bots are no clicks.
+    for bot, status in [("Twitterbot/1.0", 200), ("WhatsApp/2.23.20.0", 200),
+                        ("Googlebot/2.1 (+http://www.google.com/bot.html)", 302), ("", 302)]:  # fmt: skip
+        assert client.get("/one", headers={"User-Agent": bot}).status_code == status
+        assert client.get("/one-plain", headers={"User-Agent": bot}).status_code == 302
+    assert (served_clicks(client, "one"), served_clicks(client, "one-plain")) == (0, 0)
+    # The one slot goes to the one person; from then on everybody gets the 410.
+    for slug in ("one", "one-plain"):
+        assert statuses(concurrently(client, [f"/{slug}"] * 5)) == {302: 1, 410: 4}
+        assert client.head(f"/{slug}").status_code == 410
+        assert client.get(f"/{slug}", headers={"User-Agent": "Twitterbot/1.0"}).status_code == 410
+        assert served_clicks(client, slug) == 1
+
+
+def test_patching_max_clicks_applies_at_once(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="p", max_clicks=2)
+    assert statuses(concurrently(client, ["/p"] * 4)) == {302: 2, 410: 2}
+    raised = client.patch("/api/links/p", json={"max_clicks": 5}, headers=writer)
+    assert raised.status_code == 200
+    assert statuses(concurrently(client, ["/p"] * 6)) == {302: 3, 410: 3}  # 3 more, not 5
+    refused = client.patch("/api/links/p", json={"max_clicks": 0}, headers=writer)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "validation_error"
+    assert client.get("/p").status_code == 410  # still capped at 5, all taken
+    lowered = client.patch("/api/links/p", json={"max_clicks": 1}, headers=writer)
+    assert lowered.status_code == 200
+    assert client.get("/p").status_code == 410
+    uncapped = client.patch("/api/links/p", json={"max_clicks": None}, headers=writer)
+    assert uncapped.json()["max_clicks"] is None
+    assert statuses(concurrently(client, ["/p"] * 4)) == {302: 4}
+
+
+def test_a_new_cap_counts_the_clicks_already_recorded(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="late")
+    assert statuses(concurrently(client, ["/late"] * 3)) == {302: 3}
+    assert link_clicks_once_written(client, "late", 3) == 3
+    capped = client.patch("/api/links/late", json={"max_clicks": 4}, headers=writer)
+    assert capped.json()["max_clicks"] == 4
+    assert statuses(concurrently(client, ["/late"] * 3)) == {302: 1, 410: 2}
+
+
+def test_capped_links_are_not_served_uncounted_while_the_database_is_locked(
+    backend: str, client: TestClient, writer: dict, database_url: str
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("locks a SQLite file; PostgreSQL: the test with a stopped server")
+    blocker = sqlite3.connect(database_url.split(":///", 1)[1], isolation_level=None)
+    try:
+        check_capped_links_without_database(
+            client,
+            writer,
+            lambda: blocker.execute("BEGIN EXCLUSIVE"),  # nobody else may write now
+            lambda: blocker.execute("ROLLBACK"),
+        )
+    finally:
+        blocker.close()
+
+
+def test_capped_links_are_not_served_uncounted_while_postgres_is_down(
+    throwaway_postgres: ThrowawayPostgres,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    migrate.upgrade(throwaway_postgres.url)
+    settings = Settings(
+        database_url=throwaway_postgres.url, base_url=BASE_URL, spool_dir=str(tmp_path / "spool")
+    )
+    with TestClient(
+        create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER
+    ) as client:
+        check_capped_links_without_database(
+            client, make_key(client, "admin"), throwaway_postgres.stop, throwaway_postgres.start
+        )
+
+
+def check_capped_links_without_database(
+    client: TestClient, writer: dict, fail: Callable[[], object], recover: Callable[[], object]
+) -> None:
+    create_link(client, writer, slug="cap", max_clicks=5)
+    create_link(
+        client, writer, slug="capf", max_clicks=5, fallback_url="https://shop.example.com/x"
+    )
+    create_link(client, writer, slug="free")
+    assert statuses(concurrently(client, ["/cap", "/capf", "/free"], method="HEAD")) == {302: 3}
+    fail()
+    cap, capf, free = concurrently(client, ["/cap", "/capf", "/free"])
+    assert (cap.status_code, cap.headers["retry-after"]) == (503, "5")
+    assert (capf.status_code, capf.headers["location"]) == (302, "https://shop.example.com/x")
+    assert (free.status_code, free.headers["location"]) == (302, "https://shop.example.com/")
+    assert client.head("/cap").status_code == 302  # a HEAD takes no slot: no database needed
+    recover()
+    assert statuses(concurrently(client, ["/cap", "/capf"])) == {302: 2}
+    assert (served_clicks(client, "cap"), served_clicks(client, "capf")) == (1, 1)
 
 
 def test_a_link_starts_redirecting_when_its_start_passes(client: TestClient, writer: dict) -> None:
