@@ -11,11 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
+from app.clicks.retention import erase_link
 from app.db import utcnow
 from app.errors import AppError, Invalid, NotFound, validation_error
 from app.links.models import UTM_FIELDS, Link, LinkTag
 from app.links.schemas import LinkCreate, LinkOut, LinkUpdate
-from app.links.urls import host_of, merge_utm
+from app.links.urls import browser_host, merge_utm, points_at
 
 SLUG_ALPHABET = string.ascii_letters + string.digits
 GENERATED_SLUG_LENGTH = 7
@@ -29,7 +30,7 @@ class LinkContext:
 
     @property
     def short_host(self) -> str:
-        return host_of(self.base_url)
+        return browser_host(self.base_url) or ""
 
     def short_url(self, slug: str) -> str:
         return f"{self.base_url.rstrip('/')}/{slug}"
@@ -52,7 +53,8 @@ def to_out(link: Link, ctx: LinkContext) -> LinkOut:
 def _check_rules(link: Link, ctx: LinkContext) -> None:
     for field in ("url", "fallback_url"):
         value = getattr(link, field)
-        if value and host_of(value) == ctx.short_host:
+        if value and points_at(value, ctx.short_host):
+            # Whatever the spelling: one short link leading to another can loop.
             raise Invalid("redirect_loop", f"{field} must not point at this service", field)
     if link.starts_at and link.expires_at and link.expires_at <= link.starts_at:
         raise Invalid("invalid_window", "expires_at must be after starts_at", "expires_at")
@@ -122,7 +124,13 @@ async def update_link(
     session: AsyncSession, principal: Principal, slug: str, data: LinkUpdate, ctx: LinkContext
 ) -> Link:
     link = await get_link(session, principal, slug)
+    was_capped = link.max_clicks is not None
     _apply(link, data)
+    if link.max_clicks is not None and not was_capped:
+        # Served clicks are counted only while a link is capped: a new cap counts the
+        # clicks recorded so far (read in the UPDATE, not here, so none is missed). A
+        # changed cap keeps the count: raising it by N lets N more through.
+        link.served_clicks = Link.clicks  # type: ignore[assignment]
     if data.archived is not None:
         link.archived_at = (link.archived_at or utcnow()) if data.archived else None
     _check_rules(link, ctx)
@@ -135,6 +143,14 @@ async def archive_link(session: AsyncSession, principal: Principal, slug: str) -
     link.archived_at = link.archived_at or utcnow()
     await session.flush()
     return link
+
+
+async def purge_link(session: AsyncSession, principal: Principal, slug: str) -> None:
+    """Delete the link with its clicks, rollups and tags, for good (erasure on request)."""
+    link = await get_link(session, principal, slug)
+    await erase_link(session, link.id)
+    await session.delete(link)  # its tags go with it
+    await session.flush()
 
 
 SORTS = {"created": Link.id, "clicks": Link.clicks, "unique_visitors": Link.unique_visitors,
