@@ -1,11 +1,14 @@
+import io
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from fastapi.responses import StreamingResponse
 
 from app.auth import Principal, require_scopes
 from app.db import SessionDep, after_commit
 from app.errors import AppError, Invalid
-from app.links import qr, service
+from app.links import qr, service, transfer
 from app.links.schemas import (
     BulkCreate,
     BulkOut,
@@ -104,6 +107,61 @@ async def list_links(
     )
 
 
+@router.post("/import", response_model=transfer.ImportReport)
+async def import_links(
+    file: Annotated[UploadFile, File(description="CSV, UTF-8, header row first")],
+    principal: LinksWrite,
+    session: SessionDep,
+    request: Request,
+    dry_run: Annotated[bool, Query(description="report what would happen, write nothing")] = False,
+) -> transfer.ImportReport:
+    """Creates a link per CSV row (columns url, slug, title, tags (`|`-separated),
+    utm_source, utm_medium, utm_campaign, utm_term, utm_content); refused rows are reported
+    with their line number. A file that is not such a CSV is refused whole (422)."""
+    text = io.TextIOWrapper(file.file, encoding="utf-8-sig", newline="")
+    report = await transfer.import_links(session, principal, text, _ctx(request))
+    if dry_run:
+        await session.rollback()
+        report.dry_run = True
+    else:
+        for link in report.links:
+            _forget(request, session, link.slug)
+    return report
+
+
+@router.get(
+    "/export.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def export_links(
+    principal: LinksRead,
+    request: Request,
+    q: Annotated[
+        str | None, Query(max_length=200, description="text in slug, URL or title")
+    ] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    archived: Annotated[
+        bool | None,
+        Query(description="only archived (true) or active (false) links; all if absent"),
+    ] = None,
+) -> StreamingResponse:
+    """Every link the key sees, as CSV that POST /api/links/import reads back, streamed."""
+    state = request.app.state
+
+    async def chunks() -> AsyncIterator[str]:
+        async with state.read_sessionmaker() as session:
+            pages = transfer.link_pages(session, principal, q=q, tag=tag, archived=archived)
+            async for chunk in transfer.export_csv(pages, _ctx(request)):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="links.csv"'},
+    )
+
+
 @router.get("/{slug}", response_model=LinkOut)
 async def get_link(
     slug: str, principal: LinksRead, session: SessionDep, request: Request
@@ -122,10 +180,24 @@ async def update_link(
 
 @router.delete("/{slug}", status_code=204)
 async def delete_link(
-    slug: str, principal: LinksWrite, session: SessionDep, request: Request
+    slug: str,
+    principal: LinksWrite,
+    session: SessionDep,
+    request: Request,
+    purge: Annotated[
+        bool, Query(description="erase the link and all its clicks and stats; irreversible")
+    ] = False,
 ) -> Response:
-    """Archives the link: it stops redirecting, its clicks and stats stay."""
-    await service.archive_link(session, principal, slug)
+    """Archives the link: it stops redirecting, its clicks and stats stay (`PATCH` with
+    `"archived": false` restores it).
+
+    With `purge=true` the link is erased instead, with everything recorded about it: its
+    clicks, its hourly and daily stats and its tags (for a GDPR erasure request, say). This
+    is **irreversible**: the slug then answers 404, and the link's clicks leave every total."""
+    if purge:
+        await service.purge_link(session, principal, slug)
+    else:
+        await service.archive_link(session, principal, slug)
     _forget(request, session, slug)
     return Response(status_code=204)
 

@@ -1,0 +1,233 @@
+"""Links to and from files: CSV import (each row created like a POST /api/links body, each
+refused row reported with its line number) and CSV or JSON export, page by page."""
+
+import csv
+from collections.abc import AsyncIterator, Iterable, Iterator
+
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import Principal
+from app.errors import AppError, Invalid
+from app.links import service
+from app.links.models import UTM_FIELDS, Link
+from app.links.schemas import ErrorBody, LinkOut
+
+IMPORT_COLUMNS = ("url", "slug", "title", "tags", *UTM_FIELDS)
+EXPORT_COLUMNS = (
+    *IMPORT_COLUMNS,
+    "short_url",
+    "destination",
+    "clicks",
+    "unique_visitors",
+    "bot_clicks",
+    "created_at",
+    "archived",
+)
+# An export can be imported as it is: the columns it adds are accepted and left unused.
+KNOWN_COLUMNS = frozenset(EXPORT_COLUMNS) | {"workspace"}
+TAG_SEPARATOR = "|"
+EXPORT_PAGE = 500
+
+
+class RowError(BaseModel):
+    line: int
+    error: ErrorBody
+
+
+class ImportReport(BaseModel):
+    imported: int = 0
+    refused: int = 0
+    dry_run: bool = False
+    links: list[LinkOut] = []
+    errors: list[RowError] = []
+
+
+def _bad_file(message: str) -> Invalid:
+    return Invalid("invalid_csv", message)
+
+
+def _columns(header: list[str]) -> list[str]:
+    columns = [name.strip().lower() for name in header]
+    if not any(columns):
+        raise _bad_file(
+            f"line 1 must be a header row naming the columns: {', '.join(IMPORT_COLUMNS)}"
+        )
+    unknown = [name for name in columns if name not in KNOWN_COLUMNS]
+    if unknown:
+        raise _bad_file(
+            f"unknown columns: {', '.join(unknown)} (line 1 must be a header row; "
+            f"the columns are {', '.join(IMPORT_COLUMNS)})"
+        )
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated:
+        raise _bad_file(f"columns named twice in the header: {', '.join(repeated)}")
+    if "url" not in columns:
+        raise _bad_file("the header has no 'url' column")
+    return columns
+
+
+def _link_body(columns: list[str], cells: list[str]) -> dict[str, object]:
+    """The POST /api/links body a row stands for: empty cells are left out."""
+    body: dict[str, object] = {}
+    for name, cell in zip(columns, cells, strict=False):
+        if name not in IMPORT_COLUMNS or not cell.strip():
+            continue
+        if name == "tags":
+            body["tags"] = [tag.strip() for tag in cell.split(TAG_SEPARATOR) if tag.strip()]
+        else:
+            body[name] = cell
+    return body
+
+
+def read_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, object] | AppError]]:
+    """Each row's line number in the file (the header is line 1; a quoted cell may span
+    lines) and its link body, or why the row cannot be one. `lines` is text read with
+    newline="" (as the csv module wants). Raises Invalid when the file is not CSV."""
+    reader = csv.reader(lines, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise _bad_file("the file is empty: line 1 must be a header row")
+        columns = _columns(header)
+        while True:
+            line = reader.line_num + 1
+            cells = next(reader, None)
+            if cells is None:
+                return
+            if not any(cell.strip() for cell in cells):
+                continue  # blank lines, and the empty rows spreadsheets leave at the end
+            if len(cells) > len(columns):
+                yield (
+                    line,
+                    AppError(
+                        422, "invalid_row", f"{len(cells)} cells, the header names {len(columns)}"
+                    ),
+                )
+            else:
+                yield line, _link_body(columns, cells)
+    except UnicodeDecodeError:  # text is decoded by the block: no telling the line
+        raise _bad_file("the file is not UTF-8 text (save it as CSV UTF-8)") from None
+    except csv.Error as exc:
+        raise _bad_file(f"line {reader.line_num}: not valid CSV: {exc}") from None
+
+
+async def import_links(
+    session: AsyncSession,
+    principal: Principal,
+    lines: Iterable[str],
+    ctx: service.LinkContext,
+) -> ImportReport:
+    """Creates the link of every valid row, each in its own savepoint, and reports the
+    others. The caller commits, or rolls back for a dry run."""
+    report = ImportReport()
+    slug_lines: dict[str, int] = {}  # where each slug created so far came from
+    for line, body in read_rows(lines):
+        if isinstance(body, AppError):
+            result: Link | AppError = body
+        elif body.get("slug") in slug_lines:
+            slug = str(body["slug"])
+            result = AppError(
+                409, "slug_taken", f"the slug '{slug}' is used on line {slug_lines[slug]}"
+            )
+        else:
+            [result] = await service.create_links(session, principal, [body], ctx)
+        if isinstance(result, AppError):
+            report.errors.append(RowError(line=line, error=ErrorBody(**result.body())))
+        else:
+            slug_lines[result.slug] = line
+            report.links.append(service.to_out(result, ctx))
+    report.imported, report.refused = len(report.links), len(report.errors)
+    return report
+
+
+def describe(error: ErrorBody) -> str:
+    """One line for a person: the message, or what is wrong with each field."""
+    if error.code != "validation_error" or not isinstance(error.details, list):
+        return error.message
+    return "; ".join(
+        f"{'.'.join(map(str, item['loc'])) or 'row'}: " + item["msg"].removeprefix("Value error, ")
+        for item in error.details
+    )
+
+
+async def link_pages(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    q: str | None = None,
+    tag: str | None = None,
+    archived: bool | None = None,
+) -> AsyncIterator[list[Link]]:
+    """The links the caller sees, EXPORT_PAGE at a time (keyset pagination, as the listing
+    pages): active ones, then archived ones (only one kind when `archived` is given)."""
+    for state in (False, True) if archived is None else (archived,):
+        cursor: str | None = None
+        while True:
+            links, cursor = await service.list_links(
+                session, principal, q=q, tag=tag, archived=state, cursor=cursor, limit=EXPORT_PAGE
+            )
+            if links:
+                yield links
+            if cursor is None:
+                break
+
+
+async def count_links(session: AsyncSession, principal: Principal) -> int:
+    """How many links (active and archived) the caller sees: the length of an export."""
+    query = select(func.count()).select_from(Link)
+    if not principal.is_admin:
+        query = query.where(Link.workspace_id == principal.workspace_id)
+    return await session.scalar(query) or 0
+
+
+class _Echo:
+    """A file for csv.writer whose write hands the formatted row back."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+_csv_line = csv.writer(_Echo()).writerow
+
+
+def _csv_cells(link: Link, ctx: service.LinkContext) -> list[object]:
+    out = service.to_out(link, ctx)
+    cells = {
+        **out.model_dump(include=set(EXPORT_COLUMNS)),
+        "tags": TAG_SEPARATOR.join(out.tags),
+        "created_at": out.created_at.isoformat(),
+        "archived": "true" if out.archived else "false",
+    }
+    return [cells[name] for name in EXPORT_COLUMNS]
+
+
+async def export_csv(
+    pages: AsyncIterator[list[Link]],
+    ctx: service.LinkContext,
+    workspace_names: dict[int, str] | None = None,
+) -> AsyncIterator[str]:
+    """The header, then one chunk of rows per page. With `workspace_names`, a last
+    `workspace` column names each link's workspace."""
+    extra = ["workspace"] if workspace_names is not None else []
+    yield _csv_line([*EXPORT_COLUMNS, *extra])
+    async for page in pages:
+        rows = []
+        for link in page:
+            cells = _csv_cells(link, ctx)
+            if workspace_names is not None:
+                cells.append(workspace_names[link.workspace_id])
+            rows.append(_csv_line(cells))
+        yield "".join(rows)
+
+
+async def export_json(
+    pages: AsyncIterator[list[Link]], ctx: service.LinkContext
+) -> AsyncIterator[str]:
+    """A JSON array of the API's link objects, one chunk per page."""
+    opening = "[\n"
+    async for page in pages:
+        yield opening + ",\n".join(service.to_out(link, ctx).model_dump_json() for link in page)
+        opening = ",\n"
+    yield "[]\n" if opening == "[\n" else "\n]\n"
