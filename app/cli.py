@@ -1,23 +1,32 @@
 """The `tautan` command line (DESIGN §4)."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import Annotated, TypeVar
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Literal, NoReturn, TextIO, TypeVar
 
+import rich.progress
 import typer
 import uvicorn
 from pydantic import ValidationError
 from rich.bar import Bar
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import auth, migrate
+from app import auth, geo_update, migrate
+from app.clicks import retention
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
 from app.links import service as links
+from app.links import transfer
+from app.links.models import Link
 from app.links.schemas import LinkCreate
 from app.stats import service as stats_service
 from app.stats.periods import parse_range, parse_zone
@@ -26,18 +35,24 @@ T = TypeVar("T")
 app = typer.Typer(help="Tautan: UTM and click-tracking short links.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 links_app = typer.Typer(help="Links.", no_args_is_help=True)
+geo_app = typer.Typer(help="The geo (IP address to place) database.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(links_app, name="links")
+app.add_typer(geo_app, name="geo")
 console = Console()
 
 
-def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one committed transaction on the configured database."""
+def in_transaction(work: Callable[[AsyncSession], Awaitable[T]], *, read_only: bool = False) -> T:
+    """Run `work` in one committed transaction on the configured database (`read_only`:
+    one that takes no write lock, for long reads beside a running server)."""
 
     async def run() -> T:
         engine = create_engine(get_settings().database_url)
         try:
-            async with create_sessionmaker(engine)() as session, session.begin():
+            async with (
+                create_sessionmaker(engine, read_only=read_only)() as session,
+                session.begin(),
+            ):
                 return await work(session)
         finally:
             await engine.dispose()
@@ -45,7 +60,7 @@ def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     try:
         return asyncio.run(run())
     except AppError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+        console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -170,6 +185,146 @@ def links_create(
     print(in_transaction(create))
 
 
+def _progress_shown() -> bool:
+    """Progress bars are for a person at a terminal, not for pipes, files and scripts."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
+@links_app.command("import")
+def links_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV, UTF-8, header first: url, slug, title, tags (|-separated), utm_source, "
+            "utm_medium, utm_campaign, utm_term, utm_content; only url is required",
+        ),
+    ],
+    dry_run: Annotated[bool, typer.Option(help="report what would happen, write nothing")] = False,
+    workspace: Annotated[str, typer.Option(help="created if new")] = auth.DEFAULT_WORKSPACE,
+) -> None:
+    """Create a link per CSV row; each refused row is reported as `line N: reason`.
+    Exits 1 when a row was refused (the others are imported all the same)."""
+    ctx = links.LinkContext(base_url=get_settings().base_url)
+
+    async def import_file(session: AsyncSession) -> transfer.ImportReport:
+        owner = await auth.get_or_create_workspace(session, workspace)
+        principal = auth.Principal(key_id=0, workspace_id=owner.id, scopes=frozenset())
+        with rich.progress.open(
+            file,
+            encoding="utf-8-sig",
+            newline="",
+            description="importing",
+            console=Console(stderr=True),
+            transient=True,
+            disable=not _progress_shown(),
+        ) as text:
+            report = await transfer.import_links(session, principal, text, ctx)
+        if dry_run:
+            await session.rollback()  # the workspace too, if it was new
+        return report
+
+    report = in_transaction(import_file)
+    for row in report.errors:
+        print(f"line {row.line}: {transfer.describe(row.error)}")
+    note = " (dry run: nothing was written)" if dry_run else ""
+    print(f"imported {report.imported}, refused {report.refused}{note}")
+    if report.refused:
+        raise typer.Exit(1)
+
+
+@links_app.command("export")
+def links_export(
+    format: Annotated[
+        Literal["csv", "json"],
+        typer.Option(help="csv: what `links import` reads; json: the API's link objects"),
+    ] = "csv",
+    output: Annotated[
+        typer.FileTextWrite,
+        typer.Option(encoding="utf-8", lazy=False, help="the file to write; - is standard output"),
+    ] = "-",  # type: ignore[assignment]
+    workspace: Annotated[
+        str | None,
+        typer.Option(help="only this workspace; default: all, with a workspace column (csv)"),
+    ] = None,
+) -> None:
+    """Write every link (archived ones too) with its short URL and click counts."""
+    ctx = links.LinkContext(base_url=get_settings().base_url)
+
+    async def export(session: AsyncSession, target: TextIO) -> None:
+        names = dict((await session.execute(select(auth.Workspace.id, auth.Workspace.name))).all())
+        if workspace is None:
+            principal = auth.Principal(key_id=0, workspace_id=0, scopes=frozenset({"admin"}))
+        else:
+            ids = [id_ for id_, name in names.items() if name == workspace]
+            if not ids:
+                raise AppError(404, "not_found", f"there is no workspace named '{workspace}'")
+            principal = auth.Principal(key_id=0, workspace_id=ids[0], scopes=frozenset())
+        bar = rich.progress.Progress(
+            console=Console(stderr=True), transient=True, disable=not _progress_shown()
+        )
+        task = bar.add_task("exporting", total=await transfer.count_links(session, principal))
+
+        async def counted() -> AsyncIterator[list[Link]]:
+            async for page in transfer.link_pages(session, principal):
+                yield page
+                bar.advance(task, len(page))
+
+        if format == "json":
+            chunks = transfer.export_json(counted(), ctx)
+        else:
+            chunks = transfer.export_csv(counted(), ctx, names if workspace is None else None)
+        with bar:
+            async for chunk in chunks:
+                target.write(chunk)
+
+    in_transaction(lambda session: export(session, output), read_only=True)
+
+
+@app.command()
+def purge(
+    days: Annotated[
+        int | None,
+        typer.Option(min=1, help="days of raw clicks kept; default TAUTAN_RETENTION_DAYS"),
+    ] = None,
+) -> None:
+    """Delete raw clicks older than N days (whole UTC days). The hourly and daily rollups
+    and the links' counters stay, so KPIs over whole hours and days keep their numbers."""
+    days = days or get_settings().retention_days
+    if days is None:
+        console.print("[red]error:[/red] give --days N, or set TAUTAN_RETENTION_DAYS")
+        raise typer.Exit(2)
+
+    async def run() -> retention.Purged:
+        engine = create_engine(get_settings().database_url)
+        bar = Progress(
+            TextColumn("deleting clicks"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}"),
+            console=Console(stderr=True),
+            transient=True,
+            disable=not _progress_shown(),
+        )
+        task = bar.add_task("purge", total=None)
+        try:
+            with bar:
+                return await retention.maintain(
+                    engine, days, on_batch=lambda deleted: bar.advance(task, deleted)
+                )
+        finally:
+            await engine.dispose()
+
+    done = asyncio.run(run())
+    if done.busy:
+        console.print("[red]error:[/red] another process is purging right now; try again later")
+        raise typer.Exit(1)
+    for name, count in done.dropped.items():
+        print(f"dropped partition {name} ({count} clicks)")
+    print(f"removed {done.clicks} clicks before {done.cutoff:%Y-%m-%d} 00:00 UTC; rollups kept")
+
+
 @app.command()
 def stats(
     slug: Annotated[str, typer.Argument(help="the link's slug")],
@@ -214,3 +369,88 @@ def stats(
         for row in rows:
             table.add_row(row["value"], str(row["clicks"]), f"{row['share']:.0%}")
         console.print(table)
+
+
+# --- geo: the IP-to-place database (DESIGN §4) -------------------------------------------
+
+
+def _geo_target(path: Path | None) -> Path:
+    chosen = path or get_settings().geoip_db
+    if not chosen:
+        _geo_fail("no geo database path: pass --path, or set TAUTAN_GEOIP_DB")
+    return Path(chosen)
+
+
+def _geo_fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@geo_app.command("update")
+def geo_update_command(
+    dbip: Annotated[bool, typer.Option("--dbip", help="DB-IP City Lite (free, no key)")] = False,
+    license_key: Annotated[
+        str | None, typer.Option(help="MaxMind license key: GeoLite2-City", show_default=False)
+    ] = None,
+    path: Annotated[
+        Path | None, typer.Option(help="the .mmdb to replace (default: TAUTAN_GEOIP_DB)")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="download from this mirror instead (any key is sent along)")
+    ] = None,
+) -> None:
+    """Fetch a fresh City database and swap it in; running servers pick it up by themselves."""
+    if dbip == (license_key is not None):
+        raise typer.BadParameter("pass exactly one of --dbip and --license-key")
+    target = _geo_target(path)
+    if url:
+        urls = [url]
+    elif dbip:
+        urls = geo_update.dbip_urls(datetime.now(UTC).date())
+    else:
+        urls = [geo_update.MAXMIND_URL]
+    bar = Progress(
+        TextColumn("downloading"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    task = bar.add_task("download", total=None)
+    try:
+        with bar:
+            info = geo_update.update(
+                target,
+                urls,
+                license_key=license_key,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except geo_update.GeoUpdateError as exc:
+        _geo_fail(f"{exc}; {target} is unchanged")
+    console.print(
+        f"{escape(str(info.path))} is now {escape(info.database_type)}, "
+        f"built {info.built_at:%Y-%m-%d}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@geo_app.command("info")
+def geo_info(
+    path: Annotated[
+        Path | None, typer.Option(help="the .mmdb to read (default: TAUTAN_GEOIP_DB)")
+    ] = None,
+) -> None:
+    """Show the geo database: its type, build date, IP version and size."""
+    target = _geo_target(path)
+    try:
+        info = geo_update.describe(target)
+    except geo_update.GeoUpdateError as exc:
+        _geo_fail(f"{target}: {exc}")
+    print(f"path        {info.path}")
+    print(f"type        {info.database_type}")
+    print(f"built       {info.built_at:%Y-%m-%d %H:%M} UTC")
+    print(f"ip version  {info.ip_version}")
+    print(f"size        {info.size / 1_000_000:.1f} MB ({info.size:,} bytes)")
