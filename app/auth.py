@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import ForeignKey, String, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
@@ -155,8 +155,16 @@ async def authenticate(request: Request) -> Principal:
             "an API key is required (Authorization: Bearer …)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    async with request.app.state.sessionmaker() as session:
-        key = await session.scalar(select(ApiKey).where(ApiKey.token_hash == hash_token(token)))
+    return await authenticate_hash(request.app.state.sessionmaker, hash_token(token))
+
+
+async def authenticate_hash(
+    sessionmaker: async_sessionmaker[AsyncSession], token_hash: str
+) -> Principal:
+    """The principal of a live key, found by its token's hash; 401 when the key is unknown,
+    revoked or expired."""
+    async with sessionmaker() as session:
+        key = await session.scalar(select(ApiKey).where(ApiKey.token_hash == token_hash))
         now = utcnow()
         if key is None or key.revoked_at or (key.expires_at and key.expires_at <= now):
             raise AppError(
@@ -177,9 +185,13 @@ def require_scopes(*needed: str) -> Callable[[Request], Coroutine[Any, Any, Prin
     """A dependency: the caller's key must hold every scope in `needed` (or `admin`)."""
 
     async def dependency(request: Request) -> Principal:
-        principal = await authenticate(request)
-        if not principal.is_admin and not set(needed) <= principal.scopes:
-            raise AppError(403, "forbidden", f"this API key lacks the scope {' '.join(needed)}")
-        return principal
+        return check_scopes(await authenticate(request), *needed)
 
     return dependency
+
+
+def check_scopes(principal: Principal, *needed: str) -> Principal:
+    """`principal` when its key holds every scope in `needed` (or `admin`), else 403."""
+    if not principal.is_admin and not set(needed) <= principal.scopes:
+        raise AppError(403, "forbidden", f"this API key lacks the scope {' '.join(needed)}")
+    return principal

@@ -44,3 +44,17 @@ async def load_secret_key(
         )
     assert value is not None
     return value
+
+
+class SecretKey:
+    """The instance secret, loaded on first use: the database may be down when the process
+    starts, and redirects must not wait for it."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], configured: str | None):
+        self._sessionmaker, self._configured = sessionmaker, configured
+        self._value: str | None = None
+
+    async def get(self) -> str:
+        if self._value is None:
+            self._value = await load_secret_key(self._sessionmaker, self._configured)
+        return self._value

@@ -16,7 +16,7 @@ from tests.conftest import BASE_URL, PEER, in_app
 
 def secret_of(settings: Settings) -> str:
     with TestClient(create_app(settings), base_url=BASE_URL, client=PEER) as client:
-        return client.app.api.state.secret_key  # type: ignore[attr-defined]
+        return client.portal.call(client.app.api.state.secret_key.get)  # type: ignore[attr-defined, union-attr]
 
 
 def test_development_generates_a_secret_once_and_keeps_it(settings: Settings) -> None:
@@ -28,7 +28,7 @@ def test_development_generates_a_secret_once_and_keeps_it(settings: Settings) ->
 def test_a_configured_secret_is_used_and_never_stored(settings: Settings) -> None:
     configured = settings.model_copy(update={"secret_key": "k" * 40})
     with TestClient(create_app(configured), base_url=BASE_URL, client=PEER) as client:
-        assert client.app.api.state.secret_key == "k" * 40  # type: ignore[attr-defined]
+        assert client.portal.call(client.app.api.state.secret_key.get) == "k" * 40  # type: ignore[attr-defined, union-attr]
         assert in_app(client, lambda s: s.scalar(select(InstanceSecret.value))) is None
 
 

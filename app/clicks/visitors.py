@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.models import Click, VisitorSalt
-from app.secret_key import load_secret_key
+from app.secret_key import SecretKey
 
 KEEP_DAYS = 2
 LOOKUP_SLICE = 5000  # visitor ids per query (asyncpg takes at most 32,767 parameters)
@@ -27,20 +27,17 @@ def visitor_id(salt: bytes, ip: str, user_agent: str) -> str:
 class Salts:
     """The daily salts, shared by every process through the database, remembered here."""
 
-    def __init__(self, configured_secret: str | None) -> None:
-        self._configured_secret = configured_secret
-        self._secret: bytes | None = None
+    def __init__(self, secret: SecretKey) -> None:
+        self._secret = secret
         self._known: dict[date, bytes] = {}
 
     async def of(self, sessionmaker: async_sessionmaker[AsyncSession], day: date) -> bytes:
         salt = self._known.get(day)
         if salt is None:
-            if self._secret is None:
-                secret = await load_secret_key(sessionmaker, self._configured_secret)
-                self._secret = hashlib.sha256(secret.encode()).digest()
+            key = hashlib.sha256((await self._secret.get()).encode()).digest()
             async with sessionmaker() as session, session.begin():
                 stored = await self._fetch(session, day)
-            salt = hashlib.blake2b(stored, key=self._secret, digest_size=32).digest()
+            salt = hashlib.blake2b(stored, key=key, digest_size=32).digest()
             self._known = {d: s for d, s in self._known.items() if d >= day - timedelta(KEEP_DAYS)}
             self._known[day] = salt
         return salt
@@ -65,13 +62,19 @@ class Salts:
 async def mark_new_visitors(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Set `new_visitor` on each click row: True for a visitor's first click on a link in
     its UTC day. Visitor ids of different days never collide (the salt differs), so
-    looking the ids up is enough to find today's earlier clicks."""
+    looking the ids up is enough to find today's earlier clicks; the day bound only lets
+    PostgreSQL skip the other months' partitions."""
+    if not rows:
+        return
     ids = sorted({row["visitor_id"] for row in rows})
+    first_day = min(row["ts"] for row in rows).replace(hour=0, minute=0, second=0, microsecond=0)
     seen = set()
     for start in range(0, len(ids), LOOKUP_SLICE):  # bound the bound parameters
         chunk = ids[start : start + LOOKUP_SLICE]
         query = (
-            select(Click.link_id, Click.visitor_id).where(Click.visitor_id.in_(chunk)).distinct()
+            select(Click.link_id, Click.visitor_id)
+            .where(Click.visitor_id.in_(chunk), Click.ts >= first_day)
+            .distinct()
         )
         seen |= {(link_id, visitor) for link_id, visitor in await session.execute(query)}
     for row in rows:

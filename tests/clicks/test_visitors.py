@@ -5,6 +5,7 @@ from starlette.testclient import TestClient
 
 from app.clicks.models import VisitorSalt
 from app.clicks.visitors import Salts, visitor_id
+from app.secret_key import SecretKey
 from tests.conftest import in_app
 
 DAY = date(2026, 3, 10)
@@ -15,7 +16,7 @@ def test_salts_rotate_daily_and_go_two_days_later(client: TestClient) -> None:
     assert client.portal is not None
 
     def salt_of(day: date, salts: Salts | None = None) -> bytes:
-        return client.portal.call((salts or Salts(None)).of, state.sessionmaker, day)  # type: ignore[union-attr]
+        return client.portal.call((salts or Salts(state.secret_key)).of, state.sessionmaker, day)  # type: ignore[union-attr]
 
     first = salt_of(DAY)
     assert salt_of(DAY) == first  # another process (its own Salts) gets the same salt
@@ -48,10 +49,13 @@ def test_visitor_ids_are_keyed_with_the_instance_secret(client: TestClient) -> N
     assert client.portal is not None
 
     def salt_with(secret: str | None) -> bytes:
-        return client.portal.call(Salts(secret).of, state.sessionmaker, DAY)  # type: ignore[union-attr]
+        key = SecretKey(state.sessionmaker, secret)
+        return client.portal.call(Salts(key).of, state.sessionmaker, DAY)  # type: ignore[union-attr]
 
     generated = salt_with(None)
     stored = in_app(client, lambda s: s.scalar(select(VisitorSalt.salt)))
     assert generated != stored  # the salt in the table is not the key used
-    assert salt_with(state.secret_key) == generated  # unset: the generated, stored secret
+    assert (
+        salt_with(client.portal.call(state.secret_key.get)) == generated
+    )  # unset: the generated, stored secret
     assert salt_with("another-secret") not in (generated, stored)

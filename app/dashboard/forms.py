@@ -1,0 +1,88 @@
+"""The link form: what the browser posts, turned into the API's own schemas, so the
+dashboard accepts exactly what the API accepts; and errors put back beside their fields."""
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from app.errors import AppError
+from app.links.models import UTM_FIELDS
+from app.links.schemas import LinkCreate, LinkOut, LinkUpdate
+
+TEXT_FIELDS = ("url", "title", *UTM_FIELDS)
+FIELDS = (*TEXT_FIELDS, "slug", "tags", "redirect_code", "forward_query")  # those on the form
+REDIRECT_CODES = (302, 301, 307, 308)
+
+
+class FormErrors(Exception):
+    """Messages by field name; "" holds those of the whole form."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+def values_of(link: LinkOut | None) -> dict[str, str]:
+    """The form's fields as text: a new link's defaults, or an existing link's values."""
+    if link is None:
+        return {"redirect_code": "302", "forward_query": "on"}
+    values = {name: getattr(link, name) or "" for name in TEXT_FIELDS}
+    values["slug"] = link.slug
+    values["tags"] = ", ".join(link.tags)
+    values["redirect_code"] = str(link.redirect_code)
+    values["forward_query"] = "on" if link.forward_query else ""
+    return values
+
+
+def text_of(form: FormData) -> dict[str, str]:
+    """The posted fields, as text to show again if the form is refused."""
+    values = {name: str(form.get(name, "")).strip() for name in (*TEXT_FIELDS, "slug", "tags")}
+    values["redirect_code"] = str(form.get("redirect_code", "302"))
+    values["forward_query"] = "on" if form.get("forward_query") else ""
+    return values
+
+
+def _body(values: dict[str, str]) -> dict[str, Any]:
+    """The API body for the form's text: a blank field is cleared (or absent on create)."""
+    if not values["url"]:
+        raise FormErrors({"url": "a destination URL is required"})
+    body: dict[str, Any] = {name: values[name] or None for name in TEXT_FIELDS}
+    body["tags"] = [tag.strip() for tag in values["tags"].split(",") if tag.strip()]
+    code = values["redirect_code"]
+    body["redirect_code"] = int(code) if code.isdigit() else code
+    body["forward_query"] = bool(values["forward_query"])
+    return body
+
+
+def _errors(exc: ValidationError) -> FormErrors:
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        errors.setdefault(field, error["msg"].removeprefix("Value error, "))
+    return FormErrors(errors)
+
+
+def link_create(values: dict[str, str]) -> LinkCreate:
+    try:
+        return LinkCreate.model_validate({**_body(values), "slug": values["slug"] or None})
+    except ValidationError as exc:
+        raise _errors(exc) from None
+
+
+def link_update(values: dict[str, str]) -> LinkUpdate:
+    try:
+        return LinkUpdate.model_validate(_body(values))
+    except ValidationError as exc:
+        raise _errors(exc) from None
+
+
+def errors_of(exc: FormErrors | AppError) -> dict[str, str]:
+    """Messages by field for the form: its own, or a refusal of the links service (a
+    redirect loop, a slug taken) beside the field it is about."""
+    if isinstance(exc, FormErrors):
+        return exc.errors
+    field = exc.details.get("field") if isinstance(exc.details, dict) else None
+    if exc.code == "slug_taken":
+        field = "slug"
+    return {field or "": exc.message}

@@ -1,0 +1,313 @@
+"""The dashboard: server-rendered pages under /dashboard for signing in with an API key,
+listing, creating and editing links, and reading a link's KPIs. Every page asks the same
+services as the API, with the same scopes and the same workspace rules."""
+
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+from zoneinfo import available_timezones
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+
+from app import auth
+from app.auth import Principal
+from app.dashboard import charts, forms, session, views
+from app.db import SessionDep, after_commit
+from app.errors import AppError, NotFound, validation_error
+from app.links import qr
+from app.links import service as links
+from app.links.urls import merge_utm
+from app.stats import service as stats
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+STATIC_FILES = frozenset(path.name for path in STATIC.iterdir() if path.is_file())
+ZONES = sorted(available_timezones())
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+# The chart is an SVG image with its own inline style; it never runs script.
+CHART_CSP = (
+    "default-src 'self'; script-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+def can(principal: Principal, scope: str) -> bool:
+    """Whether a page should offer what needs `scope` (the rule of auth.check_scopes)."""
+    return principal.is_admin or scope in principal.scopes
+
+
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.globals["can"] = can
+templates.env.filters["number"] = lambda n: f"{n:,}"
+templates.env.filters["percent"] = lambda share: f"{share:.0%}"
+
+
+def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+    context.setdefault("principal", None)
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def _error_page(request: Request, error: AppError) -> Response:
+    return _page(request, "error.html", error.status, error=error)
+
+
+class PageRoute(APIRoute):
+    """Every dashboard response carries the security headers; errors become pages, and a
+    missing, tampered or lapsed session a redirect to the sign-in page."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                response = await handle(request)
+            except session.SignedOut:
+                response = RedirectResponse("/dashboard/sign-in", status_code=303)
+                session.sign_out(request, response)
+            except AppError as exc:
+                response = _error_page(request, exc)
+                response.headers.update(exc.headers or {})
+            except RequestValidationError as exc:
+                response = _error_page(request, validation_error(exc.errors()))
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return page
+
+
+router = APIRouter(prefix="/dashboard", route_class=PageRoute, include_in_schema=False)
+
+
+async def limit_writes(request: Request, principal: Principal) -> None:
+    limiter = request.app.state.rate_limiter
+    await limiter.hit_client(request)
+    await limiter.hit_key(principal.key_id)
+
+
+Reader = Annotated[Principal, Depends(session.signed_in("links:read"))]
+Writer = Annotated[Principal, Depends(session.signed_in("links:write"))]
+StatsReader = Annotated[Principal, Depends(session.signed_in("stats:read"))]
+SameOrigin = Depends(session.same_origin)
+
+
+def _ctx(request: Request) -> links.LinkContext:
+    return request.app.state.link_context
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    if name not in STATIC_FILES:
+        raise NotFound("file")
+    return FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("")
+@router.get("/")
+async def home() -> Response:
+    return RedirectResponse("/dashboard/links", status_code=303)
+
+
+@router.get("/sign-in")
+async def sign_in_form(request: Request) -> Response:
+    return _page(request, "sign_in.html")
+
+
+@router.post("/sign-in", dependencies=[SameOrigin])
+async def sign_in(request: Request) -> Response:
+    # Counted per client address before the key is checked: guessing keys is limited.
+    await request.app.state.rate_limiter.hit_client(request)
+    token = str((await request.form()).get("key", "")).strip()
+    try:
+        await auth.authenticate_hash(request.app.state.sessionmaker, auth.hash_token(token))
+    except AppError:
+        message = "That API key is unknown, revoked or expired."
+        return _page(request, "sign_in.html", 401, error=message)
+    response = RedirectResponse("/dashboard/links", status_code=303)
+    await session.sign_in(request, response, token)
+    return response
+
+
+@router.post("/sign-out", dependencies=[SameOrigin])
+async def sign_out(request: Request) -> Response:
+    response = RedirectResponse("/dashboard/sign-in", status_code=303)
+    session.sign_out(request, response)
+    return response
+
+
+@router.get("/links")
+async def link_list(
+    request: Request,
+    principal: Reader,
+    db: SessionDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    tag: Annotated[str, Query(max_length=64)] = "",
+    sort: Literal["created", "clicks", "unique_visitors", "bot_clicks"] = "created",
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    rows, next_cursor = await links.list_links(
+        db, principal, q=q or None, tag=tag or None, sort=sort, cursor=cursor
+    )
+    more = None
+    if next_cursor:
+        more = "?" + urlencode({"q": q, "tag": tag, "sort": sort, "cursor": next_cursor})
+    return _page(
+        request,
+        "links.html",
+        principal=principal,
+        links=[links.to_out(link, _ctx(request)) for link in rows],
+        q=q,
+        tag=tag,
+        sort=sort,
+        more=more,
+    )
+
+
+def _form_page(
+    request: Request,
+    principal: Principal,
+    values: dict[str, str],
+    *,
+    slug: str | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    utm = {name: values.get(name) for name in forms.UTM_FIELDS}
+    preview = merge_utm(values.get("url", ""), utm) if values.get("url") else ""
+    return _page(
+        request,
+        "link_form.html",
+        422 if errors else 200,
+        principal=principal,
+        values=values,
+        slug=slug,
+        errors=errors or {},
+        general=[msg for name, msg in (errors or {}).items() if name not in forms.FIELDS],
+        preview=preview,
+        redirect_codes=forms.REDIRECT_CODES,
+    )
+
+
+@router.get("/links/new")
+async def new_link_form(request: Request, principal: Writer) -> Response:
+    return _form_page(request, principal, forms.values_of(None))
+
+
+@router.post("/links/new", dependencies=[SameOrigin])
+async def create_link(request: Request, principal: Writer, db: SessionDep) -> Response:
+    await limit_writes(request, principal)
+    values = forms.text_of(await request.form())
+    try:
+        link = await links.create_link(db, principal, forms.link_create(values), _ctx(request))
+    except (forms.FormErrors, AppError) as exc:
+        await db.rollback()
+        return _form_page(request, principal, values, errors=forms.errors_of(exc))
+    after_commit(db, lambda: request.app.state.link_cache.forget(link.slug))
+    return RedirectResponse(f"/dashboard/links/{link.slug}", status_code=303)
+
+
+@router.get("/links/{slug}/edit")
+async def edit_link_form(
+    request: Request, slug: str, principal: Writer, db: SessionDep
+) -> Response:
+    link = links.to_out(await links.get_link(db, principal, slug), _ctx(request))
+    return _form_page(request, principal, forms.values_of(link), slug=slug)
+
+
+@router.post("/links/{slug}/edit", dependencies=[SameOrigin])
+async def update_link(request: Request, slug: str, principal: Writer, db: SessionDep) -> Response:
+    await limit_writes(request, principal)
+    await links.get_link(db, principal, slug)  # a 404 page, not a form, for another's link
+    values = forms.text_of(await request.form())
+    try:
+        await links.update_link(db, principal, slug, forms.link_update(values), _ctx(request))
+    except (forms.FormErrors, AppError) as exc:
+        await db.rollback()  # update_link may have changed the link before refusing it
+        return _form_page(request, principal, values, slug=slug, errors=forms.errors_of(exc))
+    after_commit(db, lambda: request.app.state.link_cache.forget(slug))
+    return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
+
+
+From = Annotated[str | None, Query(alias="from", max_length=40)]
+To = Annotated[str | None, Query(max_length=40)]
+Zone = Annotated[str, Query(max_length=64)]
+
+
+@router.get("/links/{slug}")
+async def link_page(
+    request: Request,
+    slug: str,
+    principal: Reader,
+    db: SessionDep,
+    from_: From = None,
+    to: To = None,
+    tz: Zone = "UTC",
+) -> Response:
+    link = links.to_out(await links.get_link(db, principal, slug), _ctx(request))
+    context: dict[str, Any] = {"principal": principal, "link": link, "zones": ZONES}
+    try:
+        period = views.period_of(link.slug, from_, to, tz)
+    except ValueError as exc:
+        context["range_error"] = str(exc)
+        period = views.period_of(link.slug, None, None, "UTC")
+    context["period"] = period
+    if can(principal, "stats:read"):
+        async with request.app.state.read_sessionmaker() as stats_db:  # a replica, if any
+            context.update(await views.link_stats(stats_db, principal, period.query))
+    return _page(request, "link.html", **context)
+
+
+@router.get("/links/{slug}/chart.svg")
+async def link_chart(
+    request: Request,
+    slug: str,
+    principal: StatsReader,
+    db: SessionDep,
+    from_: From = None,
+    to: To = None,
+    tz: Zone = "UTC",
+) -> Response:
+    link = await links.get_link(db, principal, slug)
+    try:
+        period = views.period_of(link.slug, from_, to, tz)
+        async with request.app.state.read_sessionmaker() as stats_db:
+            buckets = await stats.timeseries(stats_db, principal, period.query, period.interval)
+    except ValueError as exc:
+        raise AppError(422, "invalid_parameter", str(exc)) from None
+    return Response(
+        charts.clicks_chart(buckets, period.interval),
+        media_type="image/svg+xml",
+        headers={"Content-Security-Policy": CHART_CSP},
+    )
+
+
+@router.get("/links/{slug}/qr.{kind}")
+async def link_qr(
+    request: Request, slug: str, kind: Literal["svg", "png"], principal: Reader, db: SessionDep
+) -> Response:
+    link = await links.get_link(db, principal, slug)
+    image = qr.qr_code(_ctx(request).short_url(link.slug), kind=kind, size=600, margin=4,
+                       dark="000000", light="ffffff")  # fmt: skip
+    disposition = f'attachment; filename="{link.slug}-qr.{kind}"'
+    return Response(
+        image, media_type=qr.MEDIA_TYPES[kind], headers={"Content-Disposition": disposition}
+    )
+
+
+@router.api_route("/{path:path}", methods=["GET", "POST"])
+async def not_found(path: str) -> Response:
+    raise NotFound("page")

@@ -1,0 +1,472 @@
+"""The dashboard over real HTTP (the app's own TestClient): signing in and out, the
+session cookie, security headers, scopes, workspaces and the link form."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from html import unescape
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+from starlette.testclient import TestClient
+
+from app import auth
+from app.config import Settings
+from app.dashboard import session
+from app.main import create_app
+from tests.conftest import BASE_URL, PEER, create_link, in_app, raw_click, seed_clicks
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+WHATSAPP = "WhatsApp/2.23.20.0 A"
+FACEBOOK = "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"
+ALL_SCOPES = ("links:read", "links:write", "stats:read")
+
+
+def new_key(client: TestClient, *scopes: str, workspace: str = "default") -> tuple[int, str]:
+    key, token = in_app(
+        client, lambda s: auth.create_key(s, name="web", scopes=list(scopes), workspace=workspace)
+    )
+    return key.id, token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def sign_in(client: TestClient, token: str) -> None:
+    response = client.post("/dashboard/sign-in", data={"key": token})
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/dashboard/links"
+
+
+def text(html: str) -> str:
+    """The page's words, without tags, in single spaces."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def field_error(html: str, field: str) -> str:
+    match = re.search(rf'<p class="error" id="{field}-error">([^<]*)</p>', html)
+    return unescape(match[1]) if match else ""
+
+
+def slugs_listed(client: TestClient, **params: str) -> list[str]:
+    response = client.get("/dashboard/links", params=params)
+    assert response.status_code == 200, response.text
+    return re.findall(r'<a href="/dashboard/links/([^"/?]+)"><strong>', response.text)
+
+
+def api_slugs(client: TestClient, token: str) -> list[str]:
+    response = client.get("/api/links", headers=bearer(token))
+    return [link["slug"] for link in response.json()["links"]]
+
+
+@pytest.fixture
+def user(client: TestClient) -> str:
+    """A signed-in key with every scope but admin, in the default workspace."""
+    _, token = new_key(client, *ALL_SCOPES)
+    sign_in(client, token)
+    return token
+
+
+# Signing in and out
+
+
+def test_pages_need_a_session(client: TestClient) -> None:
+    link = create_link(client, bearer(new_key(client, "admin")[1]), slug="promo")
+    for path in ("/dashboard", "/dashboard/links", "/dashboard/links/new", "/dashboard/links/promo",
+                 "/dashboard/links/promo/edit", "/dashboard/links/promo/chart.svg",
+                 "/dashboard/links/promo/qr.png"):  # fmt: skip
+        response = client.get(path, follow_redirects=True)
+        assert response.url.path == "/dashboard/sign-in", path
+        assert "API key" in response.text
+    response = client.post("/dashboard/links/new", data={"url": "https://shop.example/"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard/sign-in"
+    assert api_slugs(client, new_key(client, "admin")[1]) == [link["slug"]]
+
+
+def test_good_key_signs_in_with_a_strict_httponly_cookie(client: TestClient) -> None:
+    _, token = new_key(client, *ALL_SCOPES)
+    response = client.post("/dashboard/sign-in", data={"key": token})
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{session.COOKIE}=")
+    # The cookie holds the key's hash, not the key: a stolen cookie opens no API.
+    value = cookie.split(";")[0].partition("=")[2]
+    payload = URLSafeTimedSerializer("").load_payload(value.rsplit(".", 2)[0].encode())
+    assert payload == auth.hash_token(token)
+    assert client.get("/api/links", headers=bearer(value)).status_code == 401
+    flags = {flag.strip().lower() for flag in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/dashboard"} <= flags
+    assert "secure" not in flags  # TAUTAN_BASE_URL is http here
+    page = client.get("/dashboard/links")
+    assert page.status_code == 200
+    assert "Sign out" in page.text
+
+
+def test_cookie_is_secure_when_the_base_url_is_https(settings: Settings) -> None:
+    https = settings.model_copy(update={"base_url": "https://tautan.test"})
+    with TestClient(create_app(https), base_url="https://tautan.test", client=PEER) as client:
+        _, token = new_key(client, "links:read")
+        response = client.post("/dashboard/sign-in", data={"key": token}, follow_redirects=False)
+        assert response.status_code == 303
+        assert "secure" in response.headers["set-cookie"].lower().split("; ")
+
+
+@pytest.mark.parametrize("key", ["tk_not_a_key", "", "x" * 300])
+def test_bad_key_shows_an_error_and_sets_no_cookie(client: TestClient, key: str) -> None:
+    response = client.post("/dashboard/sign-in", data={"key": key})
+    assert response.status_code == 401
+    assert "set-cookie" not in response.headers
+    assert "That API key is unknown, revoked or expired." in text(response.text)
+    assert client.get("/dashboard/links").status_code == 303
+
+
+def test_revoked_key_signs_out_at_once(client: TestClient, user: str) -> None:
+    assert client.get("/dashboard/links").status_code == 200
+    key_id = in_app(client, lambda s: auth.list_keys(s))[-1].id
+    in_app(client, lambda s: auth.revoke_key(s, key_id))
+    response = client.get("/dashboard/links")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard/sign-in"
+    assert 'tautan_session=""' in response.headers["set-cookie"]  # cleared
+    assert "max-age=0" in response.headers["set-cookie"].lower()
+    # Signing in again with the revoked key is refused as well.
+    assert client.post("/dashboard/sign-in", data={"key": user}).status_code == 401
+
+
+def test_expired_key_signs_out(client: TestClient, user: str) -> None:
+    async def expire(s):  # type: ignore[no-untyped-def]
+        for key in await auth.list_keys(s):
+            key.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+
+    in_app(client, expire)
+    assert client.get("/dashboard/links").headers["location"] == "/dashboard/sign-in"
+
+
+def test_tampered_or_foreign_cookie_is_signed_out(client: TestClient, user: str) -> None:
+    good = client.cookies[session.COOKIE]
+    payload, _, signature = good.rpartition(".")
+    other_secret = URLSafeTimedSerializer("another instance", salt=session.SALT)
+    for cookie in (
+        payload + "." + signature[::-1],  # signature changed
+        good.replace(good[2], "A" if good[2] != "A" else "B", 1),  # payload changed
+        other_secret.dumps(auth.hash_token(user)),  # the right key, another secret
+        "garbage",
+    ):
+        client.cookies.clear()
+        client.cookies.set(session.COOKIE, cookie, domain="tautan.test", path="/dashboard")
+        response = client.get("/dashboard/links")
+        assert response.status_code == 303, cookie
+        assert response.headers["location"] == "/dashboard/sign-in"
+
+
+def test_sign_out_clears_the_cookie(client: TestClient, user: str) -> None:
+    response = client.post("/dashboard/sign-out")
+    assert response.status_code == 303
+    assert "max-age=0" in response.headers["set-cookie"].lower()
+    assert client.get("/dashboard/links").status_code == 303
+
+
+def test_forms_from_another_site_are_refused(client: TestClient, user: str) -> None:
+    response = client.post(
+        "/dashboard/links/new",
+        data={"url": "https://shop.example/", "slug": "csrf"},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert response.status_code == 403
+    assert api_slugs(client, user) == []
+    same = client.post(
+        "/dashboard/links/new",
+        data={"url": "https://shop.example/", "slug": "mine"},
+        headers={"Origin": BASE_URL},
+    )
+    assert same.status_code == 303
+
+
+# Headers
+
+
+def test_security_headers_on_every_dashboard_response(client: TestClient, user: str) -> None:
+    create_link(client, bearer(user), slug="promo")
+    paths = ["/dashboard/links", "/dashboard/links/new", "/dashboard/links/promo",
+             "/dashboard/links/promo/edit", "/dashboard/links/promo/chart.svg",
+             "/dashboard/links/promo/qr.svg", "/dashboard/static/dashboard.css",
+             "/dashboard/static/utm.js", "/dashboard/links/missing", "/dashboard/no/such/page",
+             "/dashboard/links?sort=nonsense"]  # fmt: skip
+    client.cookies.clear()
+    paths.append("/dashboard/sign-in")
+    sign_in(client, user)
+    for path in paths:
+        response = client.get(path)
+        csp = response.headers["content-security-policy"]
+        directives = dict(d.strip().partition(" ")[::2] for d in csp.split(";"))
+        assert directives["default-src"] == "'self'", path
+        assert "'unsafe-inline'" not in directives.get("script-src", "'self'"), path
+        assert directives["frame-ancestors"] == "'none'", path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["referrer-policy"] == "same-origin", path
+    for path in ("/dashboard/links", "/dashboard/links/new", "/dashboard/links/promo"):
+        html = client.get(path).text
+        # Nothing the CSP would block: no inline script, style or handler, nothing off-site.
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), path
+        assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html), path
+        assert not re.search(r'(?:\ssrc|<link[^>]*\shref)="(?:https?:)?//', html), path
+
+
+def test_dashboard_is_not_in_the_openapi_schema(client: TestClient) -> None:
+    assert not [p for p in client.get("/openapi.json").json()["paths"] if "dashboard" in p]
+
+
+def test_chart_is_an_svg_that_loads_nothing_from_elsewhere(client: TestClient, user: str) -> None:
+    create_link(client, bearer(user), slug="promo")
+    response = client.get("/dashboard/links/promo/chart.svg", params={"from": "2026-03-01"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.text.lstrip().startswith("<?xml")
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', response.text)
+    assert "script-src 'none'" in response.headers["content-security-policy"]
+
+
+# Scopes and workspaces
+
+
+def test_a_read_only_key_cannot_create_or_edit(client: TestClient) -> None:
+    admin = new_key(client, "admin")[1]
+    create_link(client, bearer(admin), slug="promo", title="Before")
+    _, token = new_key(client, "links:read")
+    sign_in(client, token)
+    assert client.get("/dashboard/links").status_code == 200
+    assert "New link" not in client.get("/dashboard/links").text
+    assert client.get("/dashboard/links/new").status_code == 403
+    response = client.post("/dashboard/links/new", data={"url": "https://shop.example/x"})
+    assert response.status_code == 403
+    assert "lacks the scope links:write" in text(response.text)
+    edit = client.post("/dashboard/links/promo/edit", data={"url": "https://x.example/", "title": "After"})  # fmt: skip
+    assert edit.status_code == 403
+    assert api_slugs(client, admin) == ["promo"]
+    assert client.get("/api/links/promo", headers=bearer(admin)).json()["title"] == "Before"
+    # links:read without stats:read: the link, but neither its KPIs nor its chart.
+    page = client.get("/dashboard/links/promo")
+    assert page.status_code == 200
+    assert "lacks the scope stats:read" in text(page.text)
+    assert client.get("/dashboard/links/promo/chart.svg").status_code == 403
+
+
+def test_a_stats_only_key_cannot_list_links(client: TestClient) -> None:
+    sign_in(client, new_key(client, "stats:read")[1])
+    response = client.get("/dashboard/links")
+    assert response.status_code == 403
+    assert "lacks the scope links:read" in text(response.text)
+
+
+def test_workspaces_never_see_each_other(client: TestClient) -> None:
+    _, token_a = new_key(client, *ALL_SCOPES, workspace="agency-a")
+    _, token_b = new_key(client, *ALL_SCOPES, workspace="agency-b")
+    a = create_link(client, bearer(token_a), slug="a-launch", tags=["spring"])
+    b = create_link(client, bearer(token_b), slug="b-secret", tags=["spring"], title="B only")
+    now = datetime.now(UTC)
+    seed_clicks(client, [raw_click(b, now, ua=IPHONE), raw_click(b, now, ua=WHATSAPP),
+                         raw_click(a, now, ua=IPHONE)])  # fmt: skip
+    sign_in(client, token_a)
+    assert slugs_listed(client) == ["a-launch"]
+    assert slugs_listed(client, q="secret") == []
+    assert slugs_listed(client, tag="spring") == ["a-launch"]
+    for path in ("", "/edit", "/chart.svg", "/qr.svg", "/qr.png"):
+        response = client.get(f"/dashboard/links/b-secret{path}")
+        assert response.status_code == 404, path
+        assert "B only" not in response.text
+    edit = client.post("/dashboard/links/b-secret/edit", data={"url": "https://a.example/"})
+    assert edit.status_code == 404
+    assert client.get("/api/links/b-secret", headers=bearer(token_b)).json()["url"] == b["url"]
+    # A's own page counts A's clicks only.
+    page = text(client.get("/dashboard/links/a-launch").text)
+    assert "Clicks 1 Unique visitors 1 Bot and preview fetches 0" in page
+    assert "Shared on" not in page
+    # An admin sees both workspaces.
+    sign_in(client, new_key(client, "admin")[1])
+    assert sorted(slugs_listed(client)) == ["a-launch", "b-secret"]
+    assert client.get("/dashboard/links/b-secret").status_code == 200
+
+
+# The link form
+
+
+def test_create_through_the_form(client: TestClient, user: str) -> None:
+    form = {
+        "url": "https://shop.example.com/sale?utm_source=old&ref=a+b#top",
+        "slug": "spring",
+        "title": "Spring sale",
+        "tags": "ig, launch , ig",
+        "utm_source": " instagram ",
+        "utm_medium": "social",
+        "utm_campaign": "spring sale",
+        "redirect_code": "307",
+    }
+    response = client.post("/dashboard/links/new", data=form)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard/links/spring"
+    link = client.get("/api/links/spring", headers=bearer(user)).json()
+    assert link["destination"] == (
+        "https://shop.example.com/sale?utm_source=instagram&ref=a+b"
+        "&utm_medium=social&utm_campaign=spring%20sale#top"
+    )
+    assert link["tags"] == ["ig", "launch"]
+    assert link["redirect_code"] == 307
+    assert link["forward_query"] is False  # the box was not ticked
+    page = client.get("/dashboard/links/spring")
+    assert link["destination"] in unescape(page.text)
+    assert client.get("/spring").headers["location"] == link["destination"]
+
+
+def test_new_form_previews_the_destination_without_script(client: TestClient, user: str) -> None:
+    create_link(client, bearer(user), slug="promo", url="https://a.example/?x=1", utm_term="t 1")
+    page = client.get("/dashboard/links/promo/edit").text
+    preview = re.search(r'<output id="destination-preview"[^>]*>([^<]*)</output>', page)
+    assert preview is not None
+    assert unescape(preview[1]) == "https://a.example/?x=1&utm_term=t%201"
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "message"),
+    [
+        ({"url": ""}, "url", "a destination URL is required"),
+        ({"url": "ftp://files.example/a"}, "url", "only http and https URLs are accepted"),
+        ({"url": "https://u:p@shop.example/"}, "url", "credentials (user:password@) are not allowed in the URL"),
+        ({"url": f"{BASE_URL}/other"}, "url", "url must not point at this service"),
+        ({"url": "https://shop.example/", "slug": "a b"}, "slug", "String should match pattern '^[A-Za-z0-9_-]{1,64}$'"),
+        ({"url": "https://shop.example/", "slug": "dashboard"}, "slug", "'dashboard' is a reserved word"),
+        ({"url": "https://shop.example/", "slug": "taken"}, "slug", "the slug 'taken' is taken"),
+        ({"url": "https://shop.example/", "tags": "a|b"}, "tags", "String should match pattern '^[^|,"),
+        ({"url": "https://shop.example/", "utm_source": "x" * 256}, "utm_source", "String should have at most 255 characters"),
+        ({"url": "https://shop.example/", "redirect_code": "303"}, "redirect_code", "Input should be 301, 302, 307 or 308"),
+    ],
+)  # fmt: skip
+def test_form_errors_are_shown_and_nothing_is_saved(
+    client: TestClient, user: str, form: dict[str, str], field: str, message: str
+) -> None:
+    create_link(client, bearer(user), slug="taken")
+    response = client.post("/dashboard/links/new", data={"title": "Kept", **form})
+    assert response.status_code == 422
+    assert field_error(response.text, field).startswith(message)
+    assert "The link was not saved" in text(response.text)
+    assert 'value="Kept"' in response.text  # what was typed is still there
+    assert api_slugs(client, user) == ["taken"]
+
+
+def test_refused_edit_changes_nothing(client: TestClient, user: str) -> None:
+    before = create_link(client, bearer(user), slug="promo", url="https://a.example/", title="T")
+    response = client.post(
+        "/dashboard/links/promo/edit", data={"url": f"{BASE_URL}/loop", "title": "Changed"}
+    )
+    assert response.status_code == 422
+    assert field_error(response.text, "url") == "url must not point at this service"
+    after = client.get("/api/links/promo", headers=bearer(user)).json()
+    assert (after["url"], after["title"]) == (before["url"], "T")
+    assert client.get("/promo").headers["location"] == "https://a.example/"
+
+
+def test_edit_through_the_form(client: TestClient, user: str) -> None:
+    create_link(client, bearer(user), slug="promo", utm_source="ig", tags=["a"])
+    assert client.get("/promo").headers["location"] == "https://shop.example.com/?utm_source=ig"
+    response = client.post(
+        "/dashboard/links/promo/edit",
+        data={"url": "https://shop.example.com/new", "utm_source": "", "utm_campaign": "june",
+              "tags": "", "forward_query": "on", "redirect_code": "302"},
+    )  # fmt: skip
+    assert response.status_code == 303
+    link = client.get("/api/links/promo", headers=bearer(user)).json()
+    assert link["destination"] == "https://shop.example.com/new?utm_campaign=june"
+    assert (link["utm_source"], link["tags"]) == (None, [])
+    # The redirect cache of this process forgets the old destination at once.
+    assert client.get("/promo").headers["location"] == link["destination"]
+
+
+# The link page
+
+
+@pytest.fixture
+def clicked(client: TestClient, user: str) -> dict:
+    link = create_link(client, bearer(user), slug="promo", utm_campaign="spring")
+    day = datetime(2026, 3, 10, 9, tzinfo=UTC)
+    seed_clicks(client, [
+        raw_click(link, day, ua=IPHONE, referer="https://l.instagram.com/"),
+        raw_click(link, day + timedelta(minutes=5), ua=IPHONE, referer="https://l.instagram.com/"),
+        raw_click(link, day + timedelta(hours=14), ip="198.51.100.7"),
+        raw_click(link, day, ua=WHATSAPP),
+        raw_click(link, day, ua=WHATSAPP, ip="198.51.100.8"),
+        raw_click(link, day, ua=FACEBOOK),
+    ])  # fmt: skip
+    return link
+
+
+def test_link_page_shows_kpis_breakdowns_and_where_it_was_shared(
+    client: TestClient, clicked: dict
+) -> None:
+    response = client.get(
+        "/dashboard/links/promo", params={"from": "2026-03-01", "to": "2026-03-31"}
+    )
+    assert response.status_code == 200
+    page = text(response.text)
+    assert "Clicks 3 Unique visitors 2 Bot and preview fetches 3" in page
+    assert "Shared on WhatsApp: 2 preview fetches" in page
+    assert "Shared on Facebook: 1 preview fetch " in page
+    assert "Device type mobile 2 desktop 1" in page
+    assert "Referrer instagram 2 direct 1" in page
+    assert "utm_campaign spring 3" in page
+    assert "Hour of day 0 0 1 0" in page  # every hour in clock order, from midnight
+    assert "9 2 10 0" in page
+    assert 'src="/dashboard/links/promo/chart.svg?from=2026-03-01&amp;to=2026-03-31&amp;tz=UTC"' in response.text  # fmt: skip
+    # The same clicks seen from Jakarta (UTC+7): 09:00 UTC is 16:00 there.
+    jakarta = text(client.get("/dashboard/links/promo", params={"from": "2026-03-01", "to": "2026-03-31", "tz": "Asia/Jakarta"}).text)  # fmt: skip
+    assert "16 2 17 0" in jakarta
+    # Another range holds none of them.
+    empty = text(client.get("/dashboard/links/promo", params={"from": "2026-04-01"}).text)
+    assert "Clicks 0 Unique visitors 0 Bot and preview fetches 0" in empty
+    assert "No link-preview fetches in this range." in empty
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"tz": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
+        ({"from": "2026-03-31", "to": "2026-03-01"}, "'from' must not be after 'to'"),
+        ({"from": "yesterday"}, "'yesterday' is neither a date"),
+    ],
+)
+def test_a_bad_range_is_explained(client: TestClient, clicked: dict, params: dict, message: str) -> None:  # fmt: skip
+    response = client.get("/dashboard/links/promo", params=params)
+    assert response.status_code == 200
+    assert message in text(response.text)
+    assert "Showing the last 30 days in UTC instead." in text(response.text)
+    assert client.get("/dashboard/links/promo/chart.svg", params=params).status_code == 422
+
+
+def test_qr_downloads(client: TestClient, user: str) -> None:
+    create_link(client, bearer(user), slug="promo")
+    svg = client.get("/dashboard/links/promo/qr.svg")
+    assert svg.headers["content-type"] == "image/svg+xml"
+    assert svg.headers["content-disposition"] == 'attachment; filename="promo-qr.svg"'
+    assert "<svg" in svg.text
+    png = client.get("/dashboard/links/promo/qr.png")
+    assert png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG")
+    assert client.get("/dashboard/links/promo/qr.gif").status_code == 422
+
+
+def test_list_searches_filters_and_pages(client: TestClient, user: str) -> None:
+    for i in range(55):
+        create_link(client, bearer(user), slug=f"l{i:02}", tags=["even" if i % 2 == 0 else "odd"])
+    first = client.get("/dashboard/links")
+    assert len(re.findall(r"<strong>l\d\d</strong>", first.text)) == 50
+    more = re.search(r'<a href="(\?[^"]+)">More links', first.text)
+    assert more is not None
+    rest = client.get("/dashboard/links" + unescape(more[1]))
+    assert re.findall(r"<strong>(l\d\d)</strong>", rest.text) == ["l04", "l03", "l02", "l01", "l00"]
+    assert slugs_listed(client, q="l5") == ["l54", "l53", "l52", "l51", "l50"]
+    assert slugs_listed(client, q="l1", tag="odd") == ["l19", "l17", "l15", "l13", "l11"]
+    bad = client.get("/dashboard/links", params={"cursor": "!!"})
+    assert bad.status_code == 400
+    assert "the cursor is not one this API gave out" in text(bad.text)
