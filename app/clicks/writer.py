@@ -6,12 +6,11 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, update
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.enrich import Enricher
@@ -23,6 +22,7 @@ from app.clicks.visitors import Salts, mark_new_visitors
 from app.db import execute_many
 from app.links.models import Link
 from app.metrics import Metrics
+from app.secret_key import SecretKey
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
@@ -36,6 +36,7 @@ ADD_CLICKS = (
         clicks=LINKS.c.clicks + bindparam("human"),
         unique_visitors=LINKS.c.unique_visitors + bindparam("visitors"),
         bot_clicks=LINKS.c.bot_clicks + bindparam("bots"),
+        updated_at=LINKS.c.updated_at,  # clicks are no edit of the link
     )
 )
 
@@ -50,13 +51,11 @@ class ClickWriter:
         enricher: Enricher,
         metrics: Metrics,
         interval_s: float,
-        secret_key: str | None,
-        on_written: Callable[[Counter[int]], None] = lambda counts: None,
+        secret_key: SecretKey,
     ) -> None:
         self.queue, self.spool, self.sessionmaker = queue, spool, sessionmaker
         self.enricher, self.metrics = enricher, metrics
         self.interval_s = interval_s
-        self.on_written = on_written  # human clicks per link id, after each commit
         self.salts = Salts(secret_key)
         self._stopping = False
         self._retry_at = 0.0  # while the database is failing: when to try it again
@@ -118,19 +117,25 @@ class ClickWriter:
         link deleted meanwhile, say) is written click by click, and the refused clicks are
         dropped and counted: one bad click must not hold up the rest for ever."""
         started = time.perf_counter()
-        rows = await self._enrich(batch)
+        await self.write_rows(await self._enrich(batch))
+        self.metrics.flush_seconds.observe(time.perf_counter() - started)
+
+    async def write_rows(self, rows: list[dict[str, Any]]) -> None:
         try:
             await self._insert(rows)
-        except (IntegrityError, DataError):
+        except DBAPIError as exc:
+            if not _refused_as_data(exc):
+                raise
             for row in rows:
                 try:
                     await self._insert([row])
-                except (IntegrityError, DataError) as exc:
+                except DBAPIError as exc:
+                    if not _refused_as_data(exc):
+                        raise
                     self.metrics.clicks_rejected += 1
                     log.warning(
                         "click for link %s refused by the database: %s", row["link_id"], exc.orig
                     )
-        self.metrics.flush_seconds.observe(time.perf_counter() - started)
 
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
         """Insert click rows, and update the rollups and link counters, in one transaction."""
@@ -148,11 +153,12 @@ class ClickWriter:
             await session.execute(ADD_CLICKS, counters)
         self.metrics.clicks_written += len(rows)
         self.metrics.bot_clicks += sum(bots.values())
-        self.on_written(human)
 
     async def _enrich(self, batch: list[RawClick]) -> list[dict[str, Any]]:
         """Outside the write transaction: enrichment is CPU work, and on SQLite the write
         transaction holds the database's one write lock."""
+        # One stat() per batch: a new geo database applies from the next batch on.
+        self.enricher.reload_geo_if_changed()
         days = [datetime.fromtimestamp(raw.ts, UTC).date() for raw in batch]
         salts = {day: await self.salts.of(self.sessionmaker, day) for day in set(days)}
         rows = []
@@ -179,3 +185,11 @@ def _counts_per_link(rows: list[dict[str, Any]]) -> tuple[Counter[int], Counter[
             human[row["link_id"]] += 1
             visitors[row["link_id"]] += row["new_visitor"]
     return human, visitors, bots
+
+
+def _refused_as_data(exc: DBAPIError) -> bool:
+    """The database refused the values, not the work: a constraint violation (SQLSTATE
+    class 23) or a data exception (class 22), which asyncpg reports as a plain DBAPIError."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    return str(getattr(exc.orig, "sqlstate", "")).startswith(("22", "23"))

@@ -191,3 +191,35 @@ def test_a_click_the_database_refuses_does_not_hold_up_the_others(
     assert [row.link_id for row in clicks_of(client, 1)] == [link["id"]]
     assert state.metrics.clicks_rejected == 1
     assert link_clicks(client, "ok") == 1
+
+
+def test_values_the_database_refuses_do_not_hold_up_the_others(
+    client: TestClient, writer: dict, backend: str
+) -> None:
+    link = create_link(client, writer, slug="ok")
+    click = dataclasses.replace(
+        raw_click(link, datetime.now(UTC)),
+        workspace_id=in_app(client, lambda s: s.scalar(select(Link.workspace_id))),
+    )
+    state = client.app.api.state  # type: ignore[attr-defined]
+    good = state.writer.enricher.enrich(click, b"s" * 32)
+    refused = [{**good, "device_type": None}]  # NOT NULL: a constraint violation
+    if backend == "postgresql":  # SQLite does not enforce lengths
+        refused.append({**good, "country": "XYZ"})  # too long: a data exception
+    assert client.portal is not None
+    client.portal.call(state.writer.write_rows, [*refused, good])
+    assert len(clicks_of(client, 1)) == 1
+    assert state.metrics.clicks_rejected == len(refused)
+    assert link_clicks(client, "ok") == 1
+
+
+def test_clicks_count_on_the_link_without_touching_its_updated_at(
+    client: TestClient, writer: dict
+) -> None:
+    created = create_link(client, writer, slug="u", max_clicks=10)
+    for _ in range(2):
+        client.get("/u", headers={"User-Agent": DESKTOP})
+    clicks_of(client, 2)
+    link = client.get("/api/links/u", headers=writer).json()
+    assert link["clicks"] == 2
+    assert link["updated_at"] == created["updated_at"]
