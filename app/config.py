@@ -5,7 +5,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, Literal
 
 from limits import parse
-from pydantic import field_validator, model_validator
+from pydantic import PositiveInt, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Network = IPv4Network | IPv6Network
@@ -41,8 +41,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     write_rate_limit: str = "600/minute"  # per API key, on every API write
     write_rate_limit_per_ip: str = "1200/minute"  # per client address (IPv6: per /64)
-    retention_days: int | None = None
+    retention_days: PositiveInt | None = None  # unset: raw clicks are kept
     cors_origins: Annotated[list[str], NoDecode] = []
+    import_max_bytes: int = 10 * 1024 * 1024  # CSV uploads to POST /api/links/import
 
     @model_validator(mode="before")
     @classmethod

@@ -6,7 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,37 +14,50 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import ops
 from app.clicks.enrich import Enricher
 from app.clicks.queue import ClickQueue
+from app.clicks.retention import RetentionTask
 from app.clicks.spool import Spool
 from app.clicks.writer import ClickWriter
 from app.config import Settings, get_settings
+from app.dashboard.routes import router as dashboard_router
 from app.db import create_engine, create_sessionmaker
-from app.errors import AppError, error_response, install_error_handlers
+from app.errors import (
+    API_ERROR_RESPONSES,
+    AppError,
+    error_response,
+    install_error_handlers,
+    refuse_nul_characters,
+)
 from app.links.routes import router as links_router
 from app.links.service import LinkContext
 from app.metrics import Metrics
 from app.ratelimit import RateLimiter
 from app.redirect.cache import LinkCache
 from app.redirect.routes import RedirectHandler, slug_of
-from app.secret_key import load_secret_key
+from app.secret_key import SecretKey
 from app.stats.routes import router as stats_router
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
 class BodyLimit:
-    """Refuses request bodies over `max_bytes` with 413, whether announced by
-    Content-Length or streamed in chunks, before the app buffers them."""
+    """Refuses request bodies over `max_bytes` (or the path's own limit in `larger`) with
+    413, whether announced by Content-Length or streamed in chunks, before the app buffers
+    them."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, larger: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_large = HTTPException(413, f"request body over {self.max_bytes} bytes")
+        max_bytes = self.larger.get(scope["path"], self.max_bytes)
+        too_large = HTTPException(413, f"request body over {max_bytes} bytes")
         length = dict(scope["headers"]).get(b"content-length", b"0")
-        if length.isdigit() and int(length) > self.max_bytes:
+        if length.isdigit() and int(length) > max_bytes:
             return await error_response(AppError(413, "payload_too_large", too_large.detail))(
                 scope, receive, send
             )
@@ -54,7 +67,7 @@ class BodyLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > max_bytes:
                 raise too_large  # FastAPI renders it with the error handler
             return message
 
@@ -65,7 +78,9 @@ class Dispatcher:
     def __init__(self, api: FastAPI, redirect: RedirectHandler, cors_origins: list[str]) -> None:
         self.api = api
         self.redirect = redirect
-        self.limited: ASGIApp = BodyLimit(api)
+        self.limited: ASGIApp = BodyLimit(
+            api, larger={"/api/links/import": api.state.settings.import_max_bytes}
+        )
         # CORS applies to the API only: redirects and pages never carry CORS headers.
         self.api_with_cors: ASGIApp = self.limited
         if cors_origins:
@@ -90,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     settings = settings or get_settings()
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
+    secret_key = SecretKey(sessionmaker, settings.secret_key)
     read_engine = (
         create_engine(settings.read_database_url) if settings.read_database_url else engine
     )
@@ -107,27 +123,38 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         enricher=Enricher(settings),
         metrics=metrics,
         interval_s=settings.flush_interval_ms / 1000,
-        secret_key=settings.secret_key,
-        on_written=cache.count_clicks,
+        secret_key=secret_key,
     )
     rate_limiter = RateLimiter(settings)
+    retention = RetentionTask(engine, settings.retention_days)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-        api.state.secret_key = await load_secret_key(sessionmaker, settings.secret_key)
         task = asyncio.create_task(writer.run())
+        # Without a retention, only PostgreSQL's monthly partitions need looking after.
+        upkeep = None
+        if settings.retention_days or engine.dialect.name == "postgresql":
+            upkeep = asyncio.create_task(retention.run())
         # What exists now lives as long as the process: keep it out of the collector's
         # full passes, whose pauses redirects would otherwise wait behind.
         gc.freeze()
         yield
         # The server has stopped taking requests: drain what they queued, then close.
+        retention.stop()  # after its current batch
+        if upkeep:
+            await upkeep
         writer.stop()
         await task
         rate_limiter.close()
         await engine.dispose()
         await read_engine.dispose()
 
-    api = FastAPI(title="Tautan", version="0.1.0", lifespan=lifespan)
+    api = FastAPI(
+        title="Tautan",
+        version="0.1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_characters)],
+    )
     api.state.settings = settings
     api.state.engine = engine
     api.state.sessionmaker = sessionmaker
@@ -139,8 +166,11 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     api.state.spool = spool
     api.state.metrics = metrics
     api.state.writer = writer
+    api.state.secret_key = secret_key
+    api.state.retention = retention
     install_error_handlers(api)
     api.include_router(ops.router)
-    api.include_router(links_router)
-    api.include_router(stats_router)
+    api.include_router(links_router, responses=API_ERROR_RESPONSES)
+    api.include_router(stats_router, responses=API_ERROR_RESPONSES)
+    api.include_router(dashboard_router)
     return Dispatcher(api, RedirectHandler(cache, writer.record, metrics), settings.cors_origins)
