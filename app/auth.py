@@ -6,9 +6,10 @@ import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import ForeignKey, String, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -138,16 +139,18 @@ async def revoke_key(session: AsyncSession, key_id: int) -> ApiKey:
     return key
 
 
-def _token_of(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.headers.get("x-api-key") or None
+# Declared as FastAPI security schemes so that OpenAPI (and /docs' Authorize) shows them;
+# the 401 stays ours, in the error shape.
+BEARER = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
 
 
-async def authenticate(request: Request) -> Principal:
-    token = _token_of(request)
+async def authenticate(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    header_key: Annotated[str | None, Depends(API_KEY_HEADER)],
+) -> Principal:
+    token = (bearer.credentials.strip() if bearer else "") or header_key
     if not token:
         raise AppError(
             401,
@@ -181,11 +184,11 @@ async def authenticate_hash(
     return Principal(key.id, key.workspace_id, frozenset(key.scope_list))
 
 
-def require_scopes(*needed: str) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
+def require_scopes(*needed: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency: the caller's key must hold every scope in `needed` (or `admin`)."""
 
-    async def dependency(request: Request) -> Principal:
-        return check_scopes(await authenticate(request), *needed)
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        return check_scopes(principal, *needed)
 
     return dependency
 

@@ -45,6 +45,21 @@ def test_openapi_is_served(client: TestClient) -> None:
     assert "/api/links" in spec["paths"] and "/api/links/{slug}" in spec["paths"]
 
 
+def test_openapi_declares_how_every_api_operation_authenticates(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["HTTPBearer"] == {
+        "type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <API key>`"
+    }  # fmt: skip
+    assert schemes["APIKeyHeader"]["in"] == "header"
+    assert schemes["APIKeyHeader"]["name"] == "X-API-Key"
+    for path, operations in spec["paths"].items():
+        if path.startswith("/api/"):
+            for method, operation in operations.items():
+                declared = [name for option in operation["security"] for name in option]
+                assert sorted(declared) == ["APIKeyHeader", "HTTPBearer"], (method, path)
+
+
 def test_openapi_documents_the_error_shape_of_every_api_operation(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     error_ref = {"$ref": "#/components/schemas/ErrorOut"}
