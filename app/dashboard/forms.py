@@ -1,6 +1,7 @@
 """The link form: what the browser posts, turned into the API's own schemas, so the
 dashboard accepts exactly what the API accepts; and errors put back beside their fields."""
 
+from datetime import UTC
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,8 +11,11 @@ from app.errors import AppError
 from app.links.models import UTM_FIELDS
 from app.links.schemas import LinkCreate, LinkOut, LinkUpdate
 
-TEXT_FIELDS = ("url", "title", *UTM_FIELDS)
+PREVIEW_FIELDS = ("og_title", "og_description", "og_image")
+LIMIT_FIELDS = ("expires_at", "max_clicks", "fallback_url")
+TEXT_FIELDS = ("url", "title", *UTM_FIELDS, *PREVIEW_FIELDS, *LIMIT_FIELDS)
 FIELDS = (*TEXT_FIELDS, "slug", "tags", "redirect_code", "forward_query")  # those on the form
+EXPIRES_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends; UTC here
 REDIRECT_CODES = (302, 301, 307, 308)
 
 
@@ -27,7 +31,9 @@ def values_of(link: LinkOut | None) -> dict[str, str]:
     """The form's fields as text: a new link's defaults, or an existing link's values."""
     if link is None:
         return {"redirect_code": "302", "forward_query": "on"}
-    values = {name: getattr(link, name) or "" for name in TEXT_FIELDS}
+    values = {name: str(getattr(link, name) or "") for name in TEXT_FIELDS}
+    if link.expires_at:
+        values["expires_at"] = link.expires_at.astimezone(UTC).strftime(EXPIRES_FORMAT)
     values["slug"] = link.slug
     values["tags"] = ", ".join(link.tags)
     values["redirect_code"] = str(link.redirect_code)

@@ -342,6 +342,10 @@ def test_new_form_previews_the_destination_without_script(client: TestClient, us
         ({"url": "https://shop.example/", "tags": "a|b"}, "tags", "String should match pattern '^[^|,"),
         ({"url": "https://shop.example/", "utm_source": "x" * 256}, "utm_source", "String should have at most 255 characters"),
         ({"url": "https://shop.example/", "redirect_code": "303"}, "redirect_code", "Input should be 301, 302, 307 or 308"),
+        ({"url": "https://shop.example/", "max_clicks": "0"}, "max_clicks", "Input should be greater than 0"),
+        ({"url": "https://shop.example/", "max_clicks": "many"}, "max_clicks", "Input should be a valid integer"),
+        ({"url": "https://shop.example/", "expires_at": "soon"}, "expires_at", "Input should be a valid datetime"),
+        ({"url": "https://shop.example/", "og_image": "javascript:alert(1)"}, "og_image", "only http and https URLs are accepted"),
     ],
 )  # fmt: skip
 def test_form_errors_are_shown_and_nothing_is_saved(
@@ -382,6 +386,35 @@ def test_edit_through_the_form(client: TestClient, user: str) -> None:
     assert (link["utm_source"], link["tags"]) == (None, [])
     # The redirect cache of this process forgets the old destination at once.
     assert client.get("/promo").headers["location"] == link["destination"]
+
+
+def test_social_preview_and_limits_through_the_form(client: TestClient, user: str) -> None:
+    form = {
+        "url": "https://shop.example.com/drop",
+        "slug": "drop",
+        "og_title": "The <spring> drop",
+        "og_description": "Limited pairs",
+        "og_image": "https://shop.example.com/card.jpg",
+        "expires_at": "2030-01-31T18:30",
+        "max_clicks": "2",
+        "fallback_url": "https://shop.example.com/sold-out",
+    }
+    assert client.post("/dashboard/links/new", data=form).status_code == 303
+    link = client.get("/api/links/drop", headers=bearer(user)).json()
+    assert (link["og_title"], link["og_image"]) == ("The <spring> drop", form["og_image"])
+    assert (link["expires_at"], link["max_clicks"]) == ("2030-01-31T18:30:00Z", 2)
+    edit = client.get("/dashboard/links/drop/edit").text
+    assert 'value="2030-01-31T18:30"' in edit and 'value="The &lt;spring&gt; drop"' in edit
+    preview = client.get("/drop", headers={"User-Agent": "WhatsApp/2.23.20.0 A"})
+    assert preview.status_code == 200 and "The &lt;spring&gt; drop" in preview.text
+    people = [client.get("/drop").headers["location"] for _ in range(3)]
+    assert people == [link["destination"]] * 2 + [form["fallback_url"]]
+    # Blank fields clear them on edit.
+    cleared = {**form, "og_title": "", "max_clicks": "", "expires_at": "", "fallback_url": ""}
+    assert client.post("/dashboard/links/drop/edit", data=cleared).status_code == 303
+    link = client.get("/api/links/drop", headers=bearer(user)).json()
+    assert (link["og_title"], link["max_clicks"], link["expires_at"]) == (None, None, None)
+    assert client.get("/drop").headers["location"] == link["destination"]
 
 
 # The link page
