@@ -6,12 +6,10 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import String, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime, utcnow
+from app.db import Base, UTCDateTime, upsert_insert, utcnow
 
 GENERATED = "secret_key"
 
@@ -32,10 +30,8 @@ async def load_secret_key(
     if configured:
         return configured
     async with sessionmaker() as session, session.begin():
-        dialect = session.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
         await session.execute(
-            insert(InstanceSecret)
+            upsert_insert(session, InstanceSecret)
             .values(name=GENERATED, value=secrets.token_urlsafe(48))
             .on_conflict_do_nothing(index_elements=["name"])
         )

@@ -9,12 +9,10 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime, execute_many
+from app.db import Base, UTCDateTime, execute_many, upsert_insert
 
 # The click attributes with few values, which the daily rollup counts. Attributes with
 # many (region, city, device_model, referrer_domain) would add about a rollup row per
@@ -97,9 +95,8 @@ async def _upsert(
 ) -> None:
     if not counts:
         return
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     table = model.__table__
-    statement = insert(table)
+    statement = upsert_insert(session, table)
     statement = statement.on_conflict_do_update(
         index_elements=[k for k in keys if k != "workspace_id"],
         set_={

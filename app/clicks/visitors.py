@@ -9,11 +9,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.models import Click, VisitorSalt
+from app.db import upsert_insert
 from app.secret_key import SecretKey
 
 KEEP_DAYS = 2
@@ -43,10 +42,8 @@ class Salts:
         return salt
 
     async def _fetch(self, session: AsyncSession, day: date) -> bytes:
-        dialect = session.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
         created = await session.execute(
-            insert(VisitorSalt)
+            upsert_insert(session, VisitorSalt)
             .values(day=day, salt=secrets.token_bytes(32))
             .on_conflict_do_nothing(index_elements=["day"])
         )
