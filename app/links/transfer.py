@@ -13,6 +13,7 @@ from app.errors import AppError, Invalid
 from app.links import service
 from app.links.models import UTM_FIELDS, Link
 from app.links.schemas import ErrorBody, LinkOut
+from app.spreadsheet import as_text, plain
 
 IMPORT_COLUMNS = ("url", "slug", "title", "tags", *UTM_FIELDS)
 EXPORT_COLUMNS = (
@@ -75,9 +76,10 @@ def _link_body(columns: list[str], cells: list[str]) -> dict[str, object]:
         if name not in IMPORT_COLUMNS or not cell.strip():
             continue
         if name == "tags":
-            body["tags"] = [tag.strip() for tag in cell.split(TAG_SEPARATOR) if tag.strip()]
+            tags = (plain(tag.strip()) for tag in cell.split(TAG_SEPARATOR))
+            body["tags"] = [tag for tag in tags if tag]
         else:
-            body[name] = cell
+            body[name] = plain(cell)
     return body
 
 
@@ -196,11 +198,11 @@ def _csv_cells(link: Link, ctx: service.LinkContext) -> list[object]:
     out = service.to_out(link, ctx)
     cells = {
         **out.model_dump(include=set(EXPORT_COLUMNS)),
-        "tags": TAG_SEPARATOR.join(out.tags),
+        "tags": TAG_SEPARATOR.join(map(str, map(as_text, out.tags))),
         "created_at": out.created_at.isoformat(),
         "archived": "true" if out.archived else "false",
     }
-    return [cells[name] for name in EXPORT_COLUMNS]
+    return [as_text(cells[name]) for name in EXPORT_COLUMNS]
 
 
 async def export_csv(

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal, require_scopes
 from app.errors import Invalid
+from app.spreadsheet import as_text
 from app.stats import service
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone
 from app.stats.schemas import Breakdown, Summary, Timeseries
@@ -99,12 +100,7 @@ async def breakdown(
 
 
 def _cell(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    # A cell starting with = + - @ is a formula to spreadsheets: never let a header do that.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    return value.isoformat() if isinstance(value, datetime) else as_text(value)
 
 
 @router.get("/clicks.csv", response_class=StreamingResponse)

@@ -276,6 +276,20 @@ def test_export_then_import_elsewhere_reproduces_the_links(
     ]
 
 
+def test_exported_text_never_opens_as_a_spreadsheet_formula(
+    client: TestClient, writer: dict, other_client: TestClient
+) -> None:
+    formula = '=HYPERLINK("https://evil.example/","open me")'
+    create_link(client, writer, slug="f", title=formula, tags=["-1", "ok"], utm_term="+x")
+    [row] = export_rows(client, writer)
+    assert (row["title"], row["tags"], row["utm_term"]) == ("'" + formula, "'-1|ok", "'+x")
+    exported = client.get("/api/links/export.csv", headers=writer).content
+    other_key = make_key(other_client, "links:read", "links:write")
+    assert upload(other_client, other_key, exported).json()["imported"] == 1
+    copy = other_client.get("/api/links/f", headers=other_key).json()
+    assert (copy["title"], copy["tags"], copy["utm_term"]) == (formula, ["-1", "ok"], "+x")
+
+
 def test_export_shows_the_callers_workspace_only_and_filters_like_the_list(
     client: TestClient, writer: dict
 ) -> None:
