@@ -21,6 +21,7 @@ from app.db import SessionDep, after_commit
 from app.errors import AppError, NotFound, validation_error
 from app.links import qr
 from app.links import service as links
+from app.links.schemas import LinkUpdate
 from app.links.urls import merge_utm
 from app.stats import service as stats
 
@@ -158,14 +159,16 @@ async def link_list(
     q: Annotated[str, Query(max_length=200)] = "",
     tag: Annotated[str, Query(max_length=64)] = "",
     sort: Literal["created", "clicks", "unique_visitors", "bot_clicks"] = "created",
+    archived: bool = False,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     rows, next_cursor = await links.list_links(
-        db, principal, q=q or None, tag=tag or None, sort=sort, cursor=cursor
+        db, principal, q=q or None, tag=tag or None, archived=archived, sort=sort, cursor=cursor
     )
     more = None
     if next_cursor:
-        more = "?" + urlencode({"q": q, "tag": tag, "sort": sort, "cursor": next_cursor})
+        query = {"q": q, "tag": tag, "sort": sort, "cursor": next_cursor}
+        more = "?" + urlencode({**query, **({"archived": "true"} if archived else {})})
     return _page(
         request,
         "links.html",
@@ -174,6 +177,7 @@ async def link_list(
         q=q,
         tag=tag,
         sort=sort,
+        archived=archived,
         more=more,
     )
 
@@ -238,6 +242,23 @@ async def update_link(request: Request, slug: str, principal: Writer, db: Sessio
     except (forms.FormErrors, AppError) as exc:
         await db.rollback()  # update_link may have changed the link before refusing it
         return _form_page(request, principal, values, slug=slug, errors=forms.errors_of(exc))
+    after_commit(db, lambda: request.app.state.link_cache.forget(slug))
+    return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
+
+
+@router.post("/links/{slug}/archive", dependencies=[SameOrigin])
+async def archive_link(request: Request, slug: str, principal: Writer, db: SessionDep) -> Response:
+    """The link stops redirecting; its clicks and stats stay (as DELETE /api/links/{slug})."""
+    await limit_writes(request, principal)
+    await links.archive_link(db, principal, slug)
+    after_commit(db, lambda: request.app.state.link_cache.forget(slug))
+    return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
+
+
+@router.post("/links/{slug}/restore", dependencies=[SameOrigin])
+async def restore_link(request: Request, slug: str, principal: Writer, db: SessionDep) -> Response:
+    await limit_writes(request, principal)
+    await links.update_link(db, principal, slug, LinkUpdate(archived=False), _ctx(request))
     after_commit(db, lambda: request.app.state.link_cache.forget(slug))
     return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
 

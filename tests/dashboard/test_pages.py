@@ -417,6 +417,31 @@ def test_social_preview_and_limits_through_the_form(client: TestClient, user: st
     assert client.get("/drop").headers["location"] == link["destination"]
 
 
+def test_archive_and_restore_through_the_dashboard(client: TestClient, user: str) -> None:
+    create_link(client, bearer(user), slug="promo")
+    assert client.post("/dashboard/links/promo/archive").status_code == 303
+    assert client.get("/promo").status_code == 404  # this process's cache forgot it at once
+    assert slugs_listed(client) == []
+    assert slugs_listed(client, archived="true") == ["promo"]
+    page = client.get("/dashboard/links/promo").text
+    assert "archived" in page and 'action="/dashboard/links/promo/restore"' in page
+    assert client.post("/dashboard/links/promo/restore").status_code == 303
+    assert client.get("/promo").status_code == 302
+    assert slugs_listed(client) == ["promo"]
+
+
+def test_archiving_needs_write_scope_same_origin_and_the_workspace(client: TestClient) -> None:
+    create_link(client, bearer(new_key(client, "links:write", workspace="b")[1]), slug="theirs")
+    create_link(client, bearer(new_key(client, "links:write")[1]), slug="mine")
+    sign_in(client, new_key(client, "links:read")[1])
+    assert client.post("/dashboard/links/mine/archive").status_code == 403
+    sign_in(client, new_key(client, "links:read", "links:write")[1])
+    assert client.post("/dashboard/links/theirs/archive").status_code == 404
+    cross = client.post("/dashboard/links/mine/archive", headers={"Origin": "https://evil.example"})
+    assert cross.status_code == 403
+    assert (client.get("/mine").status_code, client.get("/theirs").status_code) == (302, 302)
+
+
 # The link page
 
 
