@@ -30,6 +30,7 @@ EXPORT_COLUMNS = (
 KNOWN_COLUMNS = frozenset(EXPORT_COLUMNS) | {"workspace"}
 TAG_SEPARATOR = "|"
 EXPORT_PAGE = 500
+IMPORT_CHUNK = 500  # rows validated and created together
 
 
 class RowError(BaseModel):
@@ -121,25 +122,44 @@ async def import_links(
     lines: Iterable[str],
     ctx: service.LinkContext,
 ) -> ImportReport:
-    """Creates the link of every valid row, each in its own savepoint, and reports the
-    others. The caller commits, or rolls back for a dry run."""
+    """Creates the link of every valid row and reports the others, IMPORT_CHUNK rows at a
+    time (service.create_links inserts them together). The caller commits, or rolls back
+    for a dry run."""
     report = ImportReport()
-    slug_lines: dict[str, int] = {}  # where each slug created so far came from
+    slug_lines: dict[str, int] = {}  # the first line of each slug in the file
+    chunk: list[tuple[int, dict[str, object]]] = []
+
+    def refuse(line: int, error: AppError) -> None:
+        report.errors.append(RowError(line=line, error=ErrorBody(**error.body())))
+
+    async def create(rows: list[tuple[int, dict[str, object]]]) -> None:
+        results = await service.create_links(session, principal, [b for _, b in rows], ctx)
+        for (line, _), result in zip(rows, results, strict=True):
+            if isinstance(result, AppError):
+                refuse(line, result)
+            else:
+                report.links.append(service.to_out(result, ctx))
+
     for line, body in read_rows(lines):
+        slug = body.get("slug") if isinstance(body, dict) else None
         if isinstance(body, AppError):
-            result: Link | AppError = body
-        elif body.get("slug") in slug_lines:
-            slug = str(body["slug"])
-            result = AppError(
-                409, "slug_taken", f"the slug '{slug}' is used on line {slug_lines[slug]}"
+            refuse(line, body)
+        elif isinstance(slug, str) and slug in slug_lines:
+            refuse(
+                line,
+                AppError(
+                    409, "slug_taken", f"the slug '{slug}' is used on line {slug_lines[slug]}"
+                ),
             )
         else:
-            [result] = await service.create_links(session, principal, [body], ctx)
-        if isinstance(result, AppError):
-            report.errors.append(RowError(line=line, error=ErrorBody(**result.body())))
-        else:
-            slug_lines[result.slug] = line
-            report.links.append(service.to_out(result, ctx))
+            if isinstance(slug, str):
+                slug_lines[slug] = line
+            chunk.append((line, body))
+            if len(chunk) == IMPORT_CHUNK:
+                await create(chunk)
+                chunk = []
+    await create(chunk)
+    report.errors.sort(key=lambda row: row.line)
     report.imported, report.refused = len(report.links), len(report.errors)
     return report
 

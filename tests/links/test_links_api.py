@@ -130,6 +130,31 @@ def test_bulk_reports_each_item_in_order_and_one_bad_item_does_not_stop_the_rest
     assert client.get("/bulk-1").headers["location"] == "https://ok.example/1"
 
 
+def test_bulk_of_many_items_keeps_each_result_in_its_place(
+    client: TestClient, writer: dict
+) -> None:
+    """Items go in together, several hundred per statement; one taken slug sends its group
+    back item by item, and only the item at fault fails."""
+    create_link(client, writer, slug="taken")
+    items: list[dict[str, Any]] = [
+        {"url": f"https://ok.example/{n}", **({"slug": f"s{n}"} if n % 2 else {}), "tags": [f"t{n % 3}"]}
+        for n in range(700)
+    ]  # fmt: skip
+    items[5] = {"url": "ftp://no.example/"}
+    items[301] = {"url": "https://ok.example/dup", "slug": "s11"}  # the slug of item 11
+    items[650] = {"url": "https://ok.example/taken", "slug": "taken"}
+    response = client.post("/api/links/bulk", json={"links": items}, headers=writer)
+    results = response.json()["results"]
+    failed = {n: r["error"]["code"] for n, r in enumerate(results) if not r["ok"]}
+    assert failed == {5: "validation_error", 301: "slug_taken", 650: "slug_taken"}
+    created = [r["link"] for r in results if r["ok"]]
+    assert len({link["slug"] for link in created}) == len(created) == 697
+    assert count_links(client) == 698
+    for n in (0, 11, 299, 302, 699):  # each result is the link made of its own item
+        link = client.get(f"/api/links/{results[n]['link']['slug']}", headers=writer).json()
+        assert (link["url"], link["tags"]) == (items[n]["url"], [f"t{n % 3}"])
+
+
 def test_bulk_over_1000_items_is_refused(client: TestClient, writer: dict) -> None:
     items = [{"url": f"https://ok.example/{i}"} for i in range(1001)]
     response = client.post("/api/links/bulk", json={"links": items}, headers=writer)
