@@ -1,0 +1,89 @@
+"""Link import: `app.links.transfer.import_links` (valid rows inserted together, a few
+hundred per statement) against creating the same links one by one with
+`service.create_link` (a savepoint and its round trips per link), in the same run. On
+SQLite the import holds the write lock throughout, so its length is what the click writer
+may wait.
+
+    .venv/bin/python -m bench.import_bench --rows 5000 \\
+        --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test
+"""
+
+import argparse
+import asyncio
+import io
+import os
+import tempfile
+import time
+
+from app import auth, migrate
+from app.db import create_engine, create_sessionmaker
+from app.links import service, transfer
+from app.links.schemas import LinkCreate
+from bench.purge_bench import postgres_database
+
+CTX = service.LinkContext(base_url="https://tautan.example")
+
+
+def rows(count: int, prefix: str) -> list[dict[str, object]]:
+    return [
+        {"url": f"https://shop.example/p/{n}", "slug": f"{prefix}{n}", "tags": ["spring", "ig"],
+         "utm_source": "instagram", "utm_campaign": "spring"}
+        for n in range(count)
+    ]  # fmt: skip
+
+
+def as_csv(items: list[dict[str, object]]) -> str:
+    lines = ["url,slug,tags,utm_source,utm_campaign"]
+    lines += [
+        f"{i['url']},{i['slug']},spring|ig,{i['utm_source']},{i['utm_campaign']}" for i in items
+    ]
+    return "\n".join(lines) + "\n"
+
+
+async def timed(url: str, count: int) -> tuple[float, float]:
+    engine = create_engine(url)
+    sessionmaker = create_sessionmaker(engine)
+    principal = auth.Principal(key_id=0, workspace_id=1, scopes=frozenset())
+    started = time.perf_counter()
+    async with sessionmaker() as session, session.begin():
+        for item in rows(count, "one-"):
+            await service.create_link(session, principal, LinkCreate.model_validate(item), CTX)
+    one_by_one = time.perf_counter() - started
+    started = time.perf_counter()
+    async with sessionmaker() as session, session.begin():
+        text = io.StringIO(as_csv(rows(count, "csv-")), newline="")
+        report = await transfer.import_links(session, principal, text, CTX)
+    imported = time.perf_counter() - started
+    await engine.dispose()
+    assert report.imported == count, report.errors[:3]
+    return one_by_one, imported
+
+
+def run(name: str, url: str, count: int) -> None:
+    migrate.upgrade(url)
+    one_by_one, imported = asyncio.run(timed(url, count))
+    print(
+        f"{name:10} {count:,} links: one by one {one_by_one:.2f} s "
+        f"({one_by_one / count * 1000:.2f} ms/link), import {imported:.2f} s "
+        f"({imported / count * 1000:.2f} ms/link); one by one ÷ import = {one_by_one / imported:.1f}×"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--postgres", help="also on this server, in a new database")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run("SQLite", f"sqlite+aiosqlite:///{tmp}/import.db", args.rows)
+    if args.postgres:
+        name = f"tautan_bench_import_{os.getpid()}"
+        url = asyncio.run(postgres_database(args.postgres, name, create=True))
+        try:
+            run("PostgreSQL", url, args.rows)
+        finally:
+            asyncio.run(postgres_database(args.postgres, name, create=False))
+
+
+if __name__ == "__main__":
+    main()
