@@ -78,7 +78,8 @@ class Target:
 
 def preview_page(link: Link, to: str) -> bytes | None:
     """A page with the link's Open Graph and Twitter Card tags, which sends a person who
-    opens it on to `to`; None when the link sets none of them."""
+    opens it on to `to` (unless the link has a max_clicks: then the destination is given
+    only with a slot); None when the link sets none of them."""
     if not (link.og_title or link.og_description or link.og_image):
         return None
     tags = []
@@ -88,12 +89,14 @@ def preview_page(link: Link, to: str) -> bytes | None:
             tags.append(f'<meta property="og:{name}" content="{escape(value)}">')
             tags.append(f'<meta name="twitter:{name}" content="{escape(value)}">')
     card = "summary_large_image" if link.og_image else "summary"
-    title = escape(link.og_title or link.title or to)
+    title = escape(link.og_title or link.title or link.slug)
+    onward = "" if link.max_clicks is not None else escape(to)
+    refresh = f'<meta http-equiv="refresh" content="0; url={onward}">' if onward else ""
+    body = f'<a href="{onward}">{title}</a>' if onward else title
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
-        f'{"".join(tags)}<meta name="twitter:card" content="{card}">'
-        f'<meta http-equiv="refresh" content="0; url={escape(to)}"></head>'
-        f'<body><a href="{escape(to)}">{title}</a></body></html>'
+        f'{"".join(tags)}<meta name="twitter:card" content="{card}">{refresh}</head>'
+        f"<body>{body}</body></html>"
     ).encode()
 
 

@@ -12,7 +12,7 @@ from urllib.parse import quote_from_bytes
 
 from starlette.types import Receive, Scope, Send
 
-from app.clicks.enrich.bots import bot_name, preview_fetcher
+from app.clicks.enrich.bots import preview_fetcher
 from app.clicks.queue import RawClick
 from app.links.schemas import RESERVED_SLUGS
 from app.metrics import Metrics
@@ -84,19 +84,22 @@ class RedirectHandler:
         query, flags = split_query(scope["query_string"])
         tracked = scope["method"] == "GET" and flags.get(b"tautan_no_track") != b"1"
         live = target.is_live(datetime.now(UTC))
-        if live and target.max_clicks is not None and tracked:
-            live = await self._take_slot(target, scope)
-            if live is None and not target.fallback_url:
-                return await _html(send, 503, PAGES[503], RETRY_AFTER)
-        if live:
-            if target.preview_page and _is_preview_fetch(scope):
-                await _html(send, 200, target.preview_page)
-            else:
-                await _redirect(send, target.code, location_of(target, query))
-        elif target.fallback_url:
-            await _redirect(send, 302, target.fallback_url.encode())
+        if live and target.preview_page and _is_preview_fetch(scope):
+            # A capped link's preview page does not carry the destination: it takes no slot.
+            await _html(send, 200, target.preview_page)
         else:
-            return await _html(send, 410, PAGES[410])
+            if live and target.max_clicks is not None:
+                # Whatever carries a capped link's destination takes a slot, whoever asks
+                # (HEAD, untracked, a bot's User-Agent): none of those proves it is no person.
+                live = await self._take_slot(target)
+                if live is None and not target.fallback_url:
+                    return await _html(send, 503, PAGES[503], RETRY_AFTER)
+            if live:
+                await _redirect(send, target.code, location_of(target, query))
+            elif target.fallback_url:
+                await _redirect(send, 302, target.fallback_url.encode())
+            else:
+                return await _html(send, 410, PAGES[410])
         self.metrics.redirects += 1
         if tracked:
             headers = {k: v for k, v in scope["headers"] if k in WANTED_HEADERS}
@@ -118,12 +121,9 @@ class RedirectHandler:
                 )
             )
 
-    async def _take_slot(self, target: Target, scope: Scope) -> bool | None:
-        """Whether this click on a capped link may go to the destination: a person takes one
-        of its max_clicks slots; bots and preview fetchers, which are no clicks in the KPIs
-        either, take none. None when the database cannot count the click."""
-        if bot_name(_user_agent(scope)) is not None:
-            return True
+    async def _take_slot(self, target: Target) -> bool | None:
+        """Whether one of the capped link's max_clicks slots was left (and is now taken);
+        None when the database cannot count it."""
         try:
             return await self.cache.take_slot(target)
         except Exception as exc:  # whatever failed, serving an uncounted click could overshoot
@@ -139,15 +139,11 @@ async def _redirect(send: Send, code: int, location: bytes) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def _user_agent(scope: Scope) -> str:
+def _is_preview_fetch(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"user-agent":
-            return value.decode("utf-8", "replace")
-    return ""
-
-
-def _is_preview_fetch(scope: Scope) -> bool:
-    return preview_fetcher(_user_agent(scope)) is not None
+            return preview_fetcher(value.decode("utf-8", "replace")) is not None
+    return False
 
 
 async def _html(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]) -> None:

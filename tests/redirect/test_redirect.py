@@ -154,24 +154,36 @@ def test_max_clicks_is_exact_under_concurrent_clicks(client: TestClient, writer:
     assert link_clicks_once_written(client, "mf", 20) == 20
 
 
-def test_bots_previews_head_and_no_track_take_no_slot(client: TestClient, writer: dict) -> None:
-    create_link(client, writer, slug="one", max_clicks=1, og_title="Drop")
-    create_link(client, writer, slug="one-plain", max_clicks=1)
-    assert statuses(concurrently(client, ["/one", "/one-plain"] * 3, method="HEAD")) == {302: 6}
-    untracked = ["/one?tautan_no_track=1", "/one-plain?tautan_no_track=1"] * 3
-    assert statuses(concurrently(client, untracked)) == {302: 6}
-    # Preview fetchers get the Open Graph page where there is one; bots are no clicks.
-    for bot, status in [("Twitterbot/1.0", 200), ("WhatsApp/2.23.20.0", 200),
-                        ("Googlebot/2.1 (+http://www.google.com/bot.html)", 302), ("", 302)]:  # fmt: skip
-        assert client.get("/one", headers={"User-Agent": bot}).status_code == status
-        assert client.get("/one-plain", headers={"User-Agent": bot}).status_code == 302
-    assert (served_clicks(client, "one"), served_clicks(client, "one-plain")) == (0, 0)
-    # The one slot goes to the one person; from then on everybody gets the 410.
-    for slug in ("one", "one-plain"):
-        assert statuses(concurrently(client, [f"/{slug}"] * 5)) == {302: 1, 410: 4}
-        assert client.head(f"/{slug}").status_code == 410
-        assert client.get(f"/{slug}", headers={"User-Agent": "Twitterbot/1.0"}).status_code == 410
+def test_whatever_carries_a_capped_destination_takes_a_slot(
+    client: TestClient, writer: dict
+) -> None:
+    """A User-Agent or a flag proves nothing: bots, HEAD and untracked requests take slots
+    like anyone; only preview fetchers, whose page then leaves the destination out, do not."""
+    one = create_link(client, writer, slug="one", max_clicks=1, og_title="Drop")
+    for ua in ("Twitterbot/1.0", "WhatsApp/2.23.20.0"):
+        page = client.get("/one", headers={"User-Agent": ua})
+        assert page.status_code == 200 and 'content="Drop"' in page.text
+        assert one["url"] not in page.text and "refresh" not in page.text
+    assert served_clicks(client, "one") == 0
+    for spoof in (
+        {"method": "HEAD"},
+        {"path": "/{slug}?tautan_no_track=1"},
+        {"headers": {"User-Agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"}},
+        {"headers": {"User-Agent": ""}},
+    ):
+        slug = f"cap-{len(spoof)}-{abs(hash(str(spoof))) % 10_000}"
+        create_link(client, writer, slug=slug, max_clicks=1)
+        method = spoof.get("method", "GET")
+        path = str(spoof.get("path", "/{slug}")).format(slug=slug)
+        headers = spoof.get("headers", {})
+        first = client.request(method, path, headers=headers)
+        again = client.request(method, path, headers=headers)
+        assert (first.status_code, again.status_code) == (302, 410), spoof
         assert served_clicks(client, slug) == 1
+    # The one slot of "one" goes to one person; from then on everybody gets the 410.
+    assert statuses(concurrently(client, ["/one"] * 5)) == {302: 1, 410: 4}
+    assert client.head("/one").status_code == 410
+    assert client.get("/one", headers={"User-Agent": "Twitterbot/1.0"}).status_code == 410
 
 
 def test_patching_max_clicks_applies_at_once(client: TestClient, writer: dict) -> None:
@@ -242,16 +254,17 @@ def check_capped_links_without_database(
         client, writer, slug="capf", max_clicks=5, fallback_url="https://shop.example.com/x"
     )
     create_link(client, writer, slug="free")
+    # Cached in this process; each HEAD takes a slot.
     assert statuses(concurrently(client, ["/cap", "/capf", "/free"], method="HEAD")) == {302: 3}
     fail()
     cap, capf, free = concurrently(client, ["/cap", "/capf", "/free"])
     assert (cap.status_code, cap.headers["retry-after"]) == (503, "5")
     assert (capf.status_code, capf.headers["location"]) == (302, "https://shop.example.com/x")
     assert (free.status_code, free.headers["location"]) == (302, "https://shop.example.com/")
-    assert client.head("/cap").status_code == 302  # a HEAD takes no slot: no database needed
+    assert client.head("/cap").status_code == 503  # no slot without the database, HEAD or not
     recover()
     assert statuses(concurrently(client, ["/cap", "/capf"])) == {302: 2}
-    assert (served_clicks(client, "cap"), served_clicks(client, "capf")) == (1, 1)
+    assert (served_clicks(client, "cap"), served_clicks(client, "capf")) == (2, 2)
 
 
 def test_a_link_starts_redirecting_when_its_start_passes(client: TestClient, writer: dict) -> None:
