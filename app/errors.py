@@ -75,7 +75,7 @@ API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _documented("the request body is over the size limit"),
     422: _documented("a parameter or a body field is invalid; `details` says which"),
     429: _documented(
-        "over the key's write rate limit",
+        "over a write rate limit (per API key, or per client address)",
         **{"Retry-After": "seconds until a write is allowed again"},
     ),
 }

@@ -52,7 +52,8 @@ def _seed(client: asgi.ASGIClient) -> None:
         assert response.status_code == 201, response.text
         for ua in UAS:
             headers = {"User-Agent": ua, "Referer": "https://l.instagram.com/"}
-            assert client.get(f"/{slug}", headers=headers, allow_redirects=False).status_code
+            response = client.get(f"/{slug}", headers=headers, allow_redirects=False)
+            assert response.status_code == 302
     today = datetime.now(UTC).date().isoformat()
     summary: dict = {}
     for _ in range(500):  # the writer flushes every 20 ms

@@ -1,7 +1,8 @@
 """Visitor ids: a keyed hash of (IP, User-Agent) under a salt that changes every UTC day,
 itself keyed with the instance secret. The same person counts once a day; after the salt
-is deleted (two days on) nobody, us included, can tell from a visitor id who it was, and
-a copy of the database alone never could."""
+is deleted (two days on) nobody, us included, can tell from a visitor id who it was; with
+TAUTAN_SECRET_KEY set (rather than generated and kept in the database), a copy of the
+database alone never could."""
 
 import hashlib
 import secrets

@@ -86,5 +86,8 @@ async def same_origin(request: Request) -> None:
     """Forms are posted from the dashboard itself, never from another site (the cookie is
     SameSite=Strict too; this also covers the sign-in form, which has no cookie yet)."""
     origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+    # Behind a proxy the Host header may be the proxy's upstream: the public origin is
+    # TAUTAN_BASE_URL's.
+    ours = {request.headers.get("host"), urlsplit(request.app.state.settings.base_url).netloc}
+    if origin is not None and urlsplit(origin).netloc not in ours:
         raise AppError(403, "cross_origin", "this form can only be sent from the dashboard")

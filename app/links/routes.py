@@ -30,7 +30,7 @@ async def limit_client(request: Request) -> None:
 
 async def write_access(
     request: Request,
-    # Counted before the key is checked, so guessing keys is limited too.
+    # Counted before the key is checked, so guessing keys through writes is limited too.
     _: Annotated[None, Depends(limit_client)],
     principal: Annotated[Principal, Depends(require_scopes("links:write"))],
 ) -> Principal:

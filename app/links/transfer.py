@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
-from app.errors import AppError, Invalid
+from app.errors import AppError, ErrorBody, Invalid
 from app.links import service
 from app.links.models import UTM_FIELDS, Link
-from app.links.schemas import ErrorBody, LinkOut
+from app.links.schemas import LinkOut
 from app.spreadsheet import as_text, plain
 
 IMPORT_COLUMNS = ("url", "slug", "title", "tags", *UTM_FIELDS)

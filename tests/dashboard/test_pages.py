@@ -184,6 +184,13 @@ def test_forms_from_another_site_are_refused(client: TestClient, user: str) -> N
         headers={"Origin": BASE_URL},
     )
     assert same.status_code == 303
+    # Behind a reverse proxy that sends its upstream as Host, the public origin still counts.
+    proxied = client.post(
+        "/dashboard/links/new",
+        data={"url": "https://shop.example/", "slug": "proxied"},
+        headers={"Origin": BASE_URL, "Host": "127.0.0.1:8000"},
+    )
+    assert proxied.status_code == 303
 
 
 # Headers
