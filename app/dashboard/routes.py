@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from app import auth
 from app.auth import Principal
 from app.dashboard import charts, forms, session, views
-from app.db import SessionDep, after_commit
+from app.db import SessionDep
 from app.errors import AppError, NotFound, validation_error
 from app.links import qr
 from app.links import service as links
@@ -220,7 +220,7 @@ async def create_link(request: Request, principal: Writer, db: SessionDep) -> Re
     except (forms.FormErrors, AppError) as exc:
         await db.rollback()
         return _form_page(request, principal, values, errors=forms.errors_of(exc))
-    after_commit(db, lambda: request.app.state.link_cache.forget(link.slug))
+    request.app.state.link_cache.forget_after_commit(db, link.slug)
     return RedirectResponse(f"/dashboard/links/{link.slug}", status_code=303)
 
 
@@ -242,7 +242,7 @@ async def update_link(request: Request, slug: str, principal: Writer, db: Sessio
     except (forms.FormErrors, AppError) as exc:
         await db.rollback()  # update_link may have changed the link before refusing it
         return _form_page(request, principal, values, slug=slug, errors=forms.errors_of(exc))
-    after_commit(db, lambda: request.app.state.link_cache.forget(slug))
+    request.app.state.link_cache.forget_after_commit(db, slug)
     return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
 
 
@@ -251,7 +251,7 @@ async def archive_link(request: Request, slug: str, principal: Writer, db: Sessi
     """The link stops redirecting; its clicks and stats stay (as DELETE /api/links/{slug})."""
     await limit_writes(request, principal)
     await links.archive_link(db, principal, slug)
-    after_commit(db, lambda: request.app.state.link_cache.forget(slug))
+    request.app.state.link_cache.forget_after_commit(db, slug)
     return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
 
 
@@ -259,7 +259,7 @@ async def archive_link(request: Request, slug: str, principal: Writer, db: Sessi
 async def restore_link(request: Request, slug: str, principal: Writer, db: SessionDep) -> Response:
     await limit_writes(request, principal)
     await links.update_link(db, principal, slug, LinkUpdate(archived=False), _ctx(request))
-    after_commit(db, lambda: request.app.state.link_cache.forget(slug))
+    request.app.state.link_cache.forget_after_commit(db, slug)
     return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
 
 

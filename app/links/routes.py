@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFi
 from fastapi.responses import StreamingResponse
 
 from app.auth import Principal, require_scopes
-from app.db import SessionDep, after_commit
+from app.db import SessionDep
 from app.errors import AppError, Invalid
 from app.links import qr, service, transfer
 from app.links.schemas import (
@@ -46,8 +46,7 @@ def _ctx(request: Request) -> service.LinkContext:
 
 
 def _forget(request: Request, session: SessionDep, slug: str) -> None:
-    """Drop the slug from this process's redirect cache once the change is committed."""
-    after_commit(session, lambda: request.app.state.link_cache.forget(slug))
+    request.app.state.link_cache.forget_after_commit(session, slug)
 
 
 @router.post("", status_code=201, response_model=LinkOut)

@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import raiseload
 
+from app.db import after_commit
 from app.links.models import Link
 from app.links.service import destination
 
@@ -161,6 +162,11 @@ class LinkCache:
         served, max_clicks = taken
         target.exhausted = max_clicks is not None and served >= max_clicks
         return True
+
+    def forget_after_commit(self, session: AsyncSession, slug: str) -> None:
+        """Drop the slug once `session`'s change to it is committed (a created slug may be
+        remembered as unknown; a changed one as it was)."""
+        after_commit(session, lambda: self.forget(slug))
 
     def forget(self, slug: str) -> None:
         self._entries.pop(slug, None)

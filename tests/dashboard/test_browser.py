@@ -2,10 +2,7 @@
 agrees with the server's merge, and a marketer's whole path works against a real
 `tautan serve` without a single CSP violation or script error."""
 
-import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +15,7 @@ import pytest
 
 from app.links.models import UTM_FIELDS
 from app.links.urls import merge_utm
-from tests.clicks.test_outage import free_port
+from tests.test_serve import KEY, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -30,8 +27,6 @@ playwright = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parents[2]
 UTM_JS = ROOT / "app" / "dashboard" / "static" / "utm.js"
-TAUTAN = str(Path(sys.executable).parent / "tautan")
-KEY = "tk_dashboard_browser_test_0123456789"
 # Without the background-networking flags Chromium dials out at start, and this
 # machine's closed network refuses it.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -148,30 +143,8 @@ def landing() -> Iterator[str]:
 
 @pytest.fixture
 def tautan_server(database_url: str, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "TAUTAN_DATABASE_URL": database_url, "TAUTAN_ADMIN_KEY": KEY,
-           "TAUTAN_BASE_URL": base, "TAUTAN_SPOOL_DIR": str(tmp_path / "spool")}  # fmt: skip
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [TAUTAN, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx2.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "tautan serve did not answer in 30 s"
-            time.sleep(0.1)
+    with serving(database_url, tmp_path) as (_, base):
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def wait_for_clicks(page: Any, url: str, clicks: str) -> None:
