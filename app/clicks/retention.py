@@ -202,7 +202,10 @@ async def _make_partition(connection: AsyncConnection, name: str, month: datetim
     columns = ", ".join(quote(c.name) for c in CLICKS.columns)
     start, end = month.isoformat(), _next_month(month).isoformat()
     await connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-    # Nothing lands in DEFAULT meanwhile; clicks of months with a partition still flow.
+    # Every other statement on `clicks` waits for the move (new clicks queue up, then go
+    # to the spool): one planned with the partitions of before the attach would miss the
+    # moved rows, a DELETE leaving them behind, a count leaving them out.
+    await connection.execute(text("LOCK TABLE ONLY clicks IN ACCESS EXCLUSIVE MODE"))
     await connection.execute(text(f"LOCK TABLE {DEFAULT_PARTITION} IN ACCESS EXCLUSIVE MODE"))
     await connection.execute(text(f"CREATE TABLE {name} (LIKE clicks INCLUDING DEFAULTS)"))
     await connection.execute(

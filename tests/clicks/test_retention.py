@@ -1,6 +1,7 @@
 """The data lifecycle: old raw clicks purged (rollups and counters kept), monthly
 partitions on PostgreSQL, and a link erased with everything recorded about it."""
 
+import asyncio
 import dataclasses
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -243,6 +244,48 @@ def test_postgresql_drops_past_months_whole_and_empties_default(
         # A click arriving now still finds its partition; nothing is left in DEFAULT.
         seed_clicks(client, [raw_click(link, datetime.now(UTC))])
         assert "clicks_default" not in _homes(client).values()
+
+
+def test_a_link_erased_while_its_clicks_move_out_of_default_keeps_none(
+    backend: str, tmp_path: Path
+) -> None:
+    """A DELETE that started before a month's partition was attached must still reach the
+    clicks moved into it: PostgreSQL plans it with the partitions it saw on arriving."""
+    if backend != "postgresql":
+        pytest.skip("partitions are PostgreSQL's")
+    url = empty_database(backend, tmp_path, "erase_during_move")
+    migrate.upgrade(url)
+    settings = Settings(database_url=url, base_url=BASE_URL, spool_dir=str(tmp_path / "spool"))
+    with TestClient(create_app(settings), base_url=BASE_URL, client=PEER) as client:
+        writer = make_key(client, "links:read", "links:write")
+        link = create_link(client, writer)
+        month = (NOW + timedelta(days=240)).replace(day=1, hour=0, minute=0, second=0)
+        seed_clicks(client, [raw_click(link, month + timedelta(days=2))])  # into DEFAULT
+        state = client.app.api.state  # type: ignore[attr-defined]
+
+        async def erase_during_move() -> int:
+            async with state.engine.connect() as mover:
+                await mover.execute(select(func.pg_advisory_lock(retention.ADVISORY_LOCK)))
+                await mover.commit()  # the app's own pass stays out of the way
+                async with mover.begin():
+                    await retention._make_partition(mover, _month(month), month)
+
+                    async def erase() -> None:
+                        async with state.sessionmaker() as session, session.begin():
+                            await retention.erase_link(session, link["id"])
+
+                    erasing = asyncio.create_task(erase())
+                    waiting = text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                    for _ in range(500):  # until the erasure waits for the move
+                        if await mover.scalar(waiting):
+                            break
+                        await asyncio.sleep(0.01)
+                await erasing
+            async with state.engine.connect() as reader:
+                return await reader.scalar(select(func.count()).select_from(Click))
+
+        assert client.portal is not None
+        assert client.portal.call(erase_during_move) == 0
 
 
 def test_one_process_at_a_time_maintains_postgresql(client: TestClient, backend: str) -> None:
