@@ -32,6 +32,14 @@ def include_name(name: str | None, type_: str, parent_names: object) -> bool:
 
 
 def run_migrations(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # SQLite alters a table by copying it into a new one and dropping the old: with
+        # foreign keys enforced, the drop would delete every row that refers to it. The
+        # pragma only takes effect outside a transaction, so not through SQLAlchemy,
+        # which begins one first.
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.close()
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
@@ -42,6 +50,10 @@ def run_migrations(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":  # the checks left off above, made once
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"migration left rows with no parent: {broken[:5]}")
 
 
 async def run_async() -> None:

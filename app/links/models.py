@@ -10,6 +10,9 @@ UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_conte
 
 class Link(Base):
     __tablename__ = "links"
+    # Never reuse the id of a deleted link on SQLite: clicks still on their way to it
+    # (another process's cache, a spool) would land on the link that took it.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)

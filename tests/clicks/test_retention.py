@@ -382,3 +382,20 @@ def test_a_queued_click_of_a_purged_link_does_not_block_the_writer(
     assert _rows_of(client, gone["id"])["clicks"] == 0
     assert state.metrics.clicks_rejected == 1
     assert client.get("/api/links/kept", headers=writer).json()["clicks"] == 2
+
+
+def test_a_purged_link_id_is_never_given_to_a_new_link(client: TestClient, writer: dict) -> None:
+    """Another process's cache may still send clicks of a purged link for a while (as may a
+    spool): they must not land on a link made since."""
+    gone = create_link(client, writer, slug="last")  # the highest id: SQLite would reuse it
+    assert client.delete("/api/links/last?purge=true", headers=writer).status_code == 204
+    fresh = create_link(client, writer, slug="fresh")
+    assert fresh["id"] > gone["id"]
+
+    workspace = in_app(client, lambda s: s.scalar(select(Link.workspace_id)))
+    late = dataclasses.replace(raw_click(gone, datetime.now(UTC)), workspace_id=workspace)
+    state = client.app.api.state  # type: ignore[attr-defined]
+    assert client.portal is not None
+    client.portal.call(state.writer.write, [late])
+    assert state.metrics.clicks_rejected == 1
+    assert client.get("/api/links/fresh", headers=writer).json()["clicks"] == 0
