@@ -372,7 +372,8 @@ def test_cli_import_refuses_a_bad_file_whole(
     assert result.returncode == 1
     assert "unknown columns: colour" in result.stdout
     assert count_links(client) == 0
-    missing = tautan(database_url, "links", "import", str(tmp_path / "nope.csv"))
+    # A short path: the error box wraps long ones mid-sentence.
+    missing = tautan(database_url, "links", "import", "no-such-file.csv")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
