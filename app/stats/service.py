@@ -195,7 +195,7 @@ async def _first_and_last(
     session: AsyncSession, principal: Principal, q: StatsQuery
 ) -> tuple[datetime | None, datetime | None]:
     """The first and last counted click. The rollups tell in which hours they fall, so
-    only those two hours of raw clicks are read."""
+    only those two hours of raw clicks are read; if those were purged, the hour it is."""
     bots = None if q.include_bots else False
     first_hour = last_hour = None
     if q.rollups_apply:
@@ -215,8 +215,8 @@ async def _first_and_last(
         return select(Click.ts).where(*_raw(principal, q, bots=bots, **window))
 
     return (
-        await session.scalar(at(first_hour).order_by(Click.ts).limit(1)),
-        await session.scalar(at(last_hour).order_by(Click.ts.desc()).limit(1)),
+        await session.scalar(at(first_hour).order_by(Click.ts).limit(1)) or first_hour,
+        await session.scalar(at(last_hour).order_by(Click.ts.desc()).limit(1)) or last_hour,
     )
 
 

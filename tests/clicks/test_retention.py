@@ -43,9 +43,9 @@ def _seed_old_and_recent(client: TestClient, link: dict[str, Any]) -> None:
     seed_clicks(
         client,
         [
-            raw_click(link, OLD, ip="203.0.113.1"),
-            raw_click(link, OLD + timedelta(minutes=5), ip="203.0.113.1"),
-            raw_click(link, OLD + timedelta(hours=3), ip="198.51.100.7"),
+            raw_click(link, OLD + timedelta(minutes=20), ip="203.0.113.1"),
+            raw_click(link, OLD + timedelta(minutes=25), ip="203.0.113.1"),
+            raw_click(link, OLD + timedelta(hours=3, minutes=10), ip="198.51.100.7"),
             raw_click(link, OLD + timedelta(hours=4), ua=PREVIEW),
             raw_click(link, RECENT, ip="203.0.113.1"),
             raw_click(link, RECENT + timedelta(hours=1), ip="198.51.100.7"),
@@ -75,12 +75,23 @@ def _kpis(client: TestClient, headers: dict[str, str], **params: str) -> tuple[A
     return totals, series["buckets"]
 
 
+def _first_and_last_click(client: TestClient, headers: dict[str, str]) -> tuple[Any, Any]:
+    """Of the first old day."""
+    day = {"from": OLD.date().isoformat(), "to": OLD.date().isoformat()}
+    summary = client.get("/api/stats/summary", params=day, headers=headers).json()
+    return tuple(datetime.fromisoformat(summary[k]) for k in ("first_click", "last_click"))
+
+
 def test_purge_removes_old_clicks_and_keeps_the_kpis(client: TestClient, writer: dict) -> None:
     link = create_link(client, writer, slug="old")
     _seed_old_and_recent(client, link)
     totals, days = _kpis(client, writer)
     assert totals == {"clicks": 5, "unique_visitors": 4, "bot_clicks": 1, "links": 1}
     counters = client.get("/api/links/old", headers=writer).json()
+    assert _first_and_last_click(client, writer) == (
+        OLD + timedelta(minutes=20),
+        OLD + timedelta(hours=3, minutes=10),
+    )
 
     done = _maintain(client, DAYS)
 
@@ -95,6 +106,8 @@ def test_purge_removes_old_clicks_and_keeps_the_kpis(client: TestClient, writer:
     assert {k: after[k] for k in ("clicks", "unique_visitors", "bot_clicks")} == {
         k: counters[k] for k in ("clicks", "unique_visitors", "bot_clicks")
     }
+    # The first and last click of a purged day: their hours are all that is left.
+    assert _first_and_last_click(client, writer) == (OLD, OLD + timedelta(hours=3))
     # A filter on a click attribute reads raw clicks: it covers the retention window only.
     filtered, _ = _kpis(client, writer, device="desktop")
     assert filtered["clicks"] == 2
