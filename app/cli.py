@@ -390,7 +390,12 @@ def _geo_fail(message: str) -> NoReturn:
 def geo_update_command(
     dbip: Annotated[bool, typer.Option("--dbip", help="DB-IP City Lite (free, no key)")] = False,
     license_key: Annotated[
-        str | None, typer.Option(help="MaxMind license key: GeoLite2-City", show_default=False)
+        str | None,
+        typer.Option(
+            envvar="TAUTAN_GEOIP_LICENSE_KEY",  # kept out of `ps` and shell history
+            help="MaxMind license key: GeoLite2-City",
+            show_default=False,
+        ),
     ] = None,
     path: Annotated[
         Path | None, typer.Option(help="the .mmdb to replace (default: TAUTAN_GEOIP_DB)")
@@ -401,7 +406,9 @@ def geo_update_command(
 ) -> None:
     """Fetch a fresh City database and swap it in; running servers pick it up by themselves."""
     if dbip == (license_key is not None):
-        raise typer.BadParameter("pass exactly one of --dbip and --license-key")
+        raise typer.BadParameter(
+            "pass exactly one of --dbip and --license-key (or TAUTAN_GEOIP_LICENSE_KEY)"
+        )
     target = _geo_target(path)
     if url:
         urls = [url]

@@ -117,8 +117,9 @@ def maxmind_tar(database: bytes) -> bytes:
 
 
 def geo(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`tautan geo ARGS` with TAUTAN_GEOIP_DB only when given in `env`."""
-    environment = {k: v for k, v in os.environ.items() if k != "TAUTAN_GEOIP_DB"} | env
+    """`tautan geo ARGS` with TAUTAN_GEOIP_DB and the license key only when given in `env`."""
+    ours = ("TAUTAN_GEOIP_DB", "TAUTAN_GEOIP_LICENSE_KEY")
+    environment = {k: v for k, v in os.environ.items() if k not in ours} | env
     return subprocess.run(
         [TAUTAN, "geo", *args], env=environment, capture_output=True, text=True, timeout=60
     )
@@ -155,16 +156,22 @@ def test_dbip_gzip_is_downloaded_checked_and_swapped_in(
     assert target.stat().st_mode == mode  # still readable by the service's user
 
 
-def test_maxmind_tar_gz_with_the_license_key(mirror: Mirror, target: Path, fresh: bytes) -> None:
+@pytest.mark.parametrize("in_environment", [False, True])
+def test_maxmind_tar_gz_with_the_license_key(
+    mirror: Mirror, target: Path, fresh: bytes, in_environment: bool
+) -> None:
     url = mirror.serve("/maxmind/geoip_download", maxmind_tar(fresh))
+    # From the environment the key stays out of `ps` and the shell's history.
+    key = {"TAUTAN_GEOIP_LICENSE_KEY": KEY} if in_environment else {}
+    flag = [] if in_environment else ["--license-key", KEY]
 
     result = geo(
         "update",
-        "--license-key",
-        KEY,
+        *flag,
         "--url",
         f"{url}?edition_id=GeoLite2-City&suffix=tar.gz",
         TAUTAN_GEOIP_DB=str(target),  # the target when --path is not given
+        **key,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
