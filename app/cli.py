@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, NoReturn, TextIO, TypeVar
 
-import rich.progress
 import typer
 import uvicorn
 from pydantic import ValidationError
@@ -210,21 +209,19 @@ def links_import(
     ctx = links.LinkContext(base_url=get_settings().base_url)
 
     async def import_file(session: AsyncSession) -> transfer.ImportReport:
-        owner = await auth.get_or_create_workspace(session, workspace)
+        owner = await auth.get_or_create_workspace(session, workspace)  # a dry run drops it
         principal = auth.Principal(key_id=0, workspace_id=owner.id, scopes=frozenset())
-        with rich.progress.open(
-            file,
-            encoding="utf-8-sig",
-            newline="",
-            description="importing",
-            console=Console(stderr=True),
-            transient=True,
-            disable=not _progress_shown(),
-        ) as text:
-            report = await transfer.import_links(session, principal, text, ctx)
-        if dry_run:
-            await session.rollback()  # the workspace too, if it was new
-        return report
+        bar = Progress(console=Console(stderr=True), transient=True, disable=not _progress_shown())
+        task = bar.add_task("importing", total=None)
+        with bar, file.open(encoding="utf-8-sig", newline="") as text:
+            return await transfer.import_links(
+                session,
+                principal,
+                text,
+                ctx,
+                dry_run=dry_run,
+                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
 
     report = in_transaction(import_file)
     for row in report.errors:
@@ -262,9 +259,7 @@ def links_export(
             if not ids:
                 raise AppError(404, "not_found", f"there is no workspace named '{workspace}'")
             principal = auth.Principal(key_id=0, workspace_id=ids[0], scopes=frozenset())
-        bar = rich.progress.Progress(
-            console=Console(stderr=True), transient=True, disable=not _progress_shown()
-        )
+        bar = Progress(console=Console(stderr=True), transient=True, disable=not _progress_shown())
         task = bar.add_task("exporting", total=await transfer.count_links(session, principal))
 
         async def counted() -> AsyncIterator[list[Link]]:

@@ -118,11 +118,8 @@ async def import_links(
     utm_source, utm_medium, utm_campaign, utm_term, utm_content); refused rows are reported
     with their line number. A file that is not such a CSV is refused whole (422)."""
     text = io.TextIOWrapper(file.file, encoding="utf-8-sig", newline="")
-    report = await transfer.import_links(session, principal, text, _ctx(request))
-    if dry_run:
-        await session.rollback()
-        report.dry_run = True
-    else:
+    report = await transfer.import_links(session, principal, text, _ctx(request), dry_run=dry_run)
+    if not dry_run:
         for link in report.links:
             _forget(request, session, link.slug)
     return report

@@ -2,7 +2,7 @@
 refused row reported with its line number) and CSV or JSON export, page by page."""
 
 import csv
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -121,24 +121,21 @@ async def import_links(
     principal: Principal,
     lines: Iterable[str],
     ctx: service.LinkContext,
+    *,
+    dry_run: bool = False,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> ImportReport:
-    """Creates the link of every valid row and reports the others, IMPORT_CHUNK rows at a
-    time (service.create_links inserts them together). The caller commits, or rolls back
-    for a dry run."""
-    report = ImportReport()
+    """Creates the link of every valid row and reports the others. The whole file is read
+    first, so that one which is not CSV is refused before anything is written. Then each
+    IMPORT_CHUNK rows are created together (service.create_links) and committed: the click
+    writer, and capped links taking their slots, get the database between two chunks (on
+    SQLite there is one writer at a time). A dry run rolls everything back at the end."""
+    report = ImportReport(dry_run=dry_run)
     slug_lines: dict[str, int] = {}  # the first line of each slug in the file
-    chunk: list[tuple[int, dict[str, object]]] = []
+    valid: list[tuple[int, dict[str, object]]] = []
 
     def refuse(line: int, error: AppError) -> None:
         report.errors.append(RowError(line=line, error=ErrorBody(**error.body())))
-
-    async def create(rows: list[tuple[int, dict[str, object]]]) -> None:
-        results = await service.create_links(session, principal, [b for _, b in rows], ctx)
-        for (line, _), result in zip(rows, results, strict=True):
-            if isinstance(result, AppError):
-                refuse(line, result)
-            else:
-                report.links.append(service.to_out(result, ctx))
 
     for line, body in read_rows(lines):
         slug = body.get("slug") if isinstance(body, dict) else None
@@ -154,11 +151,21 @@ async def import_links(
         else:
             if isinstance(slug, str):
                 slug_lines[slug] = line
-            chunk.append((line, body))
-            if len(chunk) == IMPORT_CHUNK:
-                await create(chunk)
-                chunk = []
-    await create(chunk)
+            valid.append((line, body))
+
+    for start in range(0, len(valid), IMPORT_CHUNK):
+        chunk = valid[start : start + IMPORT_CHUNK]
+        results = await service.create_links(session, principal, [b for _, b in chunk], ctx)
+        for (line, _), result in zip(chunk, results, strict=True):
+            if isinstance(result, AppError):
+                refuse(line, result)
+            else:
+                report.links.append(service.to_out(result, ctx))
+        if not dry_run:
+            await session.commit()
+        on_progress(start + len(chunk), len(valid))
+    if dry_run:
+        await session.rollback()
     report.errors.sort(key=lambda row: row.line)
     report.imported, report.refused = len(report.links), len(report.errors)
     return report

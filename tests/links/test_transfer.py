@@ -1,11 +1,14 @@
 import csv
 import io
 import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from httpx import Response
 from sqlalchemy import func, select
@@ -14,6 +17,7 @@ from starlette.testclient import TestClient
 from app import migrate
 from app.config import Settings
 from app.links.models import Link
+from app.links.transfer import IMPORT_CHUNK
 from app.main import create_app
 from tests.conftest import (
     BASE_URL,
@@ -26,6 +30,7 @@ from tests.conftest import (
     seed_clicks,
     tautan,
 )
+from tests.test_serve import KEY, serving
 
 IMPORT_FIELDS = ["url", "slug", "title", "tags", "utm_source", "utm_medium", "utm_campaign",
                  "utm_term", "utm_content", "destination", "short_url"]  # fmt: skip
@@ -144,6 +149,11 @@ def test_dry_run_reports_what_the_import_would_do_and_writes_nothing(
         ('url\nhttps://a.example/\n"https://b.example/"oops\n', "line 3: not valid CSV"),
         ('url\nhttps://a.example/\n"https://b.example/\n', "line 3: not valid CSV"),
         (b"url\nhttps://a.example/\n\x89PNG\r\n\x1a\n\x00\xff", "not UTF-8"),
+        # Past the first chunk, which would otherwise have been committed already.
+        (
+            "url\n" + "https://a.example/\n" * (IMPORT_CHUNK + 1) + '"https://b.example/\n',
+            f"line {IMPORT_CHUNK + 3}: not valid CSV",
+        ),
     ],
 )
 def test_a_file_that_is_not_a_links_csv_is_refused_whole_with_422(
@@ -154,6 +164,42 @@ def test_a_file_that_is_not_a_links_csv_is_refused_whole_with_422(
     error = response.json()["error"]
     assert error["code"] == "invalid_csv" and says in error["message"]
     assert count_links(client) == 0
+
+
+def test_a_big_import_lets_other_writes_through_between_chunks(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Each chunk is committed on its own: a capped link taking its slot (a write) and the
+    click writer wait for one chunk at most, not for the whole file (which on SQLite, the
+    one writer at a time, ran past its busy timeout: capped links answered 503)."""
+    rows = 8 * IMPORT_CHUNK
+    csv_text = "url,slug\n" + "".join(f"https://shop.example/{i},big{i}\n" for i in range(rows))
+    admin = {"Authorization": f"Bearer {KEY}"}
+    with serving(database_url, tmp_path) as (_, base), httpx2.Client(base_url=base) as http:
+        capped = {"url": "https://shop.example/capped", "slug": "capped", "max_clicks": 1000}
+        assert http.post("/api/links", json=capped, headers=admin).status_code == 201
+        done: list[httpx2.Response] = []
+        importing = threading.Thread(
+            target=lambda: done.append(
+                http.post(
+                    "/api/links/import",
+                    files={"file": ("links.csv", csv_text.encode(), "text/csv")},
+                    headers=admin,
+                    timeout=300,
+                )
+            )
+        )
+        importing.start()
+        try:
+            while http.get("/api/links/big0", headers=admin).status_code == 404:
+                assert importing.is_alive(), "the import ended before its first row showed"
+                time.sleep(0.01)
+            # The first chunk is in, the last not yet: the import commits as it goes.
+            assert http.get(f"/api/links/big{rows - 1}", headers=admin).status_code == 404
+            assert http.get("/capped").status_code == 302
+        finally:
+            importing.join()
+        assert done[0].json()["imported"] == rows
 
 
 def test_import_without_a_file_field_is_a_422(client: TestClient, writer: dict) -> None:
