@@ -1,8 +1,10 @@
 """Link import: `app.links.transfer.import_links` (valid rows inserted together, a few
 hundred per statement) against creating the same links one by one with
-`service.create_link` (a savepoint and its round trips per link), in the same run. On
-SQLite the import holds the write lock throughout, so its length is what the click writer
-may wait.
+`service.create_link` (a savepoint and its round trips per link), in the same run. Then
+how long another connection's one-row write (a capped link taking its slot) waits while a
+file is imported: during a dry run (one transaction, as every import used to be) and
+during the import itself (committed chunk by chunk). On SQLite, one writer at a time, that
+wait is what redirects of capped links and the click writer see.
 
     .venv/bin/python -m bench.import_bench --rows 5000 \\
         --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test
@@ -14,6 +16,9 @@ import io
 import os
 import tempfile
 import time
+
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from app import auth, migrate
 from app.db import create_engine, create_sessionmaker
@@ -40,6 +45,37 @@ def as_csv(items: list[dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+async def longest_write_wait(url: str, count: int, prefix: str, dry_run: bool) -> float:
+    """The longest a one-row UPDATE on another connection waited while `count` rows were
+    imported (inf when one gave up: SQLite's busy timeout)."""
+    engine = create_engine(url)
+    sessionmaker = create_sessionmaker(engine)
+    principal = auth.Principal(key_id=0, workspace_id=1, scopes=frozenset())
+    bump = text("UPDATE links SET served_clicks = served_clicks + 1 WHERE slug = 'one-0'")
+    waits: list[float] = []
+    importing = True
+
+    async def write_meanwhile() -> None:
+        while importing:
+            started = time.perf_counter()
+            try:
+                async with engine.begin() as connection:
+                    await connection.execute(bump)
+                waits.append(time.perf_counter() - started)
+            except OperationalError:
+                waits.append(float("inf"))
+            await asyncio.sleep(0.005)
+
+    writes = asyncio.create_task(write_meanwhile())
+    async with sessionmaker() as session, session.begin():
+        csv_text = io.StringIO(as_csv(rows(count, prefix)), newline="")
+        await transfer.import_links(session, principal, csv_text, CTX, dry_run=dry_run)
+    importing = False
+    await writes
+    await engine.dispose()
+    return max(waits)
+
+
 async def timed(url: str, count: int) -> tuple[float, float]:
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
@@ -51,8 +87,8 @@ async def timed(url: str, count: int) -> tuple[float, float]:
     one_by_one = time.perf_counter() - started
     started = time.perf_counter()
     async with sessionmaker() as session, session.begin():
-        text = io.StringIO(as_csv(rows(count, "csv-")), newline="")
-        report = await transfer.import_links(session, principal, text, CTX)
+        csv_text = io.StringIO(as_csv(rows(count, "csv-")), newline="")
+        report = await transfer.import_links(session, principal, csv_text, CTX)
     imported = time.perf_counter() - started
     await engine.dispose()
     assert report.imported == count, report.errors[:3]
@@ -66,6 +102,13 @@ def run(name: str, url: str, count: int) -> None:
         f"{name:10} {count:,} links: one by one {one_by_one:.2f} s "
         f"({one_by_one / count * 1000:.2f} ms/link), import {imported:.2f} s "
         f"({imported / count * 1000:.2f} ms/link); one by one ÷ import = {one_by_one / imported:.1f}×"
+    )
+    whole = asyncio.run(longest_write_wait(url, count, "dry-", dry_run=True))
+    chunked = asyncio.run(longest_write_wait(url, count, "chunk-", dry_run=False))
+    print(
+        f"{name:10} longest wait of a one-row write during the import: one transaction "
+        f"(dry run) {whole * 1000:.0f} ms, chunks of {transfer.IMPORT_CHUNK} "
+        f"{chunked * 1000:.0f} ms; ratio {whole / chunked:.1f}×"
     )
 
 
