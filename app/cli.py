@@ -42,17 +42,17 @@ console = Console()
 
 
 def in_transaction(work: Callable[[AsyncSession], Awaitable[T]], *, read_only: bool = False) -> T:
-    """Run `work` in one committed transaction on the configured database (`read_only`:
-    one that takes no write lock, for long reads beside a running server)."""
+    """Run `work` in a session on the configured database, committed when it returns (it
+    may commit along the way), rolled back if it raises (`read_only`: one that takes no
+    write lock, for long reads beside a running server)."""
 
     async def run() -> T:
         engine = create_engine(get_settings().database_url)
         try:
-            async with (
-                create_sessionmaker(engine, read_only=read_only)() as session,
-                session.begin(),
-            ):
-                return await work(session)
+            async with create_sessionmaker(engine, read_only=read_only)() as session:
+                result = await work(session)
+                await session.commit()
+                return result
         finally:
             await engine.dispose()
 

@@ -403,10 +403,12 @@ def test_cli_import_reports_refused_rows_by_line_and_exits_1(
     agency = make_key(client, "links:read", workspace="agency")
     assert client.get("/api/links/spring-a", headers=agency).status_code == 200
 
-    clean = tmp_path / "clean.csv"
-    clean.write_text("url,slug\nhttps://shop.example/ok,cli-ok\n")
+    clean = tmp_path / "clean.csv"  # committed chunk by chunk
+    rows = 2 * IMPORT_CHUNK + 1
+    clean.write_text("url\n" + "".join(f"https://shop.example/{i}\n" for i in range(rows)))
     ok = tautan(database_url, "links", "import", str(clean))
-    assert (ok.returncode, ok.stdout) == (0, "imported 1, refused 0\n")
+    assert (ok.returncode, ok.stdout) == (0, f"imported {rows}, refused 0\n")
+    assert count_links(client) == 3 + rows
 
 
 def test_cli_import_refuses_a_bad_file_whole(
