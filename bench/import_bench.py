@@ -67,7 +67,7 @@ async def longest_write_wait(url: str, count: int, prefix: str, dry_run: bool) -
             await asyncio.sleep(0.005)
 
     writes = asyncio.create_task(write_meanwhile())
-    async with sessionmaker() as session, session.begin():
+    async with sessionmaker() as session:  # import_links commits, chunk by chunk
         csv_text = io.StringIO(as_csv(rows(count, prefix)), newline="")
         await transfer.import_links(session, principal, csv_text, CTX, dry_run=dry_run)
     importing = False
@@ -86,7 +86,7 @@ async def timed(url: str, count: int) -> tuple[float, float]:
             await service.create_link(session, principal, LinkCreate.model_validate(item), CTX)
     one_by_one = time.perf_counter() - started
     started = time.perf_counter()
-    async with sessionmaker() as session, session.begin():
+    async with sessionmaker() as session:
         csv_text = io.StringIO(as_csv(rows(count, "csv-")), newline="")
         report = await transfer.import_links(session, principal, csv_text, CTX)
     imported = time.perf_counter() - started
