@@ -8,6 +8,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 Interval = Literal["hour", "day", "week", "month"]
 DEFAULT_DAYS = 30
 MAX_BUCKETS = 10_000
+# Ranges stay well inside what datetime can hold, so that no step from a bound (a day, a
+# month, a time zone) overflows.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def parse_zone(name: str) -> ZoneInfo:
@@ -24,15 +28,20 @@ def _parse_bound(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
     datetime without offset is read in `tz`. An end is inclusive, so it is returned as the
     first instant after it."""
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = None
+    try:
+        if day is not None:
             return datetime.combine(day + timedelta(days=end), time(), tzinfo=tz).astimezone(UTC)
         moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+        return moment.astimezone(UTC) + (timedelta(microseconds=1) if end else timedelta())
+    except OverflowError:
+        raise ValueError(f"'{text}' is not between {EARLIEST:%Y} and {LATEST:%Y}") from None
     except ValueError:
         raise ValueError(f"'{text}' is neither a date (2026-03-29) nor a datetime") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(UTC) + (timedelta(microseconds=1) if end else timedelta())
 
 
 def parse_range(start: str | None, end: str | None, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -47,6 +56,8 @@ def parse_range(start: str | None, end: str | None, tz: ZoneInfo) -> tuple[datet
         lower = _parse_bound(first_day.isoformat(), tz, end=False)
     if lower >= upper:
         raise ValueError("'from' must not be after 'to'")
+    if lower < EARLIEST or upper > LATEST:
+        raise ValueError(f"dates must be between {EARLIEST:%Y} and {LATEST:%Y}")
     return lower, upper
 
 
@@ -88,4 +99,7 @@ def bucket_starts(
 
 
 def is_hour_aligned(moment: datetime) -> bool:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0) == moment
+    # Both sides in UTC: an aware time in a repeated hour (fold) equals no time of another
+    # zone, so comparing it with its UTC copy would always say no.
+    utc = moment.astimezone(UTC)
+    return utc.replace(minute=0, second=0, microsecond=0) == utc

@@ -42,6 +42,7 @@ CLICK_DIMENSIONS = (*ROLLUP_DIMENSIONS, "region", "city", "device_model", "refer
 DIMENSIONS = (*CLICK_DIMENSIONS, *LINK_DIMENSIONS, *TIME_DIMENSIONS)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 SLOT = timedelta(minutes=15)  # every time zone's offset is a multiple of this
+LINKS_PER_LOOKUP = 10_000  # link ids per IN list
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,15 @@ class StatsQuery:
 
     @property
     def whole_hour_zone(self) -> bool:
-        """Whether local hours are UTC hours throughout (not so in Asia/Kolkata, say)."""
+        """Whether local hours are UTC hours throughout (not so in Asia/Kolkata, say). The
+        offset and the daylight saving shift are checked at both ends: a zone whose shift
+        is half an hour (Australia/Lord_Howe) has half-hour offsets for part of the year."""
+        hour = timedelta(hours=1)
         return all(
-            (moment.astimezone(self.tz).utcoffset() or timedelta()) % timedelta(hours=1)
+            (local.utcoffset() or timedelta()) % hour
+            == (local.dst() or timedelta()) % hour
             == timedelta()
-            for moment in (self.start, self.end)
+            for local in (self.start.astimezone(self.tz), self.end.astimezone(self.tz))
         )
 
 
@@ -226,7 +231,7 @@ def _slot_of(session: AsyncSession) -> ColumnElement[int]:
         seconds: ColumnElement[Any] = cast(func.strftime("%s", Click.ts), Integer)
     else:
         seconds = cast(func.floor(func.extract("epoch", Click.ts)), BigInteger)
-    return seconds / int(SLOT.total_seconds())
+    return seconds // int(SLOT.total_seconds())  # integer division: one group per slot
 
 
 async def _slots(
@@ -309,9 +314,11 @@ async def _by_link_attribute(
         if q.include_bots or not is_bot:
             per_link[link_id].add(clicks, visitors)
     column = LINK_DIMENSIONS[dimension]
-    values = dict(
-        (await session.execute(select(Link.id, column).where(Link.id.in_(per_link)))).all()
-    )
+    ids = list(per_link)
+    values: dict[int, str | None] = {}
+    for start in range(0, len(ids), LINKS_PER_LOOKUP):  # asyncpg takes 32,767 parameters
+        lookup = select(Link.id, column).where(Link.id.in_(ids[start : start + LINKS_PER_LOOKUP]))
+        values.update((await session.execute(lookup)).all())
     counts: dict[str | None, Count] = defaultdict(Count)
     for link_id, count in per_link.items():
         counts[values.get(link_id)].add(count.clicks, count.visitors)

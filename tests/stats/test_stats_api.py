@@ -5,13 +5,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 from starlette.testclient import TestClient
 
 from app import migrate
+from app.clicks.models import Click
 from app.config import Settings
 from app.main import create_app
 from app.stats.service import DIMENSIONS
-from tests.conftest import create_link, make_key, raw_click, seed_clicks
+from tests.conftest import create_link, in_app, make_key, raw_click, seed_clicks
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -204,6 +206,12 @@ def test_stats_need_the_stats_scope(client: TestClient, seeded: dict) -> None:
         ("breakdown/country", {"limit": 0}),
         ("timeseries", {"from": "2000-01-01", "to": "2026-01-01", "interval": "hour"}),
         ("summary", {"include_bots": "maybe"}),
+        # Dates past what a time zone or a day's step can hold were 500s.
+        ("summary", {"from": "9999-12-30", "to": "9999-12-31"}),
+        ("summary", {"from": "0001-01-01", "tz": "Asia/Kolkata"}),
+        ("summary", {"to": "9999-12-31T23:59:59.999999"}),
+        ("timeseries", {"from": "9999-01-01", "to": "9999-12-30", "interval": "month"}),
+        ("breakdown/link", {"from": "1969-12-31"}),
     ],
 )
 def test_bad_parameters_are_422(client: TestClient, reader: dict, path: str, params: dict) -> None:
@@ -252,3 +260,33 @@ def test_nul_in_a_filter_is_refused_with_422(
     response = client.get(f"/api/stats/{endpoint}", params={name: "ID\x00"}, headers=reader)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid_parameter"
+
+
+def test_a_compact_date_is_the_whole_day(client: TestClient, reader: dict, seeded: dict) -> None:
+    assert get(client, reader, "summary", **{"from": "20260310", "to": "20260310"})["clicks"] == 3
+
+
+def test_hour_of_day_where_daylight_saving_moves_the_clock_half_an_hour(
+    client: TestClient, writer: dict, reader: dict
+) -> None:
+    """Lord Howe Island is UTC+11 in summer and +10:30 in winter: the rollups' UTC hours
+    are not its local hours then, even though both ends of the range fall in summer."""
+    link = create_link(client, writer, slug="howe")
+    seed_clicks(client, [raw_click(link, datetime(2026, 6, 1, 0, 45, tzinfo=UTC))])
+    span = {"from": "2025-12-01", "to": "2026-12-31", "tz": "Australia/Lord_Howe"}
+    rows = get(client, reader, "breakdown/hour_of_day", **span)["rows"]
+    assert [(r["value"], r["clicks"]) for r in rows] == [("11", 1)]  # 11:15 local
+
+
+def test_hourly_series_over_the_repeated_hour_comes_from_the_rollups(
+    client: TestClient, writer: dict, reader: dict
+) -> None:
+    """A range ending in the repeated hour of a fall-back night is on whole hours: the
+    rollups answer it, so it keeps its numbers once raw clicks are purged."""
+    link = create_link(client, writer, slug="fall")
+    seed_clicks(client, [raw_click(link, datetime(2026, 10, 24, 12, tzinfo=UTC))])
+    in_app(client, lambda s: s.execute(delete(Click)))  # as a retention purge leaves it
+    span = {"from": "2026-10-24", "to": "2026-10-25", "tz": "Europe/Berlin", "interval": "hour"}
+    series = get(client, reader, "timeseries", **span)["buckets"]
+    assert len(series) == 49  # the night of 25 October has 25 hours
+    assert sum(b["clicks"] for b in series) == get(client, reader, "summary", **span)["clicks"] == 1
