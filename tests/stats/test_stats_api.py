@@ -5,12 +5,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, insert, select
 from starlette.testclient import TestClient
 
 from app import migrate
+from app.auth import Workspace
 from app.clicks.models import Click
+from app.clicks.rollups import RollupHour
 from app.config import Settings
+from app.links.models import Link
 from app.main import create_app
 from app.stats.service import DIMENSIONS
 from tests.conftest import create_link, in_app, make_key, raw_click, seed_clicks
@@ -290,3 +293,30 @@ def test_hourly_series_over_the_repeated_hour_comes_from_the_rollups(
     series = get(client, reader, "timeseries", **span)["buckets"]
     assert len(series) == 49  # the night of 25 October has 25 hours
     assert sum(b["clicks"] for b in series) == get(client, reader, "summary", **span)["clicks"] == 1
+
+
+def test_a_link_breakdown_over_more_links_than_one_statement_takes(
+    client: TestClient, reader: dict
+) -> None:
+    """asyncpg takes at most 32,767 parameters in a statement."""
+    count = 33_000
+    hour = DAY.replace(hour=9)
+
+    async def seed(session: Any) -> None:
+        workspace = await session.scalar(select(Workspace.id))
+        links = [
+            {"workspace_id": workspace, "slug": f"m{i}", "url": "https://shop.example/",
+             "redirect_code": 302, "forward_query": True}
+            for i in range(count)
+        ]  # fmt: skip
+        await session.execute(insert(Link), links)
+        ids = (await session.scalars(select(Link.id))).all()
+        await session.execute(
+            insert(RollupHour),
+            [{"link_id": i, "hour": hour, "is_bot": False, "workspace_id": workspace,
+              "clicks": 1, "visitors": 1} for i in ids],
+        )  # fmt: skip
+
+    in_app(client, seed)
+    rows = get(client, reader, "breakdown/link", limit=3, **RANGE)["rows"]
+    assert len(rows) == 4 and sum(r["clicks"] for r in rows) == count
