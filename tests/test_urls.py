@@ -1,6 +1,8 @@
 import pytest
+from starlette.testclient import TestClient
 
 from app.links.urls import browser_host, check_url, merge_utm, points_at
+from tests.conftest import create_link
 
 CAMPAIGN = {"utm_source": "instagram", "utm_medium": "social", "utm_campaign": "launch"}
 
@@ -75,6 +77,40 @@ def test_check_url_makes_unicode_urls_ascii() -> None:
         "https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%A4"
     )
     assert check_url("  https://ok.example/path  ") == "https://ok.example/path"
+    # a browser's host ends at "\\": the rest is path, kept
+    assert check_url("http://bücher.example\\a/ü") == "http://xn--bcher-kva.example\\a/%C3%BC"
+
+
+@pytest.mark.parametrize("field", ["url", "fallback_url"])
+def test_a_del_character_is_refused_like_other_control_characters(
+    client: TestClient, writer: dict, field: str
+) -> None:
+    body = {"url": "https://shop.example/", "slug": "d", field: "https://shop.example/a\x7fb"}
+    response = client.post("/api/links", json=body, headers=writer)
+    assert response.status_code == 422, response.text
+    [detail] = response.json()["error"]["details"]
+    assert (detail["loc"], detail["msg"]) == (
+        ["body", field],
+        "Value error, the URL contains spaces or control characters",
+    )
+    assert client.get("/api/links", headers=writer).json()["links"] == []
+
+
+@pytest.mark.parametrize(
+    ("url", "stored"),
+    [  # browsers convert hosts by UTS-46 (IDNA 2008), not Python's IDNA 2003 codec
+        ("http://faß.de/ü", "http://xn--fa-hia.de/%C3%BC"),  # not fass.de
+        ("http://ς.com/", "http://xn--3xa.com/"),  # not xn--4xa.com (σ.com)
+        ("http://[2001:db8::1]/ü", "http://[2001:db8::1]/%C3%BC"),
+    ],
+)
+def test_a_unicode_url_sends_to_the_host_a_browser_would_reach(
+    client: TestClient, writer: dict, url: str, stored: str
+) -> None:
+    link = create_link(client, writer, slug="u", url=url)
+    assert (link["url"], link["destination"]) == (stored, stored)
+    response = client.get("/u")
+    assert (response.status_code, response.headers["location"]) == (302, stored)
 
 
 def test_check_url_refuses_what_no_browser_could_follow() -> None:

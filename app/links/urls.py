@@ -1,7 +1,7 @@
 """Destination URLs: what is accepted, and how a link's UTM fields are merged into them."""
 
 import ipaddress
-from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote_plus, urlsplit, urlunsplit
 
 import ada_url
 
@@ -18,8 +18,7 @@ def check_url(value: str) -> str:
         raise ValueError(f"URL longer than {MAX_URL_LENGTH} characters")
     try:
         parts = urlsplit(value)
-        host = parts.hostname
-        port = parts.port
+        host, _ = parts.hostname, parts.port  # .port raises ValueError on a bad port
     except ValueError as exc:
         raise ValueError(f"not a valid URL: {exc}") from None
     if parts.scheme.lower() not in ("http", "https"):
@@ -28,18 +27,28 @@ def check_url(value: str) -> str:
         raise ValueError("the URL has no host")
     if parts.username is not None or parts.password is not None:
         raise ValueError("credentials (user:password@) are not allowed in the URL")
-    if any(c.isspace() or ord(c) < 32 for c in value):
+    # DEL too: uvicorn will not send it in a Location header, so every redirect would fail.
+    if any(c.isspace() or ord(c) < 32 or c == "\x7f" for c in value):
         raise ValueError("the URL contains spaces or control characters")
     if not value.isascii():
-        try:
-            ascii_host = host.encode("idna").decode()
-        except UnicodeError:
-            raise ValueError("the URL's host is not a valid domain name") from None
-        netloc = ascii_host + (f":{port}" if port else "")
-        value = urlunsplit((parts.scheme, netloc, *(quote(p, safe=URL_SAFE) for p in parts[2:])))
+        value = _as_ascii(value, parts)
     if not ada_url.check_url(value):
         raise ValueError("not a valid URL: a browser could not follow it")
     return value
+
+
+def _as_ascii(value: str, parts: SplitResult) -> str:
+    """`value` (split as `parts`) in ASCII: the host as browsers convert it (UTS-46, not
+    Python's IDNA 2003 codec, which takes `faß.de` to another domain, `fass.de`), the rest
+    percent-encoded."""
+    try:
+        host = ada_url.URL(value).host  # IPv6 in brackets, and any non-default port
+    except ValueError:
+        raise ValueError("the URL's host is not a valid domain name") from None
+    # A browser's host ends at a `\`: what follows it is path, kept as written.
+    _, backslash, after_host = parts.netloc.partition("\\")
+    netloc = host + backslash + quote(after_host, safe=URL_SAFE + "\\")
+    return urlunsplit((parts.scheme, netloc, *(quote(p, safe=URL_SAFE) for p in parts[2:])))
 
 
 def browser_host(url: str) -> str | None:
