@@ -1,7 +1,7 @@
 """The link form: what the browser posts, turned into the API's own schemas, so the
 dashboard accepts exactly what the API accepts; and errors put back beside their fields."""
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,6 +17,8 @@ TEXT_FIELDS = ("url", "title", *UTM_FIELDS, *PREVIEW_FIELDS, *LIMIT_FIELDS)
 FIELDS = (*TEXT_FIELDS, "slug", "tags", "redirect_code", "forward_query")  # those on the form
 EXPIRES_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends; UTC here
 REDIRECT_CODES = (302, 301, 307, 308)
+# Only the offered codes become numbers: int() would raise on "²" or on 5,000 digits.
+CODES_BY_TEXT = {str(code): code for code in REDIRECT_CODES}
 
 
 class FormErrors(Exception):
@@ -27,13 +29,17 @@ class FormErrors(Exception):
         self.errors = errors
 
 
+def _as_field(moment: datetime | None) -> str:
+    """A moment as the datetime-local field shows it: in UTC, to the minute."""
+    return moment.astimezone(UTC).strftime(EXPIRES_FORMAT) if moment else ""
+
+
 def values_of(link: LinkOut | None) -> dict[str, str]:
     """The form's fields as text: a new link's defaults, or an existing link's values."""
     if link is None:
         return {"redirect_code": "302", "forward_query": "on"}
     values = {name: str(getattr(link, name) or "") for name in TEXT_FIELDS}
-    if link.expires_at:
-        values["expires_at"] = link.expires_at.astimezone(UTC).strftime(EXPIRES_FORMAT)
+    values["expires_at"] = _as_field(link.expires_at)
     values["slug"] = link.slug
     values["tags"] = ", ".join(link.tags)
     values["redirect_code"] = str(link.redirect_code)
@@ -56,7 +62,7 @@ def _body(values: dict[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {name: values[name] or None for name in TEXT_FIELDS}
     body["tags"] = [tag.strip() for tag in values["tags"].split(",") if tag.strip()]
     code = values["redirect_code"]
-    body["redirect_code"] = int(code) if code.isdigit() else code
+    body["redirect_code"] = CODES_BY_TEXT.get(code, code)  # else the schema refuses it
     body["forward_query"] = bool(values["forward_query"])
     return body
 
@@ -76,9 +82,14 @@ def link_create(values: dict[str, str]) -> LinkCreate:
         raise _errors(exc) from None
 
 
-def link_update(values: dict[str, str]) -> LinkUpdate:
+def link_update(values: dict[str, str], expires_at: datetime | None) -> LinkUpdate:
+    """The edit for the form's text; `expires_at` is the link's stored expiry."""
+    body = _body(values)
+    if values["expires_at"] == _as_field(expires_at):
+        # The field shows minutes only: left as shown, the stored seconds stay.
+        del body["expires_at"]
     try:
-        return LinkUpdate.model_validate(_body(values))
+        return LinkUpdate.model_validate(body)
     except ValidationError as exc:
         raise _errors(exc) from None
 

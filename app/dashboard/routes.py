@@ -206,12 +206,13 @@ def _form_page(
     )
 
 
-@router.get("/links/new")
+# Not under /links/: a link's slug may be "new" and its page is /dashboard/links/new.
+@router.get("/new")
 async def new_link_form(request: Request, principal: Writer) -> Response:
     return _form_page(request, principal, forms.values_of(None))
 
 
-@router.post("/links/new", dependencies=[SameOrigin])
+@router.post("/new", dependencies=[SameOrigin])
 async def create_link(request: Request, principal: Writer, db: SessionDep) -> Response:
     await limit_writes(request, principal)
     values = forms.text_of(await request.form())
@@ -235,10 +236,12 @@ async def edit_link_form(
 @router.post("/links/{slug}/edit", dependencies=[SameOrigin])
 async def update_link(request: Request, slug: str, principal: Writer, db: SessionDep) -> Response:
     await limit_writes(request, principal)
-    await links.get_link(db, principal, slug)  # a 404 page, not a form, for another's link
+    # Another's link is a 404 page, not a form; this one's expiry may be kept as stored.
+    link = await links.get_link(db, principal, slug)
     values = forms.text_of(await request.form())
     try:
-        await links.update_link(db, principal, slug, forms.link_update(values), _ctx(request))
+        edit = forms.link_update(values, link.expires_at)
+        await links.update_link(db, principal, slug, edit, _ctx(request))
     except (forms.FormErrors, AppError) as exc:
         await db.rollback()  # update_link may have changed the link before refusing it
         return _form_page(request, principal, values, slug=slug, errors=forms.errors_of(exc))

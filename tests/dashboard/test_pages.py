@@ -75,13 +75,13 @@ def user(client: TestClient) -> str:
 
 def test_pages_need_a_session(client: TestClient) -> None:
     link = create_link(client, bearer(new_key(client, "admin")[1]), slug="promo")
-    for path in ("/dashboard", "/dashboard/links", "/dashboard/links/new", "/dashboard/links/promo",
+    for path in ("/dashboard", "/dashboard/links", "/dashboard/new", "/dashboard/links/promo",
                  "/dashboard/links/promo/edit", "/dashboard/links/promo/chart.svg",
                  "/dashboard/links/promo/qr.png"):  # fmt: skip
         response = client.get(path, follow_redirects=True)
         assert response.url.path == "/dashboard/sign-in", path
         assert "API key" in response.text
-    response = client.post("/dashboard/links/new", data={"url": "https://shop.example/"})
+    response = client.post("/dashboard/new", data={"url": "https://shop.example/"})
     assert response.status_code == 303
     assert response.headers["location"] == "/dashboard/sign-in"
     assert api_slugs(client, new_key(client, "admin")[1]) == [link["slug"]]
@@ -172,21 +172,21 @@ def test_sign_out_clears_the_cookie(client: TestClient, user: str) -> None:
 
 def test_forms_from_another_site_are_refused(client: TestClient, user: str) -> None:
     response = client.post(
-        "/dashboard/links/new",
+        "/dashboard/new",
         data={"url": "https://shop.example/", "slug": "csrf"},
         headers={"Origin": "https://evil.example"},
     )
     assert response.status_code == 403
     assert api_slugs(client, user) == []
     same = client.post(
-        "/dashboard/links/new",
+        "/dashboard/new",
         data={"url": "https://shop.example/", "slug": "mine"},
         headers={"Origin": BASE_URL},
     )
     assert same.status_code == 303
     # Behind a reverse proxy that sends its upstream as Host, the public origin still counts.
     proxied = client.post(
-        "/dashboard/links/new",
+        "/dashboard/new",
         data={"url": "https://shop.example/", "slug": "proxied"},
         headers={"Origin": BASE_URL, "Host": "127.0.0.1:8000"},
     )
@@ -198,7 +198,7 @@ def test_forms_from_another_site_are_refused(client: TestClient, user: str) -> N
 
 def test_security_headers_on_every_dashboard_response(client: TestClient, user: str) -> None:
     create_link(client, bearer(user), slug="promo")
-    paths = ["/dashboard/links", "/dashboard/links/new", "/dashboard/links/promo",
+    paths = ["/dashboard/links", "/dashboard/new", "/dashboard/links/promo",
              "/dashboard/links/promo/edit", "/dashboard/links/promo/chart.svg",
              "/dashboard/links/promo/qr.svg", "/dashboard/static/dashboard.css",
              "/dashboard/static/utm.js", "/dashboard/links/missing", "/dashboard/no/such/page",
@@ -215,7 +215,7 @@ def test_security_headers_on_every_dashboard_response(client: TestClient, user: 
         assert directives["frame-ancestors"] == "'none'", path
         assert response.headers["x-content-type-options"] == "nosniff", path
         assert response.headers["referrer-policy"] == "same-origin", path
-    for path in ("/dashboard/links", "/dashboard/links/new", "/dashboard/links/promo"):
+    for path in ("/dashboard/links", "/dashboard/new", "/dashboard/links/promo"):
         html = client.get(path).text
         # Nothing the CSP would block: no inline script, style or handler, nothing off-site.
         assert not re.search(r"<script(?![^>]*\bsrc=)", html), path
@@ -247,8 +247,8 @@ def test_a_read_only_key_cannot_create_or_edit(client: TestClient) -> None:
     sign_in(client, token)
     assert client.get("/dashboard/links").status_code == 200
     assert "New link" not in client.get("/dashboard/links").text
-    assert client.get("/dashboard/links/new").status_code == 403
-    response = client.post("/dashboard/links/new", data={"url": "https://shop.example/x"})
+    assert client.get("/dashboard/new").status_code == 403
+    response = client.post("/dashboard/new", data={"url": "https://shop.example/x"})
     assert response.status_code == 403
     assert "lacks the scope links:write" in text(response.text)
     edit = client.post("/dashboard/links/promo/edit", data={"url": "https://x.example/", "title": "After"})  # fmt: skip
@@ -312,7 +312,7 @@ def test_create_through_the_form(client: TestClient, user: str) -> None:
         "utm_campaign": "spring sale",
         "redirect_code": "307",
     }
-    response = client.post("/dashboard/links/new", data=form)
+    response = client.post("/dashboard/new", data=form)
     assert response.status_code == 303
     assert response.headers["location"] == "/dashboard/links/spring"
     link = client.get("/api/links/spring", headers=bearer(user)).json()
@@ -359,12 +359,41 @@ def test_form_errors_are_shown_and_nothing_is_saved(
     client: TestClient, user: str, form: dict[str, str], field: str, message: str
 ) -> None:
     create_link(client, bearer(user), slug="taken")
-    response = client.post("/dashboard/links/new", data={"title": "Kept", **form})
+    response = client.post("/dashboard/new", data={"title": "Kept", **form})
     assert response.status_code == 422
     assert field_error(response.text, field).startswith(message)
     assert "The link was not saved" in text(response.text)
     assert 'value="Kept"' in response.text  # what was typed is still there
     assert api_slugs(client, user) == ["taken"]
+
+
+@pytest.mark.parametrize("code", ["²", "9" * 5000])
+def test_a_redirect_code_that_is_no_number_is_a_field_error(
+    client: TestClient, user: str, code: str
+) -> None:
+    form = {"url": "https://shop.example/", "slug": "odd", "redirect_code": code}
+    response = client.post("/dashboard/new", data=form)
+    assert response.status_code == 422
+    assert field_error(response.text, "redirect_code") == "Input should be 301, 302, 307 or 308"
+    assert api_slugs(client, user) == []
+    create_link(client, bearer(user), slug="promo")
+    edit = client.post("/dashboard/links/promo/edit", data={**form, "redirect_code": code})
+    assert edit.status_code == 422
+    assert client.get("/api/links/promo", headers=bearer(user)).json()["redirect_code"] == 302
+
+
+def test_a_link_named_new_has_its_own_page(client: TestClient, user: str) -> None:
+    create_link(client, bearer(user), slug="new", title="Slug new")
+    (row,) = slugs_listed(client)
+    page = client.get(f"/dashboard/links/{row}")  # where its row in the list leads
+    assert page.status_code == 200
+    assert "<h1>Slug new</h1>" in page.text and "Create link" not in page.text
+    # The new-link form has a path of its own, and still creates links.
+    assert 'href="/dashboard/new">New link' in client.get("/dashboard/links").text
+    assert "Create link" in client.get("/dashboard/new").text
+    response = client.post("/dashboard/new", data={"url": "https://shop.example/", "slug": "x"})
+    assert response.headers["location"] == "/dashboard/links/x"
+    assert sorted(api_slugs(client, user)) == ["new", "x"]
 
 
 def test_refused_edit_changes_nothing(client: TestClient, user: str) -> None:
@@ -395,6 +424,21 @@ def test_edit_through_the_form(client: TestClient, user: str) -> None:
     assert client.get("/promo").headers["location"] == link["destination"]
 
 
+def test_an_edit_keeps_the_seconds_of_an_unchanged_expiry(client: TestClient, user: str) -> None:
+    create_link(client, bearer(user), slug="promo", expires_at="2031-01-01T12:00:30Z")
+    edit_page = client.get("/dashboard/links/promo/edit").text
+    assert 'value="2031-01-01T12:00"' in edit_page  # the field shows minutes only
+    form = {"url": "https://shop.example.com/", "expires_at": "2031-01-01T12:00", "title": "New"}
+    assert client.post("/dashboard/links/promo/edit", data=form).status_code == 303
+    link = client.get("/api/links/promo", headers=bearer(user)).json()
+    assert (link["title"], link["expires_at"]) == ("New", "2031-01-01T12:00:30Z")
+    # Another minute is a change, and is saved as typed.
+    moved = {**form, "expires_at": "2031-01-01T12:05"}
+    assert client.post("/dashboard/links/promo/edit", data=moved).status_code == 303
+    link = client.get("/api/links/promo", headers=bearer(user)).json()
+    assert link["expires_at"] == "2031-01-01T12:05:00Z"
+
+
 def test_social_preview_and_limits_through_the_form(client: TestClient, user: str) -> None:
     form = {
         "url": "https://shop.example.com/drop",
@@ -406,7 +450,7 @@ def test_social_preview_and_limits_through_the_form(client: TestClient, user: st
         "max_clicks": "2",
         "fallback_url": "https://shop.example.com/sold-out",
     }
-    assert client.post("/dashboard/links/new", data=form).status_code == 303
+    assert client.post("/dashboard/new", data=form).status_code == 303
     link = client.get("/api/links/drop", headers=bearer(user)).json()
     assert (link["og_title"], link["og_image"]) == ("The <spring> drop", form["og_image"])
     assert (link["expires_at"], link["max_clicks"]) == ("2030-01-31T18:30:00Z", 2)
