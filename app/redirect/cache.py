@@ -4,6 +4,7 @@ other processes are seen within `TAUTAN_LINK_CACHE_TTL_S`. The one exception is 
 `max_clicks`, counted in the database itself (`take_slot`) so that every process keeps to it."""
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from app.db import after_commit
 from app.links.models import Link
 from app.links.service import destination
 
+log = logging.getLogger(__name__)
 UNKNOWN_TTL_S = 5.0  # unknown slugs are remembered briefly, so probing them stays cheap
 MAX_ENTRIES = 100_000
 LINKS = Link.__table__
@@ -119,7 +121,7 @@ class LinkCache:
         future = asyncio.get_running_loop().create_future()
         self._loading[slug] = future
         try:
-            target = await self._load(slug)
+            target = await self._load_or_keep(slug, entry)
             future.set_result(target)
         except BaseException as exc:
             future.set_exception(exc)
@@ -132,6 +134,19 @@ class LinkCache:
         if current:  # else forget() ran meanwhile and what was read may be stale
             self._store(slug, target)
         return target
+
+    async def _load_or_keep(
+        self, slug: str, expired: tuple[float, Target | None] | None
+    ) -> Target | None:
+        """The link as read now; while the database cannot answer, as last read (kept for
+        another TTL: cached links keep being served during an outage, DESIGN §1)."""
+        try:
+            return await self._load(slug)
+        except Exception as exc:
+            if expired is None:
+                raise
+            log.warning("link %r served as cached: the database did not answer (%r)", slug, exc)
+            return expired[1]
 
     async def _load(self, slug: str) -> Target | None:
         async with self._sessionmaker() as session:

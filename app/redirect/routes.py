@@ -78,7 +78,11 @@ class RedirectHandler:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         slug = scope["path"][1:]
-        target = await self.cache.get(slug)
+        try:
+            target = await self.cache.get(slug)
+        except Exception as exc:  # a link not cached, and the database down
+            log.warning("link %r unknown: the database did not answer (%r)", slug, exc)
+            return await _html(send, 503, PAGES[503], RETRY_AFTER)
         if target is None:
             return await _html(send, 404, PAGES[404])
         query, flags = split_query(scope["query_string"])

@@ -110,21 +110,27 @@ def test_postgres_outage_loses_no_click(
         base_url=BASE_URL,
         spool_dir=str(tmp_path / "spool"),
         flush_interval_ms=20,
+        link_cache_ttl_s=0.2,
     )
     with TestClient(
         create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER
     ) as client:
-        create_link(client, make_key(client, "admin"), slug="up")
+        admin = make_key(client, "admin")
+        create_link(client, admin, slug="up")
+        create_link(client, admin, slug="unread")  # never followed: not in the cache
         served = 0
         for _ in range(20):
             served += client.get("/up", headers={"User-Agent": DESKTOP}).status_code == 302
         assert wait_for_clicks(client, served) == served
 
         throwaway_postgres.stop()
-        for _ in range(50):  # the link is cached: redirects go on
+        for _ in range(50):  # the link is cached: redirects go on, past the cache's TTL too
             served += client.get("/up", headers={"User-Agent": DESKTOP}).status_code == 302
-        time.sleep(0.5)
+            time.sleep(0.01)
         assert served == 70
+        unread = client.get("/unread")  # nothing to go on: try again later
+        assert (unread.status_code, unread.headers["retry-after"]) == (503, "5")
+        time.sleep(0.5)
         assert client.get("/readyz").status_code == 503
         assert client.get("/readyz").json()["spool_size"] > 0
 
