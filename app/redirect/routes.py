@@ -106,7 +106,12 @@ class RedirectHandler:
                 return await _html(send, 410, PAGES[410])
         self.metrics.redirects += 1
         if tracked:
-            headers = {k: v for k, v in scope["headers"] if k in WANTED_HEADERS}
+            headers: dict[bytes, bytes] = {}
+            for name, value in scope["headers"]:
+                if name in WANTED_HEADERS:
+                    # A header on several lines is one comma-separated list (RFC 9110
+                    # §5.3): proxies add their X-Forwarded-For hop as a line of its own.
+                    headers[name] = headers[name] + b", " + value if name in headers else value
             text = lambda name: headers.get(name, b"").decode("utf-8", "replace")  # noqa: E731
             client = scope.get("client")
             self.record(

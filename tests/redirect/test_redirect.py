@@ -4,6 +4,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_network
 from pathlib import Path
 
 import httpx2
@@ -349,3 +350,18 @@ def test_preview_fetchers_get_the_open_graph_page(client: TestClient, writer: di
         "Slackbot",
         "Twitterbot",
     ]
+
+
+def test_a_forwarding_header_sent_on_several_lines_is_one_list(settings: Settings) -> None:
+    """Proxies such as HAProxy add their X-Forwarded-For hop on a line of its own."""
+    trusted = [ip_network("127.0.0.1/32"), ip_network("10.0.0.0/8")]
+    behind_two = settings.model_copy(update={"trusted_proxies": trusted, "store_ip": "full"})
+    with TestClient(
+        create_app(behind_two), base_url=BASE_URL, follow_redirects=False, client=PEER
+    ) as client:
+        create_link(client, make_key(client, "links:write"), slug="hops")
+        lines = [("User-Agent", DESKTOP_UA), ("X-Forwarded-For", "203.0.113.9"),
+                 ("X-Forwarded-For", "10.0.0.1")]  # fmt: skip
+        assert client.get("/hops", headers=lines).status_code == 302
+        [click] = clicks_of(client, 1)
+        assert click.ip == "203.0.113.9"
