@@ -21,6 +21,9 @@ from app.redirect.cache import LinkCache, Target
 log = logging.getLogger(__name__)
 SLUG_PATH = re.compile(r"/([A-Za-z0-9_-]{1,64})")
 NO_CACHE = (b"cache-control", b"private, no-cache")
+# A permanent redirect may be reused by the browser, but briefly (as Shlink does): cached
+# for good, a visitor's next clicks would never be counted, nor a changed link followed.
+PERMANENT_MAX_AGE = (b"cache-control", b"private, max-age=30")
 # Parameters that steer tracking; they are never forwarded to the destination.
 TRACKING_PARAMS = (b"qr", b"tautan_no_track")
 QUERY_SAFE = "!$&'()*+,-./:;=?@_~%"
@@ -99,9 +102,9 @@ class RedirectHandler:
                 if live is None and not target.fallback_url:
                     return await _html(send, 503, PAGES[503], RETRY_AFTER)
             if live:
-                await _redirect(send, target.code, location_of(target, query))
+                await _redirect(send, target.code, location_of(target, query), _caching(target))
             elif target.fallback_url:
-                await _redirect(send, 302, target.fallback_url.encode())
+                await _redirect(send, 302, target.fallback_url.encode(), NO_CACHE)
             else:
                 return await _html(send, 410, PAGES[410])
         self.metrics.redirects += 1
@@ -140,10 +143,14 @@ class RedirectHandler:
             return None
 
 
-async def _redirect(send: Send, code: int, location: bytes) -> None:
-    headers = [(b"location", location), (b"content-length", b"0")]
-    if code in (302, 307):
-        headers.append(NO_CACHE)
+def _caching(target: Target) -> tuple[bytes, bytes]:
+    permanent = target.code in (301, 308)
+    may_stop = target.starts_at or target.expires_at or target.max_clicks is not None
+    return PERMANENT_MAX_AGE if permanent and not may_stop else NO_CACHE
+
+
+async def _redirect(send: Send, code: int, location: bytes, caching: tuple[bytes, bytes]) -> None:
+    headers = [(b"location", location), (b"content-length", b"0"), caching]
     await send({"type": "http.response.start", "status": code, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
 

@@ -37,15 +37,25 @@ def test_redirect_sends_the_destination_uncached(client: TestClient, writer: dic
 
 
 @pytest.mark.parametrize(
-    ("code", "no_cache"), [(301, False), (302, True), (307, True), (308, False)]
+    ("code", "limits", "caching"),
+    [
+        (301, {}, "private, max-age=30"),
+        (302, {}, "private, no-cache"),
+        (307, {}, "private, no-cache"),
+        (308, {}, "private, max-age=30"),
+        # A browser must ask again for a link that may stop: it would go on after the stop.
+        (301, {"expires_at": "2099-01-01T00:00:00Z"}, "private, no-cache"),
+        (308, {"max_clicks": 10}, "private, no-cache"),
+        (301, {"starts_at": "2020-01-01T00:00:00Z"}, "private, no-cache"),
+    ],
 )
 def test_redirect_code_per_link(
-    client: TestClient, writer: dict, code: int, no_cache: bool
+    client: TestClient, writer: dict, code: int, limits: dict, caching: str
 ) -> None:
-    create_link(client, writer, slug="c", redirect_code=code)
+    create_link(client, writer, slug="c", redirect_code=code, **limits)
     response = client.get("/c")
     assert response.status_code == code
-    assert ("cache-control" in response.headers) is no_cache
+    assert response.headers["cache-control"] == caching
 
 
 @pytest.mark.parametrize(
