@@ -20,6 +20,10 @@ from app.links.service import destination
 
 log = logging.getLogger(__name__)
 UNKNOWN_TTL_S = 5.0  # unknown slugs are remembered briefly, so probing them stays cheap
+# Slots taken at once. Takers of one link queue on its row anyway (and on SQLite on the one
+# write lock): more at once would only hold more pooled connections while they wait, and
+# leave none for reading the links of other redirects.
+SLOT_TAKERS = 4
 MAX_ENTRIES = 100_000
 LINKS = Link.__table__
 # One slot of a capped link's max_clicks, taken only while one is left. The condition is
@@ -109,6 +113,7 @@ class LinkCache:
         self._ttl_s = ttl_s
         self._entries: dict[str, tuple[float, Target | None]] = {}
         self._loading: dict[str, asyncio.Future[Target | None]] = {}
+        self._slot_takers = asyncio.Semaphore(SLOT_TAKERS)
 
     async def get(self, slug: str) -> Target | None:
         entry = self._entries.get(slug)
@@ -167,7 +172,7 @@ class LinkCache:
         """Count one click toward the capped link's max_clicks in the database: True when a
         slot was left, else False. Once none is left, the link is known exhausted until it
         is reloaded. Raises when the database cannot answer."""
-        async with self._sessionmaker.begin() as session:
+        async with self._slot_takers, self._sessionmaker.begin() as session:
             # A lone UPDATE: on SQLite this read-only session's deferred BEGIN takes the
             # write lock at the UPDATE itself, waiting for it as any writer does.
             taken = (await session.execute(TAKE_SLOT, {"link_id": target.link_id})).first()

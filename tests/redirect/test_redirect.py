@@ -241,6 +241,42 @@ def test_capped_links_are_not_served_uncounted_while_the_database_is_locked(
         blocker.close()
 
 
+def test_capped_clicks_waiting_for_the_lock_leave_connections_for_other_links(
+    backend: str, client: TestClient, writer: dict, database_url: str
+) -> None:
+    """Capped clicks waiting for SQLite's write lock (held by the click writer or an import,
+    say) must not take every pooled connection: a link not cached still needs one to be
+    read, and reading does not wait for the lock."""
+    if backend != "sqlite":
+        pytest.skip("locks a SQLite file")
+    create_link(client, writer, slug="cap", max_clicks=1000)
+    create_link(client, writer, slug="free")
+    assert client.head("/cap").status_code == 302  # cached
+    path = database_url.split(":///", 1)[1]
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("BEGIN IMMEDIATE")
+
+    async def burst_then_free() -> tuple[int, list[int]]:
+        transport = httpx2.ASGITransport(app=client.app, client=PEER)
+        async with httpx2.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+            capped = [asyncio.create_task(http.get("/cap")) for _ in range(30)]
+            await asyncio.sleep(0.3)  # all waiting for the lock
+            free = asyncio.create_task(http.get("/free"))
+            done, _ = await asyncio.wait([free], timeout=3)  # the busy timeout is 5 s
+            answered_while_locked = free.result().status_code if done else 0
+            blocker.execute("ROLLBACK")
+            await free
+            return answered_while_locked, [r.status_code for r in await asyncio.gather(*capped)]
+
+    try:
+        assert client.portal is not None
+        answered_while_locked, capped = client.portal.call(burst_then_free)
+    finally:
+        blocker.close()
+    assert answered_while_locked == 302
+    assert set(capped) <= {302, 503}  # a slot, or none taken within the busy timeout
+
+
 def test_capped_links_are_not_served_uncounted_while_postgres_is_down(
     throwaway_postgres: ThrowawayPostgres,  # noqa: F811 (the fixture)
     tmp_path: Path,
