@@ -38,7 +38,8 @@ class RateLimiter:
         )
         if address is None:  # not an IP peer (a Unix socket): nothing to tell clients apart
             return
-        if address.version == 6:  # one host holds a whole /64
+        # One host holds a whole /64 (IPv4-mapped addresses arrive as IPv4: parse_ip unmaps).
+        if address.version == 6:
             address = IPv6Network((address, 64), strict=False).network_address
         await self._hit(self.per_address, "this client address", "ip", str(address))
 

@@ -83,6 +83,17 @@ def test_ipv6_clients_are_counted_per_64(limited: TestClient) -> None:
     assert create(limited, other_key, 6, via="2001:db8:1:3::1") == 201  # next /64
 
 
+def test_ipv4_clients_of_a_dual_stack_socket_have_their_own_limits(settings: Settings) -> None:
+    """`tautan serve --host ::` sees IPv4 peers, and a dual-stack proxy reports IPv4
+    clients, as IPv4-mapped IPv6 (::ffff:a.b.c.d): they are not all one /64."""
+    with app_client(settings, peer=("::ffff:127.0.0.1", 50000)) as client:
+        keys = [make_key(client, "links:write") for _ in range(3)]
+        office, home = "::ffff:198.51.100.7", "::ffff:203.0.113.9"
+        assert [create(client, keys[n // 2], n, via=office) for n in range(5)] == [201] * 5
+        assert create(client, keys[2], 5, via=office) == 429
+        assert create(client, keys[2], 6, via=home) == 201
+
+
 def test_an_untrusted_peer_cannot_pick_its_address(settings: Settings) -> None:
     with app_client(settings, peer=("198.51.100.50", 40000)) as client:
         keys = [make_key(client, "links:write") for _ in range(2)]

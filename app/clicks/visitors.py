@@ -9,7 +9,7 @@ import secrets
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.models import Click, VisitorSalt
@@ -18,6 +18,7 @@ from app.secret_key import SecretKey
 
 KEEP_DAYS = 2
 LOOKUP_SLICE = 5000  # visitor ids per query (asyncpg takes at most 32,767 parameters)
+NEW_VISITORS_LOCK = 0x7461_7574_7669  # "tautvi": one click writer at a time marks new visitors
 
 
 def visitor_id(salt: bytes, ip: str, user_agent: str) -> str:
@@ -64,6 +65,11 @@ async def mark_new_visitors(session: AsyncSession, rows: list[dict[str, Any]]) -
     PostgreSQL skip the other months' partitions."""
     if not rows:
         return
+    if session.get_bind().dialect.name == "postgresql":
+        # Under READ COMMITTED two writers would not see each other's uncommitted clicks
+        # and would both count the visitor. Held until commit, so the next writer's lookup
+        # sees these clicks. (SQLite's BEGIN IMMEDIATE already serialises the writers.)
+        await session.execute(select(func.pg_advisory_xact_lock(NEW_VISITORS_LOCK)))
     ids = sorted({row["visitor_id"] for row in rows})
     first_day = min(row["ts"] for row in rows).replace(hour=0, minute=0, second=0, microsecond=0)
     seen = set()

@@ -1,9 +1,14 @@
 from ipaddress import ip_address, ip_network
 
 import pytest
+from starlette.testclient import TestClient
 
 from app.clicks.enrich import primary_language
 from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
+from app.config import Settings
+from app.main import create_app
+from tests.clicks.test_capture import DESKTOP, clicks_of
+from tests.conftest import BASE_URL, create_link, make_key
 
 TRUSTED = [ip_network("127.0.0.1/32"), ip_network("::1/128"), ip_network("10.0.0.0/8")]
 
@@ -26,6 +31,10 @@ TRUSTED = [ip_network("127.0.0.1/32"), ip_network("::1/128"), ip_network("10.0.0
         ("127.0.0.1", "", "", "for=192.0.2.60;proto=http, for=10.0.0.3", "192.0.2.60"),
         ("127.0.0.1", "", "", "for=unknown", "127.0.0.1"),
         ("::1", "", "", "", "::1"),
+        # a dual-stack socket (--host ::) reports IPv4 peers as IPv4-mapped IPv6
+        ("::ffff:127.0.0.1", "198.51.100.7", "", "", "198.51.100.7"),
+        ("::ffff:203.0.113.9", "1.1.1.1", "", "", "203.0.113.9"),
+        ("127.0.0.1", "::ffff:198.51.100.7", "", "", "198.51.100.7"),
         ("", "1.1.1.1", "", "", None),
     ],
 )
@@ -47,6 +56,31 @@ def test_client_ip_believes_only_trusted_proxies(
 )
 def test_stored_ip(ip: str, mode: str, expected: str | None) -> None:
     assert stored_ip(ip_address(ip), mode) == expected
+
+
+def mapped_peer_client(settings: Settings, peer: str) -> TestClient:
+    """The app served on a dual-stack socket (`tautan serve --host ::`), reached from the
+    IPv4 address `peer`."""
+    return TestClient(
+        create_app(settings), base_url=BASE_URL, follow_redirects=False, client=(peer, 50000)
+    )
+
+
+def test_a_local_proxy_on_a_dual_stack_socket_is_trusted(settings: Settings) -> None:
+    with mapped_peer_client(settings, "::ffff:127.0.0.1") as client:
+        create_link(client, make_key(client, "links:write"), slug="p")
+        client.get("/p", headers={"X-Forwarded-For": "203.0.113.50", "User-Agent": DESKTOP})
+        assert [click.ip for click in clicks_of(client, 1)] == ["203.0.113.0"]
+
+
+def test_ignored_ipv4_networks_match_clients_of_a_dual_stack_socket(settings: Settings) -> None:
+    office = settings.model_copy(update={"ignore_ips": [ip_network("198.51.100.0/24")]})
+    with mapped_peer_client(office, "::ffff:198.51.100.20") as client:
+        create_link(client, make_key(client, "links:write"), slug="o")
+        client.get("/o", headers={"User-Agent": DESKTOP})
+    with mapped_peer_client(office, "::ffff:192.0.2.20") as client:
+        client.get("/o", headers={"User-Agent": DESKTOP})
+        assert [click.ip for click in clicks_of(client, 1)] == ["192.0.2.0"]  # IPv4, its /24
 
 
 def test_ignored_networks() -> None:

@@ -1,12 +1,15 @@
-from datetime import date, timedelta
+import asyncio
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from app.clicks.models import VisitorSalt
 from app.clicks.visitors import Salts, visitor_id
+from app.links.models import Link
 from app.secret_key import SecretKey
-from tests.conftest import in_app
+from tests.conftest import create_link, in_app, raw_click
 
 DAY = date(2026, 3, 10)
 
@@ -59,3 +62,34 @@ def test_visitor_ids_are_keyed_with_the_instance_secret(client: TestClient) -> N
         salt_with(client.portal.call(state.secret_key.get)) == generated
     )  # unset: the generated, stored secret
     assert salt_with("another-secret") not in (generated, stored)
+
+
+def test_writers_flushing_at_once_count_each_visitor_once(client: TestClient, writer: dict) -> None:
+    """Two flushes of the same visitors' clicks at the same moment (two writer processes,
+    say), each in its own transaction: every visitor is still new only once a day."""
+    link = create_link(client, writer, slug="twice")
+    workspace = in_app(client, lambda s: s.scalar(select(Link.workspace_id)))
+    noon = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    visitors = [f"198.51.100.{n}" for n in range(5)]
+    flushes = [
+        [
+            dataclasses.replace(
+                raw_click(link, noon + timedelta(minutes=m), ip=ip), workspace_id=workspace
+            )
+            for ip in visitors
+        ]
+        for m in (1, 2)
+    ]
+    click_writer = client.app.api.state.writer  # type: ignore[attr-defined]
+
+    async def flush_both() -> None:
+        await click_writer.salts.of(click_writer.sessionmaker, noon.date())  # both start even
+        await asyncio.gather(*(click_writer.write(batch) for batch in flushes))
+
+    assert client.portal is not None
+    client.portal.call(flush_both)
+    day = {"from": "2026-03-10", "to": "2026-03-10"}
+    stats = client.get("/api/stats/summary", params=day, headers=writer).json()
+    assert (stats["clicks"], stats["unique_visitors"]) == (10, 5)
+    counted = client.get("/api/links/twice", headers=writer).json()
+    assert (counted["clicks"], counted["unique_visitors"]) == (10, 5)

@@ -15,9 +15,12 @@ def parse_ip(text: str) -> Address | None:
     elif text.count(":") == 1:  # v4:port
         text = text.partition(":")[0]
     try:
-        return ip_address(text)
+        address = ip_address(text)
     except ValueError:
         return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # ::ffff:127.0.0.1, from a dual-stack socket (--host ::)
+    return address
 
 
 def _forwarded_for(header: str) -> list[str]:
