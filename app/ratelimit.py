@@ -29,12 +29,13 @@ class RateLimiter:
 
     async def hit_client(self, request: Request) -> None:
         """Count a write of the request's client (behind trusted proxies, as for clicks)."""
-        headers = request.headers
+        # A header on several lines is one list: the hop a proxy adds may be a line of its own.
+        header = lambda name: ", ".join(request.headers.getlist(name))  # noqa: E731
         address = self.resolver.resolve(
             request.client.host if request.client else "",
-            headers.get("x-forwarded-for", ""),
-            headers.get("x-real-ip", ""),
-            headers.get("forwarded", ""),
+            header("x-forwarded-for"),
+            header("x-real-ip"),
+            header("forwarded"),
         )
         if address is None:  # not an IP peer (a Unix socket): nothing to tell clients apart
             return

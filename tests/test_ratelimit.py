@@ -101,6 +101,21 @@ def test_an_untrusted_peer_cannot_pick_its_address(settings: Settings) -> None:
     assert spoofed == [201] * 5 + [429]  # X-Forwarded-For ignored: one address
 
 
+def test_a_client_cannot_pick_its_address_past_a_proxy_that_adds_a_line(
+    limited: TestClient,
+) -> None:
+    """The client sends its own X-Forwarded-For; the proxy adds the client's real address
+    on a line of its own. Both lines make one list, whose last hop is the one to believe."""
+    keys = [make_key(limited, "links:write") for _ in range(2)]
+    codes = []
+    for n in range(6):
+        hops = [("Authorization", keys[n % 2]["Authorization"]),
+                ("X-Forwarded-For", f"203.0.113.{n}"), ("X-Forwarded-For", "198.51.100.60")]  # fmt: skip
+        response = limited.post("/api/links", json={"url": f"https://ok.example/{n}"}, headers=hops)
+        codes.append(response.status_code)
+    assert codes == [201] * 5 + [429]
+
+
 def test_redirects_are_not_rate_limited(limited: TestClient) -> None:
     key = make_key(limited, "links:write", "links:read")
     slug = limited.post("/api/links", json={"url": "https://ok.example/"}, headers=key).json()
