@@ -104,8 +104,10 @@ async def _upsert(
             "visitors": table.c.visitors + statement.excluded.visitors,
         },
     )
+    # In key order, as every writer does: two writers that lock the same rows in opposite
+    # orders deadlock on PostgreSQL.
     rows = [
         {**dict(zip(keys, key, strict=True)), "clicks": c, "visitors": v}
-        for key, (c, v) in counts.items()
+        for key, (c, v) in sorted(counts.items())
     ]
     await execute_many(session, statement, rows)

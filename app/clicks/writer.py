@@ -17,7 +17,7 @@ from app.clicks.enrich import Enricher
 from app.clicks.models import Click
 from app.clicks.queue import ClickQueue, RawClick
 from app.clicks.rollups import update_rollups
-from app.clicks.spool import Spool
+from app.clicks.spool import PartlyWritten, Spool
 from app.clicks.visitors import Salts, mark_new_visitors
 from app.db import execute_many
 from app.links.models import Link
@@ -60,6 +60,10 @@ class ClickWriter:
         self._stopping = False
         self._retry_at = 0.0  # while the database is failing: when to try it again
         self._retry_delay = RETRY_FIRST_S
+        # Taken from the queue but in neither the database nor the spool (both failing):
+        # older than anything queued, so written or spooled first.
+        self._unsaved: list[RawClick] = []
+        self._spool_failing = False
 
     def record(self, click: RawClick) -> None:
         """Called by the redirect for each click: never blocks, never drops."""
@@ -68,56 +72,105 @@ class ClickWriter:
             # Overloaded or stalled writer: what waits goes to disk (durable at the next
             # flush), oldest first. The spool is replayed before the queue is written, so
             # the clicks keep the order they came in.
-            waiting = [*self.queue.take(len(self.queue)), click]
-            self.spool.append(waiting, sync=False)
-            self.metrics.clicks_spooled += len(waiting)
+            waiting = [*self._unsaved, *self.queue.take(len(self.queue)), click]
+            self._unsaved = []
+            self._to_spool(waiting, sync=False)
 
     async def run(self) -> None:
         """Until stop(): flush, then on stop drain what is left."""
         await self._flush([])  # a spool left by an earlier run goes first
         while not self._stopping:
             await self.queue.wait(self.interval_s)
-            self.spool.sync()
-            await self._flush(self.queue.take(self.queue.batch))
-        while len(self.queue):
-            await self._flush(self.queue.take(self.queue.batch))
-        self.spool.close()
+            self._sync_spool()
+            await self._flush(self._next_batch())
+        while len(self.queue) or self._unsaved:
+            await self._flush(self._next_batch())
+            if self._unsaved:  # neither the database nor the disk takes them: wait for one
+                await asyncio.sleep(self.interval_s)
+        try:
+            self.spool.close()
+        except OSError:
+            log.exception("closing the spool failed")
 
     def stop(self) -> None:
         self._stopping = True
         self.queue.wake()
 
+    def _next_batch(self) -> list[RawClick]:
+        size = self.queue.batch
+        batch, self._unsaved = self._unsaved[:size], self._unsaved[size:]
+        return batch + self.queue.take(size - len(batch))
+
     async def _flush(self, batch: list[RawClick]) -> None:
-        if time.monotonic() < self._retry_at:
-            self._to_spool(batch)
-            return
+        if time.monotonic() >= self._retry_at:
+            batch = await self._write_after_spool(batch)
+        self._to_spool(batch)
+
+    async def _write_after_spool(self, batch: list[RawClick]) -> list[RawClick]:
+        """Replay the spool (up to a stop), then write `batch`; returns what of `batch` the
+        database did not take."""
         try:
             if self.spool.pending():
-                replayed = await self.spool.replay(self.write)
+                replayed = await self.spool.replay(self.write, lambda: self._stopping)
                 if replayed:
                     log.info("replayed %d spooled clicks", replayed)
+        except Exception:
+            self._database_failed()
+            return batch
+        try:
             if batch:
                 await self.write(batch)
-        except Exception:
-            self.metrics.writer_errors += 1
-            log.exception("writing clicks failed; spooling, retry in %.1fs", self._retry_delay)
-            self._retry_at = time.monotonic() + self._retry_delay
-            self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_S)
-            self._to_spool(batch)
-            return
+        except Exception as exc:
+            self._database_failed()
+            return batch[exc.written :] if isinstance(exc, PartlyWritten) else batch
         self._retry_at, self._retry_delay = 0.0, RETRY_FIRST_S
+        return []
 
-    def _to_spool(self, batch: list[RawClick]) -> None:
-        if batch:
-            self.spool.append(batch)
-            self.metrics.clicks_spooled += len(batch)
+    def _database_failed(self) -> None:
+        self.metrics.writer_errors += 1
+        log.exception("writing clicks failed; spooling, retry in %.1fs", self._retry_delay)
+        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_S)
+
+    def _to_spool(self, batch: list[RawClick], *, sync: bool = True) -> None:
+        """Spool `batch`; when the disk refuses it too, keep it in memory, to be written or
+        spooled at the next flush (trying costs one failed open or write)."""
+        if not batch:
+            return
+        try:
+            self.spool.append(batch, sync=sync)
+        except OSError:
+            self.metrics.writer_errors += 1
+            self._unsaved = [*batch, *self._unsaved]
+            if not self._spool_failing:  # once, not at every flush while it lasts
+                log.exception("spooling clicks failed; keeping them in memory")
+            self._spool_failing = True
+            return
+        if self._spool_failing:
+            log.warning("spooling works again")
+        self._spool_failing = False
+        self.metrics.clicks_spooled += len(batch)
+
+    def _sync_spool(self) -> None:
+        try:
+            self.spool.sync()
+        except OSError:
+            # What record() appended is with the kernel, which writes it when it can.
+            log.exception("syncing the spool failed")
 
     async def write(self, batch: list[RawClick]) -> None:
         """Enrich `batch`, then write it. A batch the database refuses as data (a click of a
         link deleted meanwhile, say) is written click by click, and the refused clicks are
-        dropped and counted: one bad click must not hold up the rest for ever."""
+        dropped and counted: one bad click must not hold up the rest for ever. When the
+        database fails midway through that, PartlyWritten says how many are written."""
         started = time.perf_counter()
-        await self.write_rows(await self._enrich(batch))
+        rows, positions = await self._enrich(batch)
+        try:
+            await self.write_rows(rows)
+        except PartlyWritten as exc:
+            # In clicks of `batch`: those before the first row not written are written,
+            # or were left out by enrichment (and would be again).
+            raise PartlyWritten(positions[exc.written]) from exc.__cause__
         self.metrics.flush_seconds.observe(time.perf_counter() - started)
 
     async def write_rows(self, rows: list[dict[str, Any]]) -> None:
@@ -126,11 +179,13 @@ class ClickWriter:
         except DBAPIError as exc:
             if not _refused_as_data(exc):
                 raise
-            for row in rows:
+            for written, row in enumerate(rows):
                 try:
                     await self._insert([row])
                 except DBAPIError as exc:
                     if not _refused_as_data(exc):
+                        if written:  # those are committed: they must not be written twice
+                            raise PartlyWritten(written) from exc
                         raise
                     self.metrics.clicks_rejected += 1
                     log.warning(
@@ -148,29 +203,29 @@ class ClickWriter:
             human, visitors, bots = _counts_per_link(rows)
             counters = [
                 {"link": link, "human": human[link], "visitors": visitors[link], "bots": bots[link]}
-                for link in human | bots
+                for link in sorted(human | bots)  # in key order, as every writer: no deadlock
             ]
             await session.execute(ADD_CLICKS, counters)
         self.metrics.clicks_written += len(rows)
         self.metrics.bot_clicks += sum(bots.values())
 
-    async def _enrich(self, batch: list[RawClick]) -> list[dict[str, Any]]:
-        """Outside the write transaction: enrichment is CPU work, and on SQLite the write
-        transaction holds the database's one write lock."""
+    async def _enrich(self, batch: list[RawClick]) -> tuple[list[dict[str, Any]], list[int]]:
+        """The rows of the clicks to record, and the position of each in `batch`. Outside
+        the write transaction: enrichment is CPU work, and on SQLite the write transaction
+        holds the database's one write lock."""
         # One stat() per batch: a new geo database applies from the next batch on.
         self.enricher.reload_geo_if_changed()
         days = [datetime.fromtimestamp(raw.ts, UTC).date() for raw in batch]
         salts = {day: await self.salts.of(self.sessionmaker, day) for day in set(days)}
-        rows = []
+        rows, positions = [], []
         for start in range(0, len(batch), ENRICH_SLICE):
-            for raw, day in zip(
-                batch[start : start + ENRICH_SLICE], days[start : start + ENRICH_SLICE], strict=True
-            ):
-                row = self.enricher.enrich(raw, salts[day])
+            for position in range(start, min(start + ENRICH_SLICE, len(batch))):
+                row = self.enricher.enrich(batch[position], salts[days[position]])
                 if row is not None:
                     rows.append(row)
+                    positions.append(position)
             await asyncio.sleep(0)  # let waiting redirects run between slices
-        return rows
+        return rows, positions
 
 
 def _counts_per_link(rows: list[dict[str, Any]]) -> tuple[Counter[int], Counter[int], Counter[int]]:

@@ -1,4 +1,5 @@
 import fcntl
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,23 @@ def test_a_full_queue_sends_clicks_to_the_spool(tmp_path: Path) -> None:
     assert replay_all(spool) == [0, 1, 2, 3, 4, 5]
     assert [c.link_id for c in writer.queue.take(10)] == [6, 7]
     assert writer.metrics.clicks_spooled == 6
+
+
+def test_a_size_probe_reads_only_what_the_spool_gained_since_the_last(tmp_path: Path) -> None:
+    spool = Spool(str(tmp_path))
+    for _ in range(20):  # a long outage: /readyz and /metrics ask for the size all along
+        spool.append([raw(1)] * MAX_CLICKS_PER_FILE, sync=False)
+
+    def timed_size() -> tuple[float, int]:
+        started = time.perf_counter()
+        size = spool.size()
+        return time.perf_counter() - started, size
+
+    first, size = timed_size()
+    assert size == 20 * MAX_CLICKS_PER_FILE
+    again = min(timed_size()[0] for _ in range(5))
+    assert again < first / 10  # it was a full read each time, redirects waiting behind it
+    spool.append([raw(2), raw(3)])
+    assert spool.size() == 20 * MAX_CLICKS_PER_FILE + 2
+    replay_all(spool)
+    assert spool.size() == 0
