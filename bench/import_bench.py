@@ -1,10 +1,11 @@
 """Link import: `app.links.transfer.import_links` (valid rows inserted together, a few
 hundred per statement) against creating the same links one by one with
 `service.create_link` (a savepoint and its round trips per link), in the same run. Then
-how long another connection's one-row write (a capped link taking its slot) waits while a
-file is imported: during a dry run (one transaction, as every import used to be) and
-during the import itself (committed chunk by chunk). On SQLite, one writer at a time, that
-wait is what redirects of capped links and the click writer see.
+how long another connection's one-row write (a capped link taking its slot) waits while
+links are created: all in one transaction (as imports used to be), and through
+`import_links` (committed chunk by chunk), for real and as a dry run (rolled back chunk by
+chunk). On SQLite, one writer at a time, that wait is what redirects of capped links and
+the click writer see.
 
     .venv/bin/python -m bench.import_bench --rows 5000 \\
         --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test
@@ -45,18 +46,18 @@ def as_csv(items: list[dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def longest_write_wait(url: str, count: int, prefix: str, dry_run: bool) -> float:
-    """The longest a one-row UPDATE on another connection waited while `count` rows were
-    imported (inf when one gave up: SQLite's busy timeout)."""
+async def longest_write_wait(url: str, count: int, prefix: str, how: str) -> float:
+    """The longest a one-row UPDATE on another connection waited while `count` links were
+    created `how` (inf when one gave up: SQLite's busy timeout)."""
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
     principal = auth.Principal(key_id=0, workspace_id=1, scopes=frozenset())
     bump = text("UPDATE links SET served_clicks = served_clicks + 1 WHERE slug = 'one-0'")
     waits: list[float] = []
-    importing = True
+    creating = True
 
     async def write_meanwhile() -> None:
-        while importing:
+        while creating:
             started = time.perf_counter()
             try:
                 async with engine.begin() as connection:
@@ -67,10 +68,15 @@ async def longest_write_wait(url: str, count: int, prefix: str, dry_run: bool) -
             await asyncio.sleep(0.005)
 
     writes = asyncio.create_task(write_meanwhile())
-    async with sessionmaker() as session:  # import_links commits, chunk by chunk
-        csv_text = io.StringIO(as_csv(rows(count, prefix)), newline="")
-        await transfer.import_links(session, principal, csv_text, CTX, dry_run=dry_run)
-    importing = False
+    async with sessionmaker() as session:
+        if how == "one transaction":
+            await service.create_links(session, principal, rows(count, prefix), CTX)
+            await session.commit()
+        else:  # import_links commits (or rolls back) chunk by chunk
+            csv_text = io.StringIO(as_csv(rows(count, prefix)), newline="")
+            dry_run = how == "dry run"
+            await transfer.import_links(session, principal, csv_text, CTX, dry_run=dry_run)
+    creating = False
     await writes
     await engine.dispose()
     return max(waits)
@@ -103,12 +109,15 @@ def run(name: str, url: str, count: int) -> None:
         f"({one_by_one / count * 1000:.2f} ms/link), import {imported:.2f} s "
         f"({imported / count * 1000:.2f} ms/link); one by one ÷ import = {one_by_one / imported:.1f}×"
     )
-    whole = asyncio.run(longest_write_wait(url, count, "dry-", dry_run=True))
-    chunked = asyncio.run(longest_write_wait(url, count, "chunk-", dry_run=False))
+    waits = {
+        how: asyncio.run(longest_write_wait(url, count, f"w{n}-", how))
+        for n, how in enumerate(("one transaction", "import", "dry run"))
+    }
+    baseline = waits["one transaction"]
     print(
-        f"{name:10} longest wait of a one-row write during the import: one transaction "
-        f"(dry run) {whole * 1000:.0f} ms, chunks of {transfer.IMPORT_CHUNK} "
-        f"{chunked * 1000:.0f} ms; ratio {whole / chunked:.1f}×"
+        f"{name:10} longest wait of a one-row write while {count:,} links are created: "
+        + ", ".join(f"{how} {wait * 1000:.0f} ms" for how, wait in waits.items())
+        + f"; one transaction ÷ import = {baseline / waits['import']:.1f}×"
     )
 
 

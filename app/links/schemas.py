@@ -15,6 +15,8 @@ from app.errors import ErrorBody
 from app.links.urls import check_url
 
 SLUG_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# Integer columns are 32 bits on PostgreSQL: a larger number fails the INSERT (a 500).
+LARGEST_INTEGER = 2**31 - 1
 RESERVED_SLUGS = frozenset(
     {
         "api",
@@ -39,7 +41,12 @@ def _check_slug(slug: str) -> str:
 
 
 def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # not a ValueError: pydantic would let it through as a 500
+        raise ValueError("out of range: before year 1 or after 9999 in UTC") from None
 
 
 Url = Annotated[str, AfterValidator(check_url)]
@@ -70,7 +77,7 @@ class LinkFields(BaseModel):
     forward_query: bool | None = None
     starts_at: Timestamp | None = None
     expires_at: Timestamp | None = None
-    max_clicks: Annotated[int, Field(gt=0)] | None = None
+    max_clicks: Annotated[int, Field(gt=0, le=LARGEST_INTEGER)] | None = None
     fallback_url: Url | None = None
     og_title: Annotated[str, StringConstraints(max_length=300, pattern=NO_NUL)] | None = None
     og_description: Annotated[str, StringConstraints(max_length=1000, pattern=NO_NUL)] | None = None

@@ -15,7 +15,7 @@ from app.clicks.retention import erase_link
 from app.db import utcnow
 from app.errors import AppError, Invalid, NotFound, validation_error
 from app.links.models import UTM_FIELDS, Link, LinkTag
-from app.links.schemas import LinkCreate, LinkOut, LinkUpdate
+from app.links.schemas import LARGEST_INTEGER, LinkCreate, LinkOut, LinkUpdate
 from app.links.urls import browser_host, merge_utm, points_at
 
 SLUG_ALPHABET = string.ascii_letters + string.digits
@@ -191,13 +191,18 @@ def encode_cursor(link: Link, sort: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, int]:
+    bad_cursor = AppError(400, "bad_cursor", "the cursor is not one this API gave out")
     try:
         value, _, link_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).partition(
             b":"
         )
-        return int(value), int(link_id)
+        position = int(value), int(link_id)
     except ValueError:
-        raise AppError(400, "bad_cursor", "the cursor is not one this API gave out") from None
+        raise bad_cursor from None
+    # Past the integer columns' range the query itself would fail (a 500).
+    if not all(0 <= number <= LARGEST_INTEGER for number in position):
+        raise bad_cursor
+    return position
 
 
 async def list_links(

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import Principal
+from app.auth import Principal, Workspace
 from app.errors import AppError, ErrorBody, Invalid
 from app.links import service
 from app.links.models import UTM_FIELDS, Link
@@ -101,7 +101,8 @@ def read_rows(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, object] | A
                 return
             if not any(cell.strip() for cell in cells):
                 continue  # blank lines, and the empty rows spreadsheets leave at the end
-            if len(cells) > len(columns):
+            # Empty cells past the header's columns: the trailing commas spreadsheets write.
+            if any(cell.strip() for cell in cells[len(columns) :]):
                 yield (
                     line,
                     AppError(
@@ -129,7 +130,8 @@ async def import_links(
     first, so that one which is not CSV is refused before anything is written. Then each
     IMPORT_CHUNK rows are created together (service.create_links) and committed: the click
     writer, and capped links taking their slots, get the database between two chunks (on
-    SQLite there is one writer at a time). A dry run rolls everything back at the end."""
+    SQLite there is one writer at a time). A dry run rolls each chunk back instead: slugs
+    repeated in the file are found by reading it, slugs already taken by the database."""
     report = ImportReport(dry_run=dry_run)
     slug_lines: dict[str, int] = {}  # the first line of each slug in the file
     valid: list[tuple[int, dict[str, object]]] = []
@@ -153,7 +155,14 @@ async def import_links(
                 slug_lines[slug] = line
             valid.append((line, body))
 
+    # The first rollback of a dry run also takes what the caller wrote before it: the
+    # workspace that `tautan links import --workspace NEW --dry-run` has just created. It
+    # is put back for each chunk, whose links belong to it.
+    workspace = await session.get(Workspace, principal.workspace_id) if dry_run else None
     for start in range(0, len(valid), IMPORT_CHUNK):
+        if workspace is not None and workspace not in session:
+            session.add(workspace)
+            await session.flush()
         chunk = valid[start : start + IMPORT_CHUNK]
         results = await service.create_links(session, principal, [b for _, b in chunk], ctx)
         for (line, _), result in zip(chunk, results, strict=True):
@@ -161,11 +170,8 @@ async def import_links(
                 refuse(line, result)
             else:
                 report.links.append(service.to_out(result, ctx))
-        if not dry_run:
-            await session.commit()
+        await (session.rollback() if dry_run else session.commit())
         on_progress(start + len(chunk), len(valid))
-    if dry_run:
-        await session.rollback()
     report.errors.sort(key=lambda row: row.line)
     report.imported, report.refused = len(report.links), len(report.errors)
     return report
@@ -223,13 +229,13 @@ _csv_line = csv.writer(_Echo()).writerow
 
 def _csv_cells(link: Link, ctx: service.LinkContext) -> list[object]:
     out = service.to_out(link, ctx)
-    cells = {
-        **out.model_dump(include=set(EXPORT_COLUMNS)),
-        "tags": TAG_SEPARATOR.join(map(str, map(as_text, out.tags))),
+    cells = out.model_dump(include=set(EXPORT_COLUMNS)) | {
         "created_at": out.created_at.isoformat(),
         "archived": "true" if out.archived else "false",
     }
-    return [as_text(cells[name]) for name in EXPORT_COLUMNS]
+    # Tag by tag, as the import reads them (as_text on the whole cell would quote twice).
+    tags = TAG_SEPARATOR.join(map(str, map(as_text, out.tags)))
+    return [tags if name == "tags" else as_text(cells[name]) for name in EXPORT_COLUMNS]
 
 
 async def export_csv(

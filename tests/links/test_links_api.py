@@ -1,3 +1,4 @@
+import base64
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,6 +86,11 @@ BAD_BODIES = [
     {"url": "https://ok.example/", "og_description": "\x00"},
     {"slug": "nourl"},
     {"url": 12},
+    # Out of range: a 422, not a 500 from the conversion to UTC or from the INSERT.
+    {"url": "https://ok.example/", "expires_at": "9999-12-31T23:59:59-05:00"},  # past 9999 in UTC
+    {"url": "https://ok.example/", "starts_at": "0001-01-01T00:00:00+05:00"},  # before year 1
+    {"url": "https://ok.example/", "max_clicks": 2**31},  # past PostgreSQL's integer
+    {"url": "https://ok.example/", "max_clicks": 2**63},  # past SQLite's
 ]
 
 
@@ -97,6 +103,22 @@ def test_bad_input_is_refused_with_422_and_nothing_is_written(
     error = response.json()["error"]
     assert error["code"] and error["message"]
     assert count_links(client) == 0
+
+
+def test_the_extreme_values_in_range_are_kept(client: TestClient, writer: dict) -> None:
+    link = create_link(
+        client,
+        writer,
+        starts_at="0001-01-01T05:00:00+05:00",
+        expires_at="9999-12-31T23:59:59+05:00",
+        max_clicks=2**31 - 1,
+    )
+    assert (link["starts_at"], link["expires_at"], link["max_clicks"]) == (
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T18:59:59Z",
+        2**31 - 1,
+    )
+    assert client.get(f"/api/links/{link['slug']}", headers=writer).json() == link
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[]", b"null"])
@@ -128,6 +150,26 @@ def test_bulk_reports_each_item_in_order_and_one_bad_item_does_not_stop_the_rest
     assert results[3]["error"]["code"] == "validation_error"
     assert count_links(client) == 2
     assert client.get("/bulk-1").headers["location"] == "https://ok.example/1"
+
+
+def test_a_bulk_item_out_of_range_fails_alone(client: TestClient, writer: dict) -> None:
+    items: list[dict[str, Any]] = [
+        {"url": "https://ok.example/1", "slug": "in-range"},
+        {"url": "https://ok.example/2", "expires_at": "0001-01-01T00:00:00+05:00"},
+        {"url": "https://ok.example/3", "max_clicks": 2**63},
+        {"url": "https://ok.example/4", "max_clicks": 2**31},
+    ]
+    response = client.post("/api/links/bulk", json={"links": items}, headers=writer)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["ok"] for r in results] == [True, False, False, False]
+    assert [r["error"]["details"][0]["loc"] for r in results[1:]] == [
+        ["expires_at"],
+        ["max_clicks"],
+        ["max_clicks"],
+    ]
+    assert count_links(client) == 1
+    assert client.get("/in-range").headers["location"] == "https://ok.example/1"
 
 
 def test_bulk_of_many_items_keeps_each_result_in_its_place(
@@ -177,6 +219,18 @@ def test_list_pages_with_a_cursor_newest_first(client: TestClient, writer: dict)
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("sort", ["created", "clicks"])
+@pytest.mark.parametrize("position", ["9" * 30 + ":1", "3000000000:1", "1:3000000000"])
+def test_a_cursor_out_of_range_is_a_400(
+    client: TestClient, writer: dict, sort: str, position: str
+) -> None:
+    create_link(client, writer)
+    cursor = base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
+    response = client.get("/api/links", params={"sort": sort, "cursor": cursor}, headers=writer)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "bad_cursor"
+
+
 def test_list_filters(client: TestClient, writer: dict) -> None:
     create_link(client, writer, slug="a1", title="Summer Sale", tags=["ig"], utm_campaign="summer")
     create_link(client, writer, slug="a2", url="https://blog.example/summer_100%", tags=["fb"])
@@ -209,6 +263,20 @@ def test_patch_changes_only_what_it_sends(client: TestClient, writer: dict) -> N
     link = response.json()
     assert (link["title"], link["tags"], link["max_clicks"]) == ("New", ["y", "z"], None)
     assert link["utm_source"] == "ig" and link["url"] == "https://shop.example.com/"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"expires_at": "9999-12-31T23:59:59-05:00"}, {"max_clicks": 2**31}, {"max_clicks": 2**63}],
+)
+def test_patch_out_of_range_is_422_and_changes_nothing(
+    client: TestClient, writer: dict, body: dict
+) -> None:
+    link = create_link(client, writer, slug="kept", max_clicks=5)
+    response = client.patch("/api/links/kept", json=body, headers=writer)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "validation_error"
+    assert client.get("/api/links/kept", headers=writer).json() == link
 
 
 def test_patch_that_breaks_a_rule_changes_nothing(client: TestClient, writer: dict) -> None:

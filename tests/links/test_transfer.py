@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from app import migrate
+from app.auth import Workspace
 from app.config import Settings
 from app.links.models import Link
 from app.links.transfer import IMPORT_CHUNK
@@ -202,6 +204,86 @@ def test_a_big_import_lets_other_writes_through_between_chunks(
         assert done[0].json()["imported"] == rows
 
 
+def test_a_dry_run_of_several_chunks_reports_every_row_and_writes_nothing(
+    client: TestClient, writer: dict
+) -> None:
+    create_link(client, writer, slug="taken")
+    rows = [f"https://shop.example/{i},dry{i}\n" for i in range(IMPORT_CHUNK + 1)]
+    rows[-2] = "https://shop.example/again,dry0\n"  # in the second chunk, as line 2 does
+    rows[-1] = "https://shop.example/taken,taken\n"
+    body = "url,slug\n" + "".join(rows)
+    dry = upload(client, writer, body, dry_run="true").json()
+    assert (dry["dry_run"], dry["imported"], dry["refused"]) == (True, IMPORT_CHUNK - 1, 2)
+    assert [(e["line"], e["error"]["code"]) for e in dry["errors"]] == [
+        (IMPORT_CHUNK + 1, "slug_taken"),
+        (IMPORT_CHUNK + 2, "slug_taken"),
+    ]
+    assert count_links(client) == 1
+    real = upload(client, writer, body).json()
+    assert (real["imported"], real["errors"]) == (dry["imported"], dry["errors"])
+    assert [x["slug"] for x in real["links"]] == [x["slug"] for x in dry["links"]]
+
+
+def test_a_big_dry_run_lets_other_writers_in_between_chunks(
+    backend: str, database_url: str, tmp_path: Path
+) -> None:
+    """A dry run is rolled back chunk by chunk, so SQLite's one write lock is free between
+    two chunks: another writer (the click writer, a capped link taking its slot) gets in,
+    instead of waiting for the whole file, or past its busy timeout."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's write lock; PostgreSQL locks rows")
+    rows = 16 * IMPORT_CHUNK
+    csv_text = "url,slug\n" + "".join(f"https://shop.example/{i},dry{i}\n" for i in range(rows))
+    other = sqlite3.connect(database_url.split(":///", 1)[1], timeout=0, isolation_level=None)
+    with serving(database_url, tmp_path) as (_, base), httpx2.Client(base_url=base) as http:
+        done: list[httpx2.Response] = []
+        importing = threading.Thread(
+            target=lambda: done.append(
+                http.post(
+                    "/api/links/import",
+                    params={"dry_run": "true"},
+                    files={"file": ("links.csv", csv_text.encode(), "text/csv")},
+                    headers={"Authorization": f"Bearer {KEY}"},
+                    timeout=300,
+                )
+            )
+        )
+        got_in: list[bool] = []  # whether each try took the write lock
+        importing.start()
+        while importing.is_alive():
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                got_in.append(True)
+            except sqlite3.OperationalError:  # locked: a chunk is being checked
+                got_in.append(False)
+            time.sleep(0.002)
+        importing.join()
+    other.close()
+    assert done[0].json()["imported"] == rows
+    # The lock was taken and let go about once a chunk (a whole dry run in one transaction
+    # takes it once, plus once for the key's last use).
+    times_locked = sum(1 for i, free in enumerate(got_in) if not free and (i == 0 or got_in[i - 1]))
+    assert times_locked >= 8
+
+
+def test_trailing_empty_cells_are_ignored_and_extra_filled_ones_refused(
+    client: TestClient, writer: dict
+) -> None:
+    body = (
+        "url,slug\r\n"
+        "https://a.example/,x1,\r\n"  # as spreadsheets often write it
+        "https://b.example/,x2,, \r\n"
+        "https://c.example/,x3,,extra\r\n"
+    )
+    report = upload(client, writer, body).json()
+    assert [x["slug"] for x in report["links"]] == ["x1", "x2"]
+    [error] = report["errors"]
+    assert (error["line"], error["error"]["code"]) == (4, "invalid_row")
+    assert error["error"]["message"] == "4 cells, the header names 2"
+    assert count_links(client) == 2
+
+
 def test_import_without_a_file_field_is_a_422(client: TestClient, writer: dict) -> None:
     response = client.post("/api/links/import", json={"url": "https://a.example/"}, headers=writer)
     assert response.status_code == 422
@@ -336,6 +418,32 @@ def test_exported_text_never_opens_as_a_spreadsheet_formula(
     assert (copy["title"], copy["tags"], copy["utm_term"]) == (formula, ["-1", "ok"], "+x")
 
 
+def test_export_then_import_keeps_text_that_starts_with_a_quote(
+    client: TestClient, writer: dict, other_client: TestClient
+) -> None:
+    link = create_link(
+        client,
+        writer,
+        slug="quoted",
+        title="'=quoted",
+        tags=["'+x", "plain", "''two"],
+        utm_source="'-src",
+        utm_campaign="'plain'",
+    )
+    [row] = export_rows(client, writer)
+    assert (row["title"], row["tags"], row["utm_source"], row["utm_campaign"]) == (
+        "''=quoted",
+        "'''two|''+x|plain",
+        "''-src",
+        "''plain'",
+    )
+    exported = client.get("/api/links/export.csv", headers=writer).content
+    other_key = make_key(other_client, "links:read", "links:write")
+    assert upload(other_client, other_key, exported).json()["imported"] == 1
+    copy = other_client.get("/api/links/quoted", headers=other_key).json()
+    assert {f: copy[f] for f in IMPORT_FIELDS} == {f: link[f] for f in IMPORT_FIELDS}
+
+
 def test_export_shows_the_callers_workspace_only_and_filters_like_the_list(
     client: TestClient, writer: dict
 ) -> None:
@@ -406,6 +514,16 @@ def test_cli_import_reports_refused_rows_by_line_and_exits_1(
     clean = tmp_path / "clean.csv"  # committed chunk by chunk
     rows = 2 * IMPORT_CHUNK + 1
     clean.write_text("url\n" + "".join(f"https://shop.example/{i}\n" for i in range(rows)))
+    # A dry run is rolled back chunk by chunk, with the new workspace it made first.
+    dry = tautan(database_url, "links", "import", str(clean), "--dry-run", "--workspace", "new")
+    assert (dry.returncode, dry.stdout) == (
+        0,
+        f"imported {rows}, refused 0 (dry run: nothing was written)\n",
+    )
+    assert count_links(client) == 3
+    assert (
+        in_app(client, lambda s: s.scalar(select(Workspace).where(Workspace.name == "new"))) is None
+    )
     ok = tautan(database_url, "links", "import", str(clean))
     assert (ok.returncode, ok.stdout) == (0, f"imported {rows}, refused 0\n")
     assert count_links(client) == 3 + rows
