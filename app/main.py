@@ -110,7 +110,8 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         create_engine(settings.read_database_url) if settings.read_database_url else engine
     )
     cache = LinkCache(create_sessionmaker(engine, read_only=True), settings.link_cache_ttl_s)
-    # Past this many waiting clicks, more go to the spool: memory stays bounded under overload.
+    # Past this many waiting clicks, more go to the spool: memory stays bounded under overload
+    # (unless the disk refuses them too: then they wait in memory for the disk or the database).
     queue = ClickQueue(batch=settings.flush_batch, maxsize=10 * settings.flush_batch)
     spool = Spool(settings.spool_dir)
     metrics = Metrics()

@@ -15,5 +15,7 @@ def as_text(value: object) -> object:
 
 
 def plain(cell: str) -> str:
-    """A cell written by `as_text`, as it was."""
-    return cell.removeprefix(QUOTE)
+    """A cell written by `as_text`, as it was; other text (`'Tis`) is left alone."""
+    if cell.startswith(QUOTE) and cell[1:].startswith((*FORMULA_STARTS, QUOTE)):
+        return cell[1:]
+    return cell

@@ -71,6 +71,8 @@ class Spool:
         file, self._file = self._file, None
         with contextlib.suppress(OSError), file:
             os.ftruncate(file.fileno(), end)
+            if end == 0:  # a new file: gone, so a full disk does not leave one per try
+                os.unlink(file.name)
 
     def sync(self) -> None:
         """Make what was appended durable."""

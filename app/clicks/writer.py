@@ -69,6 +69,9 @@ class ClickWriter:
         """Called by the redirect for each click: never blocks, never drops."""
         self.metrics.clicks_enqueued += 1
         if not self.queue.put(click):
+            if self._spool_failing:  # the writer tries the disk again; a redirect must not
+                self._unsaved.append(click)
+                return
             # Overloaded or stalled writer: what waits goes to disk (durable at the next
             # flush), oldest first. The spool is replayed before the queue is written, so
             # the clicks keep the order they came in.
@@ -116,6 +119,8 @@ class ClickWriter:
                     log.info("replayed %d spooled clicks", replayed)
         except Exception:
             self._database_failed()
+            return batch
+        if self._stopping and self.spool.pending():  # the replay was cut short: after it
             return batch
         try:
             if batch:
@@ -182,8 +187,8 @@ class ClickWriter:
             for written, row in enumerate(rows):
                 try:
                     await self._insert([row])
-                except DBAPIError as exc:
-                    if not _refused_as_data(exc):
+                except Exception as exc:  # a lost connection is an OSError, say
+                    if not (isinstance(exc, DBAPIError) and _refused_as_data(exc)):
                         if written:  # those are committed: they must not be written twice
                             raise PartlyWritten(written) from exc
                         raise

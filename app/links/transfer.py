@@ -172,6 +172,8 @@ async def import_links(
                 report.links.append(service.to_out(result, ctx))
         await (session.rollback() if dry_run else session.commit())
         on_progress(start + len(chunk), len(valid))
+    if dry_run:  # also when no row got as far as a chunk
+        await session.rollback()
     report.errors.sort(key=lambda row: row.line)
     report.imported, report.refused = len(report.links), len(report.errors)
     return report

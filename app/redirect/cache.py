@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import raiseload
 
-from app.db import after_commit
+from app.db import SQLITE_BUSY_TIMEOUT_S, after_commit
 from app.links.models import Link
 from app.links.service import destination
 
@@ -172,10 +172,17 @@ class LinkCache:
         """Count one click toward the capped link's max_clicks in the database: True when a
         slot was left, else False. Once none is left, the link is known exhausted until it
         is reloaded. Raises when the database cannot answer."""
-        async with self._slot_takers, self._sessionmaker.begin() as session:
-            # A lone UPDATE: on SQLite this read-only session's deferred BEGIN takes the
-            # write lock at the UPDATE itself, waiting for it as any writer does.
-            taken = (await session.execute(TAKE_SLOT, {"link_id": target.link_id})).first()
+        # Waiting for a turn is bounded as waiting for the lock is: past it, the click is
+        # refused, as it would have been with a turn.
+        async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_S):
+            await self._slot_takers.acquire()
+        try:
+            async with self._sessionmaker.begin() as session:
+                # A lone UPDATE: on SQLite this read-only session's deferred BEGIN takes the
+                # write lock at the UPDATE itself, waiting for it as any writer does.
+                taken = (await session.execute(TAKE_SLOT, {"link_id": target.link_id})).first()
+        finally:
+            self._slot_takers.release()
         if taken is None:
             target.exhausted = True
             return False

@@ -10,7 +10,7 @@ DEFAULT_DAYS = 30
 MAX_BUCKETS = 10_000
 # Ranges stay well inside what datetime can hold, so that no step from a bound (a day, a
 # month, a time zone) overflows.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST = datetime(1969, 12, 31, 10, tzinfo=UTC)  # when 1970 began in UTC+14
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
@@ -39,7 +39,7 @@ def _parse_bound(text: str, tz: ZoneInfo, *, end: bool) -> datetime:
             moment = moment.replace(tzinfo=tz)
         return moment.astimezone(UTC) + (timedelta(microseconds=1) if end else timedelta())
     except OverflowError:
-        raise ValueError(f"'{text}' is not between {EARLIEST:%Y} and {LATEST:%Y}") from None
+        raise ValueError(f"'{text}' is not between 1970 and {LATEST:%Y}") from None
     except ValueError:
         raise ValueError(f"'{text}' is neither a date (2026-03-29) nor a datetime") from None
 
@@ -57,7 +57,7 @@ def parse_range(start: str | None, end: str | None, tz: ZoneInfo) -> tuple[datet
     if lower >= upper:
         raise ValueError("'from' must not be after 'to'")
     if lower < EARLIEST or upper > LATEST:
-        raise ValueError(f"dates must be between {EARLIEST:%Y} and {LATEST:%Y}")
+        raise ValueError(f"dates must be between 1970 and {LATEST:%Y}")
     return lower, upper
 
 

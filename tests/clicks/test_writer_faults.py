@@ -183,12 +183,15 @@ def test_a_stop_during_a_long_replay_leaves_the_rest_for_the_next_start(
     with app_client(settings) as client:  # replays the spool as it starts
         for _ in range(3):
             assert client.get("/new", headers={"User-Agent": DESKTOP}).status_code == 302
-    # Stopped before the replay could finish: the queue is written, the rest waits.
+    # Stopped before the replay could finish: the rest waits, and the queue after it.
     left = Spool(settings.spool_dir).size()
-    assert 0 < left < spooled
+    assert 0 < left < spooled + 3
 
     with app_client(settings) as client:
-        assert link_clicks(client, "new") == 3
-        assert wait_until(lambda: link_clicks(client, "old") == spooled, timeout=60)
+        assert wait_until(lambda: link_clicks(client, "new") == 3, timeout=60)
+        assert link_clicks(client, "old") == spooled
         assert click_rows(client) == spooled + 3
+        # In the order they came in: every spooled click before the ones queued after it.
+        ids = in_app(client, lambda s: s.execute(select(Click.link_id, Click.id))).all()
+        assert max(i for link, i in ids if link == old) < min(i for link, i in ids if link != old)
     assert not Spool(settings.spool_dir).pending()

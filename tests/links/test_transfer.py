@@ -442,6 +442,9 @@ def test_export_then_import_keeps_text_that_starts_with_a_quote(
     assert upload(other_client, other_key, exported).json()["imported"] == 1
     copy = other_client.get("/api/links/quoted", headers=other_key).json()
     assert {f: copy[f] for f in IMPORT_FIELDS} == {f: link[f] for f in IMPORT_FIELDS}
+    # A file written by hand keeps a leading quote that escapes nothing.
+    report = upload(other_client, other_key, "url,slug,title\nhttps://a.example/,tis,'Tis\n")
+    assert report.json()["links"][0]["title"] == "'Tis"
 
 
 def test_export_shows_the_callers_workspace_only_and_filters_like_the_list(
@@ -520,6 +523,12 @@ def test_cli_import_reports_refused_rows_by_line_and_exits_1(
         0,
         f"imported {rows}, refused 0 (dry run: nothing was written)\n",
     )
+    header_only = tmp_path / "header.csv"  # no row gets as far as a chunk
+    header_only.write_text("url\n")
+    empty = tautan(
+        database_url, "links", "import", str(header_only), "--dry-run", "--workspace", "new"
+    )
+    assert empty.returncode == 0, empty.stdout + empty.stderr
     assert count_links(client) == 3
     assert (
         in_app(client, lambda s: s.scalar(select(Workspace).where(Workspace.name == "new"))) is None

@@ -269,6 +269,12 @@ def test_a_compact_date_is_the_whole_day(client: TestClient, reader: dict, seede
     assert get(client, reader, "summary", **{"from": "20260310", "to": "20260310"})["clicks"] == 3
 
 
+def test_all_time_from_1970_in_any_zone(client: TestClient, reader: dict, seeded: dict) -> None:
+    for zone in ("Europe/Berlin", "Pacific/Kiritimati", "Pacific/Pago_Pago"):
+        span = {"from": "1970-01-01", "to": "2026-12-31", "tz": zone}
+        assert get(client, reader, "summary", **span)["clicks"] == 6, zone
+
+
 def test_hour_of_day_where_daylight_saving_moves_the_clock_half_an_hour(
     client: TestClient, writer: dict, reader: dict
 ) -> None:

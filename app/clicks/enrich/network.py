@@ -54,7 +54,7 @@ class ClientResolver:
         if forwarded_for:
             hops = forwarded_for.split(",")
         elif real_ip:
-            hops = [real_ip]
+            hops = [real_ip.rsplit(",", 1)[-1]]  # one address: on several lines, the last
         else:
             hops = _forwarded_for(forwarded)
         for hop in reversed(hops):
