@@ -1,6 +1,7 @@
 """Redirect throughput: a bare Starlette 302 (the ceiling) against `tautan serve` with
 tracking on, loaded in turn (A B A B …) with the same concurrency, duration and realistic
-headers. Then checks that every 302 a client received is a click row.
+headers. Then checks that every 302 a client received is a click row: what a stopped
+server left in its spool is replayed by starting it once more.
 
     .venv/bin/python bench/redirect_bench.py [--duration 10] [--connections 64] [--rounds 3]
         [--workers 1 2] [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.clicks.models import Click  # noqa: E402
+from app.clicks.spool import Spool  # noqa: E402
 from app.db import create_engine  # noqa: E402
 from app.links.models import Link  # noqa: E402
 
@@ -99,7 +101,7 @@ def server(command: list[str], env: dict[str, str], port: int) -> Iterator[subpr
                 time.sleep(0.1)
         yield process
     finally:
-        # The server and its workers, nothing else. A writer that fell behind drains its
+        # The server and its workers, nothing else. A writer that fell behind spools its
         # backlog before it exits: give it time.
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -272,8 +274,17 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
             exact = asyncio.run(_load_builtin(tautan_port, 3, 16, exact_links))
             memory = rss_mb(process.pid)
             stopping = time.monotonic()
-        # Leaving `server` sent SIGTERM: the writers drained their queues before exiting.
+        # Leaving `server` sent SIGTERM: the writers wrote or spooled their queues.
         drain_s = time.monotonic() - stopping
+        spool = Spool(str(work / "spool"))
+        left = spool.size()
+        replay_s = 0.0
+        if left:  # the next start replays it
+            started = time.monotonic()
+            with server(tautan, env, tautan_port):
+                while spool.size() and time.monotonic() - started < 600:
+                    time.sleep(0.2)
+            replay_s = time.monotonic() - started
         loaded_rows = asyncio.run(_count_rows(url, loaded))
         exact_rows = asyncio.run(_count_rows(url, exact_links))
         received = sum(r["ok"] for r in results["tautan"])
@@ -295,7 +306,10 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
             "0 lost" if exact_rows == exact["ok"] else f"MISMATCH ({exact_rows - exact['ok']:+,})"
         )
         print(f"exact run: {exact['ok']:,} 302s received, {exact_rows:,} click rows -> {verdict}")
-        print(f"shutdown (draining the click backlog) took {drain_s:.1f} s")
+        print(
+            f"shutdown took {drain_s:.1f} s and left {left:,} clicks in the spool, "
+            f"replayed by the next start in {replay_s:.1f} s (counted above)"
+        )
         print(
             f"load runs: {received:,} 302s counted by the load generator (warm-up not counted; "
             f"it drops requests in flight at its deadline), {loaded_rows:,} click rows"
