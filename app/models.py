@@ -3,6 +3,7 @@
 from app.auth import ApiKey, Workspace
 from app.clicks.models import Click, VisitorSalt
 from app.clicks.rollups import RollupDay, RollupHour
+from app.dashboard.session import DashboardSession
 from app.links.models import Link, LinkTag
 from app.secret_key import InstanceSecret
 
@@ -10,6 +11,7 @@ __all__ = [
     "ApiKey",
     "InstanceSecret",
     "Click",
+    "DashboardSession",
     "Link",
     "LinkTag",
     "RollupDay",

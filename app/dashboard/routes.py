@@ -79,7 +79,7 @@ class PageRoute(APIRoute):
                 response = await handle(request)
             except session.SignedOut:
                 response = RedirectResponse("/dashboard/sign-in", status_code=303)
-                session.sign_out(request, response)
+                session.forget_cookie(request, response)
             except AppError as exc:
                 response = _error_page(request, exc)
                 response.headers.update(exc.headers or {})
@@ -135,19 +135,21 @@ async def sign_in(request: Request) -> Response:
     await request.app.state.rate_limiter.hit_client(request)
     token = str((await request.form()).get("key", "")).strip()
     try:
-        await auth.authenticate_hash(request.app.state.sessionmaker, auth.hash_token(token))
+        principal = await auth.authenticate_hash(
+            request.app.state.sessionmaker, auth.hash_token(token)
+        )
     except AppError:
         message = "That API key is unknown, revoked or expired."
         return _page(request, "sign_in.html", 401, error=message)
     response = RedirectResponse("/dashboard/links", status_code=303)
-    await session.sign_in(request, response, token)
+    await session.sign_in(request, response, principal)
     return response
 
 
 @router.post("/sign-out", dependencies=[SameOrigin])
 async def sign_out(request: Request) -> Response:
     response = RedirectResponse("/dashboard/sign-in", status_code=303)
-    session.sign_out(request, response)
+    await session.sign_out(request, response)
     return response
 
 

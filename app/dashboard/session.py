@@ -1,18 +1,24 @@
-"""The dashboard's session: the hash of the API key a marketer signed in with, in a
-cookie signed with the instance secret, and the dependencies that check it. The key is
-looked up again on every request, so revoking it signs the browser out at once; the cookie
-holds no token, so a copy of it is no API key."""
+"""The dashboard's sessions. Signing in makes a session: a random token in a cookie signed
+with the instance secret, and the token's hash in `dashboard_sessions`, tied to the API key
+used. Every request looks both up, and the key too, so signing out ends that session alone,
+and revoking the key ends all of its sessions, at once. Neither the cookie nor the table
+holds anything that opens the API."""
 
+import secrets
 from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import ForeignKey, String, delete, select
+from sqlalchemy.orm import Mapped, mapped_column
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app import auth
-from app.auth import Principal
+from app.auth import ApiKey, Principal
+from app.db import Base, UTCDateTime, utcnow
 from app.errors import AppError
 
 COOKIE = "tautan_session"
@@ -20,31 +26,51 @@ MAX_AGE_S = 7 * 24 * 3600
 SALT = "tautan.dashboard.session"  # keeps these signatures apart from any other use of the secret
 
 
+class DashboardSession(Base):
+    __tablename__ = "dashboard_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 async def _serializer(request: Request) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(await request.app.state.secret_key.get(), salt=SALT)
 
 
-async def key_hash_of(request: Request) -> str | None:
-    """The signed-in key's hash, or None when there is no cookie or it was tampered with or
-    is older than MAX_AGE_S."""
+async def token_of(request: Request) -> str | None:
+    """The session token in the cookie, or None when there is none, or it was tampered with
+    or is older than MAX_AGE_S."""
     cookie = request.cookies.get(COOKIE)
     if not cookie:
         return None
     try:
-        key_hash = (await _serializer(request)).loads(cookie, max_age=MAX_AGE_S)
+        token = (await _serializer(request)).loads(cookie, max_age=MAX_AGE_S)
     except BadSignature:  # also SignatureExpired
         return None
-    return key_hash if isinstance(key_hash, str) else None
+    return token if isinstance(token, str) else None
 
 
 def _secure(request: Request) -> bool:
     return urlsplit(request.app.state.settings.base_url).scheme == "https"
 
 
-async def sign_in(request: Request, response: Response, token: str) -> None:
+async def sign_in(request: Request, response: Response, principal: Principal) -> None:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    async with request.app.state.sessionmaker.begin() as db:
+        await db.execute(delete(DashboardSession).where(DashboardSession.expires_at <= now))
+        db.add(
+            DashboardSession(
+                token_hash=auth.hash_token(token),
+                key_id=principal.key_id,
+                expires_at=now + timedelta(seconds=MAX_AGE_S),
+            )
+        )
     response.set_cookie(
         COOKIE,
-        (await _serializer(request)).dumps(auth.hash_token(token)),
+        (await _serializer(request)).dumps(token),
         max_age=MAX_AGE_S,
         path="/dashboard",
         httponly=True,
@@ -53,7 +79,20 @@ async def sign_in(request: Request, response: Response, token: str) -> None:
     )
 
 
-def sign_out(request: Request, response: Response) -> None:
+async def sign_out(request: Request, response: Response) -> None:
+    """End this browser's session: a copy of its cookie opens nothing from now on."""
+    token = await token_of(request)
+    if token is not None:
+        async with request.app.state.sessionmaker.begin() as db:
+            await db.execute(
+                delete(DashboardSession).where(
+                    DashboardSession.token_hash == auth.hash_token(token)
+                )
+            )
+    forget_cookie(request, response)
+
+
+def forget_cookie(request: Request, response: Response) -> None:
     response.delete_cookie(
         COOKIE, path="/dashboard", httponly=True, samesite="strict", secure=_secure(request)
     )
@@ -64,8 +103,18 @@ class SignedOut(Exception):
 
 
 async def principal_of(request: Request) -> Principal:
-    key_hash = await key_hash_of(request)
-    if key_hash is None:
+    token = await token_of(request)
+    if token is None:
+        raise SignedOut
+    live_key = (
+        select(ApiKey.token_hash)
+        .join(DashboardSession, DashboardSession.key_id == ApiKey.id)
+        .where(DashboardSession.token_hash == auth.hash_token(token))
+        .where(DashboardSession.expires_at > utcnow())
+    )
+    async with request.app.state.sessionmaker() as db:
+        key_hash = await db.scalar(live_key)
+    if key_hash is None:  # signed out, or lapsed
         raise SignedOut
     try:
         return await auth.authenticate_hash(request.app.state.sessionmaker, key_hash)

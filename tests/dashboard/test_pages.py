@@ -93,11 +93,12 @@ def test_good_key_signs_in_with_a_strict_httponly_cookie(client: TestClient) -> 
     assert response.status_code == 303
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"{session.COOKIE}=")
-    # The cookie holds the key's hash, not the key: a stolen cookie opens no API.
+    # The cookie holds a session's token, not the key nor its hash: it opens no API.
     value = cookie.split(";")[0].partition("=")[2]
     payload = URLSafeTimedSerializer("").load_payload(value.rsplit(".", 2)[0].encode())
-    assert payload == auth.hash_token(token)
+    assert payload not in (token, auth.hash_token(token))
     assert client.get("/api/links", headers=bearer(value)).status_code == 401
+    assert client.get("/api/links", headers=bearer(payload)).status_code == 401
     flags = {flag.strip().lower() for flag in cookie.split(";")[1:]}
     assert {"httponly", "samesite=strict", "path=/dashboard"} <= flags
     assert "secure" not in flags  # TAUTAN_BASE_URL is http here
@@ -149,11 +150,12 @@ def test_expired_key_signs_out(client: TestClient, user: str) -> None:
 def test_tampered_or_foreign_cookie_is_signed_out(client: TestClient, user: str) -> None:
     good = client.cookies[session.COOKIE]
     payload, _, signature = good.rpartition(".")
+    token = URLSafeTimedSerializer("").load_payload(good.rsplit(".", 2)[0].encode())
     other_secret = URLSafeTimedSerializer("another instance", salt=session.SALT)
     for cookie in (
         payload + "." + signature[::-1],  # signature changed
         good.replace(good[2], "A" if good[2] != "A" else "B", 1),  # payload changed
-        other_secret.dumps(auth.hash_token(user)),  # the right key, another secret
+        other_secret.dumps(token),  # the right session, another secret
         "garbage",
     ):
         client.cookies.clear()
@@ -168,6 +170,27 @@ def test_sign_out_clears_the_cookie(client: TestClient, user: str) -> None:
     assert response.status_code == 303
     assert "max-age=0" in response.headers["set-cookie"].lower()
     assert client.get("/dashboard/links").status_code == 303
+
+
+def test_sign_out_ends_that_session_and_no_other(client: TestClient, user: str) -> None:
+    """A copy of a signed-out cookie (kept by malware, or in a shared computer's profile)
+    opens nothing; another browser signed in with the same key stays signed in."""
+
+    def use(cookie: str) -> None:
+        client.cookies.clear()
+        client.cookies.set(session.COOKIE, cookie, domain="tautan.test", path="/dashboard")
+
+    first = client.cookies[session.COOKIE]
+    sign_in(client, user)  # as another browser
+    second = client.cookies[session.COOKIE]
+    use(first)
+    assert client.post("/dashboard/sign-out").status_code == 303
+
+    use(first)
+    response = client.get("/dashboard/links")
+    assert (response.status_code, response.headers["location"]) == (303, "/dashboard/sign-in")
+    use(second)
+    assert client.get("/dashboard/links").status_code == 200
 
 
 def test_forms_from_another_site_are_refused(client: TestClient, user: str) -> None:
