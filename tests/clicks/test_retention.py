@@ -2,8 +2,10 @@
 partitions on PostgreSQL, and a link erased with everything recorded about it."""
 
 import asyncio
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -197,15 +199,22 @@ def _homes(client: TestClient) -> dict[int, str]:
     return dict(in_app(client, lambda s: s.execute(query)).all())
 
 
+@contextlib.contextmanager
+def app_on_new_database(backend: str, tmp_path: Path, name: str) -> Iterator[TestClient]:
+    """The app on a migrated database of its own, whose partitions no other test touches."""
+    url = empty_database(backend, tmp_path, name)
+    migrate.upgrade(url)
+    settings = Settings(database_url=url, base_url=BASE_URL, spool_dir=str(tmp_path / "spool"))
+    with TestClient(create_app(settings), base_url=BASE_URL, client=PEER) as client:
+        yield client
+
+
 def test_postgresql_drops_past_months_whole_and_empties_default(
     backend: str, tmp_path: Path
 ) -> None:
     if backend != "postgresql":
         pytest.skip("partitions are PostgreSQL's")
-    url = empty_database(backend, tmp_path, "partitions")
-    migrate.upgrade(url)
-    settings = Settings(database_url=url, base_url=BASE_URL, spool_dir=str(tmp_path / "spool"))
-    with TestClient(create_app(settings), base_url=BASE_URL, client=PEER) as client:
+    with app_on_new_database(backend, tmp_path, "partitions") as client:
         writer = make_key(client, "links:read", "links:write", "stats:read")
         link = create_link(client, writer)
         long_ago = (NOW - timedelta(days=400)).replace(hour=9, minute=0, second=0, microsecond=0)
@@ -266,10 +275,7 @@ def test_a_link_erased_while_its_clicks_move_out_of_default_keeps_none(
     clicks moved into it: PostgreSQL plans it with the partitions it saw on arriving."""
     if backend != "postgresql":
         pytest.skip("partitions are PostgreSQL's")
-    url = empty_database(backend, tmp_path, "erase_during_move")
-    migrate.upgrade(url)
-    settings = Settings(database_url=url, base_url=BASE_URL, spool_dir=str(tmp_path / "spool"))
-    with TestClient(create_app(settings), base_url=BASE_URL, client=PEER) as client:
+    with app_on_new_database(backend, tmp_path, "erase_during_move") as client:
         writer = make_key(client, "links:read", "links:write")
         link = create_link(client, writer)
         month = (NOW + timedelta(days=240)).replace(day=1, hour=0, minute=0, second=0)
