@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     retention_days: PositiveInt | None = None  # unset: raw clicks are kept
     cors_origins: Annotated[list[str], NoDecode] = []
     import_max_bytes: int = 10 * 1024 * 1024  # CSV uploads to POST /api/links/import
+    # Ask Chromium browsers for their model (Accept-CH); `critical` makes them ask again at
+    # once with it (Critical-CH), so that even a first click names the phone.
+    client_hints: Literal["off", "ask", "critical"] = "critical"
 
     @model_validator(mode="before")
     @classmethod

@@ -117,11 +117,13 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     metrics = Metrics()
     metrics.queue_depth = queue.__len__
     metrics.spool_size = spool.size
+    enricher = Enricher(settings)
+    metrics.device_fallbacks = lambda: enricher.device_fallbacks
     writer = ClickWriter(
         queue=queue,
         spool=spool,
         sessionmaker=sessionmaker,
-        enricher=Enricher(settings),
+        enricher=enricher,
         metrics=metrics,
         interval_s=settings.flush_interval_ms / 1000,
         secret_key=secret_key,
@@ -174,4 +176,8 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     api.include_router(links_router, responses=API_ERROR_RESPONSES)
     api.include_router(stats_router, responses=API_ERROR_RESPONSES)
     api.include_router(dashboard_router)
-    return Dispatcher(api, RedirectHandler(cache, writer.record, metrics), settings.cors_origins)
+    return Dispatcher(
+        api,
+        RedirectHandler(cache, writer.record, metrics, settings.client_hints),
+        settings.cors_origins,
+    )

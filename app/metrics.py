@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 class Metrics:
     def __init__(self) -> None:
         self.redirects = 0
+        self.hint_restarts = 0
         self.clicks_enqueued = 0
         self.clicks_written = 0
         self.clicks_spooled = 0
@@ -18,6 +19,7 @@ class Metrics:
         self.writer_errors = 0
         self.queue_depth: Callable[[], int] = lambda: 0
         self.spool_size: Callable[[], int] = lambda: 0
+        self.device_fallbacks: Callable[[], int] = lambda: 0
         self.registry = CollectorRegistry()
         self.registry.register(self)  # type: ignore[arg-type]
         self.flush_seconds = Histogram(
@@ -30,6 +32,11 @@ class Metrics:
     def collect(self) -> Iterator[Metric]:
         counters = {
             "redirects": (self.redirects, "Redirects served"),
+            "hint_restarts": (
+                self.hint_restarts,
+                "Redirects not recorded as clicks: Chromium asked again at once with its "
+                "client hints (TAUTAN_CLIENT_HINTS=critical), and that request is the click",
+            ),
             "clicks_enqueued": (self.clicks_enqueued, "Clicks handed to the writer"),
             "clicks_written": (self.clicks_written, "Click rows written to the database"),
             "clicks_spooled": (self.clicks_spooled, "Clicks written to the spool"),
@@ -39,6 +46,12 @@ class Metrics:
         }
         for name, (value, help_text) in counters.items():
             yield CounterMetricFamily(f"tautan_{name}", help_text, value=value)
+        yield CounterMetricFamily(
+            "tautan_device_fallbacks",
+            "New User-Agents given the quick device answer: the batch's time for the reference "
+            "device database was spent",
+            value=self.device_fallbacks(),
+        )
         yield GaugeMetricFamily(
             "tautan_queue_depth", "Clicks waiting in memory", self.queue_depth()
         )

@@ -5,6 +5,16 @@ import contextlib
 from collections import deque
 from dataclasses import dataclass
 
+# The client hints a click keeps (Chromium sends them once the redirect asks: see
+# TAUTAN_CLIENT_HINTS), each cut to MAX_HINT_LENGTH characters.
+HINT_HEADERS = (
+    "sec-ch-ua-model",
+    "sec-ch-ua-platform",
+    "sec-ch-ua-platform-version",
+    "sec-ch-ua-mobile",
+)
+MAX_HINT_LENGTH = 100
+
 
 @dataclass(slots=True)
 class RawClick:
@@ -21,6 +31,8 @@ class RawClick:
     real_ip: str
     forwarded: str
     trigger: str  # link | qr
+    # The device's client hints (HINT_HEADERS), one `name: value` line each.
+    client_hints: str = ""
 
 
 class ClickQueue:

@@ -208,7 +208,8 @@ def _read(file: IO[str], path: Path) -> list[RawClick]:
     unreadable = 0
     for number, line in enumerate(file, 1):
         try:
-            clicks.append(RawClick(**dict(zip(FIELDS, json.loads(line), strict=True))))
+            # By position: a line spooled before a field was added lacks that last field.
+            clicks.append(RawClick(*json.loads(line)))
         except (ValueError, TypeError):
             # A line cut short by a crash mid-write: the rest of the file is still good.
             if not unreadable:  # one warning a file, however many lines are spoilt

@@ -26,7 +26,7 @@ from app.secret_key import SecretKey
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
-ENRICH_SLICE = 100  # clicks enriched between two turns of the event loop
+ENRICH_SLICE_S = 0.005  # enrichment time between two turns of the event loop
 LINKS = Link.__table__
 CLICKS = Click.__table__
 ADD_CLICKS = (
@@ -220,16 +220,19 @@ class ClickWriter:
         holds the database's one write lock."""
         # One stat() per batch: a new geo database applies from the next batch on.
         self.enricher.reload_geo_if_changed()
+        self.enricher.start_batch()
         days = [datetime.fromtimestamp(raw.ts, UTC).date() for raw in batch]
         salts = {day: await self.salts.of(self.sessionmaker, day) for day in set(days)}
         rows, positions = [], []
-        for start in range(0, len(batch), ENRICH_SLICE):
-            for position in range(start, min(start + ENRICH_SLICE, len(batch))):
-                row = self.enricher.enrich(batch[position], salts[days[position]])
-                if row is not None:
-                    rows.append(row)
-                    positions.append(position)
-            await asyncio.sleep(0)  # let waiting redirects run between slices
+        slice_ends = time.perf_counter() + ENRICH_SLICE_S
+        for position, raw in enumerate(batch):
+            row = self.enricher.enrich(raw, salts[days[position]])
+            if row is not None:
+                rows.append(row)
+                positions.append(position)
+            if time.perf_counter() > slice_ends:
+                await asyncio.sleep(0)  # let waiting redirects run between slices
+                slice_ends = time.perf_counter() + ENRICH_SLICE_S
         return rows, positions
 
 

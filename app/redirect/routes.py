@@ -13,7 +13,7 @@ from urllib.parse import quote_from_bytes
 from starlette.types import Receive, Scope, Send
 
 from app.clicks.enrich.bots import preview_fetcher
-from app.clicks.queue import RawClick
+from app.clicks.queue import HINT_HEADERS, MAX_HINT_LENGTH, RawClick
 from app.links.schemas import RESERVED_SLUGS
 from app.metrics import Metrics
 from app.redirect.cache import LinkCache, Target
@@ -33,9 +33,28 @@ PAGES = {
     503: b"<!doctype html><title>Unavailable</title><h1>503</h1><p>Please try again in a moment.</p>",
 }
 RETRY_AFTER = (b"retry-after", b"5")
+HINTS = tuple(name.encode() for name in HINT_HEADERS)
 WANTED_HEADERS = frozenset(
-    {b"user-agent", b"referer", b"accept-language", b"x-forwarded-for", b"x-real-ip", b"forwarded"}
+    {
+        b"user-agent",
+        b"referer",
+        b"accept-language",
+        b"x-forwarded-for",
+        b"x-real-ip",
+        b"forwarded",
+        b"sec-ch-ua",  # sent by every Chromium browser: it knows client hints
+        *HINTS,
+    }
 )
+# What the redirect asks of Chromium browsers, by TAUTAN_CLIENT_HINTS. A browser sends the
+# hints from its next request to the short domain on; with Critical-CH it repeats this very
+# request at once with them (one more round trip, on its first visit only).
+ACCEPT_CH = (b"accept-ch", b"Sec-CH-UA-Model, Sec-CH-UA-Platform-Version, Sec-CH-UA-Mobile")
+CLIENT_HINT_HEADERS: dict[str, tuple[tuple[bytes, bytes], ...]] = {
+    "off": (),
+    "ask": (ACCEPT_CH,),
+    "critical": (ACCEPT_CH, (b"critical-ch", b"Sec-CH-UA-Model")),
+}
 
 
 def slug_of(scope: Scope) -> str | None:
@@ -73,11 +92,17 @@ def location_of(target: Target, query: bytes) -> bytes:
 
 class RedirectHandler:
     def __init__(
-        self, cache: LinkCache, record: Callable[[RawClick], None], metrics: Metrics
+        self,
+        cache: LinkCache,
+        record: Callable[[RawClick], None],
+        metrics: Metrics,
+        client_hints: str = "off",
     ) -> None:
         self.cache = cache
         self.record = record
         self.metrics = metrics
+        self.hint_headers = CLIENT_HINT_HEADERS[client_hints]
+        self.critical_hints = client_hints == "critical"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         slug = scope["path"][1:]
@@ -102,9 +127,11 @@ class RedirectHandler:
                 if live is None and not target.fallback_url:
                     return await _html(send, 503, PAGES[503], RETRY_AFTER)
             if live:
-                await _redirect(send, target.code, location_of(target, query), _caching(target))
+                location = location_of(target, query)
+                await _redirect(send, target.code, location, _caching(target), *self.hint_headers)
             elif target.fallback_url:
-                await _redirect(send, 302, target.fallback_url.encode(), NO_CACHE)
+                fallback = target.fallback_url.encode()
+                await _redirect(send, 302, fallback, NO_CACHE, *self.hint_headers)
             else:
                 return await _html(send, 410, PAGES[410])
         self.metrics.redirects += 1
@@ -115,6 +142,15 @@ class RedirectHandler:
                     # A header on several lines is one comma-separated list (RFC 9110
                     # §5.3): proxies add their X-Forwarded-For hop as a line of its own.
                     headers[name] = headers[name] + b", " + value if name in headers else value
+            if (
+                self.critical_hints
+                and b"sec-ch-ua" in headers
+                and b"sec-ch-ua-model" not in headers
+            ):
+                # Chromium repeats this request at once with its hints (Critical-CH): that one
+                # is the click.
+                self.metrics.hint_restarts += 1
+                return
             text = lambda name: headers.get(name, b"").decode("utf-8", "replace")  # noqa: E731
             client = scope.get("client")
             self.record(
@@ -130,6 +166,7 @@ class RedirectHandler:
                     real_ip=text(b"x-real-ip"),
                     forwarded=text(b"forwarded"),
                     trigger="qr" if flags.get(b"qr") == b"1" else "link",
+                    client_hints=_client_hints(headers),
                 )
             )
 
@@ -149,8 +186,17 @@ def _caching(target: Target) -> tuple[bytes, bytes]:
     return PERMANENT_MAX_AGE if permanent and not may_stop else NO_CACHE
 
 
-async def _redirect(send: Send, code: int, location: bytes, caching: tuple[bytes, bytes]) -> None:
-    headers = [(b"location", location), (b"content-length", b"0"), caching]
+def _client_hints(headers: dict[bytes, bytes]) -> str:
+    """The hints as a click keeps them (useragent.client_hints_of), cut short."""
+    return "\n".join(
+        f"{name.decode()}: {headers[name][:MAX_HINT_LENGTH].decode('utf-8', 'replace')}"
+        for name in HINTS
+        if name in headers
+    )
+
+
+async def _redirect(send: Send, code: int, location: bytes, *extra: tuple[bytes, bytes]) -> None:
+    headers = [(b"location", location), (b"content-length", b"0"), *extra]
     await send({"type": "http.response.start", "status": code, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
 

@@ -123,7 +123,7 @@ BOTS = [
     ("Go-http-client/1.1", "Go-http-client"),
     ("Go-http-client/2.0", "Go-http-client"),
     # Not in our table: named by the crawler list's match, trailing "/" trimmed.
-    ("Mozilla/5.0 (compatible; MJ12bot/v1.4.8; http://mj12bot.com/)", "MJ12bot"),
+    ("Mozilla/5.0 (compatible; MJ12bot/v1.4.8; http://mj12bot.com/)", "MJ12 Bot"),
     ("okhttp/4.12.0", "okhttp"),
     ("axios/1.6.8", "axios"),
     ("Apache-HttpClient/4.5.14 (Java/17.0.10)", "Apache-HttpClient"),

@@ -1,6 +1,8 @@
 """Turning a raw click into a `clicks` row: who (visitor id), with what (device), from
 where (referrer, geography). Pure and memoised; runs in the writer, never in the request."""
 
+import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -9,11 +11,19 @@ from app.clicks.enrich.bots import bot_name
 from app.clicks.enrich.geo import NO_GEO, GeoLookup
 from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
 from app.clicks.enrich.referrer import classify_referrer
-from app.clicks.enrich.useragent import parse_user_agent
+from app.clicks.enrich.useragent import MAX_UA_LENGTH, parse_user_agent
 from app.clicks.models import Click
 from app.clicks.queue import RawClick
 from app.clicks.visitors import visitor_id
 from app.config import Settings
+
+# The reference device database costs about a millisecond per User-Agent never seen before
+# (in-app browsers put app version, screen and model in theirs, so there are many). Past
+# this much of it per batch, a new User-Agent gets the quick answer (ua-parser and in-app
+# tokens), counted in `tautan_device_fallbacks_total`: a flood of random User-Agents slows
+# the writer by at most this much per batch.
+REFERENCE_BUDGET_S = 0.05
+DEVICES_KEPT = 8192  # User-Agents (cut to MAX_UA_LENGTH) whose device fields are memoised
 
 MAX_LENGTH = {
     c.name: c.type.length for c in Click.__table__.columns if getattr(c.type, "length", None)
@@ -45,31 +55,38 @@ class Enricher:
         self.store_ip = settings.store_ip
         self.geo = GeoLookup(settings.geoip_db)
         # The same User-Agents, addresses and proxies come back again and again: what each
-        # gives is worked out once (DESIGN §9).
-        self.device = lru_cache(maxsize=4096)(self._device)
+        # gives is worked out once.
         self.client = lru_cache(maxsize=8192)(self._client)
+        self._devices: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._budget_s = REFERENCE_BUDGET_S
+        self.device_fallbacks = 0
+
+    def start_batch(self) -> None:
+        """A new batch: the reference database's time budget starts again."""
+        self._budget_s = REFERENCE_BUDGET_S
 
     def reload_geo_if_changed(self) -> None:
         """Pick up a geo database swapped in while running (`tautan geo update`)."""
         if self.geo.reload_if_changed():
             self.client.cache_clear()  # it holds places from the old database
 
-    @staticmethod
-    def _device(user_agent: str) -> dict[str, Any]:
-        agent = parse_user_agent(user_agent)
-        bot = bot_name(user_agent)
-        return _fitted({
-            "is_bot": bot is not None,
-            "bot_name": bot,
-            "device_type": "bot" if bot else agent.device_type,
-            "os": agent.os,
-            "os_version": agent.os_version,
-            "browser": agent.browser,
-            "browser_version": agent.browser_version,
-            "device_brand": agent.device_brand,
-            "device_model": agent.device_model,
-            "in_app": agent.in_app,
-        })  # fmt: skip
+    def device(self, user_agent: str, client_hints: str = "") -> dict[str, Any]:
+        """The device and bot fields of a click, memoised by User-Agent and client hints
+        (least recently used first out)."""
+        key = (user_agent[:MAX_UA_LENGTH], client_hints)
+        if (fields := self._devices.get(key)) is not None:
+            self._devices.move_to_end(key)
+            return fields
+        if self._budget_s <= 0:
+            # Not kept: the next batch may have the time to ask the reference.
+            self.device_fallbacks += 1
+            return _device_fields(*key, use_reference=False)
+        started = time.perf_counter()
+        fields = self._devices[key] = _device_fields(*key, use_reference=True)
+        self._budget_s -= time.perf_counter() - started
+        if len(self._devices) > DEVICES_KEPT:
+            self._devices.popitem(last=False)
+        return fields
 
     def _client(
         self, peer: str, forwarded_for: str, real_ip: str, forwarded: str
@@ -95,7 +112,7 @@ class Enricher:
         if client is None:
             return None
         address, place = client
-        device = self.device(raw.user_agent)
+        device = self.device(raw.user_agent, raw.client_hints)
         referrer = classify_referrer(raw.referer, device["in_app"])
         source = _fitted({
             "referrer_url": referrer.url,
@@ -113,3 +130,20 @@ class Enricher:
             **source,
             "trigger": raw.trigger,
         }
+
+
+def _device_fields(user_agent: str, client_hints: str, *, use_reference: bool) -> dict[str, Any]:
+    agent = parse_user_agent(user_agent, client_hints, use_reference=use_reference)
+    bot = bot_name(user_agent)
+    return _fitted({
+        "is_bot": bot is not None,
+        "bot_name": bot,
+        "device_type": "bot" if bot else agent.device_type,
+        "os": agent.os,
+        "os_version": agent.os_version,
+        "browser": agent.browser,
+        "browser_version": agent.browser_version,
+        "device_brand": agent.device_brand,
+        "device_model": agent.device_model,
+        "in_app": agent.in_app,
+    })  # fmt: skip

@@ -5,13 +5,16 @@ import threading
 from functools import lru_cache
 
 from crawlerdetect import CrawlerDetect
+from crawleruseragents import CRAWLER_PATTERNS
+
+from app.clicks.enrich import reference
 
 MAX_UA_LENGTH = 1024
 EMPTY = "(empty)"
 
-# Checked in order, first match wins, before the generic crawler list: these are the
-# fetchers a marketer recognises, and the list would name some of them by a fragment
-# ("Yandex", "crawl", "http.rb/"). Order matters where one UA quotes another.
+# Checked in order, first match wins, before the maintained lists: these are the fetchers
+# a marketer recognises, and the lists name some of them otherwise ("Facebook Crawler",
+# or a fragment such as "Yandex"). Order matters where one UA quotes another.
 _KNOWN_BOTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), name)
     for pattern, name in (
@@ -125,8 +128,18 @@ def _bot_name(ua: str) -> str | None:
         if pattern.search(ua):
             return name
     ua = _HUMAN_APP_TOKENS.sub("", ua)
+    # The maintained lists, the reference device database's first: it names the bot.
+    if name := reference.bot_name(ua):
+        return name
     with _detector_lock:
-        if not _detector.isCrawler(ua):
-            return None
-        match = _detector.getMatches()
-    return (match or "").strip(" /;") or "crawler"
+        if _detector.isCrawler(ua):
+            return _name_of(_detector.getMatches())
+    if found := CRAWLER_PATTERNS.case_sensitive.search(ua):
+        return _name_of(found[0])
+    return None
+
+
+def _name_of(matched: str | None) -> str:
+    """A bot's name from the part of its User-Agent a crawler list matched: "Foobot/" and
+    "(compatible; Foobot" both give "Foobot"."""
+    return (matched or "").strip(" /;:(+-_") or "crawler"

@@ -1,13 +1,23 @@
-"""Device, OS, browser and in-app browser from a User-Agent string."""
+"""Device, OS, browser and in-app browser from a User-Agent string and client hints.
+
+Two layers. ua-parser (through user-agents) names the OS and browser and gives a quick
+guess at the device; the reference device database (`reference.py`) then names the device
+type, brand and model as the field's reference does. The reference costs far more per new
+User-Agent, so a caller may do without it (`reference=False`): the quick guess, helped by
+the maker and model tokens that in-app browsers carry, is the answer then.
+"""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import user_agents
+from device_detector.parser.device.base import DEVICE_BRANDS
 from user_agents.parsers import UserAgent
 
+from app.clicks.enrich import reference
 from app.clicks.enrich.bots import bot_name
+from app.clicks.queue import HINT_HEADERS
 
 MAX_UA_LENGTH = 1024
 
@@ -66,6 +76,14 @@ _BRAND_BY_MODEL: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^POCO\b", re.IGNORECASE), "Xiaomi"),
 )
 _BRAND_NAMES = {"XiaoMi": "Xiaomi"}
+# The reference's spelling of a maker's name, for makers in-app browsers name in lower case.
+_REFERENCE_BRANDS = {name.lower(): name for name in DEVICE_BRANDS.values()}
+
+# In-app browsers that say which phone they run on, maker first:
+# "Instagram 334.0 Android (34/14; 450dpi; 1080x2340; samsung; SM-S918B; dm3q; qcom; …)".
+_INSTAGRAM_DEVICE = re.compile(r"Instagram [\d.]+ Android \([^;]*;[^;]*;[^;]*; ([^;]+); ([^;]+);")
+_FACEBOOK_MAKER = re.compile(r"FBMF/([^;\]]+)")
+_FACEBOOK_MODEL = re.compile(r"FBDV/([^;\]]+)")
 
 # Chrome's reduced UA says "Android 10; K" whatever the phone and Android release.
 _REDUCED_ANDROID = re.compile(r"Android 10; K\)")
@@ -73,12 +91,46 @@ _REDUCED_ANDROID = re.compile(r"Android 10; K\)")
 _APPLE_OS = ("iOS", "macOS")
 
 
-def parse_user_agent(ua: str) -> UserAgentInfo:
-    return _parse(ua[:MAX_UA_LENGTH])
+def parse_user_agent(
+    ua: str, client_hints: str = "", *, use_reference: bool = True
+) -> UserAgentInfo:
+    """What a User-Agent and its client hints (`client_hints` as the redirect keeps them:
+    `name: value` lines) say of the device. Not memoised: the caller memoises, with a bound
+    it chooses, the answers it wants to keep."""
+    ua = ua[:MAX_UA_LENGTH]
+    info = _quick(ua)
+    if info.device_type == "bot":
+        return info
+    hints = parse_client_hints(client_hints)
+    if info.os_version is None and (version := _hint(hints, "sec-ch-ua-platform-version")):
+        info = replace(info, os_version=version)  # a reduced UA's "Android 10" says nothing
+    if use_reference:
+        found = reference.detect(ua, hints)
+        info = replace(info, device_type=found.device_type or info.device_type)
+        if found.brand:
+            # The reference's model name, else the model code the User-Agent gave.
+            model = found.model or info.device_model
+            info = replace(info, device_brand=found.brand, device_model=model)
+    elif info.device_model is None and (model := _hint(hints, "sec-ch-ua-model")):
+        info = replace(info, device_brand=_brand_of_code(model), device_model=model)
+    return info
+
+
+def _hint(hints: dict[str, str], name: str) -> str | None:
+    return hints.get(name, "").strip('"') or None
+
+
+def parse_client_hints(client_hints: str) -> dict[str, str]:
+    hints = {}
+    for line in client_hints.splitlines():
+        name, _, value = line.partition(": ")
+        if name in HINT_HEADERS:
+            hints[name] = value
+    return hints
 
 
 @lru_cache(maxsize=4096)
-def _parse(ua: str) -> UserAgentInfo:
+def _quick(ua: str) -> UserAgentInfo:
     parsed = user_agents.parse(ua)
     os = _known(parsed.os.family)
     browser = _known(parsed.browser.family)
@@ -96,6 +148,8 @@ def _parse(ua: str) -> UserAgentInfo:
     if xbox := _XBOX.findall(ua):
         # "Xbox; Xbox One": the longest mention names the console.
         brand, model = "Microsoft", max(xbox, key=len)
+    if in_app := _in_app_device(ua):
+        brand, model = in_app
 
     if bot_name(ua) is not None:
         # A crawler's "Macintosh" or "Nexus 5X" is a disguise, not a device.
@@ -124,12 +178,29 @@ def _brand_and_model(brand: str | None, model: str | None) -> tuple[str | None, 
         # "K": Chrome's reduced UA. "Browser": ua-parser reads "HuaweiBrowser" as a model.
         model = None
     if brand.startswith("Generic"):
-        brand = None
-        for pattern, maker in _BRAND_BY_MODEL:
-            if model and pattern.search(model):
-                brand = maker
-                break
+        brand = _brand_of_code(model) if model else None
     return _BRAND_NAMES.get(brand or "", brand), model or None
+
+
+def _brand_of_code(model: str) -> str | None:
+    for pattern, maker in _BRAND_BY_MODEL:
+        if pattern.search(model):
+            return maker
+    return None
+
+
+def _in_app_device(ua: str) -> tuple[str | None, str] | None:
+    """Maker and model from an in-app browser's own tokens."""
+    if found := _INSTAGRAM_DEVICE.search(ua):
+        maker, model = found[1].strip(), found[2].strip()
+    elif found := _FACEBOOK_MODEL.search(ua):
+        model = found[1].strip()
+        maker_found = _FACEBOOK_MAKER.search(ua)
+        maker = maker_found[1].strip() if maker_found else ""
+    else:
+        return None
+    brand = _REFERENCE_BRANDS.get(maker.lower()) or _brand_of_code(model)
+    return brand, model
 
 
 def _device_type(ua: str, parsed: UserAgent, brand: str | None, model: str | None) -> str:

@@ -1,0 +1,145 @@
+"""Which literal strings a regular expression cannot match without: the prefilter that
+lets a list of thousands of regexes be searched by trying only the few that can match
+(the idea of RE2's FilteredRE2).
+
+`required_literals(pattern)` gives a set of lower-case strings such that every match of
+the pattern contains at least one of them, or None when no such set is worth having (the
+pattern can match without any literal, or only through very short ones). It is sound, not
+exact: a literal present does not mean a match, only its absence rules one out.
+"""
+
+import re
+from itertools import product
+
+# Python 3.11 exposes the parser of the `re` module as `re._parser` (formerly sre_parse).
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+
+# Beyond these, the strings a sequence can match are not spelt out (they multiply).
+_MAX_PRODUCT = 64
+# Beyond these, a set of alternatives (a long `A|B|C…` list of models) is not kept.
+_MAX_ALTERNATIVES = 2000
+# Literals shorter than this occur in nearly every User-Agent and filter nothing.
+MIN_LENGTH = 3
+# Literals found in this boilerplate filter next to nothing either: a regex is indexed by
+# another of its literals when it has one.
+_BOILERPLATE = (
+    "mozilla/5.0 (linux; u; android 10; k; build/) applewebkit/537.36 (khtml, like gecko) "
+    "version/4.0 chrome/120.0.0.0 mobile safari/537.36 (iphone; cpu iphone os 17_5 like mac "
+    "os x) (ipad; (windows nt 10.0; win64; x64) (macintosh; intel mac os x 10_15_7) "
+    "gecko/20100101 firefox/120.0 (x11; ubuntu; linux x86_64) wv) tablet "
+)
+
+Strings = frozenset[str]
+
+
+def required_literals(pattern: str) -> Strings | None:
+    try:
+        parsed = sre_parse.parse(pattern, re.IGNORECASE)
+    except (re.error, OverflowError, RecursionError):
+        # Syntax only the `regex` module knows: the pattern is simply always tried.
+        return None
+    _exact, required = _sequence(list(parsed))
+    return required
+
+
+def _best(*sets: Strings | None) -> Strings | None:
+    """Of several requirements that all hold, the most selective: the one whose shortest
+    literal is longest (and, among those, the one with fewer alternatives)."""
+    usable = [s for s in sets if s and min(map(len, s)) >= MIN_LENGTH]
+    if not usable:
+        return None
+    return max(usable, key=_selectivity)
+
+
+def _selectivity(literals: Strings) -> tuple[bool, int, int]:
+    rare = not any(literal in _BOILERPLATE for literal in literals)
+    return rare, min(6, *map(len, literals)), -len(literals)
+
+
+def _sequence(items: list[tuple[object, object]]) -> tuple[Strings | None, Strings | None]:
+    """(exact, required) of a concatenation. `exact` is every string it can match, when
+    there are few; `required` as in `required_literals`."""
+    run: Strings = frozenset({""})  # the exact strings of the items since the last gap
+    candidates: list[Strings | None] = []
+    whole_exact: Strings | None = frozenset({""})
+    for op, arg in items:
+        exact, required = _node(op, arg)
+        candidates.append(required)
+        if exact is None:
+            candidates.append(run)
+            run = frozenset({""})
+            whole_exact = None
+            continue
+        whole_exact = _concat(whole_exact, exact)
+        longer = _concat(run, exact)
+        if longer is None:  # too many combinations: what was gathered so far still holds
+            candidates.append(run)
+            longer = exact
+        run = longer
+    candidates.append(run)
+    return whole_exact, _best(*candidates)
+
+
+def _concat(left: Strings | None, right: Strings) -> Strings | None:
+    if left is None or len(left) * len(right) > _MAX_PRODUCT:
+        return None
+    return frozenset(a + b for a, b in product(left, right))
+
+
+def _node(op: object, arg: object) -> tuple[Strings | None, Strings | None]:  # noqa: C901
+    if op is sre.LITERAL:
+        char = chr(arg).lower()  # type: ignore[arg-type]
+        return frozenset({char}), None
+    if op is sre.IN:
+        chars = _class_chars(arg)  # type: ignore[arg-type]
+        return (frozenset(chars), None) if chars is not None else (None, None)
+    if op is sre.SUBPATTERN:
+        _group, _add, _del, sub = arg  # type: ignore[misc]
+        return _sequence(list(sub))
+    if op is sre.ATOMIC_GROUP:
+        return _sequence(list(arg))  # type: ignore[call-overload]
+    if op is sre.BRANCH:
+        _none, branches = arg  # type: ignore[misc]
+        results = [_sequence(list(branch)) for branch in branches]
+        exacts = [exact for exact, _ in results]
+        exact: Strings | None = None
+        if all(e is not None for e in exacts):
+            union = frozenset().union(*exacts)  # type: ignore[arg-type]
+            exact = union if len(union) <= _MAX_PRODUCT else None
+        required = [_best(req, ex) for ex, req in results]
+        if any(r is None for r in required):
+            return exact, None
+        union_required = frozenset().union(*required)  # type: ignore[arg-type]
+        if len(union_required) > _MAX_ALTERNATIVES:
+            return exact, None
+        return exact, union_required
+    if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+        low, high, sub = arg  # type: ignore[misc]
+        exact, required = _sequence(list(sub))
+        if low == 0:
+            # `x?` is `x` or nothing: still a short list of exact strings.
+            return (exact | {""} if exact is not None and high == 1 else None), None
+        if low == high == 1:
+            return exact, required
+        # At least one copy is there: what one copy requires, the repeat requires.
+        return None, _best(required, exact)
+    if op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
+        return frozenset({""}), None  # zero-width
+    return None, None  # ANY, CATEGORY, NOT_LITERAL, GROUPREF, …: no literal to rely on
+
+
+def _class_chars(items: list[tuple[object, object]]) -> set[str] | None:
+    """The characters a small character class matches, lower-cased; None for big or
+    negated ones."""
+    chars: set[str] = set()
+    for op, arg in items:
+        if op is sre.LITERAL:
+            chars.add(chr(arg).lower())  # type: ignore[arg-type]
+        elif op is sre.RANGE and arg[1] - arg[0] < 10:  # type: ignore[index,operator]
+            chars.update(chr(c).lower() for c in range(arg[0], arg[1] + 1))  # type: ignore[index,operator]
+        else:
+            return None  # NEGATE, CATEGORY, a wide range
+        if len(chars) > 10:
+            return None
+    return chars

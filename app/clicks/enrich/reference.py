@@ -1,0 +1,157 @@
+"""Device type, brand, model and bot name from the field's reference database: Matomo's
+Device Detector, through the `device-detector` package, which carries its regex files.
+
+The package tries its regexes one by one: thousands per User-Agent, ~6 ms once warm. Here
+each of its regex lists gets an index of the literals its entries cannot match without
+(`literals.py`), and a parser is handed only the entries whose literals occur in the
+User-Agent (or in the model client hint), in their original order. First match wins as
+before, so answers are the package's own; the test suite checks that on its fixtures.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import ahocorasick_rs
+from device_detector import DeviceDetector, yaml_loader
+from device_detector.enums import DeviceType
+from device_detector.parser import Bot
+
+from app.clicks.enrich.literals import required_literals
+
+# The reference's types, as Tautan's `device_type` names them.
+_DEVICE_TYPES = {
+    DeviceType.Smartphone: "mobile",
+    DeviceType.Phablet: "mobile",
+    DeviceType.FeaturePhone: "mobile",
+    DeviceType.Tablet: "tablet",
+    DeviceType.Desktop: "desktop",
+    DeviceType.TV: "tv",
+    DeviceType.Console: "console",
+    DeviceType.Wearable: "wearable",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceDevice:
+    device_type: str | None  # None: the reference does not say
+    brand: str | None
+    model: str | None
+
+
+def detect(user_agent: str, hints: Mapping[str, str] | None = None) -> ReferenceDevice:
+    """What the reference database says of the device behind a User-Agent and its client
+    hints (bots are `bot_name`'s business)."""
+    found = DeviceDetector(
+        user_agent,
+        headers=dict(hints) if hints else None,
+        skip_bot_detection=True,
+        check_cache=False,  # the caller memoises, within bounds of its own
+    ).parse()
+    kind = found.device_type()
+    return ReferenceDevice(
+        device_type=_DEVICE_TYPES.get(kind, "other") if kind else None,
+        brand=found.device_brand() or None,
+        model=found.device_model() or None,
+    )
+
+
+def bot_name(user_agent: str) -> str | None:
+    """The reference's name for the bot behind a User-Agent, or None."""
+    bot = Bot(user_agent, None).parse()
+    return (bot.ua_data.get("name") or "bot") if bot.is_bot() else None
+
+
+class _FirstMatchIndex:
+    """The entries of one regex list that can match a text, in list order. An entry with a
+    list of model regexes (a brand) comes with only those of its models that can match."""
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self.entries = entries
+        self.ua = _LiteralIndex([_literals(entry["regex"]) for entry in entries])
+        self.model_of = [
+            (i, j) for i, e in enumerate(entries) for j in range(len(e.get("models", ())))
+        ]
+        self.models = _LiteralIndex(
+            [_literals(entries[i]["models"][j]["regex"]) for i, j in self.model_of]
+        )
+        # With a model hint, the device parser also tries each brand's regex and its model
+        # regexes on the hint.
+        self.by_hint = _LiteralIndex(
+            [
+                _union(_literals(e["regex"]), *(_literals(m["regex"]) for m in e.get("models", ())))
+                for e in entries
+            ]
+        )
+
+    def candidates(self, user_agent: str, model_hint: str | None) -> list[dict[str, Any]]:
+        positions = self.ua.hits(user_agent)
+        models = self.models.hits(user_agent)
+        if model_hint:
+            positions |= self.by_hint.hits(model_hint)
+            models |= self.models.hits(model_hint)
+        if not self.model_of:
+            return [self.entries[i] for i in sorted(positions)]
+        kept: dict[int, list[int]] = {}
+        for flat in sorted(models):
+            i, j = self.model_of[flat]
+            kept.setdefault(i, []).append(j)
+        found = []
+        for i in sorted(positions):
+            entry = self.entries[i]
+            if "models" in entry:
+                entry = {**entry, "models": [entry["models"][j] for j in kept.get(i, ())]}
+            found.append(entry)
+        return found
+
+
+class _LiteralIndex:
+    def __init__(self, literal_sets: list[frozenset[str] | None]) -> None:
+        self.size = len(literal_sets)
+        self.always = frozenset(i for i, s in enumerate(literal_sets) if s is None)
+        owners: dict[str, list[int]] = {}
+        for position, literals in enumerate(literal_sets):
+            for literal in literals or ():
+                owners.setdefault(literal, []).append(position)
+        self.literals = list(owners)
+        self.owners = [owners[literal] for literal in self.literals]
+        self.automaton = ahocorasick_rs.AhoCorasick(self.literals) if self.literals else None
+
+    def hits(self, text: str) -> set[int]:
+        if not text.isascii() or self.automaton is None:
+            # Literals are lower-cased ASCII for the most part; case folding beyond ASCII
+            # ("ſ" matches "s") is not worth an index: such a text tries every entry.
+            return set(range(self.size))
+        found = set(self.always)
+        for literal, _start, _end in self.automaton.find_matches_as_indexes(
+            text.lower(), overlapping=True
+        ):
+            found.update(self.owners[literal])
+        return found
+
+
+def _literals(lazy_regex: object) -> frozenset[str] | None:
+    # The package's RegexLazy answers attribute reads from its compiled regex, compiling it
+    # first; the pattern is read from the object itself, so nothing is compiled here.
+    return required_literals(object.__getattribute__(lazy_regex, "pattern"))
+
+
+def _union(*sets: frozenset[str] | None) -> frozenset[str] | None:
+    if any(s is None for s in sets):
+        return None
+    return frozenset().union(*sets)  # type: ignore[arg-type]
+
+
+@cache
+def _index(fixture_files: tuple[str, ...]) -> _FirstMatchIndex:
+    return _FirstMatchIndex(yaml_loader.regex_list(fixture_files))
+
+
+def _candidate_regex_list(parser: Any) -> list[dict[str, Any]]:
+    hints = parser.client_hints
+    return _index(parser.fixture_files).candidates(parser.user_agent, hints and hints.model)
+
+
+# Every parser of the package reads its regexes through this one property.
+yaml_loader.RegexLoader.regex_list = property(_candidate_regex_list)  # type: ignore[assignment,method-assign]
