@@ -11,9 +11,9 @@ import yaml
 from device_detector import DeviceDetector, yaml_loader
 from starlette.testclient import TestClient
 
-from app.clicks.enrich import REFERENCE_BUDGET_S, Enricher, reference
+from app.clicks.enrich import DEVICE_BUDGET_S, Enricher, reference
 from app.clicks.enrich.literals import required_literals
-from app.clicks.enrich.useragent import parse_user_agent
+from app.clicks.enrich.useragent import guess_user_agent, parse_user_agent
 from app.config import Settings
 from tests.clicks.test_capture import clicks_of
 from tests.conftest import create_link
@@ -114,13 +114,13 @@ def test_a_reduced_user_agent_is_named_by_its_model_hint() -> None:
     assert (xiaomi.device_brand, xiaomi.device_model) == ("Xiaomi", "Redmi Note 12")
 
 
-def test_in_app_tokens_name_the_phone_without_the_reference() -> None:
-    quick = parse_user_agent(INSTAGRAM_ANDROID, use_reference=False)
+def test_in_app_tokens_name_the_phone_even_in_a_guess() -> None:
+    quick = guess_user_agent(INSTAGRAM_ANDROID)
     assert (quick.device_brand, quick.device_model) == ("Samsung", "SM-S918B")
     full = parse_user_agent(INSTAGRAM_ANDROID)
     assert (full.device_brand, full.device_model) == ("Samsung", "Galaxy S23 Ultra")
     facebook = "Mozilla/5.0 (Linux; Android 13; wv) AppleWebKit/537.36 Chrome/120 [FB_IAB/FB4A;FBAV/443.0;FBDV/CPH2581;FBMF/OPPO;]"
-    quick = parse_user_agent(facebook, use_reference=False)
+    quick = guess_user_agent(facebook)
     assert (quick.device_brand, quick.device_model) == ("OPPO", "CPH2581")
 
 
@@ -130,11 +130,12 @@ def test_bots_are_named_from_the_lists() -> None:
     assert reference.bot_name(REDUCED_ANDROID) is None
 
 
-def test_past_the_budget_new_user_agents_get_the_quick_answer_until_the_next_batch() -> None:
+def test_past_the_budget_new_user_agents_get_a_guess_until_the_next_batch() -> None:
     enricher = Enricher(Settings())
     enricher._budget_s = 0  # as after a batch's worth of new User-Agents
-    quick = enricher.device(REDUCED_ANDROID, A54_HINTS)
-    assert (quick["device_brand"], quick["device_model"]) == ("Samsung", "SM-A546E")
+    guess = enricher.device(REDUCED_ANDROID, A54_HINTS)
+    assert (guess["device_brand"], guess["device_model"]) == ("Samsung", "SM-A546E")
+    assert (guess["device_type"], guess["os"]) == ("mobile", None)
     assert enricher.device_fallbacks == 1
     enricher.start_batch()
     full = enricher.device(REDUCED_ANDROID, A54_HINTS)
@@ -145,14 +146,16 @@ def test_past_the_budget_new_user_agents_get_the_quick_answer_until_the_next_bat
 
 def test_a_flood_of_new_user_agents_costs_a_batch_at_most_its_budget() -> None:
     enricher = Enricher(Settings())
-    flood = [f"Mozilla/5.0 (Linux; Android 14; ZZ{n:05d} Build/{n}) Chrome/1.{n}" for n in range(400)]
+    flood = [
+        f"Mozilla/5.0 (Linux; Android 14; ZZ{n:05d} Build/{n}) Chrome/1.{n}" for n in range(400)
+    ]
     enricher.start_batch()
     for ua in flood:
         enricher.device(ua)
-    # The reference was asked until the budget ran out (each answer costs well under it).
+    # Worked out in full until the budget ran out (each answer costs well under it).
     asked = len(flood) - enricher.device_fallbacks
     assert 1 <= asked < len(flood)
-    assert enricher._budget_s <= 0 < REFERENCE_BUDGET_S
+    assert enricher._budget_s <= 0 < DEVICE_BUDGET_S
 
 
 def test_the_memo_is_bounded_and_keyed_on_the_cut_user_agent() -> None:

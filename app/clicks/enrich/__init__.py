@@ -7,22 +7,23 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from app.clicks.enrich.bots import bot_name
+from app.clicks.enrich.bots import MAX_UA_LENGTH, bot_name, known_bot
 from app.clicks.enrich.geo import NO_GEO, GeoLookup
 from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
 from app.clicks.enrich.referrer import classify_referrer
-from app.clicks.enrich.useragent import MAX_UA_LENGTH, parse_user_agent
+from app.clicks.enrich.useragent import UserAgentInfo, guess_user_agent, parse_user_agent
 from app.clicks.models import Click
 from app.clicks.queue import RawClick
 from app.clicks.visitors import visitor_id
 from app.config import Settings
 
-# The reference device database costs about a millisecond per User-Agent never seen before
-# (in-app browsers put app version, screen and model in theirs, so there are many). Past
-# this much of it per batch, a new User-Agent gets the quick answer (ua-parser and in-app
-# tokens), counted in `tautan_device_fallbacks_total`: a flood of random User-Agents slows
-# the writer by at most this much per batch.
-REFERENCE_BUDGET_S = 0.05
+# A User-Agent never seen before costs a millisecond or two (ua-parser, the reference device
+# database, the crawler lists), and far more when it is long random text; in-app browsers
+# put app version, screen and model in theirs, so real traffic has many. Past this much of
+# that work per batch, a new User-Agent gets a guess (`guess_user_agent`), counted in
+# `tautan_device_fallbacks_total`: a flood of random User-Agents cannot slow the writer
+# by more than this per batch, and a few regexes per click.
+DEVICE_BUDGET_S = 0.1
 DEVICES_KEPT = 8192  # User-Agents (cut to MAX_UA_LENGTH) whose device fields are memoised
 
 MAX_LENGTH = {
@@ -58,12 +59,12 @@ class Enricher:
         # gives is worked out once.
         self.client = lru_cache(maxsize=8192)(self._client)
         self._devices: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
-        self._budget_s = REFERENCE_BUDGET_S
+        self._budget_s = DEVICE_BUDGET_S
         self.device_fallbacks = 0
 
     def start_batch(self) -> None:
-        """A new batch: the reference database's time budget starts again."""
-        self._budget_s = REFERENCE_BUDGET_S
+        """A new batch: the time budget for new User-Agents starts again."""
+        self._budget_s = DEVICE_BUDGET_S
 
     def reload_geo_if_changed(self) -> None:
         """Pick up a geo database swapped in while running (`tautan geo update`)."""
@@ -78,11 +79,12 @@ class Enricher:
             self._devices.move_to_end(key)
             return fields
         if self._budget_s <= 0:
-            # Not kept: the next batch may have the time to ask the reference.
+            # Not kept: the next batch may have the time to do better.
             self.device_fallbacks += 1
-            return _device_fields(*key, use_reference=False)
+            return _device_fields(guess_user_agent(*key), known_bot(key[0]))
         started = time.perf_counter()
-        fields = self._devices[key] = _device_fields(*key, use_reference=True)
+        fields = _device_fields(parse_user_agent(*key), bot_name(key[0]))
+        self._devices[key] = fields
         self._budget_s -= time.perf_counter() - started
         if len(self._devices) > DEVICES_KEPT:
             self._devices.popitem(last=False)
@@ -132,9 +134,7 @@ class Enricher:
         }
 
 
-def _device_fields(user_agent: str, client_hints: str, *, use_reference: bool) -> dict[str, Any]:
-    agent = parse_user_agent(user_agent, client_hints, use_reference=use_reference)
-    bot = bot_name(user_agent)
+def _device_fields(agent: UserAgentInfo, bot: str | None) -> dict[str, Any]:
     return _fitted({
         "is_bot": bot is not None,
         "bot_name": bot,
@@ -143,7 +143,7 @@ def _device_fields(user_agent: str, client_hints: str, *, use_reference: bool) -
         "os_version": agent.os_version,
         "browser": agent.browser,
         "browser_version": agent.browser_version,
-        "device_brand": agent.device_brand,
-        "device_model": agent.device_model,
+        "device_brand": None if bot else agent.device_brand,
+        "device_model": None if bot else agent.device_model,
         "in_app": agent.in_app,
     })  # fmt: skip

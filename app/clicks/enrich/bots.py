@@ -9,7 +9,9 @@ from crawleruseragents import CRAWLER_PATTERNS
 
 from app.clicks.enrich import reference
 
-MAX_UA_LENGTH = 1024
+# The longest User-Agent of the reference's 38,000 fixtures has 419 characters: past this,
+# a string only makes every regex slower (a random 1 KB one costs ~50 ms of parsing).
+MAX_UA_LENGTH = 512
 EMPTY = "(empty)"
 
 # Checked in order, first match wins, before the maintained lists: these are the fetchers
@@ -112,10 +114,16 @@ def is_preview_fetcher(name: str | None) -> bool:
 def preview_fetcher(ua: str) -> str | None:
     """The link-preview fetcher's name, or None: fast enough for the redirect, as it asks
     only the table of known bots, where every preview fetcher is, not the crawler list."""
+    name = known_bot(ua)
+    return name if name in PREVIEW_FETCHERS else None
+
+
+def known_bot(ua: str) -> str | None:
+    """The bot's name from the table of well-known ones alone: cheap, and sure."""
     ua = ua[:MAX_UA_LENGTH]
     for pattern, name in _KNOWN_BOTS:
         if pattern.search(ua):
-            return name if name in PREVIEW_FETCHERS else None
+            return name
     return None
 
 
@@ -124,9 +132,8 @@ def _bot_name(ua: str) -> str | None:
     ua = ua.strip()
     if not ua:
         return EMPTY
-    for pattern, name in _KNOWN_BOTS:
-        if pattern.search(ua):
-            return name
+    if name := known_bot(ua):
+        return name
     ua = _HUMAN_APP_TOKENS.sub("", ua)
     # The maintained lists, the reference device database's first: it names the bot.
     if name := reference.bot_name(ua):

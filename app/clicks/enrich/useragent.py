@@ -1,10 +1,9 @@
 """Device, OS, browser and in-app browser from a User-Agent string and client hints.
 
-Two layers. ua-parser (through user-agents) names the OS and browser and gives a quick
-guess at the device; the reference device database (`reference.py`) then names the device
-type, brand and model as the field's reference does. The reference costs far more per new
-User-Agent, so a caller may do without it (`reference=False`): the quick guess, helped by
-the maker and model tokens that in-app browsers carry, is the answer then.
+ua-parser (through user-agents) names the OS and browser; the reference device database
+(`reference.py`) names the device type, brand and model as the field's reference does.
+Both cost a millisecond or so per new User-Agent; `guess_user_agent` costs next to nothing
+and still reads the maker and model tokens of in-app browsers and the model hint.
 """
 
 import re
@@ -16,10 +15,8 @@ from device_detector.parser.device.base import DEVICE_BRANDS
 from user_agents.parsers import UserAgent
 
 from app.clicks.enrich import reference
-from app.clicks.enrich.bots import bot_name
+from app.clicks.enrich.bots import MAX_UA_LENGTH, bot_name
 from app.clicks.queue import HINT_HEADERS
-
-MAX_UA_LENGTH = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +86,20 @@ _FACEBOOK_MODEL = re.compile(r"FBDV/([^;\]]+)")
 _REDUCED_ANDROID = re.compile(r"Android 10; K\)")
 
 _APPLE_OS = ("iOS", "macOS")
+_COARSE_TYPES = tuple(
+    (re.compile(pattern), kind)
+    for pattern, kind in (
+        (r"iPad|Tablet", "tablet"),
+        (r"iPhone|Android|Mobile", "mobile"),
+        (r"Windows NT|Macintosh|X11", "desktop"),
+    )
+)
 
 
-def parse_user_agent(
-    ua: str, client_hints: str = "", *, use_reference: bool = True
-) -> UserAgentInfo:
-    """What a User-Agent and its client hints (`client_hints` as the redirect keeps them:
-    `name: value` lines) say of the device. Not memoised: the caller memoises, with a bound
-    it chooses, the answers it wants to keep."""
+def parse_user_agent(ua: str, client_hints: str = "") -> UserAgentInfo:
+    """What a User-Agent and its client hints (`client_hints` as a click keeps them: `name:
+    value` lines) say of the device. Not memoised: the caller memoises, within a bound of
+    its choosing, the answers it keeps."""
     ua = ua[:MAX_UA_LENGTH]
     info = _quick(ua)
     if info.device_type == "bot":
@@ -104,20 +107,14 @@ def parse_user_agent(
     hints = parse_client_hints(client_hints)
     if info.os_version is None and (version := _hint(hints, "sec-ch-ua-platform-version")):
         info = replace(info, os_version=version)  # a reduced UA's "Android 10" says nothing
-    if use_reference:
-        found = reference.detect(ua, hints)
-        info = replace(info, device_type=found.device_type or info.device_type)
-        if found.brand:
-            # The reference's model name, else the model code the User-Agent gave.
-            model = found.model or info.device_model
-            info = replace(info, device_brand=found.brand, device_model=model)
-    elif info.device_model is None and (model := _hint(hints, "sec-ch-ua-model")):
-        info = replace(info, device_brand=_brand_of_code(model), device_model=model)
+    found = reference.detect(ua, hints)
+    info = replace(info, device_type=found.device_type or info.device_type)
+    if found.brand:
+        # The reference's model name, else the model code the User-Agent gave.
+        info = replace(
+            info, device_brand=found.brand, device_model=found.model or info.device_model
+        )
     return info
-
-
-def _hint(hints: dict[str, str], name: str) -> str | None:
-    return hints.get(name, "").strip('"') or None
 
 
 def parse_client_hints(client_hints: str) -> dict[str, str]:
@@ -127,6 +124,22 @@ def parse_client_hints(client_hints: str) -> dict[str, str]:
         if name in HINT_HEADERS:
             hints[name] = value
     return hints
+
+
+def guess_user_agent(ua: str, client_hints: str = "") -> UserAgentInfo:
+    """A guess at the device for next to no work (a few regexes): for User-Agents past the
+    writer's budget, which a flood of random strings would otherwise turn into seconds of
+    parsing. In-app browsers and model hints still name the phone."""
+    ua = ua[:MAX_UA_LENGTH]
+    brand, model = _in_app_device(ua) or (None, None)
+    if model is None and (model := _hint(parse_client_hints(client_hints), "sec-ch-ua-model")):
+        brand = _brand_of_code(model)
+    kind = next((kind for pattern, kind in _COARSE_TYPES if pattern.search(ua)), "other")
+    return UserAgentInfo(kind, None, None, None, None, brand, model, _in_app(ua))
+
+
+def _hint(hints: dict[str, str], name: str) -> str | None:
+    return hints.get(name, "").strip('"') or None
 
 
 @lru_cache(maxsize=4096)
