@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import auth, geo_update, migrate
+from app.clicks import reenrich as reenriching
 from app.clicks import retention
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
@@ -318,6 +319,46 @@ def purge(
     for name, count in done.dropped.items():
         print(f"dropped partition {name} ({count} clicks)")
     print(f"removed {done.clicks} clicks before {done.cutoff:%Y-%m-%d} 00:00 UTC; rollups kept")
+
+
+@app.command()
+def reenrich(
+    since: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="only clicks from this UTC day on"),
+    ] = None,
+) -> None:
+    """Work out the device and bot fields of stored clicks again from their raw User-Agents
+    and client hints (after an update of the device database or the parsers), then the
+    rollups and link counters of the days whose clicks changed. One day at a time, beside a
+    running server; days whose raw clicks were purged keep their numbers."""
+
+    async def run() -> reenriching.Reenriched:
+        engine = create_engine(get_settings().database_url)
+        bar = Progress(
+            TextColumn("days"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+            console=Console(stderr=True),
+            transient=True,
+            disable=not _progress_shown(),
+        )
+        task = bar.add_task("reenrich", total=None)
+        try:
+            with bar:
+                return await reenriching.reenrich(
+                    engine,
+                    since.date() if since else None,
+                    lambda done, total: bar.update(task, completed=done, total=total),
+                )
+        finally:
+            await engine.dispose()
+
+    done = asyncio.run(run())
+    print(
+        f"{done.user_agents} user agents looked at, {done.changed} changed: "
+        f"{done.clicks} clicks updated, rollups of {done.days} days counted again"
+    )
 
 
 @app.command()

@@ -27,6 +27,8 @@ class Click(Base):
         Index("ix_clicks_workspace_id_ts", "workspace_id", "ts"),
         # The writer asks which visitors of a batch were seen already today.
         Index("ix_clicks_visitor_id", "visitor_id"),
+        # `tautan reenrich` updates the clicks of one User-Agent at a time.
+        Index("ix_clicks_user_agent_id", "user_agent_id"),
     )
 
     id: Mapped[int] = mapped_column(ClickId, primary_key=True)  # in order of receipt
@@ -58,6 +60,21 @@ class Click(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     ip: Mapped[str | None] = mapped_column(String(45))
     trigger: Mapped[str] = mapped_column(String(8))
+    # The raw User-Agent and client hints the device fields came from (`user_agents.id`;
+    # no foreign key: the writer inserts the User-Agent first, and rows are never deleted).
+    user_agent_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class UserAgent(Base):
+    """Each distinct raw User-Agent (with its client hints) clicks came with, kept once so
+    that `tautan reenrich` can work their device fields out again after an update."""
+
+    __tablename__ = "user_agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(32), unique=True)  # of user_agent + hints
+    user_agent: Mapped[str] = mapped_column(String(512))
+    client_hints: Mapped[str] = mapped_column(String(512))
 
 
 class VisitorSalt(Base):

@@ -18,6 +18,7 @@ from app.clicks.models import Click
 from app.clicks.queue import ClickQueue, RawClick
 from app.clicks.rollups import update_rollups
 from app.clicks.spool import PartlyWritten, Spool
+from app.clicks.user_agents import UserAgentIds, key_of
 from app.clicks.visitors import Salts, mark_new_visitors
 from app.db import execute_many
 from app.links.models import Link
@@ -57,6 +58,7 @@ class ClickWriter:
         self.enricher, self.metrics = enricher, metrics
         self.interval_s = interval_s
         self.salts = Salts(secret_key)
+        self.user_agent_ids = UserAgentIds()
         self._stopping = False
         self._retry_at = 0.0  # while the database is failing: when to try it again
         self._retry_delay = RETRY_FIRST_S
@@ -170,6 +172,10 @@ class ClickWriter:
         database fails midway through that, PartlyWritten says how many are written."""
         started = time.perf_counter()
         rows, positions = await self._enrich(batch)
+        keys = [key_of(batch[p].user_agent, batch[p].client_hints) for p in positions]
+        ids = await self.user_agent_ids.of(self.sessionmaker, set(keys))
+        for row, key in zip(rows, keys, strict=True):
+            row["user_agent_id"] = ids[key]
         try:
             await self.write_rows(rows)
         except PartlyWritten as exc:

@@ -73,7 +73,7 @@ def test_each_redirect_becomes_an_enriched_click(client: TestClient, writer: dic
     assert first.ip == "203.0.113.0"  # from the trusted proxy's header, anonymized
     assert (second.device_brand, second.device_model, second.browser) == (
         "Samsung",
-        "SM-S918B",
+        "Galaxy S23 Ultra",
         "Chrome Mobile",
     )
     assert (second.referrer_domain, second.referrer_source, second.trigger) == (

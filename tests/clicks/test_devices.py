@@ -11,7 +11,7 @@ import yaml
 from device_detector import DeviceDetector, yaml_loader
 from starlette.testclient import TestClient
 
-from app.clicks.enrich import DEVICE_BUDGET_S, Enricher, reference
+from app.clicks.enrich import DEVICE_BUDGET_S, FULL_ANSWERS_PER_BATCH, Enricher, reference
 from app.clicks.enrich.literals import required_literals
 from app.clicks.enrich.useragent import guess_user_agent, parse_user_agent
 from app.config import Settings
@@ -132,7 +132,7 @@ def test_bots_are_named_from_the_lists() -> None:
 
 def test_past_the_budget_new_user_agents_get_a_guess_until_the_next_batch() -> None:
     enricher = Enricher(Settings())
-    enricher._budget_s = 0  # as after a batch's worth of new User-Agents
+    enricher._budget_s, enricher._full_answers = 0, FULL_ANSWERS_PER_BATCH  # a batch's worth
     guess = enricher.device(REDUCED_ANDROID, A54_HINTS)
     assert (guess["device_brand"], guess["device_model"]) == ("Samsung", "SM-A546E")
     assert (guess["device_type"], guess["os"]) == ("mobile", None)
@@ -154,7 +154,7 @@ def test_a_flood_of_new_user_agents_costs_a_batch_at_most_its_budget() -> None:
         enricher.device(ua)
     # Worked out in full until the budget ran out (each answer costs well under it).
     asked = len(flood) - enricher.device_fallbacks
-    assert 1 <= asked < len(flood)
+    assert FULL_ANSWERS_PER_BATCH <= asked < len(flood)
     assert enricher._budget_s <= 0 < DEVICE_BUDGET_S
 
 

@@ -24,7 +24,16 @@ from app.config import Settings
 # `tautan_device_fallbacks_total`: a flood of random User-Agents cannot slow the writer
 # by more than this per batch, and a few regexes per click.
 DEVICE_BUDGET_S = 0.1
+# Worked out in full in every batch whatever they cost: a process's first User-Agents cost
+# more (the reference compiles each regex at its first use), and a quiet hour's clicks
+# should not be guessed because of that.
+FULL_ANSWERS_PER_BATCH = 8
 DEVICES_KEPT = 8192  # User-Agents (cut to MAX_UA_LENGTH) whose device fields are memoised
+
+DEVICE_FIELDS = (
+    "is_bot", "bot_name", "device_type", "os", "os_version", "browser", "browser_version",
+    "device_brand", "device_model", "in_app",
+)  # fmt: skip
 
 MAX_LENGTH = {
     c.name: c.type.length for c in Click.__table__.columns if getattr(c.type, "length", None)
@@ -60,11 +69,13 @@ class Enricher:
         self.client = lru_cache(maxsize=8192)(self._client)
         self._devices: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._budget_s = DEVICE_BUDGET_S
+        self._full_answers = 0
         self.device_fallbacks = 0
 
     def start_batch(self) -> None:
         """A new batch: the time budget for new User-Agents starts again."""
         self._budget_s = DEVICE_BUDGET_S
+        self._full_answers = 0
 
     def reload_geo_if_changed(self) -> None:
         """Pick up a geo database swapped in while running (`tautan geo update`)."""
@@ -78,14 +89,14 @@ class Enricher:
         if (fields := self._devices.get(key)) is not None:
             self._devices.move_to_end(key)
             return fields
-        if self._budget_s <= 0:
+        if self._budget_s <= 0 and self._full_answers >= FULL_ANSWERS_PER_BATCH:
             # Not kept: the next batch may have the time to do better.
             self.device_fallbacks += 1
             return _device_fields(guess_user_agent(*key), known_bot(key[0]))
         started = time.perf_counter()
-        fields = _device_fields(parse_user_agent(*key), bot_name(key[0]))
-        self._devices[key] = fields
+        fields = self._devices[key] = device_fields(*key)
         self._budget_s -= time.perf_counter() - started
+        self._full_answers += 1
         if len(self._devices) > DEVICES_KEPT:
             self._devices.popitem(last=False)
         return fields
@@ -132,6 +143,11 @@ class Enricher:
             **source,
             "trigger": raw.trigger,
         }
+
+
+def device_fields(user_agent: str, client_hints: str = "") -> dict[str, Any]:
+    """A click's device and bot fields (DEVICE_FIELDS), worked out in full."""
+    return _device_fields(parse_user_agent(user_agent, client_hints), bot_name(user_agent))
 
 
 def _device_fields(agent: UserAgentInfo, bot: str | None) -> dict[str, Any]:
