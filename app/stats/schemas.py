@@ -31,7 +31,10 @@ class Timeseries(BaseModel):
 
 class BreakdownRow(BaseModel):
     value: str = Field(
-        description="the dimension's value; `(unknown)` for none, `(other)` past limit"
+        description=(
+            "the dimension's value; `(unknown)` when not known (`(none)` for in_app and "
+            "bot_name: no app, no bot), `(other)` past limit"
+        )
     )
     clicks: int
     unique_visitors: int = Field(description=VISITORS_DOC)

@@ -30,7 +30,10 @@ from app.clicks.rollups import NO_VALUE, ROLLUP_DIMENSIONS, RollupDay, RollupHou
 from app.links.models import Link, LinkTag
 from app.stats.periods import Interval, bucket_starts, is_hour_aligned
 
-UNKNOWN, OTHER = "(unknown)", "(other)"
+UNKNOWN, OTHER, NONE = "(unknown)", "(other)", "(none)"
+# Dimensions whose missing value is a fact, not a gap: an ordinary browser is in no app,
+# a person is no bot.
+NONE_FOR_NULL = frozenset({"in_app", "bot_name"})
 LINK_DIMENSIONS = {
     "link": Link.slug,
     "utm_source": Link.utm_source,
@@ -340,8 +343,9 @@ async def _by_time(
 async def breakdown(
     session: AsyncSession, principal: Principal, q: StatsQuery, dimension: str, limit: int
 ) -> list[dict[str, Any]]:
-    """Rows largest first; nulls form `(unknown)`, rows past `limit` are summed into
-    `(other)`, so the rows always add up to the summary's clicks."""
+    """Rows largest first; nulls form `(unknown)` (`(none)` for in_app and bot_name), rows
+    past `limit` are summed into `(other)`, so the rows always add up to the summary's
+    clicks."""
     if dimension in LINK_DIMENSIONS:
         counts = await _by_link_attribute(session, principal, q, dimension)
     elif dimension in TIME_DIMENSIONS:
@@ -349,8 +353,9 @@ async def breakdown(
     else:
         counts = await _by_click_attribute(session, principal, q, dimension)
     merged: dict[str, Count] = defaultdict(Count)
+    missing = NONE if dimension in NONE_FOR_NULL else UNKNOWN
     for value, count in counts.items():
-        label = UNKNOWN if value in (None, NO_VALUE) else str(value)
+        label = missing if value in (None, NO_VALUE) else str(value)
         merged[label].add(count.clicks, count.visitors)
     ranked = sorted(
         ((v, c) for v, c in merged.items() if c.clicks), key=lambda vc: (-vc[1].clicks, vc[0])

@@ -136,10 +136,12 @@ def test_breakdowns(client: TestClient, reader: dict, seeded: dict) -> None:
     assert rows("country") == [("(unknown)", 6, 5)]  # no geo database configured
     assert rows("weekday") == [("Tuesday", 3, 2), ("Thursday", 2, 2), ("Wednesday", 1, 1)]
     assert rows("hour_of_day", tz="Asia/Jakarta")[0] == ("16", 2, 1)
+    # People are no bot and ordinary browsers in no app: "(none)", not "(unknown)".
     assert rows("bot_name", include_bots="true") == [
-        ("(unknown)", 6, 5),
+        ("(none)", 6, 5),
         ("facebookexternalhit", 1, 1),
     ]
+    assert rows("in_app") == [("(none)", 6, 5)]
     assert rows("referrer_source", limit=1) == [("direct", 3, 3), ("(other)", 3, 2)]
     shares = get(client, reader, "breakdown/link", **RANGE)["rows"]
     assert [r["share"] for r in shares] == [0.6667, 0.3333]
