@@ -190,6 +190,17 @@ def _progress_shown() -> bool:
     return sys.stdout.isatty() and sys.stderr.isatty()
 
 
+def _counting_bar(label: str, count: str) -> Progress:
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn(count),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not _progress_shown(),
+    )
+
+
 @links_app.command("import")
 def links_import(
     file: Annotated[
@@ -295,14 +306,7 @@ def purge(
 
     async def run() -> retention.Purged:
         engine = create_engine(get_settings().database_url)
-        bar = Progress(
-            TextColumn("deleting clicks"),
-            BarColumn(),
-            TextColumn("{task.completed:,.0f}"),
-            console=Console(stderr=True),
-            transient=True,
-            disable=not _progress_shown(),
-        )
+        bar = _counting_bar("deleting clicks", "{task.completed:,.0f}")
         task = bar.add_task("purge", total=None)
         try:
             with bar:
@@ -335,14 +339,7 @@ def reenrich(
 
     async def run() -> reenriching.Reenriched:
         engine = create_engine(get_settings().database_url)
-        bar = Progress(
-            TextColumn("days"),
-            BarColumn(),
-            TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
-            console=Console(stderr=True),
-            transient=True,
-            disable=not _progress_shown(),
-        )
+        bar = _counting_bar("days", "{task.completed:,.0f}/{task.total:,.0f}")
         task = bar.add_task("reenrich", total=None)
         try:
             with bar:
