@@ -15,6 +15,8 @@ from itertools import product
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 
+import ahocorasick_rs
+
 # Beyond these, the strings a sequence can match are not spelt out (they multiply).
 _MAX_PRODUCT = 64
 # Beyond these, a set of alternatives (a long `A|B|C…` list of models) is not kept.
@@ -143,3 +145,33 @@ def _class_chars(items: list[tuple[object, object]]) -> set[str] | None:
         if len(chars) > 10:
             return None
     return chars
+
+
+class LiteralIndex:
+    """Which of a list of literal sets (`required_literals` of each regex) have a literal in
+    a text: one pass of an Aho-Corasick automaton over the lower-cased text."""
+
+    def __init__(self, literal_sets: list[frozenset[str] | None]) -> None:
+        self.size = len(literal_sets)
+        self.always = frozenset(i for i, s in enumerate(literal_sets) if s is None)
+        owners: dict[str, list[int]] = {}
+        for position, literals in enumerate(literal_sets):
+            for literal in literals or ():
+                owners.setdefault(literal, []).append(position)
+        self.literals = list(owners)
+        self.owners = [owners[literal] for literal in self.literals]
+        self.automaton = ahocorasick_rs.AhoCorasick(self.literals) if self.literals else None
+
+    def hits(self, text: str) -> set[int]:
+        if not text.isascii():
+            # Literals are lower-cased ASCII for the most part; case folding beyond ASCII
+            # ("ſ" matches "s") is not worth an index: such a text tries every entry.
+            return set(range(self.size))
+        found = set(self.always)
+        if self.automaton is None:
+            return found
+        for literal, _start, _end in self.automaton.find_matches_as_indexes(
+            text.lower(), overlapping=True
+        ):
+            found.update(self.owners[literal])
+        return found

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import ahocorasick_rs
 from device_detector import DeviceDetector, yaml_loader
 from device_detector.enums import DeviceType
 from device_detector.parser import Bot
 
-from app.clicks.enrich.literals import required_literals
+from app.clicks.enrich.literals import LiteralIndex, required_literals
 
 # The reference's types, as Tautan's `device_type` names them.
 _DEVICE_TYPES = {
@@ -69,16 +68,16 @@ class _FirstMatchIndex:
 
     def __init__(self, entries: list[dict[str, Any]]) -> None:
         self.entries = entries
-        self.ua = _LiteralIndex([_literals(entry["regex"]) for entry in entries])
+        self.ua = LiteralIndex([_literals(entry["regex"]) for entry in entries])
         self.model_of = [
             (i, j) for i, e in enumerate(entries) for j in range(len(e.get("models", ())))
         ]
-        self.models = _LiteralIndex(
+        self.models = LiteralIndex(
             [_literals(entries[i]["models"][j]["regex"]) for i, j in self.model_of]
         )
         # With a model hint, the device parser also tries each brand's regex and its model
         # regexes on the hint.
-        self.by_hint = _LiteralIndex(
+        self.by_hint = LiteralIndex(
             [
                 _union(_literals(e["regex"]), *(_literals(m["regex"]) for m in e.get("models", ())))
                 for e in entries
@@ -103,31 +102,6 @@ class _FirstMatchIndex:
             if "models" in entry:
                 entry = {**entry, "models": [entry["models"][j] for j in kept.get(i, ())]}
             found.append(entry)
-        return found
-
-
-class _LiteralIndex:
-    def __init__(self, literal_sets: list[frozenset[str] | None]) -> None:
-        self.size = len(literal_sets)
-        self.always = frozenset(i for i, s in enumerate(literal_sets) if s is None)
-        owners: dict[str, list[int]] = {}
-        for position, literals in enumerate(literal_sets):
-            for literal in literals or ():
-                owners.setdefault(literal, []).append(position)
-        self.literals = list(owners)
-        self.owners = [owners[literal] for literal in self.literals]
-        self.automaton = ahocorasick_rs.AhoCorasick(self.literals) if self.literals else None
-
-    def hits(self, text: str) -> set[int]:
-        if not text.isascii() or self.automaton is None:
-            # Literals are lower-cased ASCII for the most part; case folding beyond ASCII
-            # ("ſ" matches "s") is not worth an index: such a text tries every entry.
-            return set(range(self.size))
-        found = set(self.always)
-        for literal, _start, _end in self.automaton.find_matches_as_indexes(
-            text.lower(), overlapping=True
-        ):
-            found.update(self.owners[literal])
         return found
 
 
