@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-import user_agents
+import ua_parser
 from device_detector.parser.device.base import DEVICE_BRANDS
-from user_agents.parsers import UserAgent
+from user_agents.parsers import UserAgent, parse_browser, parse_device, parse_operating_system
 
 from app.clicks.enrich import reference
 from app.clicks.enrich.bots import MAX_UA_LENGTH, bot_name
@@ -142,9 +142,29 @@ def _hint(hints: dict[str, str], name: str) -> str | None:
     return hints.get(name, "").strip('"') or None
 
 
+class _UserAgent(UserAgent):
+    """user-agents' reading of a User-Agent, parsed through ua-parser's current API (with
+    its Rust accelerator, ua-parser-rs): user-agents calls the legacy API, which tries the
+    regexes one by one in Python, twenty times slower."""
+
+    def __init__(self, user_agent_string: str) -> None:
+        found = ua_parser.parse(user_agent_string)
+        agent, os, device = found.user_agent, found.os, found.device
+        self.ua_string = user_agent_string
+        self.os = parse_operating_system(
+            *((os.family, os.major, os.minor, os.patch) if os else ("Other",))
+        )
+        self.browser = parse_browser(
+            *((agent.family, agent.major, agent.minor, agent.patch) if agent else ("Other",))
+        )
+        self.device = parse_device(
+            *((device.family, device.brand, device.model) if device else ("Other", None, None))
+        )
+
+
 @lru_cache(maxsize=4096)
 def _quick(ua: str) -> UserAgentInfo:
-    parsed = user_agents.parse(ua)
+    parsed = _UserAgent(ua)
     os = _known(parsed.os.family)
     browser = _known(parsed.browser.family)
     brand, model = _brand_and_model(parsed.device.brand, parsed.device.model)
