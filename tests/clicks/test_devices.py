@@ -122,6 +122,16 @@ def test_in_app_tokens_name_the_phone_even_in_a_guess() -> None:
     facebook = "Mozilla/5.0 (Linux; Android 13; wv) AppleWebKit/537.36 Chrome/120 [FB_IAB/FB4A;FBAV/443.0;FBDV/CPH2581;FBMF/OPPO;]"
     quick = guess_user_agent(facebook)
     assert (quick.device_brand, quick.device_model) == ("OPPO", "CPH2581")
+    snapchat = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Snapchat/12.50.0.33 (like Safari/8616.2.9.10.9, panda)"
+    assert guess_user_agent(snapchat).device_model is None  # no hardware token: no guess
+    instagram_ios = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 334.0.4.32.98 (iPhone15,2; iOS 17_5; en_US; en; scale=3.00; 1179x2556; 612379432)"
+    quick = guess_user_agent(instagram_ios)
+    assert (quick.device_brand, quick.device_model, quick.in_app) == (
+        "Apple",
+        "iPhone15,2",
+        "instagram",
+    )
+    assert parse_user_agent(instagram_ios).device_model == "iPhone 14 Pro"
 
 
 def test_bots_are_named_from_the_lists() -> None:

@@ -1,6 +1,7 @@
 """Device, OS, browser and in-app browser from a User-Agent string and client hints.
 
-ua-parser (through user-agents) names the OS and browser; the reference device database
+ua-parser (with user-agents' device heuristics) names the OS and browser; the reference
+device database
 (`reference.py`) names the device type, brand and model as the field's reference does.
 Both cost a millisecond or so per new User-Agent; `guess_user_agent` costs next to nothing
 and still reads the maker and model tokens of in-app browsers and the model hint.
@@ -81,6 +82,8 @@ _REFERENCE_BRANDS = {name.lower(): name for name in DEVICE_BRANDS.values()}
 _INSTAGRAM_DEVICE = re.compile(r"Instagram [\d.]+ Android \([^;]*;[^;]*;[^;]*; ([^;]+); ([^;]+);")
 _FACEBOOK_MAKER = re.compile(r"FBMF/([^;\]]+)")
 _FACEBOOK_MODEL = re.compile(r"FBDV/([^;\]]+)")
+# On iOS, Instagram, Snapchat and others name the hardware: "(iPhone15,2; iOS 17_5; …)".
+_APPLE_HARDWARE = re.compile(r"\b((?:iPhone|iPad|iPod)\d+,\d+)")
 
 # Chrome's reduced UA says "Android 10; K" whatever the phone and Android release.
 _REDUCED_ANDROID = re.compile(r"Android 10; K\)")
@@ -230,6 +233,8 @@ def _in_app_device(ua: str) -> tuple[str | None, str] | None:
         model = found[1].strip()
         maker_found = _FACEBOOK_MAKER.search(ua)
         maker = maker_found[1].strip() if maker_found else ""
+    elif found := _APPLE_HARDWARE.search(ua):
+        maker, model = "Apple", found[1]
     else:
         return None
     brand = _REFERENCE_BRANDS.get(maker.lower()) or _brand_of_code(model)
