@@ -75,21 +75,17 @@ class _FirstMatchIndex:
         self.models = LiteralIndex(
             [_literals(entries[i]["models"][j]["regex"]) for i, j in self.model_of]
         )
-        # With a model hint, the device parser also tries each brand's regex and its model
-        # regexes on the hint.
-        self.by_hint = LiteralIndex(
-            [
-                _union(_literals(e["regex"]), *(_literals(m["regex"]) for m in e.get("models", ())))
-                for e in entries
-            ]
-        )
 
     def candidates(self, user_agent: str, model_hint: str | None) -> list[dict[str, Any]]:
         positions = self.ua.hits(user_agent)
         models = self.models.hits(user_agent)
         if model_hint:
-            positions |= self.by_hint.hits(model_hint)
-            models |= self.models.hits(model_hint)
+            # With a model hint, the device parser also tries each brand's regex and its
+            # model regexes on the hint.
+            positions |= self.ua.hits(model_hint)
+            hinted = self.models.hits(model_hint)
+            positions |= {self.model_of[flat][0] for flat in hinted}
+            models |= hinted
         if not self.model_of:
             return [self.entries[i] for i in sorted(positions)]
         kept: dict[int, list[int]] = {}
@@ -109,12 +105,6 @@ def _literals(lazy_regex: object) -> frozenset[str] | None:
     # The package's RegexLazy answers attribute reads from its compiled regex, compiling it
     # first; the pattern is read from the object itself, so nothing is compiled here.
     return required_literals(object.__getattribute__(lazy_regex, "pattern"))
-
-
-def _union(*sets: frozenset[str] | None) -> frozenset[str] | None:
-    if any(s is None for s in sets):
-        return None
-    return frozenset().union(*sets)  # type: ignore[arg-type]
 
 
 @cache
