@@ -19,7 +19,8 @@ LOOKUP_SLICE = 1000
 
 
 def key_of(user_agent: str, client_hints: str) -> Key:
-    return user_agent[:MAX_UA_LENGTH], client_hints
+    # PostgreSQL cannot store NUL in text; headers are untrusted.
+    return user_agent[:MAX_UA_LENGTH].replace("\x00", ""), client_hints[:512].replace("\x00", "")
 
 
 def digest_of(key: Key) -> str:
