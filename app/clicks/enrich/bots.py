@@ -8,7 +8,7 @@ from crawlerdetect.providers.crawlers import data as crawlerdetect_patterns
 from crawleruseragents import CRAWLER_USER_AGENTS_DATA
 
 from app.clicks.enrich import reference
-from app.clicks.enrich.literals import LiteralIndex, required_literals
+from app.clicks.enrich.literals import FirstMatch, LiteralIndex, required_literals
 
 # The longest User-Agent of the reference's 38,000 fixtures has 419 characters: past this,
 # a string only makes every regex slower (a random 1 KB one costs ~50 ms of parsing).
@@ -18,7 +18,7 @@ EMPTY = "(empty)"
 # Checked in order, first match wins, before the maintained lists: these are the fetchers
 # a marketer recognises, and the lists name some of them otherwise ("Facebook Crawler",
 # or a fragment such as "Yandex"). Order matters where one UA quotes another.
-_KNOWN_BOTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+_KNOWN_BOTS = FirstMatch(
     (re.compile(pattern, re.IGNORECASE), name)
     for pattern, name in (
         # Apple Messages' link preview claims three bots at once.
@@ -145,11 +145,7 @@ def preview_fetcher(ua: str) -> str | None:
 
 def known_bot(ua: str) -> str | None:
     """The bot's name from the table of well-known ones alone: cheap, and sure."""
-    ua = ua[:MAX_UA_LENGTH]
-    for pattern, name in _KNOWN_BOTS:
-        if pattern.search(ua):
-            return name
-    return None
+    return _KNOWN_BOTS(ua[:MAX_UA_LENGTH])
 
 
 @lru_cache(maxsize=4096)

@@ -9,11 +9,13 @@ exact: a literal present does not mean a match, only its absence rules one out.
 """
 
 import re
+from collections.abc import Iterable
 from itertools import product
 
 # Python 3.11 exposes the parser of the `re` module as `re._parser` (formerly sre_parse).
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Generic, TypeVar
 
 import ahocorasick_rs
 
@@ -33,6 +35,7 @@ _BOILERPLATE = (
 )
 
 Strings = frozenset[str]
+T = TypeVar("T")
 
 
 def required_literals(pattern: str) -> Strings | None:
@@ -175,3 +178,20 @@ class LiteralIndex:
         ):
             found.update(self.owners[literal])
         return found
+
+
+class FirstMatch(Generic[T]):
+    """Regexes tried in order, the first that matches giving its value, each tried only
+    where its literals occur: a text of random characters costs one automaton pass, not a
+    search per regex."""
+
+    def __init__(self, pairs: Iterable[tuple[re.Pattern[str], T]]) -> None:
+        self.pairs = list(pairs)
+        self.index = LiteralIndex([required_literals(p.pattern) for p, _ in self.pairs])
+
+    def __call__(self, text: str) -> T | None:
+        for position in sorted(self.index.hits(text)):
+            pattern, value = self.pairs[position]
+            if pattern.search(text):
+                return value
+        return None

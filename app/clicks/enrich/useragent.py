@@ -17,6 +17,7 @@ from user_agents.parsers import UserAgent, parse_browser, parse_device, parse_op
 
 from app.clicks.enrich import reference
 from app.clicks.enrich.bots import MAX_UA_LENGTH, bot_name
+from app.clicks.enrich.literals import FirstMatch
 from app.clicks.queue import HINT_HEADERS
 
 
@@ -34,7 +35,7 @@ class UserAgentInfo:
 
 # In-app browsers reveal their app with a token of their own. First match wins: the
 # Messenger and Threads tokens must win over the Facebook and Instagram ones.
-_IN_APP: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+_IN_APP = FirstMatch(
     (re.compile(pattern), name)
     for pattern, name in (
         (r"FBAN/Messenger|FB_IAB/MESSENGER", "messenger"),
@@ -259,7 +260,4 @@ def _device_type(ua: str, parsed: UserAgent, brand: str | None, model: str | Non
 
 
 def _in_app(ua: str) -> str | None:
-    for pattern, name in _IN_APP:
-        if pattern.search(ua):
-            return name
-    return None
+    return _IN_APP(ua)
