@@ -41,13 +41,24 @@ class ReferenceDevice:
 
 def detect(user_agent: str, hints: Mapping[str, str] | None = None) -> ReferenceDevice:
     """What the reference database says of the device behind a User-Agent and its client
-    hints (bots are `bot_name`'s business)."""
+    hints (bots are `bot_name`'s business).
+
+    The package's own steps for the device, without the client (browser) step, which the
+    device needs only to call a desktop-looking TV browser a TV (2 of 7,385 fixtures), and
+    without the normalising of the string for display: they were 45% of the time."""
     found = DeviceDetector(
         user_agent,
         headers=dict(hints) if hints else None,
         skip_bot_detection=True,
         check_cache=False,  # the caller memoises, within bounds of its own
-    ).parse()
+    )
+    if (found.user_agent or found.headers) and not (
+        found.is_digit() or found.is_uuid() or found.is_gibberish()
+    ):
+        found.parse_os()
+        found.parse_device()
+        if found.os_name() == "Coolita OS":  # as the package's parse(): coocaa's TVs
+            found.all_details.setdefault("device", {}).update(brand="coocaa", type=DeviceType.TV)
     kind = found.device_type()
     return ReferenceDevice(
         device_type=_DEVICE_TYPES.get(kind, "other") if kind else None,
