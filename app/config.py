@@ -1,4 +1,4 @@
-"""Settings, read from `TAUTAN_*` environment variables (DESIGN §3)."""
+"""Settings, read from `TAUTAN_*` environment variables (the table in README.md)."""
 
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -10,6 +10,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Network = IPv4Network | IPv6Network
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "placeholder", "dev"}
+# 32 characters of `secrets.token_urlsafe` carry about 190 bits: out of reach of guessing,
+# while anything a person types from memory is usually far shorter.
+MIN_SECRET_LENGTH = 32
+GENERATE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 def _split(value: object) -> object:
@@ -19,7 +23,11 @@ def _split(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TAUTAN_", extra="ignore")
+    # The settings hold secrets (keys, database passwords): an error must not echo them
+    # into a log. It still names the variable and what is wrong with it.
+    model_config = SettingsConfigDict(
+        env_prefix="TAUTAN_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite+aiosqlite:///./tautan.db"
     read_database_url: str | None = None
@@ -64,13 +72,34 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> "Settings":
-        if self.env == "production" and (self.secret_key or "").lower() in PLACEHOLDER_SECRETS:
+        """In production, refuse secrets that can be guessed: the secret key signs dashboard
+        sessions, and the admin key opens everything. Development takes anything."""
+        if self.env != "production":
+            return self
+        problems = []
+        if weakness := _weakness(self.secret_key):
+            problems.append(f"TAUTAN_SECRET_KEY {weakness}")
+        if self.admin_key and (weakness := _weakness(self.admin_key)):  # unset: one is printed
+            problems.append(f"TAUTAN_ADMIN_KEY {weakness}")
+        if problems:
             raise ValueError(
-                "TAUTAN_SECRET_KEY is missing or a placeholder, and TAUTAN_ENV is production: "
-                "set it to a long random string (e.g. `python -c 'import secrets; "
-                "print(secrets.token_urlsafe(48))'`)."
+                f"{' and '.join(problems)}, and TAUTAN_ENV is production: set "
+                f"{'it' if len(problems) == 1 else 'each'} to a random string of at least "
+                f"{MIN_SECRET_LENGTH} characters, e.g. the output of `{GENERATE_SECRET}`."
             )
         return self
+
+
+def _weakness(secret: str | None) -> str | None:
+    """What makes `secret` guessable (never the secret itself, which must stay out of logs),
+    or None when it is long enough."""
+    if not secret:
+        return "is missing"
+    if secret.lower() in PLACEHOLDER_SECRETS:
+        return "is a placeholder"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    return None
 
 
 @lru_cache
