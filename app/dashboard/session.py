@@ -133,10 +133,24 @@ def signed_in(*needed: str) -> Callable[[Request], Coroutine[Any, Any, Principal
 
 async def same_origin(request: Request) -> None:
     """Forms are posted from the dashboard itself, never from another site (the cookie is
-    SameSite=Strict too; this also covers the sign-in form, which has no cookie yet)."""
-    origin = request.headers.get("origin")
+    SameSite=Strict too; this also covers the sign-in form, which has no cookie yet).
+
+    Browsers send `Origin` with every POST; where one is missing (an old browser, a proxy
+    or an extension that strips it), the `Referer` says where the form was, and the pages
+    send it to themselves (Referrer-Policy: same-origin). A POST with neither could come
+    from anywhere, so it is refused too."""
     # Behind a proxy the Host header may be the proxy's upstream: the public origin is
-    # TAUTAN_BASE_URL's.
+    # TAUTAN_BASE_URL's. An empty Host would match the empty netloc of `Origin: null`.
     ours = {request.headers.get("host"), urlsplit(request.app.state.settings.base_url).netloc}
-    if origin is not None and urlsplit(origin).netloc not in ours:
+    ours.discard("")
+    sender = request.headers.get("origin", request.headers.get("referer"))
+    if sender is None:
+        raise AppError(
+            403,
+            "cross_origin",
+            "this form can only be sent from the dashboard, and the browser sent neither "
+            "Origin nor Referer to show it was: allow the Referer for this site (a privacy "
+            "extension or setting may remove it)",
+        )
+    if urlsplit(sender).netloc not in ours:
         raise AppError(403, "cross_origin", "this form can only be sent from the dashboard")

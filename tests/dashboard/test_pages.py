@@ -24,6 +24,14 @@ FACEBOOK = "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext
 ALL_SCOPES = ("links:read", "links:write", "stats:read")
 
 
+@pytest.fixture
+def client(client: TestClient) -> TestClient:
+    """The app, as a browser on the dashboard's own pages calls it: browsers send `Origin`
+    with every form POST (tests of forms without it take it off)."""
+    client.headers["Origin"] = BASE_URL
+    return client
+
+
 def new_key(client: TestClient, *scopes: str, workspace: str = "default") -> tuple[int, str]:
     key, token = in_app(
         client, lambda s: auth.create_key(s, name="web", scopes=list(scopes), workspace=workspace)
@@ -111,7 +119,12 @@ def test_cookie_is_secure_when_the_base_url_is_https(settings: Settings) -> None
     https = settings.model_copy(update={"base_url": "https://tautan.test"})
     with TestClient(create_app(https), base_url="https://tautan.test", client=PEER) as client:
         _, token = new_key(client, "links:read")
-        response = client.post("/dashboard/sign-in", data={"key": token}, follow_redirects=False)
+        response = client.post(
+            "/dashboard/sign-in",
+            data={"key": token},
+            headers={"Origin": "https://tautan.test"},
+            follow_redirects=False,
+        )
         assert response.status_code == 303
         assert "secure" in response.headers["set-cookie"].lower().split("; ")
 
@@ -214,6 +227,54 @@ def test_forms_from_another_site_are_refused(client: TestClient, user: str) -> N
         headers={"Origin": BASE_URL, "Host": "127.0.0.1:8000"},
     )
     assert proxied.status_code == 303
+    # The Origin decides when there is one, whatever the Referer says.
+    spoofed = client.post(
+        "/dashboard/new",
+        data={"url": "https://shop.example/", "slug": "spoofed"},
+        headers={"Origin": "https://evil.example", "Referer": f"{BASE_URL}/dashboard/new"},
+    )
+    assert spoofed.status_code == 403
+    assert sorted(api_slugs(client, user)) == ["mine", "proxied"]
+
+
+def test_forms_without_an_origin_are_judged_by_their_referer(client: TestClient, user: str) -> None:
+    del client.headers["Origin"]  # an old browser, or a proxy that strips it
+    create_link(client, bearer(user), slug="kept")
+    for path, form in (("/dashboard/new", {"url": "https://shop.example/", "slug": "csrf"}),
+                       ("/dashboard/links/kept/archive", {})):  # fmt: skip
+        response = client.post(path, data=form, headers={"Referer": "https://evil.example/x"})
+        assert response.status_code == 403, path
+    assert api_slugs(client, user) == ["kept"]
+    assert client.get("/kept").status_code == 302  # not archived
+    same = client.post(
+        "/dashboard/new",
+        data={"url": "https://shop.example/", "slug": "mine"},
+        headers={"Referer": f"{BASE_URL}/dashboard/new"},
+    )
+    assert same.status_code == 303
+    # Behind a reverse proxy: the public origin, or the Host the proxy sends, both count.
+    for referer in (f"{BASE_URL}/dashboard/links/kept", "http://127.0.0.1:8000/dashboard/links"):
+        proxied = client.post(
+            "/dashboard/links/kept/archive",
+            headers={"Referer": referer, "Host": "127.0.0.1:8000"},
+        )
+        assert proxied.status_code == 303, referer
+    assert sorted(api_slugs(client, user)) == ["mine"]
+
+
+def test_forms_with_neither_origin_nor_referer_are_refused(client: TestClient) -> None:
+    del client.headers["Origin"]
+    _, token = new_key(client, *ALL_SCOPES)
+    response = client.post("/dashboard/sign-in", data={"key": token})
+    assert response.status_code == 403
+    assert "set-cookie" not in response.headers
+    assert "allow the Referer for this site" in text(response.text)
+    client.headers["Origin"] = BASE_URL
+    sign_in(client, token)
+    del client.headers["Origin"]
+    response = client.post("/dashboard/new", data={"url": "https://shop.example/", "slug": "x"})
+    assert response.status_code == 403
+    assert api_slugs(client, token) == []
 
 
 # Headers
