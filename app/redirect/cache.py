@@ -5,7 +5,9 @@ other processes are seen within `TAUTAN_LINK_CACHE_TTL_S`. The one exception is 
 
 import asyncio
 import logging
+import re
 import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -16,16 +18,32 @@ from sqlalchemy.orm import raiseload
 
 from app.db import SQLITE_BUSY_TIMEOUT_S, after_commit
 from app.links.models import Link
+from app.links.schemas import SLUG_PATTERN
 from app.links.service import destination
 
 log = logging.getLogger(__name__)
+# Links kept: every link a process serves often, many times over (a Target is well under a
+# kilobyte, its preview page aside).
+MAX_LINKS = 100_000
+# Unknown slugs kept, for UNKNOWN_TTL_S each: a flood of up to 2,000 distinct slugs a second
+# reads each of them once; past that they push out one another, never a link (a few MB).
+MAX_UNKNOWN = 10_000
 UNKNOWN_TTL_S = 5.0  # unknown slugs are remembered briefly, so probing them stays cheap
+# Misses are read in batches of up to BATCH slugs, READERS batches at a time: a flood takes
+# at most READERS pooled connections, and leaves the others to the API and the click writer.
+BATCH = 128
+READERS = 4
+SLUG = re.compile(SLUG_PATTERN)  # what a slug can be: any other path is unknown, unread
 # Slots taken at once. Takers of one link queue on its row anyway (and on SQLite on the one
 # write lock): more at once would only hold more pooled connections while they wait, and
 # leave none for reading the links of other redirects.
 SLOT_TAKERS = 4
-MAX_ENTRIES = 100_000
 LINKS = Link.__table__
+READ = (
+    select(Link)
+    .where(Link.slug.in_(bindparam("slugs", expanding=True)), Link.archived_at.is_(None))
+    .options(raiseload(Link.tag_rows))
+)
 # One slot of a capped link's max_clicks, taken only while one is left. The condition is
 # evaluated in the database, which serialises concurrent takers on the row, so no process
 # can overshoot, and a max_clicks changed by any process applies at once. A link whose cap
@@ -107,66 +125,177 @@ def preview_page(link: Link, to: str) -> bytes | None:
     ).encode()
 
 
+@dataclass(slots=True)
+class Entry:
+    fresh_until: float  # time.monotonic() until which the link is served without a read
+    target: Target
+    used: bool = False  # since it was stored, or since its last second chance
+
+
+# A slug waiting to be read: the future its requests wait on, and what an outage serves
+# instead (the entry found expired; None when there was none).
+Wanted = tuple[str, asyncio.Future[Target | None], tuple[Target | None] | None]
+
+
 class LinkCache:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], ttl_s: float) -> None:
+    """Links by slug, and unknown slugs apart: a flood of slugs that lead nowhere (a scan, a
+    typo spreading) can only push out other unknown slugs, never a link. Full, the links
+    make room by use (CLOCK, "second chance"): the oldest link not used since it was stored
+    or last spared goes, a link used meanwhile goes to the back, flag cleared. A hit only
+    sets that flag: nothing moves on the redirect's path. Unknown slugs go least recently
+    used first. Misses are read in batches: every slug missed meanwhile goes into the next
+    read, so a flood of unknown slugs costs a query per batch, not a query (and a pooled
+    connection) per slug."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        ttl_s: float,
+        *,
+        max_links: int = MAX_LINKS,
+        max_unknown: int = MAX_UNKNOWN,
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._ttl_s = ttl_s
-        self._entries: dict[str, tuple[float, Target | None]] = {}
+        self._unknown_ttl_s = min(ttl_s, UNKNOWN_TTL_S)
+        self._max_links = max_links
+        self._max_unknown = max_unknown
+        # Oldest first. Entries past their TTL stay until pushed out: they are what an outage
+        # serves (see _read_batch).
+        self._links: OrderedDict[str, Entry] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # slug -> unknown until
         self._loading: dict[str, asyncio.Future[Target | None]] = {}
+        self._wanted: deque[Wanted] = deque()
+        self._readers = 0
+        self._reader_tasks: set[asyncio.Task[None]] = set()
         self._slot_takers = asyncio.Semaphore(SLOT_TAKERS)
+        # A read is one SELECT: on PostgreSQL it needs no BEGIN and ROLLBACK around it. That
+        # saves two round trips of six; the pool's pre-ping takes three of the four left.
+        bind = sessionmaker.kw.get("bind")
+        postgresql = bind is not None and bind.dialect.name == "postgresql"
+        self._read_options = {"isolation_level": "AUTOCOMMIT"} if postgresql else {}
 
     async def get(self, slug: str) -> Target | None:
-        entry = self._entries.get(slug)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
+        entry = self._links.get(slug)
+        if entry is not None and entry.fresh_until > time.monotonic():
+            entry.used = True
+            return entry.target
+        return await self._miss(slug, entry)
+
+    async def _miss(self, slug: str, entry: Entry | None) -> Target | None:
+        kept: tuple[Target | None] | None = None  # what an outage serves instead
+        if entry is not None:
+            kept = (entry.target,)
+        else:
+            unknown_until = self._unknown.get(slug)
+            if unknown_until is not None:
+                if unknown_until > time.monotonic():
+                    self._unknown.move_to_end(slug)
+                    return None
+                kept = (None,)
+            elif SLUG.fullmatch(slug) is None:
+                return None  # no link can have it: nothing to read, nothing to remember
         # One database read per slug however many requests miss at once.
         pending = self._loading.get(slug)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future = asyncio.get_running_loop().create_future()
-        self._loading[slug] = future
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._loading[slug] = pending
+            self._wanted.append((slug, pending, kept))
+            if self._readers < READERS:
+                self._readers += 1
+                task = asyncio.create_task(self._read_wanted())
+                self._reader_tasks.add(task)
+                task.add_done_callback(self._reader_tasks.discard)
+        return await asyncio.shield(pending)
+
+    async def _read_wanted(self) -> None:
+        """Read the wanted slugs, a batch at a time, until none is left."""
         try:
-            target = await self._load_or_keep(slug, entry)
-            future.set_result(target)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters (if any) get it, no warning otherwise
-            raise
+            while self._wanted:
+                count = min(len(self._wanted), BATCH)
+                await self._read_batch([self._wanted.popleft() for _ in range(count)])
         finally:
-            current = self._loading.get(slug) is future
-            if current:
-                del self._loading[slug]
-        if current:  # else forget() ran meanwhile and what was read may be stale
-            self._store(slug, target)
-        return target
+            self._readers -= 1  # in the step that found nothing wanted: no slug is left behind
 
-    async def _load_or_keep(
-        self, slug: str, expired: tuple[float, Target | None] | None
-    ) -> Target | None:
-        """The link as read now; while the database cannot answer, as last read (kept for
-        another TTL: cached links keep being served during an outage, DESIGN §1)."""
+    async def _read_batch(self, batch: list[Wanted]) -> None:
         try:
-            return await self._load(slug)
+            found = await self._read({slug for slug, _, _ in batch})
         except Exception as exc:
-            if expired is None:
-                raise
-            log.warning("link %r served as cached: the database did not answer (%r)", slug, exc)
-            return expired[1]
+            self._keep_or_fail(batch, exc)
+            return
+        except BaseException:
+            for slug, future, _ in batch:
+                self._done(slug, future)
+                future.cancel()
+            raise
+        for slug, future, _ in batch:
+            self._answer(slug, future, found.get(slug))
 
-    async def _load(self, slug: str) -> Target | None:
-        async with self._sessionmaker() as session:
-            link = await session.scalar(
-                select(Link)
-                .where(Link.slug == slug, Link.archived_at.is_(None))
-                .options(raiseload(Link.tag_rows))
+    def _keep_or_fail(self, batch: list[Wanted], error: Exception) -> None:
+        """While the database cannot answer, a slug is answered as it was last read (and kept
+        for another TTL: cached links keep being served during an outage); one not
+        cached gets the error."""
+        kept_count = 0
+        for slug, future, kept in batch:
+            if kept is None:
+                self._done(slug, future)
+                future.set_exception(error)
+                future.exception()  # mark retrieved: waiters (if any) get it, no warning else
+            else:
+                kept_count += 1
+                self._answer(slug, future, kept[0])
+        if kept_count:
+            log.warning(
+                "%d slugs served as cached: the database did not answer (%r)", kept_count, error
             )
-            return Target.of(link) if link else None
+
+    def _answer(
+        self, slug: str, future: asyncio.Future[Target | None], target: Target | None
+    ) -> None:
+        if self._done(slug, future):  # else forget() ran meanwhile: what was read may be stale
+            self._store(slug, target)
+        future.set_result(target)
+
+    def _done(self, slug: str, future: asyncio.Future[Target | None]) -> bool:
+        """No longer loading `slug`; True unless forget() ran since `future` was made."""
+        if self._loading.get(slug) is future:
+            del self._loading[slug]
+            return True
+        return False
+
+    async def _read(self, slugs: set[str]) -> dict[str, Target]:
+        async with self._sessionmaker() as session:
+            if self._read_options:
+                await session.connection(execution_options=self._read_options)
+            links = await session.scalars(READ, {"slugs": list(slugs)})
+            return {link.slug: Target.of(link) for link in links}
 
     def _store(self, slug: str, target: Target | None) -> None:
-        if len(self._entries) >= MAX_ENTRIES:
-            del self._entries[next(iter(self._entries))]  # the oldest: dicts keep insertion order
-        ttl = self._ttl_s if target is not None else min(self._ttl_s, UNKNOWN_TTL_S)
-        self._entries[slug] = (time.monotonic() + ttl, target)
+        if target is None:
+            self._links.pop(slug, None)
+            self._unknown[slug] = time.monotonic() + self._unknown_ttl_s
+            self._unknown.move_to_end(slug)
+            if len(self._unknown) > self._max_unknown:
+                self._unknown.popitem(last=False)
+        else:
+            self._unknown.pop(slug, None)
+            fresh_until = time.monotonic() + self._ttl_s
+            entry = self._links.get(slug)
+            if entry is not None:  # read again: it keeps its place, and counts as used
+                entry.fresh_until, entry.target, entry.used = fresh_until, target, True
+                return
+            if len(self._links) >= self._max_links:
+                self._make_room()
+            self._links[slug] = Entry(fresh_until, target)
+
+    def _make_room(self) -> None:
+        """Drop the oldest link not used since it was stored or last spared."""
+        while True:
+            slug, entry = self._links.popitem(last=False)
+            if not entry.used:
+                return
+            entry.used = False  # a second chance, at the back
+            self._links[slug] = entry
 
     async def take_slot(self, target: Target) -> bool:
         """Count one click toward the capped link's max_clicks in the database: True when a
@@ -196,5 +325,6 @@ class LinkCache:
         after_commit(session, lambda: self.forget(slug))
 
     def forget(self, slug: str) -> None:
-        self._entries.pop(slug, None)
+        self._links.pop(slug, None)
+        self._unknown.pop(slug, None)
         self._loading.pop(slug, None)

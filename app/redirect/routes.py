@@ -1,5 +1,5 @@
 """The redirect: a pure ASGI handler for `GET|HEAD /{slug}`, kept off FastAPI's stack
-because it is the one path where every microsecond counts (DESIGN §9). It reads the link
+because it is the one path where every microsecond counts (docs/design.md). It reads the link
 cache, hands the raw click to the queue and answers; it never waits on a database write,
 except for a person's click on a link with a max_clicks, which takes its slot first."""
 
@@ -19,7 +19,7 @@ from app.metrics import Metrics
 from app.redirect.cache import LinkCache, Target
 
 log = logging.getLogger(__name__)
-SLUG_PATH = re.compile(r"/([A-Za-z0-9_-]{1,64})")
+SLUG_PATH = re.compile(r"/([^/]+)")  # a path of one segment: a slug, unless the API's own
 NO_CACHE = (b"cache-control", b"private, no-cache")
 # A permanent redirect may be reused by the browser, but briefly (as Shlink does): cached
 # for good, a visitor's next clicks would never be counted, nor a changed link followed.
@@ -58,7 +58,9 @@ CLIENT_HINT_HEADERS: dict[str, tuple[tuple[bytes, bytes], ...]] = {
 
 
 def slug_of(scope: Scope) -> str | None:
-    """The slug when this request is a redirect, else None (the API takes it)."""
+    """The slug when the redirect answers this request, else None (the API takes it). Any
+    path of one segment but the API's own is a slug: one that no link can have (an emoji,
+    a dot) gets the 404 page of every unknown slug, without a database read."""
     if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
         return None
     match = SLUG_PATH.fullmatch(scope["path"])

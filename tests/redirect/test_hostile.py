@@ -17,6 +17,7 @@ from app.clicks.models import Click
 from app.db import create_engine
 from tests.clicks.test_capture import clicks_of
 from tests.conftest import BASE_URL, PEER, create_link, run
+from tests.redirect.test_cache import link_reads
 from tests.test_serve import KEY, serving
 
 DESTINATION = "https://shop.example.com/sale"
@@ -88,6 +89,38 @@ def test_odd_paths_are_unknown_links(client: TestClient, writer: dict, path: str
     response = client.get(BASE_URL + path)
     assert response.status_code == 404
     assert client.head(BASE_URL + path).status_code == 404
+
+
+# Paths of one segment that no slug can be (outside [A-Za-z0-9_-]{1,64}), as sent.
+NOT_SLUGS = [
+    "/%F0%9F%98%80",  # an emoji
+    "/%C3%BC",
+    "/a.b",
+    "/%00",
+    "/h%20",
+    "/%FF%FE",
+    "/" + "a" * 65,
+    "/" + "a" * 10_000,
+]
+
+
+@pytest.mark.parametrize("path", NOT_SLUGS)
+def test_a_path_no_slug_can_match_gets_the_unknown_slug_page(client: TestClient, path: str) -> None:
+    """Answered as an unknown slug is, headers and body alike, without a database read; the
+    API keeps its own JSON 404s."""
+    for method in ("GET", "HEAD"):
+        unknown = client.request(method, "/no-such-slug")
+        with link_reads(client) as reads:
+            answer = client.request(method, BASE_URL + path)
+        assert reads == []
+        assert answer.status_code == unknown.status_code == 404
+        assert answer.headers == unknown.headers
+        assert answer.content == unknown.content
+    assert unknown.headers["content-type"] == "text/html; charset=utf-8"
+    assert unknown.headers["cache-control"] == "private, no-cache"
+    api = client.get(BASE_URL + "/api" + path)
+    assert api.status_code == 404
+    assert api.headers["content-type"] == "application/json"
 
 
 def get_with_raw_headers(

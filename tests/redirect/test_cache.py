@@ -1,0 +1,144 @@
+"""The link cache under unknown-slug floods, on the real database: unknown slugs never push
+out links, links used lately outlive links not used, and slugs missed at once are read
+together, at most one statement each (BEGIN included)."""
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from starlette.testclient import TestClient
+
+from app import migrate
+from app.config import Settings
+from app.db import create_sessionmaker
+from app.main import create_app
+from app.redirect.cache import MAX_LINKS, MAX_UNKNOWN, LinkCache
+from tests.clicks.test_outage import ThrowawayPostgres, throwaway_postgres  # noqa: F401
+from tests.conftest import BASE_URL, PEER, create_link, make_key
+from tests.redirect.test_redirect import concurrently, statuses
+
+
+@contextmanager
+def link_reads(client: TestClient) -> Iterator[list[str]]:
+    """The statements the link cache sends meanwhile: every statement on the app's read-only
+    connections (SQLite's BEGIN included; the click writer and the upkeep write elsewhere)."""
+    engine = client.app.api.state.engine.sync_engine  # type: ignore[attr-defined]
+    sent: list[str] = []
+
+    def record(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if connection.get_execution_options().get("read_only"):
+            sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_flood_of_unknown_slugs_leaves_known_links_cached(
+    client: TestClient, writer: dict
+) -> None:
+    create_link(client, writer, slug="known")
+    assert client.head("/known").status_code == 302  # read once, cached
+    cache: LinkCache = client.app.api.state.link_cache  # type: ignore[attr-defined]
+    flood = max(MAX_LINKS, MAX_UNKNOWN) + 1  # more than the cache could hold of anything
+
+    async def scan() -> None:
+        for start in range(0, flood, 2000):
+            slugs = (f"scan-{n}" for n in range(start, min(start + 2000, flood)))
+            assert not any(await asyncio.gather(*map(cache.get, slugs)))
+
+    assert client.portal is not None
+    client.portal.call(scan)
+    with link_reads(client) as reads:
+        assert client.head("/known").status_code == 302
+        assert client.head(f"/scan-{flood - 1}").status_code == 404  # remembered
+    assert reads == []
+    # The unknown slugs were kept as far as their own room goes: the first are forgotten.
+    with link_reads(client) as reads:
+        assert client.head("/scan-0").status_code == 404
+    assert len(reads) in (1, 2)  # (BEGIN and) the SELECT
+
+
+def test_links_used_lately_outlive_links_not_used(client: TestClient, writer: dict) -> None:
+    for slug in ("old", "used", "new"):
+        create_link(client, writer, slug=slug)
+    engine = client.app.api.state.engine  # type: ignore[attr-defined]
+    cache = LinkCache(create_sessionmaker(engine, read_only=True), 30, max_links=2)
+    assert client.portal is not None
+
+    def selects(*slugs: str) -> int:
+        """The SELECTs that following `slugs`, in order, costs."""
+        with link_reads(client) as reads:
+            for slug in slugs:
+                target = client.portal.call(cache.get, slug)  # type: ignore[union-attr]
+                assert target is not None and target.location == "https://shop.example.com/"
+        return sum(statement.lstrip().upper().startswith("SELECT") for statement in reads)
+
+    assert selects("used", "old") == 2
+    assert selects("used") == 0  # used since it was read: it stays when room is needed
+    assert selects("new") == 1  # the cache is full: "old", not used since, makes room
+    assert selects("used", "new") == 0
+    assert selects("old") == 1
+
+
+def test_slugs_missed_at_once_cost_at_most_one_statement_each(client: TestClient) -> None:
+    unknown = [f"/nope-{n}" for n in range(150)]
+    pool = client.app.api.state.engine.sync_engine.pool  # type: ignore[attr-defined]
+    checkouts: list[object] = []
+
+    def checkout(*_: Any) -> None:
+        checkouts.append(1)
+
+    event.listen(pool, "checkout", checkout)
+    try:
+        with link_reads(client) as reads:
+            answers = concurrently(client, unknown * 3)  # each slug asked three times at once
+    finally:
+        event.remove(pool, "checkout", checkout)
+    assert statuses(answers) == {404: 450}
+    assert 0 < len(reads) <= len(unknown)
+    # Nor a pooled connection each: on PostgreSQL a checkout is itself three round trips
+    # (the pool's pre-ping), and a flood must leave connections to the API and the writer.
+    assert 0 < len(checkouts) <= len(unknown) / 10
+    with link_reads(client) as reads:
+        assert statuses(concurrently(client, unknown)) == {404: 150}  # remembered
+    assert reads == []
+
+
+def test_an_outage_serves_cached_links_of_a_batch_and_refuses_the_others(
+    throwaway_postgres: ThrowawayPostgres,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    """Links missed together while the database is down: the ones read before are served as
+    they were read, the others get 503 (a guard of the outage behaviour for batched reads)."""
+    migrate.upgrade(throwaway_postgres.url)
+    settings = Settings(
+        database_url=throwaway_postgres.url,
+        base_url=BASE_URL,
+        spool_dir=str(tmp_path / "spool"),
+        link_cache_ttl_s=0.1,
+    )
+    with TestClient(
+        create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER
+    ) as client:
+        admin = make_key(client, "admin")
+        for slug in ("up", "also-up", "unread"):
+            create_link(client, admin, slug=slug)
+        assert statuses(concurrently(client, ["/up", "/also-up", "/gone"], "HEAD")) == {
+            302: 2,
+            404: 1,
+        }
+        throwaway_postgres.stop()
+        time.sleep(0.2)  # past the TTL: each of them is read again, in one batch
+        try:
+            answers = concurrently(client, ["/up", "/unread", "/also-up", "/gone", "/up"], "HEAD")
+            assert [a.status_code for a in answers] == [302, 503, 302, 404, 302]
+        finally:
+            throwaway_postgres.start()
+        assert client.head("/unread").status_code == 302
