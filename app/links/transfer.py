@@ -231,10 +231,7 @@ _csv_line = csv.writer(_Echo()).writerow
 
 def _csv_cells(link: Link, ctx: service.LinkContext) -> list[object]:
     out = service.to_out(link, ctx)
-    cells = out.model_dump(include=set(EXPORT_COLUMNS)) | {
-        "created_at": out.created_at.isoformat(),
-        "archived": "true" if out.archived else "false",
-    }
+    cells = out.model_dump(include=set(EXPORT_COLUMNS)) | {"created_at": out.created_at.isoformat()}
     # Tag by tag, as the import reads them (as_text on the whole cell would quote twice).
     tags = TAG_SEPARATOR.join(map(str, map(as_text, out.tags)))
     return [tags if name == "tags" else as_text(cells[name]) for name in EXPORT_COLUMNS]

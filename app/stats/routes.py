@@ -27,7 +27,10 @@ def stats_query(
     ] = None,
     to: Annotated[str | None, Query(description="date or datetime, inclusive")] = None,
     tz: Annotated[str, Query(description="IANA time zone for dates and buckets")] = "UTC",
-    link: Annotated[list[str], Query(description="slug; repeatable")] = [],  # noqa: B006
+    link: Annotated[
+        list[str],
+        Query(description="slug; repeatable; 404 if one is not a link the key sees"),
+    ] = [],  # noqa: B006
     tag: Annotated[str | None, Query(description=MATCH_DOC)] = None,
     utm_campaign: Annotated[str | None, Query(description=MATCH_DOC)] = None,
     utm_source: Annotated[str | None, Query(description=MATCH_DOC)] = None,
@@ -64,6 +67,7 @@ ReadSession = Annotated[AsyncSession, Depends(read_session)]
 
 @router.get("/summary", response_model=Summary)
 async def summary(principal: StatsRead, q: QueryDep, session: ReadSession) -> dict:
+    await service.check_links(session, principal, q.links)
     return await service.summary(session, principal, q)
 
 
@@ -76,6 +80,7 @@ async def timeseries(
         Interval | None, Query(description="default: from the range's length")
     ] = None,
 ) -> dict:
+    await service.check_links(session, principal, q.links)
     interval = interval or default_interval(q.start, q.end)
     try:
         buckets = await service.timeseries(session, principal, q, interval)
@@ -95,6 +100,7 @@ async def breakdown(
     dimension: Annotated[Dimension, Path()],
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> dict:
+    await service.check_links(session, principal, q.links)
     rows = await service.breakdown(session, principal, q, dimension, limit)
     return {"dimension": dimension, "rows": rows}
 
@@ -105,7 +111,10 @@ def _cell(value: object) -> object:
 
 @router.get("/clicks.csv", response_class=StreamingResponse)
 async def clicks_csv(principal: StatsRead, q: QueryDep, request: Request) -> StreamingResponse:
-    """Raw clicks, oldest first, streamed as CSV (RFC 4180) with a header row."""
+    """Raw clicks, oldest first, streamed as CSV (RFC 4180) with a header row; booleans
+    (`new_visitor`, `is_bot`) are `true` or `false`."""
+    async with request.app.state.read_sessionmaker() as session:  # before the 200 goes out
+        await service.check_links(session, principal, q.links)
 
     async def lines() -> AsyncIterator[str]:
         buffer = io.StringIO()

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import Principal
 from app.clicks.models import Click
 from app.clicks.rollups import NO_VALUE, ROLLUP_DIMENSIONS, RollupDay, RollupHour
+from app.errors import AppError
 from app.links.models import Link, LinkTag
 from app.stats.periods import Interval, bucket_starts, is_hour_aligned
 
@@ -129,6 +130,23 @@ class Count:
     def add(self, clicks: int, visitors: int) -> None:
         self.clicks += clicks
         self.visitors += visitors
+
+
+async def check_links(session: AsyncSession, principal: Principal, slugs: Sequence[str]) -> None:
+    """404 unless every slug names a link the key sees (its workspace's; every one for
+    admin). A slug of another workspace gets the same answer as one that does not exist;
+    the message names the unknown slugs."""
+    wanted = list(dict.fromkeys(slugs))
+    found: set[str] = set()
+    own = [] if principal.is_admin else [Link.workspace_id == principal.workspace_id]
+    for start in range(0, len(wanted), LINKS_PER_LOOKUP):  # asyncpg takes 32,767 parameters
+        chunk = wanted[start : start + LINKS_PER_LOOKUP]
+        found.update(await session.scalars(select(Link.slug).where(*own, Link.slug.in_(chunk))))
+    unknown = [slug for slug in wanted if slug not in found]
+    if unknown:
+        names = ", ".join(f"'{slug}'" for slug in unknown)
+        message = f"link{'s' if len(unknown) > 1 else ''} {names} not found"
+        raise AppError(404, "not_found", message, {"field": "link", "unknown": unknown})
 
 
 def _scope(table: Any, principal: Principal, q: StatsQuery) -> list[ColumnElement[bool]]:

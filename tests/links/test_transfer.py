@@ -552,6 +552,20 @@ def test_cli_import_refuses_a_bad_file_whole(
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
+def test_link_exports_write_archived_as_true_and_false(
+    client: TestClient, writer: dict, database_url: str
+) -> None:
+    _fill_workspace(client, writer)
+    want = {"rt-plain": "false", "rt-full": "false", "rt-gone": "true"}
+    api = {r["slug"]: r["archived"] for r in export_rows(client, writer)}
+    cli = tautan(database_url, "links", "export", "--workspace", "default")
+    assert cli.returncode == 0, cli.stderr
+    command_line = {r["slug"]: r["archived"] for r in csv.DictReader(io.StringIO(cli.stdout))}
+    for exported in (api, command_line):
+        assert {slug: exported[slug] for slug in want} == want
+        assert set(exported.values()) == {"true", "false"}
+
+
 def test_cli_export_csv_and_json_round_trip(
     client: TestClient, writer: dict, database_url: str, other_database: str, tmp_path: Path
 ) -> None:

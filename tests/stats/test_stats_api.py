@@ -183,7 +183,9 @@ def test_rollups_and_raw_clicks_agree(client: TestClient, reader: dict, seeded: 
 def test_another_workspace_sees_none_of_these_clicks(client: TestClient, seeded: dict) -> None:
     stranger = make_key(client, "stats:read", workspace="client-b")
     assert get(client, stranger, "summary", **RANGE)["clicks"] == 0
-    assert get(client, stranger, "summary", link="a", **RANGE)["clicks"] == 0
+    assert client.get("/api/stats/summary", params={"link": "a"}, headers=stranger).json() == (
+        unknown_links("a")
+    )
     assert get(client, stranger, "breakdown/link", **RANGE)["rows"] == []
     export = client.get("/api/stats/clicks.csv", params=RANGE, headers=stranger)
     assert export.text.strip().count("\n") == 0  # the header only
@@ -191,6 +193,60 @@ def test_another_workspace_sees_none_of_these_clicks(client: TestClient, seeded:
         get(client, make_key(client, "admin", workspace="client-b"), "summary", **RANGE)["clicks"]
         == 6
     )
+
+
+def unknown_links(*slugs: str) -> dict:
+    """The 404 body for these unknown slugs."""
+    names = ", ".join(f"'{slug}'" for slug in slugs)
+    message = f"link{'s' if len(slugs) > 1 else ''} {names} not found"
+    details = {"field": "link", "unknown": list(slugs)}
+    return {"error": {"code": "not_found", "message": message, "details": details}}
+
+
+STATS_PATHS = ("summary", "timeseries", "breakdown/country", "breakdown/link", "clicks.csv")
+
+
+@pytest.mark.parametrize("path", STATS_PATHS)
+def test_a_link_not_in_the_keys_scope_is_404_not_zeros(
+    client: TestClient, reader: dict, seeded: dict, path: str
+) -> None:
+    def ask(headers: dict, link: str | list[str], **params: Any) -> Any:
+        return client.get(
+            f"/api/stats/{path}", params={**RANGE, "link": link, **params}, headers=headers
+        )
+
+    missing = ask(reader, "nope")
+    assert missing.status_code == 404, missing.text
+    assert missing.headers["content-type"] == "application/json"
+    assert missing.json() == unknown_links("nope")
+    # Any unknown one of several is named; the known ones are not.
+    assert ask(reader, ["a", "nope", "b", "gone"]).json() == unknown_links("nope", "gone")
+    assert ask(reader, ["a", "nope", "nope"]).json() == unknown_links("nope")
+    assert ask(reader, "A").status_code == 404  # slugs are case-sensitive
+    assert ask(reader, "nope", tz="Mars/Olympus").status_code == 422  # bad input first
+
+    # A link of another workspace is as unknown as a missing one: nothing leaks.
+    stranger = make_key(client, "stats:read", workspace="client-b")
+    create_link(client, make_key(client, "links:write", workspace="client-b"), slug="theirs")
+    assert ask(stranger, "a").json() == unknown_links("a")
+    assert ask(stranger, ["theirs", "a"]).json() == unknown_links("a")
+    assert ask(stranger, "theirs").status_code == 200
+    assert ask(reader, "theirs").json() == unknown_links("theirs")
+    # An admin key, of any workspace, sees every workspace's links.
+    admin = make_key(client, "admin", workspace="client-b")
+    assert ask(admin, ["a", "theirs"]).status_code == 200
+    assert ask(admin, ["a", "nope"]).json() == unknown_links("nope")
+
+    # An archived link keeps its clicks and stats: it is no unknown link.
+    writer = make_key(client, "links:write")
+    assert client.delete("/api/links/b", headers=writer).status_code == 204
+    assert ask(reader, "b").status_code == 200
+    if path == "summary":
+        assert ask(reader, "b").json()["clicks"] == 2
+    # Purged, it is gone.
+    purged = client.delete("/api/links/b", params={"purge": "true"}, headers=writer)
+    assert purged.status_code == 204
+    assert ask(reader, "b").json() == unknown_links("b")
 
 
 def test_stats_need_the_stats_scope(client: TestClient, seeded: dict) -> None:
@@ -243,6 +299,26 @@ def test_csv_export(client: TestClient, writer: dict, reader: dict) -> None:
         "/api/stats/clicks.csv", params={**RANGE, "include_bots": "true"}, headers=reader
     )
     assert len(list(csv.DictReader(io.StringIO(with_bots.text)))) == 3
+
+
+def test_clicks_csv_writes_booleans_as_true_and_false(
+    client: TestClient, reader: dict, seeded: dict
+) -> None:
+    response = client.get(
+        "/api/stats/clicks.csv",
+        params={**RANGE, "link": "a", "include_bots": "true"},
+        headers=reader,
+    )
+    rows = sorted(csv.DictReader(io.StringIO(response.text)), key=lambda r: r["ts"])
+    # 09:00 new, 09:05 the same person again, 10:00 the preview fetcher, 22:00 someone new,
+    # the next day the first person again (new on a new UTC day).
+    assert [(r["ts"][11:16], r["new_visitor"], r["is_bot"]) for r in rows] == [
+        ("09:00", "true", "false"),
+        ("09:05", "false", "false"),
+        ("10:00", "true", "true"),
+        ("22:00", "true", "false"),
+        ("03:00", "true", "false"),
+    ]
 
 
 def test_stats_read_from_the_read_replica(settings: Settings, tmp_path: Path, seeded: dict) -> None:
