@@ -16,6 +16,7 @@ from app.links.schemas import (
     LinkCreate,
     LinkOut,
     LinkPage,
+    LinkRef,
     LinkUpdate,
 )
 
@@ -49,16 +50,36 @@ def _forget(request: Request, session: SessionDep, slug: str) -> None:
     request.app.state.link_cache.forget_after_commit(session, slug)
 
 
-@router.post("", status_code=201, response_model=LinkOut)
+def _shown(link: LinkOut, principal: Principal) -> LinkOut | LinkRef:
+    """The link written, for a key that may read it; else only where it is: `links:write`
+    alone changes links without ever seeing what they hold."""
+    if principal.is_admin or "links:read" in principal.scopes:
+        return link
+    return LinkRef(slug=link.slug, short_url=link.short_url)
+
+
+WRITE_ONLY = "A key without `links:read` gets only the `slug` and `short_url` of each link."
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=LinkOut | LinkRef,
+    responses={201: {"description": f"The new link. {WRITE_ONLY}"}},
+)
 async def create_link(
     body: LinkCreate, principal: LinksWrite, session: SessionDep, request: Request
-) -> LinkOut:
+) -> LinkOut | LinkRef:
     link = await service.create_link(session, principal, body, _ctx(request))
     _forget(request, session, link.slug)  # it may be negatively cached as unknown
-    return service.to_out(link, _ctx(request))
+    return _shown(service.to_out(link, _ctx(request)), principal)
 
 
-@router.post("/bulk", response_model=BulkOut)
+@router.post(
+    "/bulk",
+    response_model=BulkOut,
+    responses={200: {"description": f"One result per item, in order. {WRITE_ONLY}"}},
+)
 async def create_links(
     body: BulkCreate, principal: LinksWrite, session: SessionDep, request: Request
 ) -> BulkOut:
@@ -68,7 +89,8 @@ async def create_links(
             results.append(BulkResult(ok=False, error=item.body()))
         else:
             _forget(request, session, item.slug)
-            results.append(BulkResult(ok=True, link=service.to_out(item, _ctx(request))))
+            link = _shown(service.to_out(item, _ctx(request)), principal)
+            results.append(BulkResult(ok=True, link=link))
     return BulkOut(results=results)
 
 
@@ -106,14 +128,25 @@ async def list_links(
     )
 
 
-@router.post("/import", response_model=transfer.ImportReport)
+class ImportReport(transfer.ImportReport):
+    """The import's report as the API answers it: the links made, in full for a key that
+    may read them, else by their address alone."""
+
+    links: list[LinkOut | LinkRef] = []
+
+
+@router.post(
+    "/import",
+    response_model=ImportReport,
+    responses={200: {"description": f"What was imported and refused. {WRITE_ONLY}"}},
+)
 async def import_links(
     file: Annotated[UploadFile, File(description="CSV, UTF-8, header row first")],
     principal: LinksWrite,
     session: SessionDep,
     request: Request,
     dry_run: Annotated[bool, Query(description="report what would happen, write nothing")] = False,
-) -> transfer.ImportReport:
+) -> ImportReport:
     """Creates a link per CSV row (columns url, slug, title, tags (`|`-separated),
     utm_source, utm_medium, utm_campaign, utm_term, utm_content); refused rows are reported
     with their line number. A file that is not such a CSV is refused whole (422)."""
@@ -122,7 +155,8 @@ async def import_links(
     if not dry_run:
         for link in report.links:
             _forget(request, session, link.slug)
-    return report
+    links = [_shown(link, principal) for link in report.links]
+    return ImportReport(**dict(report) | {"links": links})
 
 
 @router.get(
@@ -165,13 +199,17 @@ async def get_link(
     return service.to_out(await service.get_link(session, principal, slug), _ctx(request))
 
 
-@router.patch("/{slug}", response_model=LinkOut)
+@router.patch(
+    "/{slug}",
+    response_model=LinkOut | LinkRef,
+    responses={200: {"description": f"The link as changed. {WRITE_ONLY}"}},
+)
 async def update_link(
     slug: str, body: LinkUpdate, principal: LinksWrite, session: SessionDep, request: Request
-) -> LinkOut:
+) -> LinkOut | LinkRef:
     link = await service.update_link(session, principal, slug, body, _ctx(request))
     _forget(request, session, slug)
-    return service.to_out(link, _ctx(request))
+    return _shown(service.to_out(link, _ctx(request)), principal)
 
 
 @router.delete("/{slug}", status_code=204)
@@ -209,16 +247,35 @@ async def link_qr(
     session: SessionDep,
     request: Request,
     format: Literal["svg", "png"] = "svg",
-    size: Annotated[int, Query(ge=50, le=4000, description="width in pixels, about")] = 300,
+    size: Annotated[
+        int,
+        Query(
+            ge=50,
+            le=4000,
+            description="width and height of the image in pixels, quiet zone included; at "
+            "least one pixel per module (the code's modules plus twice `margin`, more for a "
+            "longer short URL), else 422 with that minimum in `details.minimum`",
+        ),
+    ] = 300,
     margin: Annotated[int, Query(ge=0, le=20, description="quiet zone, in modules")] = 4,
     dark: Annotated[str, Query(description="hex colour")] = "000000",
     light: Annotated[str, Query(description="hex colour or `transparent`")] = "ffffff",
 ) -> Response:
-    """The link's QR code; it carries `?qr=1`, so scans are counted with trigger `qr`."""
+    """The link's QR code; it carries `?qr=1`, so scans are counted with trigger `qr`.
+
+    The image is exactly `size` by `size` pixels, the quiet zone of `margin` modules
+    included. A PNG gives every module the same whole number of pixels; the pixels that do
+    not divide evenly widen the quiet zone (half on each side). An SVG scales its modules
+    to fill `size` exactly. A `size` below the code's width in modules, quiet zone included,
+    is refused with 422 (`invalid_parameter`) whose `details.minimum` is the smallest
+    `size` this link's code takes with this `margin`: the size is never rounded up."""
     link = await service.get_link(session, principal, slug)
     try:
         image = qr.qr_code(_ctx(request).short_url(link.slug), kind=format, size=size,
                            margin=margin, dark=dark, light=light)  # fmt: skip
+    except qr.SizeTooSmall as exc:
+        details = {"field": "size", "minimum": exc.minimum}
+        raise AppError(422, "invalid_parameter", str(exc), details) from None
     except ValueError as exc:
         raise Invalid("invalid_parameter", str(exc)) from None
     return Response(image, media_type=qr.MEDIA_TYPES[format])

@@ -145,6 +145,14 @@ class LinkOut(BaseModel):
     updated_at: datetime
 
 
+class LinkRef(BaseModel):
+    """A link by its address alone: what a key without `links:read` is told of a link it
+    wrote, so that it can go on to change or archive it, and nothing of what it holds."""
+
+    slug: str
+    short_url: str
+
+
 class LinkPage(BaseModel):
     links: list[LinkOut]
     next_cursor: str | None = Field(
@@ -161,7 +169,10 @@ class BulkCreate(BaseModel):
 
 class BulkResult(BaseModel):
     ok: bool
-    link: LinkOut | None = None
+    link: LinkOut | LinkRef | None = Field(
+        default=None,
+        description="the whole link for a key with `links:read`, else its slug and short URL",
+    )
     error: ErrorBody | None = None
 
 

@@ -321,6 +321,48 @@ def test_another_workspace_sees_nothing_of_a_link(client: TestClient, writer: di
     assert client.get("/api/links/mine", headers=admin).status_code == 200
 
 
+def test_a_write_only_key_changes_a_link_without_seeing_it(
+    client: TestClient, writer: dict
+) -> None:
+    link = create_link(client, writer, slug="p", title="Secret plan", utm_campaign="q3")
+    write_only = make_key(client, "links:write")
+    for body in ({}, {"title": "Renamed"}):
+        response = client.patch("/api/links/p", json=body, headers=write_only)
+        assert response.status_code == 200, body
+        assert response.json() == {"slug": "p", "short_url": f"{BASE_URL}/p"}, body
+    changed = client.get("/api/links/p", headers=writer).json()
+    assert (changed["title"], changed["utm_campaign"]) == ("Renamed", "q3")
+    # A key that reads links is still answered with the link, as changed.
+    response = client.patch("/api/links/p", json={}, headers=writer)
+    assert response.status_code == 200
+    assert response.json() == changed != link
+
+
+def test_a_write_only_key_is_told_only_where_its_new_links_are(
+    client: TestClient, writer: dict
+) -> None:
+    write_only = make_key(client, "links:write")
+    body = {"url": "https://shop.example.com/", "utm_source": "ig", "title": "Launch"}
+    created = client.post("/api/links", json={**body, "slug": "one"}, headers=write_only)
+    assert created.status_code == 201
+    assert created.json() == {"slug": "one", "short_url": f"{BASE_URL}/one"}
+    bulk = client.post(
+        "/api/links/bulk", json={"links": [body, {"url": "ftp://x.example/"}]}, headers=write_only
+    ).json()["results"]
+    assert bulk[0]["ok"] and set(bulk[0]["link"]) == {"slug", "short_url"}
+    assert not bulk[1]["ok"] and bulk[1]["error"]["code"] == "validation_error"
+    csv_file = {"file": ("links.csv", "url,slug,title\nhttps://shop.example.com/,two,T\n")}
+    imported = client.post("/api/links/import", files=csv_file, headers=write_only).json()
+    assert imported["imported"] == 1
+    assert imported["links"] == [{"slug": "two", "short_url": f"{BASE_URL}/two"}]
+    # The links were made in full, and work.
+    made = {x["slug"]: x for x in client.get("/api/links", headers=writer).json()["links"]}
+    assert set(made) == {"one", bulk[0]["link"]["slug"], "two"}
+    assert made["one"]["destination"] == "https://shop.example.com/?utm_source=ig"
+    assert made["two"]["title"] == "T"
+    assert client.get("/one").headers["location"] == made["one"]["destination"]
+
+
 def test_listing_shows_and_sorts_by_click_counts(client: TestClient, writer: dict) -> None:
     links = [create_link(client, writer, slug=f"s{i}") for i in range(4)]
     when = datetime(2026, 3, 10, tzinfo=UTC)
