@@ -3,13 +3,16 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     TAUTAN_DATABASE_URL=sqlite+aiosqlite:////data/tautan.db \
     TAUTAN_SPOOL_DIR=/data/spool
-RUN useradd --create-home --uid 10001 tautan && mkdir /data && chown tautan /data
+# Runs as tautan (uid 10001, gid 10001): a folder bind-mounted at /data must be theirs.
+RUN groupadd --gid 10001 tautan && useradd --create-home --uid 10001 --gid 10001 tautan \
+    && mkdir /data && chown tautan:tautan /data
 WORKDIR /srv/tautan
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml constraints.txt README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
-# Editable, so `tautan migrate` finds alembic.ini and migrations/ beside the code.
-RUN pip install --no-cache-dir -e .
+# Editable, so `tautan migrate` finds alembic.ini and migrations/ beside the code; the
+# runtime dependencies only, at the versions of constraints.txt (those `make` installs).
+RUN pip install --no-cache-dir -c constraints.txt -e .
 USER tautan
 VOLUME /data
 EXPOSE 8000

@@ -1,12 +1,15 @@
-"""The `tautan` command line (DESIGN §4)."""
+"""The `tautan` command line (what each command is for: docs/design.md)."""
 
 import asyncio
+import ipaddress
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Literal, NoReturn, TextIO, TypeVar
 
+import ada_url
 import typer
 import uvicorn
 from pydantic import ValidationError
@@ -28,6 +31,7 @@ from app.links import service as links
 from app.links import transfer
 from app.links.models import Link
 from app.links.schemas import LinkCreate
+from app.links.urls import browser_host, is_loopback
 from app.stats import service as stats_service
 from app.stats.periods import parse_range, parse_zone
 
@@ -40,6 +44,24 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(links_app, name="links")
 app.add_typer(geo_app, name="geo")
 console = Console()
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(f"tautan {version('tautan')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def in_transaction(work: Callable[[AsyncSession], Awaitable[T]], *, read_only: bool = False) -> T:
@@ -85,6 +107,11 @@ def serve(
     if token:
         console.print("[bold]An admin API key was created. It is shown this once:[/bold]")
         print(token, flush=True)
+    # Short URLs and QR codes are built on TAUTAN_BASE_URL: say which, and when it is wrong.
+    origin = "TAUTAN_BASE_URL" if "base_url" in settings.model_fields_set else "default"
+    print(f"Short links: {settings.base_url.rstrip('/')}/<slug> ({origin})", flush=True)
+    if problem := short_link_problem(settings.base_url, host, port):
+        typer.secho(f"warning: {problem}", err=True, fg="yellow", bold=True)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -97,6 +124,54 @@ def serve(
         proxy_headers=False,  # client IPs are resolved per TAUTAN_TRUSTED_PROXIES instead
         log_level="info",
     )
+
+
+def short_link_problem(base_url: str, host: str, port: int) -> str | None:
+    """Why short links built on `base_url` would not reach a server listening on `host` and
+    `port`, with the fix; None when they can, or when only a proxy in front could tell (a
+    base on a public name)."""
+    try:
+        base = ada_url.URL(base_url)
+    except ValueError:
+        base = None
+    base_host = browser_host(base_url) if base else None
+    if base is None or base.protocol not in ("http:", "https:") or not base_host:
+        return (
+            f"TAUTAN_BASE_URL={base_url} is not an http(s) URL, so short links lead nowhere: "
+            "set it to the origin people open them at, e.g. TAUTAN_BASE_URL=https://go.example.com"
+        )
+    if not is_loopback(base_host):
+        return None
+    if not _is_loopback_interface(host):
+        return (
+            f"short links point at {base_url}, a loopback address (each visitor's own "
+            f"computer), but this server listens on {host} for other machines: set "
+            "TAUTAN_BASE_URL to the origin they reach it at, e.g. "
+            "TAUTAN_BASE_URL=https://go.example.com (a loopback base suits only a trial "
+            "from this very computer, as through `docker run -p 8000:8000`)"
+        )
+    base_port = int(base.port) if base.port else {"http:": 80, "https:": 443}[base.protocol]
+    if base_port != port:
+        return (
+            f"short links point at {base_url} (port {base_port}), but this server listens on "
+            f"port {port}: set TAUTAN_BASE_URL=http://{_url_host(host)}:{port} "
+            "(or the public origin of a proxy in front of it)"
+        )
+    return None
+
+
+def _is_loopback_interface(host: str) -> bool:
+    """Whether `tautan serve --host` listens for this machine only (0.0.0.0 listens for all)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 @keys_app.command("create")
@@ -404,7 +479,7 @@ def stats(
         console.print(table)
 
 
-# --- geo: the IP-to-place database (DESIGN §4) -------------------------------------------
+# --- geo: the IP-to-place database -----------------------------------------------------
 
 
 def _geo_target(path: Path | None) -> Path:

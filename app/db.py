@@ -68,7 +68,7 @@ def create_engine(url: str) -> AsyncEngine:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets redirects read while the writer commits; NORMAL is durable across process
-    # crashes and several times faster than FULL (DESIGN §9).
+    # crashes and several times faster than FULL (measured: docs/design.md).
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

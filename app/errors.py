@@ -1,5 +1,5 @@
 """One error type for the API and the handlers that render every error as
-`{"error": {"code", "message", "details"}}` (DESIGN §5)."""
+`{"error": {"code", "message", "details"}}`, the one shape API clients handle."""
 
 from collections.abc import Sequence
 from typing import Any

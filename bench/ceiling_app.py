@@ -1,5 +1,5 @@
 """The ceiling for the redirect benchmark: the cheapest redirect this stack serves, a bare
-Starlette route returning a fixed 302 (DESIGN §9)."""
+Starlette route returning a fixed 302 (why: docs/design.md)."""
 
 from starlette.applications import Starlette
 from starlette.requests import Request

@@ -51,16 +51,17 @@ async def _count(url: str) -> int:
 
 @contextmanager
 def serving(
-    database_url: str, tmp_path: Path, *options: str
+    database_url: str, tmp_path: Path, *options: str, base_url: str | None = None
 ) -> Iterator[tuple[subprocess.Popen, str]]:
-    """A real `tautan serve` on a free port, with KEY as its admin key; killed on exit."""
+    """A real `tautan serve` on a free port, with KEY as its admin key; killed on exit.
+    Its TAUTAN_BASE_URL is its own address unless `base_url` is given."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "TAUTAN_DATABASE_URL": database_url,
         "TAUTAN_ADMIN_KEY": KEY,
-        "TAUTAN_BASE_URL": base,
+        "TAUTAN_BASE_URL": base_url or base,
         "TAUTAN_SPOOL_DIR": str(tmp_path / "spool"),
     }
     process = subprocess.Popen(
@@ -158,3 +159,28 @@ def test_api_keys_never_reach_the_log(database_url: str, tmp_path: Path) -> None
     assert '"GET /api/links HTTP/1.1" 401' in log  # the access log was on
     assert KEY not in log and wrong not in log
     assert KEY[:10] not in log  # not even the prefix `keys list` shows
+
+
+def test_serve_says_where_short_links_point_and_warns_when_they_cannot_reach_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    with serving(database_url, tmp_path) as (process, base):
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        log = process.stdout.read()  # type: ignore[union-attr]
+    assert f"Short links: {base}/<slug> (TAUTAN_BASE_URL)\n" in log
+    assert "warning" not in log.lower()
+
+    stale = "http://127.0.0.1:1"  # copied from another setup: no server listens there
+    with serving(database_url, tmp_path, base_url=stale) as (process, base):
+        api = httpx2.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"})
+        created = api.post("/api/links", json={"url": "https://shop.example/", "slug": "w"})
+        api.close()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        log = process.stdout.read()  # type: ignore[union-attr]
+    assert created.json()["short_url"] == f"{stale}/w"  # what the warning is about
+    assert f"Short links: {stale}/<slug> (TAUTAN_BASE_URL)\n" in log
+    port = base.rsplit(":", 1)[1]
+    assert f"warning: short links point at {stale} (port 1)" in log
+    assert f"set TAUTAN_BASE_URL=http://127.0.0.1:{port}" in log
