@@ -56,7 +56,9 @@ class Metrics:
             "tautan_queue_depth", "Clicks waiting in memory", self.queue_depth()
         )
         yield GaugeMetricFamily(
-            "tautan_spool_size", "Clicks waiting in the spool", self.spool_size()
+            "tautan_spool_size",
+            "Clicks waiting in the spool (a count of clicks, not bytes)",
+            self.spool_size(),
         )
 
     def render(self) -> bytes:

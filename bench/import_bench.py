@@ -79,7 +79,7 @@ async def longest_write_wait(url: str, count: int, prefix: str, how: str) -> flo
     creating = False
     await writes
     await engine.dispose()
-    return max(waits)
+    return max(waits, default=0.0)  # none: the writes never got a turn (a tiny --rows)
 
 
 async def timed(url: str, count: int) -> tuple[float, float]:
@@ -123,9 +123,11 @@ def run(name: str, url: str, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--rows", type=int, default=5000, help="links per run (at least 1)")
     parser.add_argument("--postgres", help="also on this server, in a new database")
     args = parser.parse_args()
+    if args.rows < 1:
+        parser.error("--rows must be at least 1")
     with tempfile.TemporaryDirectory() as tmp:
         run("SQLite", f"sqlite+aiosqlite:///{tmp}/import.db", args.rows)
     if args.postgres:

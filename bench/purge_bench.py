@@ -117,9 +117,11 @@ async def postgres_database(server_url: str, name: str, create: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clicks", type=int, default=300_000)
+    parser.add_argument("--clicks", type=int, default=300_000, help="at least 1")
     parser.add_argument("--postgres", help="also on this server, in a new database")
     args = parser.parse_args()
+    if args.clicks < 1:
+        parser.error("--clicks must be at least 1")
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/purge.db"
         migrate.upgrade(url)

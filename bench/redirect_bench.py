@@ -4,7 +4,8 @@ headers. Then checks that every 302 a client received is a click row: what a sto
 server left in its spool is replayed by starting it once more.
 
     .venv/bin/python bench/redirect_bench.py [--duration 10] [--connections 64] [--rounds 3]
-        [--workers 1 2] [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+        [--workers 1 2] [--warmup 2] [--exact 3]
+        [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
 
 Uses `wrk` when installed (`apt-get install wrk`), else a built-in asyncio client (which
 is slower than the servers, so its figures measure the client more than the server).
@@ -12,6 +13,7 @@ Every server it starts listens on 127.0.0.1 and is stopped before it exits."""
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -82,33 +84,40 @@ def free_port() -> int:
 
 @contextmanager
 def server(command: list[str], env: dict[str, str], port: int) -> Iterator[subprocess.Popen]:
-    process = subprocess.Popen(
-        command,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{command} did not start") from None
-                time.sleep(0.1)
-        yield process
-    finally:
-        # The server and its workers, nothing else. A writer that fell behind spools its
-        # backlog before it exits: give it time.
-        os.killpg(process.pid, signal.SIGTERM)
+    # Its output is kept (access logs are off in both), so that a server that does not
+    # start says why.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
-            process.wait(timeout=600)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except httpx.TransportError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        said = log.read().decode(errors="replace")[-4000:]
+                        raise RuntimeError(f"{command} did not start:\n{said}") from None
+                    time.sleep(0.1)
+            yield process
+        finally:
+            # The server and its workers, nothing else (gone already when it did not
+            # start). A writer that fell behind spools its backlog before it exits: give
+            # it time.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def rss_mb(pid: int) -> list[float]:
@@ -185,8 +194,8 @@ async def _load_builtin(port: int, seconds: float, connections: int, prefix: str
         "ok": sum(counts),
         "requests": len(latencies),
         "seconds": elapsed,
-        "p50": latencies[len(latencies) // 2] * 1000,
-        "p99": latencies[int(len(latencies) * 0.99)] * 1000,
+        "p50": latencies[len(latencies) // 2] * 1000 if latencies else float("nan"),
+        "p99": latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan"),
     }
 
 
@@ -262,8 +271,9 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
         ):
             create_links(tautan_port, loaded)
             create_links(tautan_port, exact_links)
-            load(tautan_port, 2, args.connections, script, loaded)  # warm caches and parsers
-            load(ceiling_port, 2, args.connections, script, loaded)
+            if args.warmup:  # warm caches and parsers
+                load(tautan_port, args.warmup, args.connections, script, loaded)
+                load(ceiling_port, args.warmup, args.connections, script, loaded)
             for _ in range(args.rounds):
                 for name, port in (("ceiling", ceiling_port), ("tautan", tautan_port)):
                     results[name].append(
@@ -271,7 +281,7 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
                     )
             # The built-in client waits for every response it asked for, so it knows
             # exactly how many 302s were served: each must be a click row.
-            exact = asyncio.run(_load_builtin(tautan_port, 3, 16, exact_links))
+            exact = asyncio.run(_load_builtin(tautan_port, args.exact, 16, exact_links))
             memory = rss_mb(process.pid)
             stopping = time.monotonic()
         # Leaving `server` sent SIGTERM: the writers wrote or spooled their queues.
@@ -322,6 +332,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="seconds of untimed load per server first (0: none)"
+    )
+    parser.add_argument(
+        "--exact", type=float, default=3, help="seconds of the exact run (every 302 a click row)"
+    )
     parser.add_argument(
         "--postgres", help="also run against this PostgreSQL server (a fresh database is made)"
     )
