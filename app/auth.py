@@ -3,7 +3,8 @@ and the FastAPI dependency that turns a request's key into a `Principal`."""
 
 import hashlib
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -23,6 +24,14 @@ DEFAULT_WORKSPACE = "default"  # made by the first migration
 TOKEN_PREFIX = "tk_"
 # last_used_at is a hint for humans; writing it on every request would be a write per call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# What to do when the request being served presents a key or a dashboard session that is
+# refused: the rate limiter sets it before the check (RateLimiter.guard_authentication), to
+# count the failure against the client's address. A context variable, because each request
+# runs in a context of its own, and the dashboard's sign-in checks its key with
+# `authenticate_hash`, which is not given the request.
+ON_FAILURE: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "tautan_auth_on_failure", default=None
+)
 
 
 class Workspace(Base):
@@ -131,6 +140,12 @@ async def list_keys(session: AsyncSession) -> list[ApiKey]:
     return list(await session.scalars(select(ApiKey).order_by(ApiKey.id)))
 
 
+async def list_keys_with_workspaces(session: AsyncSession) -> list[tuple[ApiKey, str]]:
+    """Every key, oldest first, with the name of its workspace."""
+    query = select(ApiKey, Workspace.name).join(Workspace, Workspace.id == ApiKey.workspace_id)
+    return [(key, name) for key, name in await session.execute(query.order_by(ApiKey.id))]
+
+
 async def revoke_key(session: AsyncSession, key_id: int) -> ApiKey:
     key = await session.get(ApiKey, key_id)
     if key is None:
@@ -150,8 +165,9 @@ async def authenticate(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     header_key: Annotated[str | None, Depends(API_KEY_HEADER)],
 ) -> Principal:
+    await request.app.state.rate_limiter.guard_authentication(request)
     token = (bearer.credentials.strip() if bearer else "") or header_key
-    if not token:
+    if not token:  # not counted as a failure: nothing was guessed
         raise AppError(
             401,
             "unauthorized",
@@ -165,23 +181,43 @@ async def authenticate_hash(
     sessionmaker: async_sessionmaker[AsyncSession], token_hash: str
 ) -> Principal:
     """The principal of a live key, found by its token's hash; 401 when the key is unknown,
-    revoked or expired."""
+    revoked or expired, counted as a failed authentication (see ON_FAILURE)."""
     async with sessionmaker() as session:
         key = await session.scalar(select(ApiKey).where(ApiKey.token_hash == token_hash))
         now = utcnow()
-        if key is None or key.revoked_at or (key.expires_at and key.expires_at <= now):
-            raise AppError(
-                401,
-                "unauthorized",
-                "the API key is invalid, revoked or expired",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        live = key if key is not None and _is_live(key, now) else None
+        if live is not None and _last_used_is_stale(live, now):
             await session.execute(
-                update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now)
+                update(ApiKey).where(ApiKey.id == live.id).values(last_used_at=now)
             )
             await session.commit()
-    return Principal(key.id, key.workspace_id, frozenset(key.scope_list))
+    if live is None:
+        # Revoked and expired keys count too: the answer is the same as for a guess, so
+        # that it tells nobody which keys exist.
+        await count_failure()
+        raise AppError(
+            401,
+            "unauthorized",
+            "the API key is invalid, revoked or expired",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return Principal(live.id, live.workspace_id, frozenset(live.scope_list))
+
+
+def _is_live(key: ApiKey, now: datetime) -> bool:
+    return not key.revoked_at and not (key.expires_at and key.expires_at <= now)
+
+
+def _last_used_is_stale(key: ApiKey, now: datetime) -> bool:
+    return key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION
+
+
+async def count_failure() -> None:
+    """Count a refused key or session of the request being served against its client
+    (nothing when no rate limiter guards the request, as in the command line)."""
+    count = ON_FAILURE.get()
+    if count is not None:
+        await count()
 
 
 def require_scopes(*needed: str) -> Callable[..., Coroutine[Any, Any, Principal]]:

@@ -2,6 +2,7 @@
 
 import asyncio
 import ipaddress
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -61,7 +62,9 @@ def main(
         ),
     ] = False,
 ) -> None:
-    pass
+    # What Tautan creates (the SQLite database, its -wal and -shm, spool files, exports) is
+    # its user's alone, whatever umask it was started with; workers inherit it.
+    os.umask(0o077)
 
 
 def in_transaction(work: Callable[[AsyncSession], Awaitable[T]], *, read_only: bool = False) -> T:
@@ -196,13 +199,19 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """List API keys (never their tokens)."""
-    table = Table("id", "name", "workspace", "prefix", "scopes", "last used", "revoked")
-    for key in in_transaction(auth.list_keys):
+    """List API keys (never their tokens), each with its workspace's name."""
+    table = Table("id", "name")
+    # Workspace names whole (folded rather than cut: two long names cut to the same `…`
+    # would look like one workspace), and every name as typed, not read as Rich markup
+    # (`[acme]` would vanish).
+    table.add_column("workspace", overflow="fold")
+    for header in ("prefix", "scopes", "last used", "revoked"):
+        table.add_column(header)
+    for key, workspace in in_transaction(auth.list_keys_with_workspaces):
         table.add_row(
             str(key.id),
-            key.name,
-            str(key.workspace_id),
+            escape(key.name),
+            escape(workspace),
             key.prefix + "…",
             key.scopes,
             f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "-",

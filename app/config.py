@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     write_rate_limit: str = "600/minute"  # per API key, on every API write
     write_rate_limit_per_ip: str = "1200/minute"  # per client address (IPv6: per /64)
+    # Failed authentication (a wrong, revoked or expired key; a bad dashboard session) per
+    # client address, on every route that checks one: guessing keys stays slow.
+    auth_failure_rate_limit: str = "30/minute"
     retention_days: PositiveInt | None = None  # unset: raw clicks are kept
     cors_origins: Annotated[list[str], NoDecode] = []
     import_max_bytes: int = 10 * 1024 * 1024  # CSV uploads to POST /api/links/import
@@ -64,7 +67,7 @@ class Settings(BaseSettings):
                 data[name] = _split(data[name])
         return data
 
-    @field_validator("write_rate_limit", "write_rate_limit_per_ip")
+    @field_validator("write_rate_limit", "write_rate_limit_per_ip", "auth_failure_rate_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
         parse(value)  # e.g. "600/minute"; raises a clear ValueError otherwise

@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import ops
+from app.api_docs import serve_docs
 from app.clicks.enrich import Enricher
 from app.clicks.queue import ClickQueue
 from app.clicks.retention import RetentionTask
@@ -37,6 +38,19 @@ from app.secret_key import SecretKey
 from app.stats.routes import router as stats_router
 
 MAX_BODY_BYTES = 1024 * 1024
+# Request headers (names and values together) past this are refused with 431 before the
+# redirect or FastAPI sees them: uvicorn's httptools parser has no limit of its own
+# (h11_max_incomplete_event_size applies to h11 only). A browser's real headers weigh a
+# few KB (User-Agent, client hints, Accept-*, a Referer, the short domain's few cookies).
+# nginx, the usual proxy in front, passes lines of up to 8 KB, four of them at most
+# (large_client_header_buffers 4 8k), about 33 KB in all; Cloudflare 32 KB. So nothing a
+# default proxy lets through is refused, and each request costs the process 32 KiB at
+# most while it is served; what a click keeps of it is cut far shorter (redirect/routes.py).
+MAX_HEADER_BYTES = 32 * 1024
+HEADERS_TOO_LARGE = (
+    b'{"error":{"code":"headers_too_large","message":"request headers over %d bytes",'
+    b'"details":null}}' % MAX_HEADER_BYTES
+)
 
 
 class BodyLimit:
@@ -93,12 +107,30 @@ class Dispatcher:
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = 0
+            for name, value in scope["headers"]:  # a plain loop: the cheapest sum of lengths
+                size += len(name) + len(value)
+            if size > MAX_HEADER_BYTES:
+                return await _refuse_headers(send)
         if slug_of(scope) is not None:
             await self.redirect(scope, receive, send)
         elif scope["type"] == "http" and scope["path"].startswith("/api/"):
             await self.api_with_cors(scope, receive, send)
         else:
             await self.limited(scope, receive, send)
+
+
+async def _refuse_headers(send: Send) -> None:
+    """431 in the API's error shape, and the connection closed: nothing of the request is
+    read or kept."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(HEADERS_TOO_LARGE)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 431, "headers": headers})
+    await send({"type": "http.response.body", "body": HEADERS_TOO_LARGE})
 
 
 def create_app(settings: Settings | None = None) -> Dispatcher:
@@ -157,6 +189,12 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(refuse_nul_characters)],
+        # Operation ids are the route functions' names (`create_link`, `healthz` …), which
+        # generated clients take for theirs; the stats router prefixes its own with `stats_`.
+        generate_unique_id_function=lambda route: route.name,
+        # Served by serve_docs below, from this server's own files.
+        docs_url=None,
+        redoc_url=None,
     )
     api.state.settings = settings
     api.state.engine = engine
@@ -176,6 +214,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     api.include_router(links_router, responses=API_ERROR_RESPONSES)
     api.include_router(stats_router, responses=API_ERROR_RESPONSES)
     api.include_router(dashboard_router)
+    serve_docs(api)
     return Dispatcher(
         api,
         RedirectHandler(cache, writer.record, metrics, settings.client_hints),

@@ -1,20 +1,38 @@
 """Health, readiness and metrics for orchestrators, load balancers and Prometheus."""
 
+from typing import Literal
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/healthz")
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: str = Field(description="`ok`, or `error: ` and the kind of failure")
+    queue_depth: int = Field(description="clicks this process holds, not yet written")
+    spool_size: int = Field(description="clicks in the spool, waiting for the database")
+
+
+@router.get("/healthz", response_model=Health)
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "the database does not answer"}},
+)
 async def readyz(request: Request) -> JSONResponse:
     """The database answers; 503 when it does not."""
     state = request.app.state

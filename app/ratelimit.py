@@ -1,15 +1,19 @@
-"""Rate limits for API writes, per API key and per client address: in this process by
-default, shared by every process through Redis when TAUTAN_REDIS_URL is set."""
+"""Rate limits per API key and per client address: API writes, and failed authentication
+on every route that checks a key or a dashboard session. In this process by default,
+shared by every process through Redis when TAUTAN_REDIS_URL is set."""
 
 import math
 import time
+from functools import partial
 from ipaddress import IPv6Network
+from typing import NoReturn
 
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.requests import Request
 
+from app import auth
 from app.clicks.enrich.network import ClientResolver
 from app.config import Settings
 from app.errors import AppError
@@ -19,6 +23,7 @@ class RateLimiter:
     def __init__(self, settings: Settings) -> None:
         self.per_key = parse(settings.write_rate_limit)
         self.per_address = parse(settings.write_rate_limit_per_ip)
+        self.failures_per_address = parse(settings.auth_failure_rate_limit)
         self.resolver = ClientResolver(settings.trusted_proxies)
         redis_url = settings.redis_url
         uri = "async+" + redis_url if redis_url else "async+memory://"
@@ -28,7 +33,41 @@ class RateLimiter:
         await self._hit(self.per_key, "this API key", "key", str(key_id))
 
     async def hit_client(self, request: Request) -> None:
-        """Count a write of the request's client (behind trusted proxies, as for clicks)."""
+        """Count a write of the request's client. API writes and the dashboard's sign-in
+        call this before their key is checked, so it guards that check as well."""
+        await self.guard_authentication(request)
+        address = self.client_address(request)
+        if address is not None:
+            await self._hit(self.per_address, "this client address", "ip", address)
+
+    async def guard_authentication(self, request: Request) -> None:
+        """Before a key or a session is checked: 429 when the request's client has failed
+        authentication too often, even if this key is right (else guessing would go on as
+        long as a guess is sometimes right); otherwise a failed check counts against it."""
+        if getattr(request.state, "auth_guarded", False):  # once per request is enough
+            return
+        request.state.auth_guarded = True
+        address = self.client_address(request)
+        if address is None:
+            return
+        auth.ON_FAILURE.set(partial(self._count_failure, address))
+        if not await self.limiter.test(self.failures_per_address, "auth", address):
+            await self._refuse(
+                self.failures_per_address,
+                f"over {self.failures_per_address} failed authentications from this client "
+                "address; check the API key (or sign in again), then retry after Retry-After "
+                "seconds",
+                "auth",
+                address,
+            )
+
+    async def _count_failure(self, address: str) -> None:
+        await self.limiter.hit(self.failures_per_address, "auth", address)
+
+    def client_address(self, request: Request) -> str | None:
+        """The request's client as the limits count it: behind trusted proxies, as for
+        clicks; an IPv6 client per /64; None for a peer that is not an IP address (a Unix
+        socket), where nothing tells clients apart."""
         # A header on several lines is one list: the hop a proxy adds may be a line of its own.
         header = lambda name: ", ".join(request.headers.getlist(name))  # noqa: E731
         address = self.resolver.resolve(
@@ -37,23 +76,23 @@ class RateLimiter:
             header("x-real-ip"),
             header("forwarded"),
         )
-        if address is None:  # not an IP peer (a Unix socket): nothing to tell clients apart
-            return
+        if address is None:
+            return None
         # One host holds a whole /64 (IPv4-mapped addresses arrive as IPv4: parse_ip unmaps).
         if address.version == 6:
             address = IPv6Network((address, 64), strict=False).network_address
-        await self._hit(self.per_address, "this client address", "ip", str(address))
+        return str(address)
 
     async def _hit(self, limit: RateLimitItem, whose: str, *identity: str) -> None:
         """Count one write of `identity`; 429 with Retry-After once over the limit."""
-        if await self.limiter.hit(limit, *identity):
-            return
+        if not await self.limiter.hit(limit, *identity):
+            await self._refuse(limit, f"over {limit} writes for {whose}; retry later", *identity)
+
+    async def _refuse(self, limit: RateLimitItem, message: str, *identity: str) -> NoReturn:
+        """429, with Retry-After: when the oldest hit in the window leaves it."""
         stats = await self.limiter.get_window_stats(limit, *identity)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        raise AppError(
-            429, "rate_limited", f"over {limit} writes for {whose}; retry later",
-            headers={"Retry-After": str(retry_after)},
-        )  # fmt: skip
+        raise AppError(429, "rate_limited", message, headers={"Retry-After": str(retry_after)})
 
     def close(self) -> None:
         """Drop the Redis connections (limits offers no close of its own)."""

@@ -2,11 +2,13 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
+from app import auth
 from app.cli import app, short_link_problem
-from tests.conftest import BASE_URL, create_link, raw_click, seed_clicks, tautan
+from tests.conftest import BASE_URL, create_link, in_app, raw_click, seed_clicks, tautan
 
 
 def test_version_prints_the_installed_version() -> None:
@@ -88,3 +90,17 @@ def test_stats_prints_a_summary(client: TestClient, writer: dict, database_url: 
     assert "clicks 3" in out and "unique visitors 3" in out and "fetches 1" in out
     assert "2026-03-10" in out and "desktop" in out and "direct" in out
     assert tautan(database_url, "stats", "nope").returncode == 1
+
+
+def test_keys_list_names_each_keys_workspace(client: TestClient, database_url: str) -> None:
+    async def keys(session: AsyncSession) -> None:
+        for name, workspace in [("agency", "client-c"), ("ops", "[ops]"), ("site", "default")]:
+            await auth.create_key(session, name=name, scopes=["admin"], workspace=workspace)
+
+    in_app(client, keys)
+    result = tautan(database_url, "keys", "list")
+    assert result.returncode == 0, result.stderr
+    cells = [[cell.strip() for cell in line.split("│")[2:4]] for line in result.stdout.splitlines()
+             if line.count("│") > 3]  # fmt: skip
+    # The workspace as it was named (not its id; `[ops]` is not swallowed as markup).
+    assert cells == [["agency", "client-c"], ["ops", "[ops]"], ["site", "default"]]

@@ -1,11 +1,15 @@
 from collections.abc import Iterator
 
+import httpx
 import pytest
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from app.auth import ApiKey, revoke_key
 from app.config import Settings
+from app.dashboard.session import COOKIE
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, make_key
+from tests.conftest import BASE_URL, PEER, in_app, make_key
 
 REDIS = "redis://127.0.0.1:6379/15"
 
@@ -121,3 +125,142 @@ def test_redirects_are_not_rate_limited(limited: TestClient) -> None:
     slug = limited.post("/api/links", json={"url": "https://ok.example/"}, headers=key).json()
     codes = {limited.get(f"/{slug['slug']}").status_code for _ in range(50)}
     assert codes == {302}
+
+
+# Failed authentication, per client address, on every route that checks a key or a session
+
+REDIS_OF_THESE_TESTS = "redis://127.0.0.1:6379/11"
+GUESSER, NEIGHBOUR = "198.51.100.20", "203.0.113.20"
+
+
+def guarded(settings: Settings, **changes: object) -> TestClient:
+    """The app with 3 failed authentications allowed per client address and minute (and
+    writes enough not to get in the way)."""
+    limits = {"auth_failure_rate_limit": "3/minute", "write_rate_limit_per_ip": "100/minute"}
+    return app_client(settings, **{**limits, **changes})
+
+
+def get(client: TestClient, path: str, headers: dict, via: str) -> int:
+    return client.get(path, headers={**headers, "X-Forwarded-For": via}).status_code
+
+
+def as_api_key(headers: dict) -> dict:
+    return {"X-API-Key": headers["Authorization"].removeprefix("Bearer ")}
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/links", "/api/stats/summary", "/api/links/export.csv", "/api/links/nope/qr"]
+)
+@pytest.mark.parametrize("header", ["Authorization", "X-API-Key"])
+def test_wrong_keys_on_reads_are_limited_per_client_address(
+    settings: Settings, path: str, header: str
+) -> None:
+    with guarded(settings) as client:
+        right = make_key(client, "admin")
+        wrong = {"Authorization": "Bearer tk_guess"}
+        if header == "X-API-Key":
+            right, wrong = as_api_key(right), as_api_key(wrong)
+        assert [get(client, path, wrong, GUESSER) for _ in range(3)] == [401] * 3
+        refused = client.get(path, headers={**wrong, "X-Forwarded-For": GUESSER})
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert "failed authentications" in refused.json()["error"]["message"]
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        # Refused before the key is checked: a right guess would tell nothing either.
+        assert get(client, path, right, GUESSER) == 429
+        # Other clients are not affected, and have a budget of their own.
+        assert get(client, path, right, NEIGHBOUR) in {200, 404}
+        assert get(client, path, wrong, NEIGHBOUR) == 401
+
+
+def test_successful_authentication_does_not_count(settings: Settings) -> None:
+    with guarded(settings) as client:
+        reader, writer = make_key(client, "links:read"), make_key(client, "links:write")
+        wrong = {"Authorization": "Bearer tk_guess"}
+        assert {get(client, "/api/links", reader, GUESSER) for _ in range(10)} == {200}
+        # A right key without the scope is authenticated: 403, not a failure.
+        assert {get(client, "/api/links", writer, GUESSER) for _ in range(10)} == {403}
+        assert {get(client, "/api/links", {}, GUESSER) for _ in range(10)} == {401}  # no key
+        assert [get(client, "/api/links", wrong, GUESSER) for _ in range(4)] == [401] * 3 + [429]
+
+
+def test_revoked_keys_count_as_failures(settings: Settings) -> None:
+    """A revoked key gets the answer of a wrong one, and counts the same, so that the limit
+    does not tell which keys exist."""
+    with guarded(settings) as client:
+        revoked = make_key(client, "links:read")
+        token = revoked["Authorization"].removeprefix("Bearer ")
+        key_id = in_app(
+            client, lambda s: s.scalar(select(ApiKey.id).where(ApiKey.prefix == token[:10]))
+        )
+        in_app(client, lambda s: revoke_key(s, key_id))
+        codes = [get(client, "/api/links", revoked, GUESSER) for _ in range(4)]
+        assert codes == [401] * 3 + [429]
+
+
+def test_wrong_keys_on_writes_are_limited_too(settings: Settings) -> None:
+    with guarded(settings) as client:
+        key = make_key(client, "links:write")
+        guesses = [
+            create(client, {"Authorization": f"Bearer tk_{n}"}, n, via=GUESSER) for n in range(4)
+        ]
+        assert guesses == [401] * 3 + [429]
+        assert create(client, key, 9, via=GUESSER) == 429
+        assert create(client, key, 9, via=NEIGHBOUR) == 201
+
+
+def test_failed_authentication_of_ipv6_clients_is_counted_per_64(settings: Settings) -> None:
+    with guarded(settings) as client:
+        right, wrong = make_key(client, "links:read"), {"Authorization": "Bearer tk_guess"}
+        hosts = [f"2001:db8:5:6::{n}" for n in range(1, 5)]
+        assert [get(client, "/api/links", wrong, host) for host in hosts] == [401] * 3 + [429]
+        assert get(client, "/api/links", right, "2001:db8:5:6::99") == 429  # same /64
+        assert get(client, "/api/links", right, "2001:db8:5:7::1") == 200  # next /64
+
+
+def sign_in(client: TestClient, key: str, via: str) -> httpx.Response:
+    headers = {"Origin": BASE_URL, "X-Forwarded-For": via}
+    return client.post("/dashboard/sign-in", data={"key": key}, headers=headers)
+
+
+def test_wrong_keys_on_the_dashboard_sign_in_are_limited(settings: Settings) -> None:
+    with guarded(settings) as client:
+        token = make_key(client, "links:read")["Authorization"].removeprefix("Bearer ")
+        assert [sign_in(client, "tk_guess", GUESSER).status_code for _ in range(3)] == [401] * 3
+        refused = sign_in(client, token, GUESSER)  # the right key, too late
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        assert "set-cookie" not in refused.headers
+        assert sign_in(client, token, NEIGHBOUR).status_code == 303
+
+
+def test_refused_dashboard_cookies_are_limited(settings: Settings) -> None:
+    with guarded(settings) as client:
+        token = make_key(client, "links:read")["Authorization"].removeprefix("Bearer ")
+        assert sign_in(client, token, NEIGHBOUR).status_code == 303
+        good = client.cookies[COOKIE]
+
+        def page(cookie: str, via: str) -> int:
+            client.cookies.clear()
+            client.cookies.set(COOKIE, cookie, domain="tautan.test", path="/dashboard")
+            return client.get("/dashboard/links", headers={"X-Forwarded-For": via}).status_code
+
+        assert [page(f"forged{n}", GUESSER) for n in range(4)] == [303] * 3 + [429]
+        assert page(good, GUESSER) == 429  # a good session, from the address that guessed
+        assert page(good, NEIGHBOUR) == 200
+
+
+def test_processes_share_the_failure_limit_through_redis(settings: Settings) -> None:
+    wrong = {"Authorization": "Bearer tk_guess"}
+    with (
+        guarded(settings, redis_url=REDIS_OF_THESE_TESTS) as one,
+        guarded(settings, redis_url=REDIS_OF_THESE_TESTS) as two,
+    ):
+        storage = one.app.api.state.rate_limiter.limiter.storage  # type: ignore[attr-defined]
+        assert one.portal is not None
+        one.portal.call(storage.reset)
+        try:
+            codes = [get(c, "/api/links", wrong, GUESSER) for c in (one, two, one, two)]
+            assert codes == [401] * 3 + [429]
+        finally:
+            one.portal.call(storage.reset)

@@ -37,7 +37,8 @@ class PartlyWritten(Exception):
 class Spool:
     def __init__(self, directory: str) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Clicks hold addresses and User-Agents: the folder and its files are the owner's alone.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._file: IO[bytes] | None = None
         self._lines = 0
         self._counted: dict[Path, tuple[int, int]] = {}  # file -> (bytes read, clicks in them)
@@ -82,7 +83,7 @@ class Spool:
     def _open_new(self) -> None:
         self.close()
         path = self.directory / f"{time.time_ns():020d}-{os.getpid()}.jsonl"
-        self._file = path.open("ab", buffering=0)
+        self._file = open(path, "ab", buffering=0, opener=_owner_only)  # noqa: SIM115
         fcntl.flock(self._file, fcntl.LOCK_EX)
         self._lines = 0
 
@@ -201,6 +202,11 @@ class Spool:
             log.error("spool file %s cannot be replayed (%s); skipped", path, error)
         else:
             log.error("spool file %s cannot be replayed (%s); moved to %s", path, error, aside)
+
+
+def _owner_only(path: str, flags: int) -> int:
+    """Opens a file as open() does, creating it readable by its owner only (0600)."""
+    return os.open(path, flags, 0o600)
 
 
 def _read(file: IO[str], path: Path) -> list[RawClick]:

@@ -103,8 +103,14 @@ class SignedOut(Exception):
 
 
 async def principal_of(request: Request) -> Principal:
+    """The key of the browser's session. A cookie that is refused counts as a failed
+    authentication of its client, as a wrong API key does (no cookie at all does not)."""
+    await request.app.state.rate_limiter.guard_authentication(request)
+    if not request.cookies.get(COOKIE):
+        raise SignedOut
     token = await token_of(request)
-    if token is None:
+    if token is None:  # tampered with, or too old
+        await auth.count_failure()
         raise SignedOut
     live_key = (
         select(ApiKey.token_hash)
@@ -115,6 +121,7 @@ async def principal_of(request: Request) -> Principal:
     async with request.app.state.sessionmaker() as db:
         key_hash = await db.scalar(live_key)
     if key_hash is None:  # signed out, or lapsed
+        await auth.count_failure()
         raise SignedOut
     try:
         return await auth.authenticate_hash(request.app.state.sessionmaker, key_hash)

@@ -59,6 +59,8 @@ def _shown(link: LinkOut, principal: Principal) -> LinkOut | LinkRef:
 
 
 WRITE_ONLY = "A key without `links:read` gets only the `slug` and `short_url` of each link."
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+CSV = {"text/csv": {"schema": {"type": "string"}}}
 
 
 @router.post(
@@ -77,6 +79,7 @@ async def create_link(
 
 @router.post(
     "/bulk",
+    operation_id="bulk_create_links",
     response_model=BulkOut,
     responses={200: {"description": f"One result per item, in order. {WRITE_ONLY}"}},
 )
@@ -162,7 +165,7 @@ async def import_links(
 @router.get(
     "/export.csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"description": "CSV with a header row", "content": CSV}},
 )
 async def export_links(
     principal: LinksRead,
@@ -239,7 +242,12 @@ async def delete_link(
 @router.get(
     "/{slug}/qr",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}},
+    responses={
+        200: {
+            "description": "the image, as `format` asks",
+            "content": {"image/svg+xml": BINARY, "image/png": BINARY},
+        }
+    },
 )
 async def link_qr(
     slug: str,

@@ -12,7 +12,7 @@ from urllib.parse import quote_from_bytes
 
 from starlette.types import Receive, Scope, Send
 
-from app.clicks.enrich.bots import preview_fetcher
+from app.clicks.enrich.bots import MAX_UA_LENGTH, preview_fetcher
 from app.clicks.queue import HINT_HEADERS, MAX_HINT_LENGTH, RawClick
 from app.links.schemas import RESERVED_SLUGS
 from app.metrics import Metrics
@@ -46,6 +46,14 @@ WANTED_HEADERS = frozenset(
         *HINTS,
     }
 )
+# Every header a click keeps is cut here, at intake, so that no queued click, spool line or
+# memo key holds more (the headers' total is capped by the dispatcher, MAX_HEADER_BYTES).
+# The User-Agent: MAX_UA_LENGTH (512), past which the writer reads nothing of it anyway.
+MAX_REFERER_LENGTH = 2048  # the referrer_url column's length (enrich/referrer.py's too)
+MAX_LANGUAGE_LENGTH = 256  # only its first tag is read; a browser sends 20-100 characters
+# X-Forwarded-For, X-Real-IP, Forwarded: room for 30 IPv4 hops, or a dozen IPv6 ones.
+# Cut from the start: the hops that count are the last, appended by the proxies nearest us.
+MAX_FORWARDING_LENGTH = 512
 # What the redirect asks of Chromium browsers, by TAUTAN_CLIENT_HINTS. A browser sends the
 # hints from its next request to the short domain on; with Critical-CH it repeats this very
 # request at once with them (one more round trip, on its first visit only).
@@ -153,7 +161,8 @@ class RedirectHandler:
                 # is the click.
                 self.metrics.hint_restarts += 1
                 return
-            text = lambda name: headers.get(name, b"").decode("utf-8", "replace")  # noqa: E731
+            text = lambda value: value.decode("utf-8", "replace")  # noqa: E731
+            get = headers.get
             client = scope.get("client")
             self.record(
                 RawClick(
@@ -161,12 +170,12 @@ class RedirectHandler:
                     workspace_id=target.workspace_id,
                     ts=time.time(),
                     peer=client[0] if client else "",
-                    user_agent=text(b"user-agent"),
-                    referer=text(b"referer"),
-                    accept_language=text(b"accept-language"),
-                    forwarded_for=text(b"x-forwarded-for"),
-                    real_ip=text(b"x-real-ip"),
-                    forwarded=text(b"forwarded"),
+                    user_agent=text(get(b"user-agent", b"")[:MAX_UA_LENGTH]),
+                    referer=text(get(b"referer", b"")[:MAX_REFERER_LENGTH]),
+                    accept_language=text(get(b"accept-language", b"")[:MAX_LANGUAGE_LENGTH]),
+                    forwarded_for=text(_last_hops(get(b"x-forwarded-for", b""))),
+                    real_ip=text(_last_hops(get(b"x-real-ip", b""))),
+                    forwarded=text(_last_hops(get(b"forwarded", b""))),
                     trigger="qr" if flags.get(b"qr") == b"1" else "link",
                     client_hints=_client_hints(headers),
                 )
@@ -188,6 +197,15 @@ def _caching(target: Target) -> tuple[bytes, bytes]:
     return PERMANENT_MAX_AGE if permanent and not may_stop else NO_CACHE
 
 
+def _last_hops(value: bytes) -> bytes:
+    """A forwarding header cut to its last MAX_FORWARDING_LENGTH bytes, from a comma on: a
+    hop cut in two could read as another address (nothing is left of a single hop longer
+    than that, which is no address)."""
+    if len(value) <= MAX_FORWARDING_LENGTH:
+        return value
+    return value[-MAX_FORWARDING_LENGTH - 1 :].partition(b",")[2]
+
+
 def _client_hints(headers: dict[bytes, bytes]) -> str:
     """The hints as a click keeps them (useragent.client_hints_of), cut short."""
     return "\n".join(
@@ -206,7 +224,8 @@ async def _redirect(send: Send, code: int, location: bytes, *extra: tuple[bytes,
 def _is_preview_fetch(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name == b"user-agent":
-            return preview_fetcher(value.decode("utf-8", "replace")) is not None
+            # Cut as a click's is: preview_fetcher memoises by User-Agent.
+            return preview_fetcher(value[:MAX_UA_LENGTH].decode("utf-8", "replace")) is not None
     return False
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
+from typing_extensions import TypeAliasType
 
 from app.auth import Principal, require_scopes
 from app.errors import Invalid
@@ -16,9 +17,16 @@ from app.stats.periods import Interval, default_interval, parse_range, parse_zon
 from app.stats.schemas import Breakdown, Summary, Timeseries
 from app.stats.service import StatsQuery
 
-router = APIRouter(prefix="/api/stats", tags=["stats"])
+# Operation ids `stats_summary`, `stats_timeseries` …: the names generated clients give
+# their functions.
+router = APIRouter(
+    prefix="/api/stats",
+    tags=["stats"],
+    generate_unique_id_function=lambda route: f"stats_{route.name}",
+)
 StatsRead = Annotated[Principal, Depends(require_scopes("stats:read"))]
 MATCH_DOC = "comma-separated values match any; a leading `-` excludes them"
+CSV = {"text/csv": {"schema": {"type": "string"}}}
 
 
 def stats_query(
@@ -71,13 +79,18 @@ async def summary(principal: StatsRead, q: QueryDep, session: ReadSession) -> di
     return await service.summary(session, principal, q)
 
 
+# Named, so that OpenAPI holds it as the schema `Interval` (generated clients get an enum
+# of that name, not one named after the operation); the route still receives a string.
+IntervalName = TypeAliasType("Interval", Interval)
+
+
 @router.get("/timeseries", response_model=Timeseries)
 async def timeseries(
     principal: StatsRead,
     q: QueryDep,
     session: ReadSession,
     interval: Annotated[
-        Interval | None, Query(description="default: from the range's length")
+        IntervalName | None, Query(description="default: from the range's length")
     ] = None,
 ) -> dict:
     await service.check_links(session, principal, q.links)
@@ -89,7 +102,8 @@ async def timeseries(
     return {"interval": interval, "tz": q.tz.key, "buckets": buckets}
 
 
-Dimension = Literal[service.DIMENSIONS]  # type: ignore[valid-type]
+# The schema `Dimension`, as `Interval` above.
+Dimension = TypeAliasType("Dimension", Literal[service.DIMENSIONS])  # type: ignore[valid-type]
 
 
 @router.get("/breakdown/{dimension}", response_model=Breakdown)
@@ -109,7 +123,11 @@ def _cell(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else as_text(value)
 
 
-@router.get("/clicks.csv", response_class=StreamingResponse)
+@router.get(
+    "/clicks.csv",
+    response_class=StreamingResponse,
+    responses={200: {"description": "CSV with a header row", "content": CSV}},
+)
 async def clicks_csv(principal: StatsRead, q: QueryDep, request: Request) -> StreamingResponse:
     """Raw clicks, oldest first, streamed as CSV (RFC 4180) with a header row; booleans
     (`new_visitor`, `is_bot`) are `true` or `false`."""

@@ -18,7 +18,12 @@ class Summary(BaseModel):
 
 
 class Bucket(BaseModel):
-    start: str = Field(description="start of the bucket, ISO 8601 in the requested time zone")
+    # A string, so that it keeps the offset of the requested zone as written (`+00:00`, not
+    # the `Z` pydantic would write for a datetime); declared a date-time all the same.
+    start: str = Field(
+        description="start of the bucket, ISO 8601 in the requested time zone",
+        json_schema_extra={"format": "date-time"},
+    )
     clicks: int
     unique_visitors: int = Field(description=VISITORS_DOC)
 

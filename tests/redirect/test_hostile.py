@@ -3,6 +3,7 @@ redirect or a 404, never a server error, and every click they leave is kept, its
 valid and cut to its column (PostgreSQL refuses an overlong value, and the writer would
 then drop the click)."""
 
+import json
 import signal
 import socket
 from pathlib import Path
@@ -13,8 +14,13 @@ from sqlalchemy import String, select
 from starlette.testclient import TestClient
 from starlette.types import Message
 
+from app.clicks.enrich.bots import MAX_UA_LENGTH, preview_fetcher
 from app.clicks.models import Click
+from app.clicks.queue import RawClick
 from app.db import create_engine
+from app.main import MAX_HEADER_BYTES
+from app.redirect import routes as redirect_routes
+from app.redirect.routes import MAX_FORWARDING_LENGTH
 from tests.clicks.test_capture import clicks_of
 from tests.conftest import BASE_URL, PEER, create_link, run
 from tests.redirect.test_cache import link_reads
@@ -264,3 +270,139 @@ def _raw_answer(port: int, request: bytes) -> tuple[bytes, bytes]:
             answer += chunk
     head = answer.partition(b"\r\n\r\n")[0]
     return head.split(b" ", 2)[1], head
+
+
+def send_raw(
+    client: TestClient, method: str, path: str, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    """`method path` with exactly these headers, handed to the app as a server hands a
+    request over; the status, headers and body of the answer."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": headers, "client": PEER, "server": ("tautan.test", 80),
+    }  # fmt: skip
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    assert client.portal is not None
+    client.portal.call(client.app, scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return sent[0]["status"], dict(sent[0]["headers"]), body
+
+
+def test_headers_over_the_limit_are_refused_before_anything_reads_them(
+    client: TestClient, writer: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_link(client, writer, slug="h", url=DESTINATION)
+    recorded: list[RawClick] = []
+    monkeypatch.setattr(client.app.redirect, "record", recorded.append)  # type: ignore[attr-defined]
+    host = (b"host", b"tautan.test")
+    pad = MAX_HEADER_BYTES - len(b"hosttautan.test") - len(b"x-pad")
+    at_limit = [host, (b"x-pad", b"p" * pad)]
+    assert send_raw(client, "GET", "/h", at_limit)[0] == 302
+    assert len(recorded) == 1
+
+    over = [host, (b"x-pad", b"p" * (pad + 1))]
+    # Names count as well as values: many small headers add up.
+    many = [host, *((b"x-%05d" % i, b"v" * 9) for i in range(MAX_HEADER_BYTES // 16 + 1))]
+    huge = [host, (b"user-agent", DESKTOP.encode() + b"A" * 2_000_000)]
+    for headers in (over, many, huge):
+        for method, path in [
+            ("GET", "/h"), ("HEAD", "/h"), ("GET", "/no-such-slug"), ("GET", "/api/links"),
+            ("POST", "/api/links"), ("GET", "/dashboard"), ("GET", "/healthz"),
+        ]:  # fmt: skip
+            with link_reads(client) as reads:
+                status, answer, body = send_raw(client, method, path, headers)
+            assert status == 431, (method, path)
+            assert reads == []
+            assert answer[b"connection"] == b"close"
+            assert answer[b"content-type"] == b"application/json"
+            assert int(answer[b"content-length"]) == len(body) < 200
+            assert json.loads(body)["error"]["code"] == "headers_too_large"
+    assert len(recorded) == 1  # none of them is a click
+
+
+def _hops(value: str) -> list[str]:
+    return [hop.strip() for hop in value.split(",")]
+
+
+def test_a_click_keeps_no_header_longer_than_its_cut(
+    client: TestClient, writer: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut at intake, so that no queued click, spool line or memo key holds more; the
+    forwarding headers keep their last whole hops, those the nearest proxies appended."""
+    create_link(client, writer, slug="h", url=DESTINATION)
+    redirect = client.app.redirect  # type: ignore[attr-defined]
+    recorded: list[RawClick] = []
+
+    def record(click: RawClick) -> None:
+        recorded.append(click)
+        writer_record(click)
+
+    writer_record = redirect.record
+    monkeypatch.setattr(redirect, "record", record)
+    agent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) " + "U" * 5000
+    referer = "https://ref.example/" + "r" * 5000
+    language = "en-US,en;q=0.9," + "x" * 3000
+    real_ip = "198.51.100.1, " * 100 + "198.51.100.2"
+    forwarded = "for=192.0.2.1;proto=https, " * 100 + "for=192.0.2.60"
+    headers = [
+        (b"host", b"tautan.test"),
+        (b"user-agent", agent.encode()),
+        (b"referer", referer.encode()),
+        (b"accept-language", language.encode()),
+        # Two lines: what the client sent, then the hop the proxy (the peer) appended.
+        (b"x-forwarded-for", b"10.9.8.7, " * 300 + b"10.9.8.7"),
+        (b"x-forwarded-for", b"203.0.113.77"),
+        (b"x-real-ip", real_ip.encode()),
+        (b"forwarded", forwarded.encode()),
+    ]
+    assert send_raw(client, "GET", "/h", headers)[0] == 302
+    [click] = recorded
+    assert click.user_agent == agent[:MAX_UA_LENGTH]
+    assert click.referer == referer[:2048]
+    assert click.accept_language == language[:256]
+    for value, last, whole in [
+        (click.forwarded_for, "203.0.113.77", {"10.9.8.7", "203.0.113.77"}),
+        (click.real_ip, "198.51.100.2", {"198.51.100.1", "198.51.100.2"}),
+        (click.forwarded, "for=192.0.2.60", {"for=192.0.2.1;proto=https", "for=192.0.2.60"}),
+    ]:
+        assert MAX_FORWARDING_LENGTH - 30 < len(value) <= MAX_FORWARDING_LENGTH, value
+        assert _hops(value)[-1] == last
+        assert set(_hops(value)) == whole  # no hop cut in two
+    [row] = clicks_of(client, 1)
+    assert row.ip == "203.0.113.0"  # the client the proxy saw, anonymised
+    assert row.language == "en"
+    assert row.referrer_url == referer[:2048]
+    assert row.os == "iOS"
+
+    short = [(b"host", b"tautan.test"), (b"user-agent", DESKTOP.encode()),
+             (b"x-forwarded-for", b"203.0.113.5, 10.0.0.1"), (b"forwarded", b"for=192.0.2.9")]  # fmt: skip
+    assert send_raw(client, "GET", "/h", short)[0] == 302
+    assert (recorded[1].user_agent, recorded[1].forwarded_for, recorded[1].forwarded) == (
+        DESKTOP, "203.0.113.5, 10.0.0.1", "for=192.0.2.9",
+    )  # fmt: skip
+
+
+def test_a_preview_fetchers_user_agent_is_cut_before_it_is_memoised(
+    client: TestClient, writer: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_link(client, writer, slug="og", url=DESTINATION, og_title="Sale")
+    asked: list[str] = []
+
+    def spy(ua: str) -> str | None:
+        asked.append(ua)
+        return preview_fetcher(ua)
+
+    monkeypatch.setattr(redirect_routes, "preview_fetcher", spy)
+    agent = b"facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"
+    long_agent = (b"user-agent", agent + b" " + b"x" * 8000)
+    status, _, body = send_raw(client, "GET", "/og", [(b"host", b"tautan.test"), long_agent])
+    assert status == 200 and b"Sale" in body  # still known for what it is
+    assert [len(ua) for ua in asked] == [MAX_UA_LENGTH]

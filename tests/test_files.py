@@ -1,0 +1,126 @@
+"""Files Tautan creates hold clicks (addresses, User-Agents) and keys' hashes: they are its
+own user's alone (database and spool files 0600, the spool folder 0700), whatever umask
+it was started with."""
+
+import os
+import sqlite3
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+from sqlalchemy import func, select, text
+
+from app.clicks.models import Click
+from app.clicks.queue import RawClick
+from app.clicks.spool import Spool
+from app.db import create_engine
+from tests.conftest import run
+from tests.test_serve import KEY, serving
+
+DESKTOP = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@contextmanager
+def usual_umask() -> Iterator[None]:
+    """The umask most shells start with (others may read what is created), for the test
+    and whatever it starts."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def test_spool_files_are_the_owners_alone_whatever_the_umask(tmp_path: Path) -> None:
+    with usual_umask():
+        spool = Spool(str(tmp_path / "spool"))
+        spool.append([RawClick(1, 1, 1.0, "127.0.0.1", "ua", "", "", "", "", "", "link")])
+        spool.close()
+    assert mode(tmp_path / "spool") == 0o700
+    [file] = spool.files()
+    assert mode(file) == 0o600
+
+
+async def _count(url: str) -> int:
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        count = await connection.scalar(select(func.count()).select_from(Click))
+    await engine.dispose()
+    return count or 0
+
+
+async def _rename_clicks(url: str, old: str, new: str) -> None:
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+    await engine.dispose()
+
+
+@contextmanager
+def writes_failing(backend: str, url: str) -> Iterator[None]:
+    """The database refuses the click writer's writes: SQLite's is locked (the writer gives
+    up after its busy timeout), PostgreSQL's clicks table is out of the way."""
+    if backend == "sqlite":
+        blocker = sqlite3.connect(url.split(":///", 1)[1], isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+    else:
+        run(_rename_clicks(url, "clicks", "clicks_away"))
+        try:
+            yield
+        finally:
+            run(_rename_clicks(url, "clicks_away", "clicks"))
+
+
+def test_a_served_database_and_its_spool_are_the_owners_alone(
+    backend: str, database_url: str, tmp_path: Path
+) -> None:
+    if backend == "sqlite":  # a database `tautan serve` creates, not the suite's
+        database_url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    spool = tmp_path / "spool"
+    with (
+        usual_umask(),
+        serving(database_url, tmp_path) as (_, base),
+        httpx2.Client(base_url=base, timeout=30) as http,
+    ):
+        link = {"url": "https://shop.example.com/", "slug": "f"}
+        admin = {"Authorization": f"Bearer {KEY}"}
+        assert http.post("/api/links", json=link, headers=admin).status_code == 201
+        assert http.get("/f", headers={"User-Agent": DESKTOP}).status_code == 302
+        deadline = time.monotonic() + 15
+        while run(_count(database_url)) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert run(_count(database_url)) == 1
+        if backend == "sqlite":
+            database = tmp_path / "fresh.db"
+            files = [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+            assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
+        assert mode(spool) == 0o700
+
+        # A click the database cannot take waits in a spool file.
+        with writes_failing(backend, database_url):
+            assert http.get("/f", headers={"User-Agent": DESKTOP}).status_code == 302
+            deadline = time.monotonic() + 15
+            while not list(spool.glob("*.jsonl")) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            spooled = list(spool.glob("*.jsonl"))
+            assert spooled, "the click was not spooled"
+            assert {f.name: mode(f) for f in spooled} == {f.name: 0o600 for f in spooled}
+        deadline = time.monotonic() + 30
+        while run(_count(database_url)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert run(_count(database_url)) == 2  # replayed once the database answered
