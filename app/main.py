@@ -165,6 +165,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        enricher.warm()
         task = asyncio.create_task(writer.run())
         # Without a retention, only PostgreSQL's monthly partitions need looking after.
         upkeep = None

@@ -27,8 +27,6 @@ class Click(Base):
         Index("ix_clicks_workspace_id_ts", "workspace_id", "ts"),
         # The writer asks which visitors of a batch were seen already today.
         Index("ix_clicks_visitor_id", "visitor_id"),
-        # `tautan reenrich` updates the clicks of one User-Agent at a time.
-        Index("ix_clicks_user_agent_id", "user_agent_id"),
     )
 
     id: Mapped[int] = mapped_column(ClickId, primary_key=True)  # in order of receipt

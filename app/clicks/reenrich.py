@@ -20,7 +20,7 @@ from app.clicks.models import Click, UserAgent
 from app.clicks.rollups import ROLLUP_DIMENSIONS, RollupDay, RollupHour, update_rollups
 from app.clicks.visitors import NEW_VISITORS_LOCK
 from app.clicks.writer import ADD_CLICKS
-from app.db import create_sessionmaker
+from app.db import create_sessionmaker, execute_many
 
 LOOKUP_SLICE = 1000  # ids per IN (asyncpg takes at most 32,767 parameters)
 ROLLUP_SLICE = 20_000  # clicks read at a time when a day's rollups are counted again
@@ -110,26 +110,29 @@ async def _redo_day(
         await session.execute(select(func.pg_advisory_xact_lock(NEW_VISITORS_LOCK)))
     begin = max(datetime.combine(day, time(), UTC), start)
     end = datetime.combine(day + timedelta(1), time(), UTC)
+    # The day's clicks of those User-Agents, then each updated by its id (clicks have no
+    # index on user_agent_id: the writer would pay for one on every click).
+    ids = sorted(changed)
+    found: list[tuple[int, int]] = []
+    for offset in range(0, len(ids), LOOKUP_SLICE):
+        query = select(Click.id, Click.user_agent_id).where(
+            Click.user_agent_id.in_(ids[offset : offset + LOOKUP_SLICE]),
+            Click.ts >= begin,
+            Click.ts < end,
+        )
+        found += [(click, agent) for click, agent in await session.execute(query)]
     statement = (
         update(CLICKS)
-        .where(
-            CLICKS.c.user_agent_id == bindparam("uid"),
-            CLICKS.c.ts >= begin,
-            CLICKS.c.ts < end,
-        )
+        # ts as well: on PostgreSQL, only this day's partition is looked in.
+        .where(CLICKS.c.id == bindparam("click"), CLICKS.c.ts >= begin, CLICKS.c.ts < end)
         .values({f: bindparam(f"new_{f}") for f in DEVICE_FIELDS})
-        .execution_options(synchronize_session=False)
     )
-    parameters = [
-        {"uid": id_, **{f"new_{f}": fields[f] for f in DEVICE_FIELDS}}
-        for id_, fields in sorted(changed.items())
+    rows = [
+        {"click": click, **{f"new_{f}": changed[agent][f] for f in DEVICE_FIELDS}}
+        for click, agent in found
     ]
-    count = select(func.count()).where(
-        Click.user_agent_id.in_(sorted(changed)), Click.ts >= begin, Click.ts < end
-    )
-    updated = await session.scalar(count) or 0
-    if updated:
-        await session.execute(statement, parameters)
+    await execute_many(session, statement, rows)
+    updated = len(found)
     before = await _totals(session, day)
     await session.execute(
         delete(RollupHour).where(

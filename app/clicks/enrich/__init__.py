@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from app.clicks.enrich import reference
 from app.clicks.enrich.bots import MAX_UA_LENGTH, bot_name, known_bot
 from app.clicks.enrich.geo import NO_GEO, GeoLookup
 from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
@@ -71,6 +72,12 @@ class Enricher:
         self._budget_s = DEVICE_BUDGET_S
         self._full_answers = 0
         self.device_fallbacks = 0
+
+    @staticmethod
+    def warm() -> None:
+        """Load the device database and build its indexes (a second or so) now, before
+        serving, rather than at the first click, which the event loop would wait for."""
+        reference.warm()
 
     def start_batch(self) -> None:
         """A new batch: the time budget for new User-Agents starts again."""
