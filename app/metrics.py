@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 class Metrics:
     def __init__(self) -> None:
         self.redirects = 0
+        self.preview_pages = 0
         self.hint_restarts = 0
         self.clicks_enqueued = 0
         self.clicks_written = 0
@@ -32,6 +33,10 @@ class Metrics:
     def collect(self) -> Iterator[Metric]:
         counters = {
             "redirects": (self.redirects, "Redirects served"),
+            "preview_pages": (
+                self.preview_pages,
+                "Link-preview pages (Open Graph) served to preview fetchers instead of a redirect",
+            ),
             "hint_restarts": (
                 self.hint_restarts,
                 "Redirects not recorded as clicks: Chromium asked again at once with its "

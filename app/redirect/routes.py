@@ -129,6 +129,7 @@ class RedirectHandler:
         if live and target.preview_page and _is_preview_fetch(scope):
             # A capped link's preview page does not carry the destination: it takes no slot.
             await _html(send, 200, target.preview_page)
+            self.metrics.preview_pages += 1
         else:
             if live and target.max_clicks is not None:
                 # Whatever carries a capped link's destination takes a slot, whoever asks
@@ -144,7 +145,7 @@ class RedirectHandler:
                 await _redirect(send, 302, fallback, NO_CACHE, *self.hint_headers)
             else:
                 return await _html(send, 410, PAGES[410])
-        self.metrics.redirects += 1
+            self.metrics.redirects += 1
         if tracked:
             headers: dict[bytes, bytes] = {}
             for name, value in scope["headers"]:

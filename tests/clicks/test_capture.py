@@ -180,6 +180,16 @@ def test_metrics_count_redirects_and_written_clicks(client: TestClient, writer: 
     assert (ready["queue_depth"], ready["spool_size"]) == (0, 0)
 
 
+def test_preview_pages_are_counted_apart_from_redirects(client: TestClient, writer: dict) -> None:
+    create_link(client, writer, slug="og", og_title="Spring sale")
+    page = client.get("/og", headers={"User-Agent": PREVIEW})
+    assert page.status_code == 200 and "Spring sale" in page.text
+    assert client.get("/og", headers={"User-Agent": DESKTOP}).status_code == 302
+    metrics = client.get("/metrics").text
+    assert "tautan_preview_pages_total 1.0" in metrics
+    assert "tautan_redirects_total 1.0" in metrics
+
+
 def test_a_click_the_database_refuses_does_not_hold_up_the_others(
     client: TestClient, writer: dict
 ) -> None:
