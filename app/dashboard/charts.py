@@ -19,7 +19,7 @@ STYLE = Style(
     foreground="#334155",
     foreground_strong="#0f172a",
     foreground_subtle="#e2e8f0",
-    colors=("#2563eb", "#f59e0b"),
+    colors=("#f59e0b", "#2563eb"),  # unique visitors amber, clicks blue
     font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
     label_font_size=12,
     major_label_font_size=12,
@@ -52,6 +52,8 @@ def clicks_chart(buckets: list[dict[str, Any]], interval: str) -> bytes:
     chart.x_labels = [
         datetime.fromisoformat(b["start"]).strftime(LABELS[interval]) for b in buckets
     ]
-    chart.add("Clicks", [b["clicks"] for b in buckets])
+    # Clicks last, so drawn on top: unique visitors never exceed clicks, and where they are
+    # equal, clicks drawn first would be hidden under them.
     chart.add("Unique visitors", [b["unique_visitors"] for b in buckets])
+    chart.add("Clicks", [b["clicks"] for b in buckets])
     return chart.render()

@@ -1,6 +1,7 @@
 """The link form: what the browser posts, turned into the API's own schemas, so the
 dashboard accepts exactly what the API accepts; and errors put back beside their fields."""
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,7 +61,8 @@ def _body(values: dict[str, str]) -> dict[str, Any]:
     if not values["url"]:
         raise FormErrors({"url": "a destination URL is required"})
     body: dict[str, Any] = {name: values[name] or None for name in TEXT_FIELDS}
-    body["tags"] = [tag.strip() for tag in values["tags"].split(",") if tag.strip()]
+    # Commas, or `|` as in CSV imports: either separates tags.
+    body["tags"] = [tag.strip() for tag in re.split(r"[,|]", values["tags"]) if tag.strip()]
     code = values["redirect_code"]
     body["redirect_code"] = CODES_BY_TEXT.get(code, code)  # else the schema refuses it
     body["forward_query"] = bool(values["forward_query"])

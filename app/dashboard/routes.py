@@ -284,7 +284,12 @@ async def link_page(
     tz: Zone = "UTC",
 ) -> Response:
     link = links.to_out(await links.get_link(db, principal, slug), _ctx(request))
-    context: dict[str, Any] = {"principal": principal, "link": link, "zones": ZONES}
+    context: dict[str, Any] = {
+        "principal": principal,
+        "link": link,
+        "zones": ZONES,
+        "no_geo": request.app.state.settings.geoip_db is None,
+    }
     try:
         period = views.period_of(link.slug, from_, to, tz)
     except ValueError as exc:
