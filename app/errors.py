@@ -89,10 +89,23 @@ async def refuse_nul_characters(request: Request) -> None:
             raise Invalid("invalid_parameter", "NUL characters are not allowed", name)
 
 
-def validation_error(errors: Sequence[Any], message: str = "invalid request") -> AppError:
-    """The 422 for pydantic's errors, with where and what of each."""
-    details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+def validation_error(errors: Sequence[Any]) -> AppError:
+    """The 422 for pydantic's errors, with where and what of each; the message names the
+    first problem, as a person reads it: `url: only http and https URLs are accepted`."""
+    details = [{"loc": list(e["loc"]), "msg": _plain(e["msg"]), "type": e["type"]} for e in errors]
+    if not details:
+        return AppError(422, "validation_error", "invalid request", details)
+    first = details[0]
+    where = ".".join(str(part) for part in first["loc"] if part not in ("body", "query", "path"))
+    message = f"{where}: {first['msg']}" if where else first["msg"]
+    if len(details) > 1:
+        message += f" (and {len(details) - 1} more: see details)"
     return AppError(422, "validation_error", message, details)
+
+
+def _plain(message: str) -> str:
+    # pydantic prefixes the messages of our own validators; the reader needs only ours.
+    return message.removeprefix("Value error, ")
 
 
 def error_response(error: AppError) -> JSONResponse:

@@ -58,7 +58,13 @@ Tag = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^|,\x00]+$"),
 ]
 UtmValue = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255, pattern=NO_NUL)]
-Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
+# A date-time without a zone is read as UTC (as the stats API reads a bare date in `tz`,
+# a link's window has no zone of its own to read it in): `2026-12-24T18:00` is 18:00 UTC.
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    Field(description="ISO 8601 date-time; without a zone (or offset) it is read as UTC"),
+]
 
 
 class LinkFields(BaseModel):

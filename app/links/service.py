@@ -117,7 +117,7 @@ async def create_links(
             results.append(_new_link(principal, data, ctx, data.slug or _random_slug()))
             valid.append((len(results) - 1, data))
         except ValidationError as exc:
-            results.append(validation_error(exc.errors(), "invalid link"))
+            results.append(validation_error(exc.errors()))
         except AppError as exc:
             results.append(exc)
     for start in range(0, len(valid), INSERT_CHUNK):

@@ -22,7 +22,8 @@ def check_url(value: str) -> str:
     except ValueError as exc:
         raise ValueError(f"not a valid URL: {exc}") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError("only http and https URLs are accepted")
+        hint = "" if parts.scheme and parts.netloc else " — add https://?"
+        raise ValueError(f"only http and https URLs are accepted{hint}")
     if not host:
         raise ValueError("the URL has no host")
     if parts.username is not None or parts.password is not None:

@@ -411,3 +411,28 @@ def test_nul_in_a_parameter_is_refused_with_422(
     assert response.json()["error"]["code"] == "invalid_parameter"
     assert client.delete("/api/links/a%00b", headers=writer).status_code == 422
     assert client.get("/api/links/a", headers=writer).json()["title"] == "kept"
+
+
+def test_a_refusal_names_its_first_problem_as_a_person_reads_it(
+    client: TestClient, writer: dict
+) -> None:
+    response = client.post("/api/links", json={"url": "shop.example.com/sale"}, headers=writer)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["message"] == "url: only http and https URLs are accepted — add https://?"
+    assert not any(d["msg"].startswith("Value error") for d in error["details"])
+    two = client.post(
+        "/api/links", json={"url": "ftp://shop.example/", "redirect_code": 303}, headers=writer
+    ).json()["error"]
+    assert two["message"].endswith("(and 1 more: see details)")
+    url = [d["msg"] for d in two["details"] if d["loc"] == ["body", "url"]]
+    assert url == ["only http and https URLs are accepted"]  # a scheme, just not one we take
+
+
+def test_a_date_time_without_a_zone_is_read_as_utc(client: TestClient, writer: dict) -> None:
+    body = {"url": "https://shop.example/", "slug": "xmas", "starts_at": "2026-12-24T18:00"}
+    link = create_link(client, writer, **body)
+    assert link["starts_at"].startswith("2026-12-24T18:00:00")
+    assert link["starts_at"].endswith(("Z", "+00:00"))
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["LinkCreate"]
+    assert "read as UTC" in str(schema["properties"]["starts_at"])

@@ -501,7 +501,7 @@ def test_cli_import_reports_refused_rows_by_line_and_exits_1(
     lines = result.stdout.splitlines()
     assert lines[3].startswith("line 9: slug: ")
     assert lines[:3] + lines[4:-1] == [
-        "line 5: url: only http and https URLs are accepted",
+        "line 5: url: only http and https URLs are accepted — add https://?",
         "line 7: the slug 'taken' is taken",
         "line 8: the slug 'spring-a' is used on line 2",
         "line 10: 7 cells, the header names 6",
