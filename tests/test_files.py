@@ -11,14 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
-from app.clicks.models import Click
 from app.clicks.queue import RawClick
 from app.clicks.spool import Spool
 from app.db import create_engine
 from tests.conftest import run
-from tests.test_serve import KEY, serving
+from tests.test_serve import KEY, _count, serving
 
 DESKTOP = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -49,14 +48,6 @@ def test_spool_files_are_the_owners_alone_whatever_the_umask(tmp_path: Path) -> 
     assert mode(tmp_path / "spool") == 0o700
     [file] = spool.files()
     assert mode(file) == 0o600
-
-
-async def _count(url: str) -> int:
-    engine = create_engine(url)
-    async with engine.connect() as connection:
-        count = await connection.scalar(select(func.count()).select_from(Click))
-    await engine.dispose()
-    return count or 0
 
 
 async def _rename_clicks(url: str, old: str, new: str) -> None:

@@ -132,25 +132,10 @@ def test_a_path_no_slug_can_match_gets_the_unknown_slug_page(client: TestClient,
 def get_with_raw_headers(
     client: TestClient, path: str, header: tuple[bytes, bytes]
 ) -> tuple[int, dict[bytes, bytes]]:
-    """GET `path` with `header` as exactly these bytes, handed to the app as a server hands
-    a request over (the test client would re-encode bytes that are not UTF-8)."""
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-        "root_path": "", "headers": [(b"host", b"tautan.test"), header],
-        "client": PEER, "server": ("tautan.test", 80),
-    }  # fmt: skip
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    assert client.portal is not None
-    client.portal.call(client.app, scope, receive, send)
-    return sent[0]["status"], dict(sent[0]["headers"])
+    """GET `path` with `header` as exactly these bytes (the test client would re-encode
+    bytes that are not UTF-8)."""
+    status, headers, _ = send_raw(client, "GET", path, [(b"host", b"tautan.test"), header])
+    return status, headers
 
 
 def test_hostile_headers_redirect_and_every_click_is_kept_fitted(
