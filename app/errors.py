@@ -75,8 +75,9 @@ API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _documented("the request body is over the size limit"),
     422: _documented("a parameter or a body field is invalid; `details` says which"),
     429: _documented(
-        "over a write rate limit (per API key, or per client address)",
-        **{"Retry-After": "seconds until a write is allowed again"},
+        "over a rate limit: writes per API key or per client address, or failed "
+        "authentications per client address",
+        **{"Retry-After": "seconds until the request may be sent again"},
     ),
 }
 

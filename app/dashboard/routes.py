@@ -103,6 +103,8 @@ async def limit_writes(request: Request, principal: Principal) -> None:
 
 Reader = Annotated[Principal, Depends(session.signed_in("links:read"))]
 Writer = Annotated[Principal, Depends(session.signed_in("links:write"))]
+# The edit form shows what the link holds: writing alone is no right to read it.
+Editor = Annotated[Principal, Depends(session.signed_in("links:read", "links:write"))]
 StatsReader = Annotated[Principal, Depends(session.signed_in("stats:read"))]
 SameOrigin = Depends(session.same_origin)
 
@@ -229,7 +231,7 @@ async def create_link(request: Request, principal: Writer, db: SessionDep) -> Re
 
 @router.get("/links/{slug}/edit")
 async def edit_link_form(
-    request: Request, slug: str, principal: Writer, db: SessionDep
+    request: Request, slug: str, principal: Editor, db: SessionDep
 ) -> Response:
     link = links.to_out(await links.get_link(db, principal, slug), _ctx(request))
     return _form_page(request, principal, forms.values_of(link), slug=slug)

@@ -356,6 +356,16 @@ def test_a_read_only_key_cannot_create_or_edit(client: TestClient) -> None:
     assert client.get("/dashboard/links/promo/chart.svg").status_code == 403
 
 
+def test_a_write_only_key_cannot_read_a_link_through_its_edit_form(client: TestClient) -> None:
+    admin = new_key(client, "admin")[1]
+    create_link(client, bearer(admin), slug="secret", url="https://shop.example/hidden-offer")
+    _, token = new_key(client, "links:write")
+    sign_in(client, token)
+    form = client.get("/dashboard/links/secret/edit")
+    assert form.status_code == 403
+    assert "hidden-offer" not in form.text
+
+
 def test_a_stats_only_key_cannot_list_links(client: TestClient) -> None:
     sign_in(client, new_key(client, "stats:read")[1])
     response = client.get("/dashboard/links")
