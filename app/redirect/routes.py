@@ -208,7 +208,8 @@ def _last_hops(value: bytes) -> bytes:
 
 
 def _client_hints(headers: dict[bytes, bytes]) -> str:
-    """The hints as a click keeps them (useragent.client_hints_of), cut short."""
+    """The hints as a click keeps them (`name: value` lines, as useragent.parse_client_hints
+    reads them), each cut short."""
     return "\n".join(
         f"{name.decode()}: {headers[name][:MAX_HINT_LENGTH].decode('utf-8', 'replace')}"
         for name in HINTS
