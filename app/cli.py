@@ -3,7 +3,9 @@
 import asyncio
 import ipaddress
 import os
+import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import auth, geo_update, migrate
 from app.clicks import reenrich as reenriching
 from app.clicks import retention
+from app.clicks.writers import Writers
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import AppError
@@ -115,18 +118,51 @@ def serve(
     print(f"Short links: {settings.base_url.rstrip('/')}/<slug> ({origin})", flush=True)
     if problem := short_link_problem(settings.base_url, host, port):
         typer.secho(f"warning: {problem}", err=True, fg="yellow", bold=True)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=access_log,
-        proxy_headers=False,  # client IPs are resolved per TAUTAN_TRUSTED_PROXIES instead
-        log_level="info",
-    )
+    if not settings.writers:
+        print("No click writers here (TAUTAN_WRITERS=0): run `tautan writer`.", flush=True)
+    click_writers = Writers(settings.writers, settings.spool_dir)
+    click_writers.start()
+    # uvicorn stops serving on SIGTERM, then sends the signal again to the process: let that
+    # end uvicorn.run here (rather than the process), so that the writers are stopped below.
+    signal.signal(signal.SIGTERM, _exit_gracefully)
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=access_log,
+            proxy_headers=False,  # client IPs are resolved per TAUTAN_TRUSTED_PROXIES instead
+            log_level="info",
+        )
+    finally:
+        # Last: what the serving processes logged until they stopped gets written.
+        click_writers.stop()
+
+
+def _exit_gracefully(_signum: int, _frame: object) -> NoReturn:
+    raise SystemExit(0)
+
+
+@app.command()
+def writer(
+    processes: Annotated[int, typer.Option(min=1, help="writer processes")] = 1,
+) -> None:
+    """Write the clicks of the click log to the database (what `tautan serve` runs
+    TAUTAN_WRITERS of), until SIGTERM or Ctrl-C."""
+    settings = get_settings()
+    migrate.upgrade(settings.database_url)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click_writers = Writers(processes, settings.spool_dir)
+    click_writers.start()
+    console.print(f"{processes} click writer(s) reading {settings.spool_dir}")
+    stop.wait()
+    click_writers.stop()
 
 
 def short_link_problem(base_url: str, host: str, port: int) -> str | None:

@@ -5,7 +5,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated, Literal
 
 from limits import parse
-from pydantic import PositiveInt, field_validator, model_validator
+from pydantic import NonNegativeInt, PositiveInt, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Network = IPv4Network | IPv6Network
@@ -41,7 +41,11 @@ class Settings(BaseSettings):
     admin_key: str | None = None
     flush_interval_ms: int = 200
     flush_batch: int = 1000
-    spool_dir: str = "./spool"
+    spool_dir: str = "./spool"  # the click log
+    # Past this size the click log takes no more clicks (counted in tautan_clicks_dropped_total)
+    # until the writers catch up: a long outage of the database cannot fill the disk.
+    spool_max_mb: PositiveInt = 1024
+    writers: NonNegativeInt = 1  # writer processes `tautan serve` starts (0: run elsewhere)
     link_cache_ttl_s: float = 30
     store_ip: Literal["none", "anonymized", "full"] = "anonymized"
     env: Literal["development", "production"] = "development"

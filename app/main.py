@@ -13,11 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import ops
 from app.api_docs import serve_docs
-from app.clicks.enrich import Enricher
-from app.clicks.queue import ClickQueue
+from app.clicks.log import ClickLog
 from app.clicks.retention import RetentionTask
-from app.clicks.spool import Spool
-from app.clicks.writer import ClickWriter
 from app.config import Settings, get_settings
 from app.dashboard.routes import router as dashboard_router
 from app.db import create_engine, create_sessionmaker
@@ -142,31 +139,18 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         create_engine(settings.read_database_url) if settings.read_database_url else engine
     )
     cache = LinkCache(create_sessionmaker(engine, read_only=True), settings.link_cache_ttl_s)
-    # Past this many waiting clicks, more go to the spool: memory stays bounded under overload
-    # (unless the disk refuses them too: then they wait in memory for the disk or the database).
-    queue = ClickQueue(batch=settings.flush_batch, maxsize=10 * settings.flush_batch)
-    spool = Spool(settings.spool_dir)
-    metrics = Metrics()
-    metrics.queue_depth = queue.__len__
-    metrics.spool_size = spool.size
-    enricher = Enricher(settings)
-    metrics.device_fallbacks = lambda: enricher.device_fallbacks
-    writer = ClickWriter(
-        queue=queue,
-        spool=spool,
-        sessionmaker=sessionmaker,
-        enricher=enricher,
-        metrics=metrics,
+    click_log = ClickLog(
+        settings.spool_dir,
         interval_s=settings.flush_interval_ms / 1000,
-        secret_key=secret_key,
+        max_bytes=settings.spool_max_mb * 1024 * 1024,
     )
+    metrics = Metrics(click_log, settings.spool_dir)
     rate_limiter = RateLimiter(settings)
     retention = RetentionTask(engine, settings.retention_days)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-        enricher.warm()
-        task = asyncio.create_task(writer.run())
+        sealing = asyncio.create_task(click_log.run())
         # Without a retention, only PostgreSQL's monthly partitions need looking after.
         upkeep = None
         if settings.retention_days or engine.dialect.name == "postgresql":
@@ -175,12 +159,13 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         # full passes, whose pauses redirects would otherwise wait behind.
         gc.freeze()
         yield
-        # The server has stopped taking requests: drain what they queued, then close.
+        # The server has stopped taking requests: seal the log's last segment for the
+        # writers, then close.
         retention.stop()  # after its current batch
         if upkeep:
             await upkeep
-        writer.stop()
-        await task
+        click_log.stop()
+        await sealing
         rate_limiter.close()
         await engine.dispose()
         await read_engine.dispose()
@@ -204,10 +189,8 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     api.state.link_cache = cache
     api.state.link_context = LinkContext(base_url=settings.base_url)
     api.state.rate_limiter = rate_limiter
-    api.state.click_queue = queue
-    api.state.spool = spool
+    api.state.click_log = click_log
     api.state.metrics = metrics
-    api.state.writer = writer
     api.state.secret_key = secret_key
     api.state.retention = retention
     install_error_handlers(api)
@@ -218,6 +201,6 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     serve_docs(api)
     return Dispatcher(
         api,
-        RedirectHandler(cache, writer.record, metrics, settings.client_hints),
+        RedirectHandler(cache, click_log.append, metrics, settings.client_hints),
         settings.cors_origins,
     )

@@ -1,34 +1,42 @@
-"""Process metrics in the Prometheus text format. The hot path only bumps plain integers;
-they are turned into metric families when /metrics is scraped."""
+"""Metrics in the Prometheus text format. The hot path only bumps plain integers; they are
+turned into metric families when /metrics is scraped, together with the click log's state
+and the figures each writer process publishes (app/clicks/writers.py)."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+
+from app.clicks.log import ClickLog, LogSize, oldest_click_age, read_stats
+
+# The figures of WriterStats (and the enricher's), as metrics summed over writer processes
+# and per process (label `process`).
+WRITER_COUNTERS = {
+    "clicks_written": "Click rows written to the database",
+    "bot_clicks": "Bot and preview clicks written",
+    "clicks_rejected": "Clicks the database refused as data",
+    "writer_errors": "Batches whose write failed (their clicks stay in the log, written later)",
+    "device_fallbacks": "New User-Agents given the quick device answer: the batch's time for "
+    "the reference device database was spent",
+}
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, click_log: ClickLog, spool_dir: str) -> None:
+        self.click_log = click_log
+        self.log_size = LogSize(spool_dir)
+        self.spool_dir = spool_dir
         self.redirects = 0
         self.preview_pages = 0
         self.hint_restarts = 0
-        self.clicks_enqueued = 0
-        self.clicks_written = 0
-        self.clicks_spooled = 0
-        self.bot_clicks = 0
-        self.clicks_rejected = 0
-        self.writer_errors = 0
-        self.queue_depth: Callable[[], int] = lambda: 0
-        self.spool_size: Callable[[], int] = lambda: 0
-        self.device_fallbacks: Callable[[], int] = lambda: 0
         self.registry = CollectorRegistry()
         self.registry.register(self)  # type: ignore[arg-type]
-        self.flush_seconds = Histogram(
-            "tautan_flush_seconds",
-            "Time to write one batch of clicks",
-            registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-        )
 
     def collect(self) -> Iterator[Metric]:
         counters = {
@@ -42,28 +50,46 @@ class Metrics:
                 "Redirects not recorded as clicks: Chromium asked again at once with its "
                 "client hints (TAUTAN_CLIENT_HINTS=critical), and that request is the click",
             ),
-            "clicks_enqueued": (self.clicks_enqueued, "Clicks handed to the writer"),
-            "clicks_written": (self.clicks_written, "Click rows written to the database"),
-            "clicks_spooled": (self.clicks_spooled, "Clicks written to the spool"),
-            "bot_clicks": (self.bot_clicks, "Bot and preview clicks written"),
-            "clicks_rejected": (self.clicks_rejected, "Clicks the database refused as data"),
-            "writer_errors": (self.writer_errors, "Failed click writes"),
+            "clicks_logged": (self.click_log.appended, "Clicks this process appended to the log"),
+            "clicks_dropped": (
+                self.click_log.dropped,
+                "Clicks this process could not log: the log was at its cap "
+                "(TAUTAN_SPOOL_MAX_MB) or the disk refused them. Alert on any.",
+            ),
         }
         for name, (value, help_text) in counters.items():
             yield CounterMetricFamily(f"tautan_{name}", help_text, value=value)
-        yield CounterMetricFamily(
-            "tautan_device_fallbacks",
-            "New User-Agents given the quick device answer: the batch's time for the reference "
-            "device database was spent",
-            value=self.device_fallbacks(),
+        clicks, size = self.log_size.measure()
+        yield GaugeMetricFamily(
+            "tautan_queue_depth",
+            "Clicks in the click log not yet written (a segment written in part counts whole)",
+            clicks,
         )
         yield GaugeMetricFamily(
-            "tautan_queue_depth", "Clicks waiting in memory", self.queue_depth()
+            "tautan_spool_size_bytes", "Bytes in the click log (TAUTAN_SPOOL_DIR)", size
         )
         yield GaugeMetricFamily(
-            "tautan_spool_size",
-            "Clicks waiting in the spool (a count of clicks, not bytes)",
-            self.spool_size(),
+            "tautan_click_log_lag_seconds",
+            "Age of the oldest click not yet written: how far behind the dashboards are",
+            oldest_click_age(Path(self.spool_dir)),
+        )
+        writers = read_stats(self.spool_dir)
+        yield GaugeMetricFamily("tautan_writers", "Writer processes running", len(writers))
+        for name, help_text in WRITER_COUNTERS.items():
+            total = CounterMetricFamily(f"tautan_{name}", help_text)
+            total.add_metric([], sum(w.get(name, 0) for w in writers))
+            yield total
+            each = CounterMetricFamily(
+                f"tautan_writer_{name}", f"{help_text}, per writer process", labels=["process"]
+            )
+            for figures in writers:
+                each.add_metric([str(figures["pid"])], figures.get(name, 0))
+            yield each
+        yield SummaryMetricFamily(
+            "tautan_flush_seconds",
+            "Time writers took to enrich and write a batch of clicks",
+            count_value=sum(w.get("batches", 0) for w in writers),
+            sum_value=sum(w.get("busy_seconds", 0.0) for w in writers),
         )
 
     def render(self) -> bytes:

@@ -1,5 +1,6 @@
 """Health, readiness and metrics for orchestrators, load balancers and Prometheus."""
 
+from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -7,6 +8,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from sqlalchemy import text
+
+from app.clicks.log import oldest_click_age
 
 router = APIRouter(tags=["ops"])
 
@@ -18,8 +21,8 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ok", "unavailable"]
     database: str = Field(description="`ok`, or `error: ` and the kind of failure")
-    queue_depth: int = Field(description="clicks this process holds, not yet written")
-    spool_size: int = Field(description="clicks in the spool, waiting for the database")
+    queue_depth: int = Field(description="clicks in the click log, not yet written")
+    lag_seconds: float = Field(description="age of the oldest click not yet written")
 
 
 @router.get("/healthz", response_model=Health)
@@ -45,13 +48,14 @@ async def readyz(request: Request) -> JSONResponse:
     body = {
         "status": "ok" if database == "ok" else "unavailable",
         "database": database,
-        "queue_depth": len(state.click_queue),
-        "spool_size": state.spool.size(),
+        "queue_depth": state.metrics.log_size.measure()[0],
+        "lag_seconds": round(oldest_click_age(Path(state.settings.spool_dir)), 3),
     }
     return JSONResponse(body, status_code=200 if database == "ok" else 503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus text: redirects, clicks written, queue depth, spool size, flush latency."""
+    """Prometheus text: redirects, clicks logged and written, queue depth, spool size, writer lag
+    and flush latency."""
     return PlainTextResponse(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -35,14 +35,13 @@ from app import migrate
 from app.auth import Principal, Workspace
 from app.clicks.enrich import Enricher
 from app.clicks.enrich.referrer import _classify_host
+from app.clicks.log import LogReader
 from app.clicks.models import Click
-from app.clicks.queue import ClickQueue, RawClick
-from app.clicks.spool import Spool
+from app.clicks.raw import RawClick
 from app.clicks.writer import ClickWriter
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.links.models import Link, LinkTag
-from app.metrics import Metrics
 from app.secret_key import SecretKey
 from app.stats import service
 from app.stats.periods import parse_range, parse_zone
@@ -242,18 +241,16 @@ async def seed(
     times = timestamps(r, args.clicks, now)
     # Zipf popularity (s=1): the top link gets 1/H(n) of the clicks, 17% at 200 links.
     popularity = [1 / rank for rank in range(1, len(link_ids) + 1)]
-    # Assembled as app/main.py does, with a spool of its own in the temp dir.
-    spool = tmp / f"spool-{engine.dialect.name}"
+    # Assembled as a writer process does (app/clicks/writers.py), its log in the temp dir.
     settings = Settings(database_url=url, geoip_db=str(tmp / "GeoLite2-City.mmdb"))
     sessionmaker = create_sessionmaker(engine)
     writer = ClickWriter(
-        queue=ClickQueue(batch=args.batch, maxsize=50_000),
-        spool=Spool(str(spool)),
+        log_reader=LogReader(str(tmp / f"spool-{engine.dialect.name}")),
         sessionmaker=sessionmaker,
         enricher=Enricher(settings),
-        metrics=Metrics(),
-        interval_s=0.2,
         secret_key=SecretKey(sessionmaker, "bench-" + "x" * 40),
+        batch=args.batch,
+        interval_s=0.2,
     )
     bots, bot_weights = list(BOTS), list(accumulate(BOTS.values()))
     referers, referer_weights = list(REFERERS), list(accumulate(REFERERS.values()))

@@ -2,6 +2,7 @@
 when TAUTAN_TEST_POSTGRES_URL is set, once more on a real PostgreSQL database."""
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -17,11 +18,15 @@ from starlette.testclient import TestClient
 
 import app.models  # noqa: F401
 from app import auth, migrate
-from app.clicks.queue import RawClick
+from app.clicks.enrich import Enricher
+from app.clicks.log import LogReader
+from app.clicks.raw import RawClick
+from app.clicks.writer import ClickWriter
 from app.config import Settings
-from app.db import Base, create_engine
+from app.db import Base, create_engine, create_sessionmaker
 from app.links.models import Link
 from app.main import create_app
+from app.secret_key import SecretKey
 
 T = TypeVar("T")
 POSTGRES_URL = os.environ.get("TAUTAN_TEST_POSTGRES_URL")
@@ -116,10 +121,63 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER
+    """The app, with a click writer reading its click log as a writer process would (run
+    here, on the app's event loop, rather than in a process of its own)."""
+    with with_writer(
+        TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER)
     ) as client:
         yield client
+
+
+@contextlib.contextmanager
+def with_writer(client: TestClient) -> Iterator[TestClient]:
+    """`client` entered, with its click writer running on the app's event loop."""
+    with client:
+        writer = click_writer(client)
+        assert client.portal is not None
+        running = client.portal.start_task_soon(writer.run)
+        yield client
+        client.portal.call(writer.stop)
+        running.result(timeout=30)
+
+
+def write_log(settings: Settings) -> None:
+    """Write what the click log holds (its sealed segments) to the database, here, as a
+    writer process would."""
+
+    async def drain() -> None:
+        engine = create_engine(settings.database_url)
+        sessionmaker = create_sessionmaker(engine)
+        writer = ClickWriter(
+            log_reader=LogReader(settings.spool_dir),
+            sessionmaker=sessionmaker,
+            enricher=Enricher(settings),
+            secret_key=SecretKey(sessionmaker, settings.secret_key),
+            batch=settings.flush_batch,
+            interval_s=settings.flush_interval_ms / 1000,
+        )
+        writer.stop(drain_s=60)  # stops once the log is written to its end
+        await writer.run()
+        await engine.dispose()
+
+    run(drain())
+
+
+def click_writer(client: TestClient) -> ClickWriter:
+    """The click writer of the `client` fixture's app (made on first use)."""
+    if (writer := getattr(client, "click_writer", None)) is None:
+        state = client.app.api.state  # type: ignore[attr-defined]
+        settings = state.settings
+        writer = ClickWriter(
+            log_reader=LogReader(settings.spool_dir),
+            sessionmaker=state.sessionmaker,
+            enricher=Enricher(settings),
+            secret_key=state.secret_key,
+            batch=settings.flush_batch,
+            interval_s=settings.flush_interval_ms / 1000,
+        )
+        client.click_writer = writer  # type: ignore[attr-defined]
+    return writer
 
 
 def in_app(client: TestClient, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -181,8 +239,7 @@ def raw_click(
 
 
 def seed_clicks(client: TestClient, clicks: list[RawClick]) -> None:
-    """Write clicks through the app's own click writer (enrichment, rollups, counters)."""
-    state = client.app.api.state  # type: ignore[attr-defined]
+    """Write clicks through the click writer (enrichment, rollups, counters)."""
     link_ids = {c.link_id for c in clicks}
     owners = in_app(
         client, lambda s: s.execute(select(Link.id, Link.workspace_id).where(Link.id.in_(link_ids)))
@@ -190,7 +247,7 @@ def seed_clicks(client: TestClient, clicks: list[RawClick]) -> None:
     workspace_of = dict(owners.all())
     clicks = [dataclasses.replace(c, workspace_id=workspace_of[c.link_id]) for c in clicks]
     assert client.portal is not None
-    client.portal.call(state.writer.write, clicks)
+    client.portal.call(click_writer(client).write, clicks)
 
 
 def tautan(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:

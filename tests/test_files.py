@@ -1,6 +1,6 @@
 """Files Tautan creates hold clicks (addresses, User-Agents) and keys' hashes: they are its
-own user's alone (database and spool files 0600, the spool folder 0700), whatever umask
-it was started with."""
+own user's alone (database and click log files 0600, the click log's folders 0700),
+whatever umask it was started with."""
 
 import os
 import sqlite3
@@ -13,8 +13,6 @@ from pathlib import Path
 import httpx2
 from sqlalchemy import text
 
-from app.clicks.queue import RawClick
-from app.clicks.spool import Spool
 from app.db import create_engine
 from tests.conftest import run
 from tests.test_serve import KEY, _count, serving
@@ -38,16 +36,6 @@ def usual_umask() -> Iterator[None]:
         yield
     finally:
         os.umask(previous)
-
-
-def test_spool_files_are_the_owners_alone_whatever_the_umask(tmp_path: Path) -> None:
-    with usual_umask():
-        spool = Spool(str(tmp_path / "spool"))
-        spool.append([RawClick(1, 1, 1.0, "127.0.0.1", "ua", "", "", "", "", "", "link")])
-        spool.close()
-    assert mode(tmp_path / "spool") == 0o700
-    [file] = spool.files()
-    assert mode(file) == 0o600
 
 
 async def _rename_clicks(url: str, old: str, new: str) -> None:
@@ -100,18 +88,20 @@ def test_a_served_database_and_its_spool_are_the_owners_alone(
             database = tmp_path / "fresh.db"
             files = [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
             assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
-        assert mode(spool) == 0o700
+        assert mode(spool) == mode(spool / "writers") == 0o700
+        published = list((spool / "writers").glob("*.json"))  # the writers' figures
+        assert published and {mode(f) for f in published} == {0o600}
 
-        # A click the database cannot take waits in a spool file.
+        # A click the database cannot take waits in a segment of the click log.
         with writes_failing(backend, database_url):
             assert http.get("/f", headers={"User-Agent": DESKTOP}).status_code == 302
             deadline = time.monotonic() + 15
-            while not list(spool.glob("*.jsonl")) and time.monotonic() < deadline:
+            while not list(spool.glob("*.seg")) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            spooled = list(spool.glob("*.jsonl"))
-            assert spooled, "the click was not spooled"
-            assert {f.name: mode(f) for f in spooled} == {f.name: 0o600 for f in spooled}
+            waiting = list(spool.glob("*.seg"))
+            assert waiting, "the click is not in the log"
+            assert {f.name: mode(f) for f in waiting} == {f.name: 0o600 for f in waiting}
         deadline = time.monotonic() + 30
         while run(_count(database_url)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert run(_count(database_url)) == 2  # replayed once the database answered
+        assert run(_count(database_url)) == 2  # written once the database answered

@@ -15,7 +15,7 @@ from app import auth, migrate
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.main import create_app
-from tests.conftest import BASE_URL, DESKTOP_UA, empty_database, run
+from tests.conftest import BASE_URL, DESKTOP_UA, empty_database, run, write_log
 
 ADMIN_TOKEN = "tk_fuzz_admin_0123456789abcdef"
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -38,7 +38,7 @@ async def _admin_key(url: str) -> None:
     await engine.dispose()
 
 
-def _seed(client: asgi.ASGIClient) -> None:
+def _seed(client: asgi.ASGIClient, settings: Settings) -> None:
     """A few links with clicks, so that reads and stats meet real rows."""
     for n, (slug, campaign) in enumerate(zip(SLUGS, ["spring", "summer", "spring"], strict=True)):
         body = {
@@ -62,7 +62,8 @@ def _seed(client: asgi.ASGIClient) -> None:
         ).json()
         if summary.get("clicks") == len(SLUGS) * len(UAS):
             return
-        time.sleep(0.02)
+        time.sleep(0.05)  # for the log's segment to be sealed
+        write_log(settings)
     raise AssertionError(f"seeded clicks not written: {summary}")
 
 
@@ -72,20 +73,19 @@ def fuzzed_app(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     url = empty_database(backend, tmp, "fuzz")
     migrate.upgrade(url)
     run(_admin_key(url))
-    app = create_app(
-        Settings(
-            database_url=url,
-            base_url=BASE_URL,
-            spool_dir=str(tmp / "spool"),
-            flush_interval_ms=20,
-            # Every write counts against the key's limit; the fuzzer writes far more than a person.
-            write_rate_limit="1000000/minute",
-        )
+    settings = Settings(
+        database_url=url,
+        base_url=BASE_URL,
+        spool_dir=str(tmp / "spool"),
+        flush_interval_ms=20,
+        # Every write counts against the key's limit; the fuzzer writes far more than a person.
+        write_rate_limit="1000000/minute",
     )
-    with asgi.get_client(app) as client:  # starts the app's lifespan: the click writer runs
-        _seed(client)
+    app = create_app(settings)
+    with asgi.get_client(app) as client:  # starts the app's lifespan
+        _seed(client, settings)
     yield app
-    asgi.shutdown_lifespans()  # drains the writer, closes the engines
+    asgi.shutdown_lifespans()  # closes the engines
 
 
 def _openapi() -> dict:

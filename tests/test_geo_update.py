@@ -26,7 +26,7 @@ from app.main import create_app
 from tests.clicks.test_capture import clicks_of
 from tests.clicks.test_geo import JAKARTA, JAKARTA_V4, MUNICH, write_mmdb
 from tests.clicks.test_outage import free_port
-from tests.conftest import BASE_URL, PEER, create_link, make_key
+from tests.conftest import BASE_URL, PEER, create_link, make_key, with_writer
 
 TAUTAN = str(Path(sys.executable).parent / "tautan")
 KEY = "gl2-test-license-key-7f3a9c"
@@ -349,11 +349,13 @@ def test_info_on_a_file_that_is_no_database(tmp_path: Path) -> None:
 
 @pytest.fixture
 def geo_client(settings: Settings, target: Path) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(settings.model_copy(update={"geoip_db": str(target)})),
-        base_url=BASE_URL,
-        follow_redirects=False,
-        client=PEER,
+    with with_writer(
+        TestClient(
+            create_app(settings.model_copy(update={"geoip_db": str(target)})),
+            base_url=BASE_URL,
+            follow_redirects=False,
+            client=PEER,
+        )
     ) as client:
         yield client
 

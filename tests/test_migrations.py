@@ -18,6 +18,7 @@ from tests.conftest import (
     raw_click,
     run,
     seed_clicks,
+    with_writer,
 )
 
 
@@ -63,7 +64,7 @@ def test_rebuilding_links_keeps_what_refers_to_them(backend: str, tmp_path: Path
     url = empty_database(backend, tmp_path, "rebuild")
     migrate.upgrade(url)
     settings = Settings(database_url=url, base_url=BASE_URL, spool_dir=str(tmp_path / "spool"))
-    with TestClient(create_app(settings), base_url=BASE_URL, client=PEER) as client:
+    with with_writer(TestClient(create_app(settings), base_url=BASE_URL, client=PEER)) as client:
         writer = make_key(client, "links:read", "links:write")
         link = create_link(client, writer, tags=["launch"])
         seed_clicks(client, [raw_click(link, datetime.now(UTC))])

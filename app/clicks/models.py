@@ -25,8 +25,6 @@ class Click(Base):
     __table_args__ = (
         Index("ix_clicks_link_id_ts", "link_id", "ts"),
         Index("ix_clicks_workspace_id_ts", "workspace_id", "ts"),
-        # The writer asks which visitors of a batch were seen already today.
-        Index("ix_clicks_visitor_id", "visitor_id"),
     )
 
     id: Mapped[int] = mapped_column(ClickId, primary_key=True)  # in order of receipt
@@ -83,3 +81,26 @@ class VisitorSalt(Base):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class VisitorDay(Base):
+    """Each visitor seen on a link in a UTC day: a click whose row the writer inserts here
+    is the visitor's first of the day (`new_visitor`). Writers in parallel agree on which
+    through the primary key alone (insert or ignore), with no lock of their own. Rows go
+    with the day's salt, after which their visitor ids mean nothing."""
+
+    __tablename__ = "visitor_days"
+
+    link_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # ids are never reused
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    visitor_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class LogOffset(Base):
+    """How far the click log's segment `segment` is written (bytes), committed in the same
+    transaction as its clicks: where a writer resumes, so that none is written twice."""
+
+    __tablename__ = "click_log_offsets"
+
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)

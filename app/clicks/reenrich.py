@@ -3,7 +3,7 @@ their raw User-Agents and client hints (kept once each in `user_agents`), after 
 reference device database or a parsing library was updated; then the rollups and link
 counters of every day whose clicks changed.
 
-Day by day, one transaction each, holding the click writers' lock for that long only: the
+Day by day, one transaction each, holding the click writers' lock alone for that long only: the
 writers go on between two days. Days whose raw clicks were purged keep their rollups."""
 
 from collections import Counter
@@ -18,8 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.clicks.enrich import DEVICE_FIELDS, device_fields
 from app.clicks.models import Click, UserAgent
 from app.clicks.rollups import ROLLUP_DIMENSIONS, RollupDay, RollupHour, update_rollups
-from app.clicks.visitors import NEW_VISITORS_LOCK
-from app.clicks.writer import ADD_CLICKS
+from app.clicks.writer import ADD_CLICKS, WRITES_LOCK
 from app.db import create_sessionmaker, execute_many
 
 LOOKUP_SLICE = 1000  # ids per IN (asyncpg takes at most 32,767 parameters)
@@ -105,9 +104,9 @@ async def _redo_day(
     """Update the day's clicks of the changed User-Agents, count the day's rollups again,
     and move the link counters by what changed. Returns the clicks updated."""
     if session.get_bind().dialect.name == "postgresql":
-        # The click writers' lock (SQLite's BEGIN IMMEDIATE serialises them already): no
-        # click of this day is written while its rollups are counted again.
-        await session.execute(select(func.pg_advisory_xact_lock(NEW_VISITORS_LOCK)))
+        # The click writers' lock, alone (SQLite's BEGIN IMMEDIATE serialises writes
+        # already): no click of this day is written while its rollups are counted again.
+        await session.execute(select(func.pg_advisory_xact_lock(WRITES_LOCK)))
     begin = max(datetime.combine(day, time(), UTC), start)
     end = datetime.combine(day + timedelta(1), time(), UTC)
     # The day's clicks of those User-Agents, then each updated by its id (clicks have no

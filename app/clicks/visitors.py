@@ -9,16 +9,15 @@ import secrets
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clicks.models import Click, VisitorSalt
+from app.clicks.models import VisitorDay, VisitorSalt
 from app.db import upsert_insert
 from app.secret_key import SecretKey
 
 KEEP_DAYS = 2
-LOOKUP_SLICE = 5000  # visitor ids per query (asyncpg takes at most 32,767 parameters)
-NEW_VISITORS_LOCK = 0x7461_7574_7669  # "tautvi": one click writer at a time marks new visitors
+INSERT_SLICE = 2000  # triples per statement: 6,000 parameters (asyncpg takes 32,767)
 
 
 def visitor_id(salt: bytes, ip: str, user_agent: str) -> str:
@@ -49,10 +48,10 @@ class Salts:
             .values(day=day, salt=secrets.token_bytes(32))
             .on_conflict_do_nothing(index_elements=["day"])
         )
-        if created.rowcount:  # a new day: the salts of days past their keep are deleted
-            await session.execute(
-                delete(VisitorSalt).where(VisitorSalt.day < day - timedelta(KEEP_DAYS))
-            )
+        if created.rowcount:  # a new day: what is kept of days past their keep is deleted
+            gone = day - timedelta(KEEP_DAYS)
+            await session.execute(delete(VisitorSalt).where(VisitorSalt.day < gone))
+            await session.execute(delete(VisitorDay).where(VisitorDay.day < gone))
         salt = await session.scalar(select(VisitorSalt.salt).where(VisitorSalt.day == day))
         assert salt is not None
         return salt
@@ -60,28 +59,24 @@ class Salts:
 
 async def mark_new_visitors(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Set `new_visitor` on each click row: True for a visitor's first click on a link in
-    its UTC day. Visitor ids of different days never collide (the salt differs), so
-    looking the ids up is enough to find today's earlier clicks; the day bound only lets
-    PostgreSQL skip the other months' partitions."""
-    if not rows:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        # Under READ COMMITTED two writers would not see each other's uncommitted clicks
-        # and would both count the visitor. Held until commit, so the next writer's lookup
-        # sees these clicks. (SQLite's BEGIN IMMEDIATE already serialises the writers.)
-        await session.execute(select(func.pg_advisory_xact_lock(NEW_VISITORS_LOCK)))
-    ids = sorted({row["visitor_id"] for row in rows})
-    first_day = min(row["ts"] for row in rows).replace(hour=0, minute=0, second=0, microsecond=0)
-    seen = set()
-    for start in range(0, len(ids), LOOKUP_SLICE):  # bound the bound parameters
-        chunk = ids[start : start + LOOKUP_SLICE]
-        query = (
-            select(Click.link_id, Click.visitor_id)
-            .where(Click.visitor_id.in_(chunk), Click.ts >= first_day)
-            .distinct()
-        )
-        seen |= {(link_id, visitor) for link_id, visitor in await session.execute(query)}
+    its UTC day. The (link, day, visitor) triples of the batch are inserted where missing;
+    those inserted are the new ones. Another writer inserting the same triple meanwhile
+    waits for this transaction (or this one for it), so a visitor counts once however many
+    writers run."""
+    first: dict[tuple[int, date, str], dict[str, Any]] = {}
     for row in rows:
-        key = (row["link_id"], row["visitor_id"])
-        row["new_visitor"] = key not in seen
-        seen.add(key)
+        row["new_visitor"] = False
+        first.setdefault((row["link_id"], row["ts"].date(), row["visitor_id"]), row)
+    # In key order, as every writer: two that wait on each other's rows would deadlock.
+    triples = [
+        dict(zip(("link_id", "day", "visitor_id"), key, strict=True)) for key in sorted(first)
+    ]
+    for start in range(0, len(triples), INSERT_SLICE):
+        inserted = await session.execute(
+            upsert_insert(session, VisitorDay)
+            .values(triples[start : start + INSERT_SLICE])
+            .on_conflict_do_nothing()
+            .returning(VisitorDay.link_id, VisitorDay.day, VisitorDay.visitor_id)
+        )
+        for link_id, day, visitor in inserted:
+            first[(link_id, day, visitor)]["new_visitor"] = True

@@ -1,35 +1,47 @@
-"""The click writer: one task per process that drains the queue every flush interval (or
-full batch), enriches the clicks and writes them in one transaction. When the database
-fails, clicks go to the spool and are replayed, in order, once it answers again."""
+"""The click writer: reads batches from the click log, enriches them, and writes each in one
+transaction — click rows, rollups, link counters, and how far into the log it has written.
+Runs in writer processes of its own (app/clicks/writers.py), never beside the redirect."""
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, update
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.enrich import Enricher
-from app.clicks.models import Click
-from app.clicks.queue import ClickQueue, RawClick
+from app.clicks.log import LogReader
+from app.clicks.models import Click, LogOffset
+from app.clicks.raw import RawClick
 from app.clicks.rollups import update_rollups
-from app.clicks.spool import PartlyWritten, Spool
 from app.clicks.user_agents import UserAgentIds, key_of
 from app.clicks.visitors import Salts, mark_new_visitors
-from app.db import execute_many
+from app.db import upsert_insert
 from app.links.models import Link
-from app.metrics import Metrics
 from app.secret_key import SecretKey
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
-ENRICH_SLICE_S = 0.005  # enrichment time between two turns of the event loop
+# After stop(): how long the writer goes on writing what the log holds. What is left then
+# stays in the log for the next start.
+DRAIN_S = 8.0
+# Taken shared by each batch's transaction on PostgreSQL (writers do not wait on each
+# other), and alone by `tautan reenrich` while it counts a day's rollups again.
+WRITES_LOCK = 0x7461_7574_7669
 LINKS = Link.__table__
 CLICKS = Click.__table__
+CLICK_COLUMNS = [c.name for c in CLICKS.columns if c.name != "id"]
+SQLITE_INSERT_CLICKS = "INSERT INTO clicks ({}) VALUES ({})".format(
+    ", ".join(f'"{c}"' for c in CLICK_COLUMNS), ", ".join("?" * len(CLICK_COLUMNS))
+)
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 ADD_CLICKS = (
     update(LINKS)
     .where(LINKS.c.id == bindparam("link"))
@@ -42,208 +54,165 @@ ADD_CLICKS = (
 )
 
 
+@dataclass
+class WriterStats:
+    """What a writer process has done, for /metrics (app/clicks/writers.py publishes it)."""
+
+    clicks_written: int = 0
+    bot_clicks: int = 0
+    clicks_rejected: int = 0  # refused by the database as data
+    writer_errors: int = 0  # batches that failed (and were written again later)
+    batches: int = 0
+    busy_seconds: float = 0.0  # spent enriching and writing batches
+
+
 class ClickWriter:
     def __init__(
         self,
         *,
-        queue: ClickQueue,
-        spool: Spool,
+        log_reader: LogReader,
         sessionmaker: async_sessionmaker[AsyncSession],
         enricher: Enricher,
-        metrics: Metrics,
-        interval_s: float,
         secret_key: SecretKey,
+        batch: int,
+        interval_s: float,
     ) -> None:
-        self.queue, self.spool, self.sessionmaker = queue, spool, sessionmaker
-        self.enricher, self.metrics = enricher, metrics
-        self.interval_s = interval_s
+        self.log_reader, self.sessionmaker, self.enricher = log_reader, sessionmaker, enricher
+        self.batch, self.interval_s = batch, interval_s
         self.salts = Salts(secret_key)
         self.user_agent_ids = UserAgentIds()
-        self._stopping = False
-        self._retry_at = 0.0  # while the database is failing: when to try it again
-        self._retry_delay = RETRY_FIRST_S
-        # Taken from the queue but in neither the database nor the spool (both failing):
-        # older than anything queued, so written or spooled first.
-        self._unsaved: list[RawClick] = []
-        self._spool_failing = False
-
-    def record(self, click: RawClick) -> None:
-        """Called by the redirect for each click: never blocks, never drops."""
-        self.metrics.clicks_enqueued += 1
-        if not self.queue.put(click):
-            if self._spool_failing:  # the writer tries the disk again; a redirect must not
-                self._unsaved.append(click)
-                return
-            # Overloaded or stalled writer: what waits goes to disk (durable at the next
-            # flush), oldest first. The spool is replayed before the queue is written, so
-            # the clicks keep the order they came in.
-            waiting = [*self._unsaved, *self.queue.take(len(self.queue)), click]
-            self._unsaved = []
-            self._to_spool(waiting, sync=False)
+        self.stats = WriterStats()
+        self._stop_at: float | None = None
+        self._wake = asyncio.Event()
+        self._finished: list[str] = []  # segments deleted, whose offsets are to be forgotten
 
     async def run(self) -> None:
-        """Until stop(): flush, then on stop drain what is left."""
-        await self._flush([])  # a spool left by an earlier run goes first
-        while not self._stopping:
-            await self.queue.wait(self.interval_s)
-            self._sync_spool()
-            await self._flush(self._next_batch())
-        while len(self.queue) or self._unsaved:
-            await self._flush(self._next_batch())
-            if self._unsaved:  # neither the database nor the disk takes them: wait for one
-                await asyncio.sleep(self.interval_s)
-        try:
-            self.spool.close()
-        except OSError:
-            log.exception("closing the spool failed")
+        """Write what the log holds, batch after batch, until stop() (then for DRAIN_S more
+        at most, until the log is empty)."""
+        delay = RETRY_FIRST_S
+        while self._stop_at is None or time.monotonic() < self._stop_at:
+            try:
+                batch = await self.log_reader.next_batch(self.batch, self._position_of)
+                if batch.positions:
+                    await self.write(batch.clicks, batch.positions)
+            except Exception:
+                self.log_reader.release()  # read again from what the database holds
+                self.stats.writer_errors += 1
+                log.exception("writing clicks failed; they stay in the log, retry in %.1fs", delay)
+                if self._stop_at is not None:
+                    break  # no retry when stopping: the log keeps them for the next start
+                await self._sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            delay = RETRY_FIRST_S
+            self._finished += self.log_reader.committed()
+            if len(batch.clicks) < self.batch:  # the log is written to its end
+                if self._stop_at is not None:
+                    break
+                await self._sleep(self.interval_s)
+        self.log_reader.release()
 
-    def stop(self) -> None:
-        self._stopping = True
-        self.queue.wake()
+    def stop(self, drain_s: float = DRAIN_S) -> None:
+        self._stop_at = time.monotonic() + drain_s
+        self._wake.set()
 
-    def _next_batch(self) -> list[RawClick]:
-        size = self.queue.batch
-        batch, self._unsaved = self._unsaved[:size], self._unsaved[size:]
-        return batch + self.queue.take(size - len(batch))
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, unless stop() is called meanwhile."""
+        if self._stop_at is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), seconds)
 
-    async def _flush(self, batch: list[RawClick]) -> None:
-        if time.monotonic() >= self._retry_at:
-            batch = await self._write_after_spool(batch)
-        self._to_spool(batch)
+    async def _position_of(self, segment: str) -> int:
+        async with self.sessionmaker() as session:
+            position = await session.scalar(
+                select(LogOffset.position).where(LogOffset.segment == segment)
+            )
+        return position or 0
 
-    async def _write_after_spool(self, batch: list[RawClick]) -> list[RawClick]:
-        """Replay the spool (up to a stop), then write `batch`; returns what of `batch` the
-        database did not take."""
-        try:
-            if self.spool.pending():
-                replayed = await self.spool.replay(self.write, lambda: self._stopping)
-                if replayed:
-                    log.info("replayed %d spooled clicks", replayed)
-        except Exception:
-            self._database_failed()
-            return batch
-        if self._stopping and self.spool.pending():  # the replay was cut short: after it
-            return batch
-        try:
-            if batch:
-                await self.write(batch)
-        except Exception as exc:
-            self._database_failed()
-            return batch[exc.written :] if isinstance(exc, PartlyWritten) else batch
-        self._retry_at, self._retry_delay = 0.0, RETRY_FIRST_S
-        return []
-
-    def _database_failed(self) -> None:
-        self.metrics.writer_errors += 1
-        log.exception("writing clicks failed; spooling, retry in %.1fs", self._retry_delay)
-        self._retry_at = time.monotonic() + self._retry_delay
-        self._retry_delay = min(self._retry_delay * 2, RETRY_MAX_S)
-
-    def _to_spool(self, batch: list[RawClick], *, sync: bool = True) -> None:
-        """Spool `batch`; when the disk refuses it too, keep it in memory, to be written or
-        spooled at the next flush (trying costs one failed open or write)."""
-        if not batch:
-            return
-        try:
-            self.spool.append(batch, sync=sync)
-        except OSError:
-            self.metrics.writer_errors += 1
-            self._unsaved = [*batch, *self._unsaved]
-            if not self._spool_failing:  # once, not at every flush while it lasts
-                log.exception("spooling clicks failed; keeping them in memory")
-            self._spool_failing = True
-            return
-        if self._spool_failing:
-            log.warning("spooling works again")
-        self._spool_failing = False
-        self.metrics.clicks_spooled += len(batch)
-
-    def _sync_spool(self) -> None:
-        try:
-            self.spool.sync()
-        except OSError:
-            # What record() appended is with the kernel, which writes it when it can.
-            log.exception("syncing the spool failed")
-
-    async def write(self, batch: list[RawClick]) -> None:
-        """Enrich `batch`, then write it. A batch the database refuses as data (a click of a
-        link deleted meanwhile, say) is written click by click, and the refused clicks are
-        dropped and counted: one bad click must not hold up the rest for ever. When the
-        database fails midway through that, PartlyWritten says how many are written."""
+    async def write(self, batch: list[RawClick], positions: dict[str, int] | None = None) -> None:
+        """Enrich `batch`, then write it and `positions` (segment -> bytes written)."""
         started = time.perf_counter()
-        rows, positions = await self._enrich(batch)
-        keys = [key_of(batch[p].user_agent, batch[p].client_hints) for p in positions]
-        ids = await self.user_agent_ids.of(self.sessionmaker, set(keys))
-        for row, key in zip(rows, keys, strict=True):
-            row["user_agent_id"] = ids[key]
-        try:
-            await self.write_rows(rows)
-        except PartlyWritten as exc:
-            # In clicks of `batch`: those before the first row not written are written,
-            # or were left out by enrichment (and would be again).
-            raise PartlyWritten(positions[exc.written]) from exc.__cause__
-        self.metrics.flush_seconds.observe(time.perf_counter() - started)
+        await self.write_rows(await self._enrich(batch), positions or {})
+        self.stats.batches += 1
+        self.stats.busy_seconds += time.perf_counter() - started
 
-    async def write_rows(self, rows: list[dict[str, Any]]) -> None:
-        try:
-            await self._insert(rows)
-        except DBAPIError as exc:
-            if not _refused_as_data(exc):
-                raise
-            for written, row in enumerate(rows):
-                try:
-                    await self._insert([row])
-                except Exception as exc:  # a lost connection is an OSError, say
-                    if not (isinstance(exc, DBAPIError) and _refused_as_data(exc)):
-                        if written:  # those are committed: they must not be written twice
-                            raise PartlyWritten(written) from exc
-                        raise
-                    self.metrics.clicks_rejected += 1
-                    log.warning(
-                        "click for link %s refused by the database: %s", row["link_id"], exc.orig
-                    )
-
-    async def _insert(self, rows: list[dict[str, Any]]) -> None:
-        """Insert click rows, and update the rollups and link counters, in one transaction."""
-        if not rows:
-            return
+    async def write_rows(self, rows: list[dict[str, Any]], positions: dict[str, int]) -> None:
+        """Click rows, their rollups and counters, and `positions`, in one transaction. Rows
+        the database refuses as data (a click of a link deleted meanwhile) are inserted one
+        by one, each refused one dropped and counted: one bad click must not hold up the
+        rest for ever."""
         async with self.sessionmaker() as session, session.begin():
-            await mark_new_visitors(session, rows)
-            await execute_many(session, CLICKS.insert(), rows)
+            if session.get_bind().dialect.name == "postgresql":
+                await session.execute(select(func.pg_advisory_xact_lock_shared(WRITES_LOCK)))
+            try:
+                async with session.begin_nested():
+                    await mark_new_visitors(session, rows)
+                    await insert_clicks(session, rows)
+            except Exception as exc:  # the driver's own, raised past SQLAlchemy
+                if not _refused_as_data(exc):
+                    raise
+                rows = await self._one_by_one(session, rows)
             await update_rollups(session, rows)
-            human, visitors, bots = _counts_per_link(rows)
-            counters = [
-                {"link": link, "human": human[link], "visitors": visitors[link], "bots": bots[link]}
-                for link in sorted(human | bots)  # in key order, as every writer: no deadlock
-            ]
-            await session.execute(ADD_CLICKS, counters)
-        self.metrics.clicks_written += len(rows)
-        self.metrics.bot_clicks += sum(bots.values())
+            if counters := _counters(rows):
+                await session.execute(ADD_CLICKS, counters)
+            await self._save_positions(session, positions)
+        self.stats.clicks_written += len(rows)
+        self.stats.bot_clicks += sum(row["is_bot"] for row in rows)
 
-    async def _enrich(self, batch: list[RawClick]) -> tuple[list[dict[str, Any]], list[int]]:
-        """The rows of the clicks to record, and the position of each in `batch`. Outside
-        the write transaction: enrichment is CPU work, and on SQLite the write transaction
-        holds the database's one write lock."""
+    async def _one_by_one(
+        self, session: AsyncSession, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The rows the database takes, each inserted under a savepoint of its own."""
+        taken = []
+        for row in rows:
+            try:
+                async with session.begin_nested():
+                    await mark_new_visitors(session, [row])
+                    await insert_clicks(session, [row])
+            except Exception as exc:
+                if not _refused_as_data(exc):
+                    raise
+                self.stats.clicks_rejected += 1
+                log.warning("click for link %s refused by the database: %s", row["link_id"], exc)
+            else:
+                taken.append(row)
+        return taken
+
+    async def _save_positions(self, session: AsyncSession, positions: dict[str, int]) -> None:
+        if self._finished:  # deleted by an earlier batch: their offsets are no use now
+            finished, self._finished = self._finished, []
+            await session.execute(delete(LogOffset).where(LogOffset.segment.in_(finished)))
+        if positions:
+            insert = upsert_insert(session, LogOffset)
+            await session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["segment"], set_={"position": insert.excluded.position}
+                ),
+                [{"segment": key, "position": at} for key, at in sorted(positions.items())],
+            )
+
+    async def _enrich(self, batch: list[RawClick]) -> list[dict[str, Any]]:
+        """The rows of the clicks to record (outside the write transaction: enrichment is
+        CPU work, and on SQLite the write transaction holds the database's one write lock)."""
         # One stat() per batch: a new geo database applies from the next batch on.
         self.enricher.reload_geo_if_changed()
         self.enricher.start_batch()
         days = [datetime.fromtimestamp(raw.ts, UTC).date() for raw in batch]
         salts = {day: await self.salts.of(self.sessionmaker, day) for day in set(days)}
-        rows, positions = [], []
-        slice_ends = time.perf_counter() + ENRICH_SLICE_S
-        for position, raw in enumerate(batch):
-            row = self.enricher.enrich(raw, salts[days[position]])
+        rows, keys = [], []
+        for raw, day in zip(batch, days, strict=True):
+            row = self.enricher.enrich(raw, salts[day])
             if row is not None:
                 rows.append(row)
-                positions.append(position)
-            if time.perf_counter() > slice_ends:
-                await asyncio.sleep(0)  # let waiting redirects run between slices
-                slice_ends = time.perf_counter() + ENRICH_SLICE_S
-        return rows, positions
+                keys.append(key_of(raw.user_agent, raw.client_hints))
+        ids = await self.user_agent_ids.of(self.sessionmaker, set(keys))
+        for row, key in zip(rows, keys, strict=True):
+            row["user_agent_id"] = ids[key]
+        return rows
 
 
-def _counts_per_link(rows: list[dict[str, Any]]) -> tuple[Counter[int], Counter[int], Counter[int]]:
-    """Human clicks, their new visitors, and bot clicks, per link id."""
+def _counters(rows: list[dict[str, Any]]) -> list[dict[str, int]]:
+    """The links' counter increments: human clicks, their new visitors, bot clicks."""
     human: Counter[int] = Counter()
     visitors: Counter[int] = Counter()
     bots: Counter[int] = Counter()
@@ -253,12 +222,39 @@ def _counts_per_link(rows: list[dict[str, Any]]) -> tuple[Counter[int], Counter[
         else:
             human[row["link_id"]] += 1
             visitors[row["link_id"]] += row["new_visitor"]
-    return human, visitors, bots
+    return [
+        {"link": link, "human": human[link], "visitors": visitors[link], "bots": bots[link]}
+        for link in sorted(human | bots)  # in key order, as every writer: no deadlock
+    ]
 
 
-def _refused_as_data(exc: DBAPIError) -> bool:
+async def insert_clicks(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert click rows the fastest way each database has, in the session's transaction:
+    COPY on PostgreSQL, one prepared statement run for every row on SQLite. Both go to the
+    driver directly: SQLAlchemy's processing of each parameter of each row would cost more
+    than the database's work."""
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    if connection.dialect.name == "postgresql":
+        records = [tuple(row[c] for c in CLICK_COLUMNS) for row in rows]
+        await driver.copy_records_to_table("clicks", records=records, columns=CLICK_COLUMNS)
+        return
+    records = [
+        tuple(
+            row[c].strftime(SQLITE_TIME) if c == "ts" else row[c]  # as SQLAlchemy stores it
+            for c in CLICK_COLUMNS
+        )
+        for row in rows
+    ]
+    await driver.executemany(SQLITE_INSERT_CLICKS, records)
+
+
+def _refused_as_data(exc: Exception) -> bool:
     """The database refused the values, not the work: a constraint violation (SQLSTATE
-    class 23) or a data exception (class 22), which asyncpg reports as a plain DBAPIError."""
-    if isinstance(exc, IntegrityError | DataError):
+    class 23) or a data exception (class 22), whichever layer raised it."""
+    if isinstance(exc, DBAPIError):
+        exc = exc.orig  # type: ignore[assignment]
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError):
         return True
-    return str(getattr(exc.orig, "sqlstate", "")).startswith(("22", "23"))
+    return str(getattr(exc, "sqlstate", "")).startswith(("22", "23"))

@@ -1,6 +1,6 @@
 """The redirect: a pure ASGI handler for `GET|HEAD /{slug}`, kept off FastAPI's stack
 because it is the one path where every microsecond counts (docs/design.md). It reads the link
-cache, hands the raw click to the queue and answers; it never waits on a database write,
+cache, appends the raw click to the click log and answers; it never waits on a database write,
 except for a person's click on a link with a max_clicks, which takes its slot first."""
 
 import logging
@@ -13,7 +13,7 @@ from urllib.parse import quote_from_bytes
 from starlette.types import Receive, Scope, Send
 
 from app.clicks.enrich.bots import MAX_UA_LENGTH, preview_fetcher
-from app.clicks.queue import HINT_HEADERS, MAX_HINT_LENGTH, RawClick
+from app.clicks.raw import HINT_HEADERS, MAX_HINT_LENGTH, RawClick
 from app.links.schemas import RESERVED_SLUGS
 from app.metrics import Metrics
 from app.redirect.cache import LinkCache, Target
@@ -46,8 +46,8 @@ WANTED_HEADERS = frozenset(
         *HINTS,
     }
 )
-# Every header a click keeps is cut here, at intake, so that no queued click, spool line or
-# memo key holds more (the headers' total is capped by the dispatcher, MAX_HEADER_BYTES).
+# Every header a click keeps is cut here, at intake, so that no click log line or memo key
+# holds more (the headers' total is capped by the dispatcher, MAX_HEADER_BYTES).
 # The User-Agent: MAX_UA_LENGTH (512), past which the writer reads nothing of it anyway.
 MAX_REFERER_LENGTH = 2048  # the referrer_url column's length (enrich/referrer.py's too)
 MAX_LANGUAGE_LENGTH = 256  # only its first tag is read; a browser sends 20-100 characters
@@ -128,7 +128,7 @@ class RedirectHandler:
         live = target.is_live(datetime.now(UTC))
         if live and target.preview_page and _is_preview_fetch(scope):
             # A capped link's preview page does not carry the destination: it takes no slot.
-            await _html(send, 200, target.preview_page)
+            response = _html(send, 200, target.preview_page)
             self.metrics.preview_pages += 1
         else:
             if live and target.max_clicks is not None:
@@ -139,48 +139,52 @@ class RedirectHandler:
                     return await _html(send, 503, PAGES[503], RETRY_AFTER)
             if live:
                 location = location_of(target, query)
-                await _redirect(send, target.code, location, _caching(target), *self.hint_headers)
+                response = _redirect(
+                    send, target.code, location, _caching(target), *self.hint_headers
+                )
             elif target.fallback_url:
                 fallback = target.fallback_url.encode()
-                await _redirect(send, 302, fallback, NO_CACHE, *self.hint_headers)
+                response = _redirect(send, 302, fallback, NO_CACHE, *self.hint_headers)
             else:
                 return await _html(send, 410, PAGES[410])
             self.metrics.redirects += 1
         if tracked:
-            headers: dict[bytes, bytes] = {}
-            for name, value in scope["headers"]:
-                if name in WANTED_HEADERS:
-                    # A header on several lines is one comma-separated list (RFC 9110
-                    # §5.3): proxies add their X-Forwarded-For hop as a line of its own.
-                    headers[name] = headers[name] + b", " + value if name in headers else value
-            if (
-                self.critical_hints
-                and b"sec-ch-ua" in headers
-                and b"sec-ch-ua-model" not in headers
-            ):
-                # Chromium repeats this request at once with its hints (Critical-CH): that one
-                # is the click.
-                self.metrics.hint_restarts += 1
-                return
-            text = lambda value: value.decode("utf-8", "replace")  # noqa: E731
-            get = headers.get
-            client = scope.get("client")
-            self.record(
-                RawClick(
-                    link_id=target.link_id,
-                    workspace_id=target.workspace_id,
-                    ts=time.time(),
-                    peer=client[0] if client else "",
-                    user_agent=text(get(b"user-agent", b"")[:MAX_UA_LENGTH]),
-                    referer=text(get(b"referer", b"")[:MAX_REFERER_LENGTH]),
-                    accept_language=text(get(b"accept-language", b"")[:MAX_LANGUAGE_LENGTH]),
-                    forwarded_for=text(_last_hops(get(b"x-forwarded-for", b""))),
-                    real_ip=text(_last_hops(get(b"x-real-ip", b""))),
-                    forwarded=text(_last_hops(get(b"forwarded", b""))),
-                    trigger="qr" if flags.get(b"qr") == b"1" else "link",
-                    client_hints=_client_hints(headers),
-                )
+            # Logged before the answer leaves: a visitor who got the redirect was counted,
+            # whatever happens to this process next.
+            self._record(scope, target, flags)
+        await response
+
+    def _record(self, scope: Scope, target: Target, flags: dict[bytes, bytes]) -> None:
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            if name in WANTED_HEADERS:
+                # A header on several lines is one comma-separated list (RFC 9110 §5.3):
+                # proxies add their X-Forwarded-For hop as a line of its own.
+                headers[name] = headers[name] + b", " + value if name in headers else value
+        if self.critical_hints and b"sec-ch-ua" in headers and b"sec-ch-ua-model" not in headers:
+            # Chromium repeats this request at once with its hints (Critical-CH): that one
+            # is the click.
+            self.metrics.hint_restarts += 1
+            return
+        text = lambda value: value.decode("utf-8", "replace")  # noqa: E731
+        get = headers.get
+        client = scope.get("client")
+        self.record(
+            RawClick(
+                link_id=target.link_id,
+                workspace_id=target.workspace_id,
+                ts=time.time(),
+                peer=client[0] if client else "",
+                user_agent=text(get(b"user-agent", b"")[:MAX_UA_LENGTH]),
+                referer=text(get(b"referer", b"")[:MAX_REFERER_LENGTH]),
+                accept_language=text(get(b"accept-language", b"")[:MAX_LANGUAGE_LENGTH]),
+                forwarded_for=text(_last_hops(get(b"x-forwarded-for", b""))),
+                real_ip=text(_last_hops(get(b"x-real-ip", b""))),
+                forwarded=text(_last_hops(get(b"forwarded", b""))),
+                trigger="qr" if flags.get(b"qr") == b"1" else "link",
+                client_hints=_client_hints(headers),
             )
+        )
 
     async def _take_slot(self, target: Target) -> bool | None:
         """Whether one of the capped link's max_clicks slots was left (and is now taken);

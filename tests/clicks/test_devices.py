@@ -16,7 +16,7 @@ from app.clicks.enrich.literals import required_literals
 from app.clicks.enrich.useragent import guess_user_agent, parse_user_agent
 from app.config import Settings
 from tests.clicks.test_capture import clicks_of
-from tests.conftest import create_link
+from tests.conftest import create_link, with_writer
 
 FIXTURES = os.path.join(os.path.dirname(yaml_loader.__file__), "tests", "fixtures", "upstream")
 REDUCED_ANDROID = (
@@ -208,8 +208,8 @@ def test_the_redirect_asks_for_client_hints_as_configured(
     from tests.conftest import BASE_URL, PEER
 
     settings.client_hints = mode  # type: ignore[assignment]
-    with TestClient(
-        create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER
+    with with_writer(
+        TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER)
     ) as client:
         from tests.conftest import make_key
 

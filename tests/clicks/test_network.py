@@ -1,3 +1,4 @@
+import contextlib
 from ipaddress import ip_address, ip_network
 
 import pytest
@@ -8,7 +9,7 @@ from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
 from app.config import Settings
 from app.main import create_app
 from tests.clicks.test_capture import DESKTOP, clicks_of
-from tests.conftest import BASE_URL, create_link, make_key
+from tests.conftest import BASE_URL, create_link, make_key, with_writer
 
 TRUSTED = [ip_network("127.0.0.1/32"), ip_network("::1/128"), ip_network("10.0.0.0/8")]
 
@@ -60,11 +61,15 @@ def test_stored_ip(ip: str, mode: str, expected: str | None) -> None:
     assert stored_ip(ip_address(ip), mode) == expected
 
 
-def mapped_peer_client(settings: Settings, peer: str) -> TestClient:
+def mapped_peer_client(
+    settings: Settings, peer: str
+) -> contextlib.AbstractContextManager[TestClient]:
     """The app served on a dual-stack socket (`tautan serve --host ::`), reached from the
-    IPv4 address `peer`."""
-    return TestClient(
-        create_app(settings), base_url=BASE_URL, follow_redirects=False, client=(peer, 50000)
+    IPv4 address `peer`, with its click writer."""
+    return with_writer(
+        TestClient(
+            create_app(settings), base_url=BASE_URL, follow_redirects=False, client=(peer, 50000)
+        )
     )
 
 

@@ -10,7 +10,7 @@ from app.clicks.enrich import device_fields
 from app.clicks.models import Click, UserAgent
 from app.clicks.reenrich import reenrich
 from app.clicks.user_agents import key_of
-from tests.conftest import create_link, in_app, raw_click, seed_clicks, tautan
+from tests.conftest import click_writer, create_link, in_app, raw_click, seed_clicks, tautan
 
 SAMSUNG = (
     "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -34,7 +34,7 @@ def test_reenrich_updates_clicks_rollups_and_counters(
     client: TestClient, writer: dict[str, str], database_url: str
 ) -> None:
     link = create_link(client, writer, slug="re")
-    enricher = client.app.api.state.writer.enricher  # type: ignore[attr-defined]
+    enricher = click_writer(client).enricher
     # What an older parser said: the Samsung as a phone of no known model, the iPhone as a bot.
     old_samsung = {**device_fields(SAMSUNG), "device_brand": None, "device_model": "SM-S918B"}
     old_iphone = {

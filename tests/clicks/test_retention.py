@@ -24,6 +24,7 @@ from app.main import create_app
 from tests.conftest import (
     BASE_URL,
     PEER,
+    click_writer,
     create_link,
     empty_database,
     in_app,
@@ -31,6 +32,7 @@ from tests.conftest import (
     raw_click,
     seed_clicks,
     tautan,
+    with_writer,
 )
 
 DAYS = 30
@@ -134,13 +136,13 @@ def test_a_retention_under_one_day_is_refused() -> None:
 
 
 def test_the_periodic_task_purges_in_a_live_app(settings: Settings) -> None:
-    with TestClient(create_app(settings), base_url=BASE_URL, client=PEER) as keeping:
+    with with_writer(TestClient(create_app(settings), base_url=BASE_URL, client=PEER)) as keeping:
         writer = make_key(keeping, "links:read", "links:write", "stats:read")
         _seed_old_and_recent(keeping, create_link(keeping, writer, slug="live"))
         assert len(_click_times(keeping)) == 6  # no retention set: everything stays
 
     retaining = settings.model_copy(update={"retention_days": DAYS})
-    with TestClient(create_app(retaining), base_url=BASE_URL, client=PEER) as live:
+    with with_writer(TestClient(create_app(retaining), base_url=BASE_URL, client=PEER)) as live:
         state = live.app.api.state  # type: ignore[attr-defined]
         deadline = time.monotonic() + 30
         while state.retention.passes == 0 and time.monotonic() < deadline:
@@ -205,7 +207,7 @@ def app_on_new_database(backend: str, tmp_path: Path, name: str) -> Iterator[Tes
     url = empty_database(backend, tmp_path, name)
     migrate.upgrade(url)
     settings = Settings(database_url=url, base_url=BASE_URL, spool_dir=str(tmp_path / "spool"))
-    with TestClient(create_app(settings), base_url=BASE_URL, client=PEER) as client:
+    with with_writer(TestClient(create_app(settings), base_url=BASE_URL, client=PEER)) as client:
         yield client
 
 
@@ -391,26 +393,26 @@ def test_a_queued_click_of_a_purged_link_does_not_block_the_writer(
     state = client.app.api.state  # type: ignore[attr-defined]
     assert client.delete("/api/links/gone?purge=true", headers=writer).status_code == 204
 
-    # As if redirected just before the purge and still waiting in the queue.
+    # As if redirected just before the purge and still waiting in the click log.
     queued = [
         dataclasses.replace(raw_click(link, datetime.now(UTC)), workspace_id=workspace)
         for link in (gone, kept, kept)
     ]
     assert client.portal is not None
     for click in queued:
-        client.portal.call(state.writer.record, click)
+        client.portal.call(state.click_log.append, click)
     deadline = time.monotonic() + 10
     while _rows_of(client, kept["id"])["clicks"] < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _rows_of(client, kept["id"])["clicks"] == 2
     assert _rows_of(client, gone["id"])["clicks"] == 0
-    assert state.metrics.clicks_rejected == 1
+    assert click_writer(client).stats.clicks_rejected == 1
     assert client.get("/api/links/kept", headers=writer).json()["clicks"] == 2
 
 
 def test_a_purged_link_id_is_never_given_to_a_new_link(client: TestClient, writer: dict) -> None:
     """Another process's cache may still send clicks of a purged link for a while (as may a
-    spool): they must not land on a link made since."""
+    click log): they must not land on a link made since."""
     gone = create_link(client, writer, slug="last")  # the highest id: SQLite would reuse it
     assert client.delete("/api/links/last?purge=true", headers=writer).status_code == 204
     fresh = create_link(client, writer, slug="fresh")
@@ -418,8 +420,7 @@ def test_a_purged_link_id_is_never_given_to_a_new_link(client: TestClient, write
 
     workspace = in_app(client, lambda s: s.scalar(select(Link.workspace_id)))
     late = dataclasses.replace(raw_click(gone, datetime.now(UTC)), workspace_id=workspace)
-    state = client.app.api.state  # type: ignore[attr-defined]
     assert client.portal is not None
-    client.portal.call(state.writer.write, [late])
-    assert state.metrics.clicks_rejected == 1
+    client.portal.call(click_writer(client).write, [late])
+    assert click_writer(client).stats.clicks_rejected == 1
     assert client.get("/api/links/fresh", headers=writer).json()["clicks"] == 0

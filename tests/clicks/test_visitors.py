@@ -9,7 +9,7 @@ from app.clicks.models import VisitorSalt
 from app.clicks.visitors import Salts, visitor_id
 from app.links.models import Link
 from app.secret_key import SecretKey
-from tests.conftest import create_link, in_app, raw_click
+from tests.conftest import click_writer, create_link, in_app, raw_click
 
 DAY = date(2026, 3, 10)
 
@@ -80,11 +80,13 @@ def test_writers_flushing_at_once_count_each_visitor_once(client: TestClient, wr
         ]
         for m in (1, 2)
     ]
-    click_writer = client.app.api.state.writer  # type: ignore[attr-defined]
+    writer_of_clicks = click_writer(client)
 
     async def flush_both() -> None:
-        await click_writer.salts.of(click_writer.sessionmaker, noon.date())  # both start even
-        await asyncio.gather(*(click_writer.write(batch) for batch in flushes))
+        await writer_of_clicks.salts.of(
+            writer_of_clicks.sessionmaker, noon.date()
+        )  # both start even
+        await asyncio.gather(*(writer_of_clicks.write(batch) for batch in flushes))
 
     assert client.portal is not None
     client.portal.call(flush_both)

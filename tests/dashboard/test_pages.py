@@ -13,7 +13,7 @@ from app import auth
 from app.config import Settings
 from app.dashboard import session
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, create_link, in_app, raw_click, seed_clicks
+from tests.conftest import BASE_URL, PEER, create_link, in_app, raw_click, seed_clicks, with_writer
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -117,7 +117,9 @@ def test_good_key_signs_in_with_a_strict_httponly_cookie(client: TestClient) -> 
 
 def test_cookie_is_secure_when_the_base_url_is_https(settings: Settings) -> None:
     https = settings.model_copy(update={"base_url": "https://tautan.test"})
-    with TestClient(create_app(https), base_url="https://tautan.test", client=PEER) as client:
+    with with_writer(
+        TestClient(create_app(https), base_url="https://tautan.test", client=PEER)
+    ) as client:
         _, token = new_key(client, "links:read")
         response = client.post(
             "/dashboard/sign-in",

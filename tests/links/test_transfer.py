@@ -31,6 +31,7 @@ from tests.conftest import (
     raw_click,
     seed_clicks,
     tautan,
+    with_writer,
 )
 from tests.test_serve import KEY, serving
 
@@ -94,8 +95,8 @@ def other_client(settings: Settings, other_database: str, tmp_path: Path) -> Ite
     other = settings.model_copy(
         update={"database_url": other_database, "spool_dir": str(tmp_path / "other-spool")}
     )
-    with TestClient(
-        create_app(other), base_url=BASE_URL, follow_redirects=False, client=PEER
+    with with_writer(
+        TestClient(create_app(other), base_url=BASE_URL, follow_redirects=False, client=PEER)
     ) as client:
         yield client
 
@@ -304,8 +305,8 @@ def test_import_and_export_need_their_scopes(client: TestClient, writer: dict) -
 @pytest.fixture
 def small_limit_client(settings: Settings) -> Iterator[TestClient]:
     limited = settings.model_copy(update={"import_max_bytes": 4096})
-    with TestClient(
-        create_app(limited), base_url=BASE_URL, follow_redirects=False, client=PEER
+    with with_writer(
+        TestClient(create_app(limited), base_url=BASE_URL, follow_redirects=False, client=PEER)
     ) as client:
         yield client
 

@@ -18,7 +18,7 @@ from app.db import create_sessionmaker
 from app.main import create_app
 from app.redirect.cache import MAX_LINKS, MAX_UNKNOWN, LinkCache
 from tests.clicks.test_outage import ThrowawayPostgres, throwaway_postgres  # noqa: F401
-from tests.conftest import BASE_URL, PEER, create_link, make_key
+from tests.conftest import BASE_URL, PEER, create_link, make_key, with_writer
 from tests.redirect.test_redirect import concurrently, statuses
 
 
@@ -124,8 +124,8 @@ def test_an_outage_serves_cached_links_of_a_batch_and_refuses_the_others(
         spool_dir=str(tmp_path / "spool"),
         link_cache_ttl_s=0.1,
     )
-    with TestClient(
-        create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER
+    with with_writer(
+        TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER)
     ) as client:
         admin = make_key(client, "admin")
         for slug in ("up", "also-up", "unread"):

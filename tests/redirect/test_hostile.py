@@ -16,13 +16,13 @@ from starlette.types import Message
 
 from app.clicks.enrich.bots import MAX_UA_LENGTH, preview_fetcher
 from app.clicks.models import Click
-from app.clicks.queue import RawClick
+from app.clicks.raw import RawClick
 from app.db import create_engine
 from app.main import MAX_HEADER_BYTES
 from app.redirect import routes as redirect_routes
 from app.redirect.routes import MAX_FORWARDING_LENGTH
 from tests.clicks.test_capture import clicks_of
-from tests.conftest import BASE_URL, PEER, create_link, run
+from tests.conftest import BASE_URL, PEER, click_writer, create_link, run
 from tests.redirect.test_cache import link_reads
 from tests.test_serve import KEY, serving
 
@@ -148,7 +148,7 @@ def test_hostile_headers_redirect_and_every_click_is_kept_fitted(
 
     rows = clicks_of(client, len(HOSTILE_HEADERS))
     assert len(rows) == len(HOSTILE_HEADERS)  # none refused by the database
-    assert client.app.api.state.metrics.clicks_rejected == 0  # type: ignore[attr-defined]
+    assert click_writer(client).stats.clicks_rejected == 0
     for row in rows:
         for column, length in TEXT_COLUMNS.items():
             value = getattr(row, column)
@@ -320,7 +320,7 @@ def _hops(value: str) -> list[str]:
 def test_a_click_keeps_no_header_longer_than_its_cut(
     client: TestClient, writer: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Cut at intake, so that no queued click, spool line or memo key holds more; the
+    """Cut at intake, so that no click log line or memo key holds more; the
     forwarding headers keep their last whole hops, those the nearest proxies appended."""
     create_link(client, writer, slug="h", url=DESTINATION)
     redirect = client.app.redirect  # type: ignore[attr-defined]

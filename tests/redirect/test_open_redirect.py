@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from app.redirect.routes import split_query
-from tests.conftest import BASE_URL, PEER, create_link, make_key
+from tests.conftest import BASE_URL, PEER, create_link, make_key, with_writer
 
 DESTINATION = "https://shop.example.com/sale?color=red"
 HOSTILE_QUERIES = [
@@ -163,8 +163,8 @@ def test_a_link_into_the_service_is_refused(
 def loopback_client(settings: Settings) -> Iterator[TestClient]:
     """The service as `make run` starts it: its short URLs on 127.0.0.1:8000."""
     local = settings.model_copy(update={"base_url": LOOPBACK_BASE})
-    with TestClient(create_app(local), base_url=LOOPBACK_BASE, follow_redirects=False,
-                    client=PEER) as client:  # fmt: skip
+    with with_writer(TestClient(create_app(local), base_url=LOOPBACK_BASE, follow_redirects=False,
+                    client=PEER)) as client:  # fmt: skip
         yield client
 
 

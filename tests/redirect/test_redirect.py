@@ -20,7 +20,7 @@ from app.main import create_app
 from app.redirect.routes import split_query
 from tests.clicks.test_capture import clicks_of, link_clicks
 from tests.clicks.test_outage import ThrowawayPostgres, throwaway_postgres  # noqa: F401
-from tests.conftest import BASE_URL, DESKTOP_UA, PEER, create_link, in_app, make_key
+from tests.conftest import BASE_URL, DESKTOP_UA, PEER, create_link, in_app, make_key, with_writer
 
 DESTINATION = "https://shop.example.com/sale?color=red&utm_source=ig"
 
@@ -290,8 +290,8 @@ def test_capped_links_are_not_served_uncounted_while_postgres_is_down(
     settings = Settings(
         database_url=throwaway_postgres.url, base_url=BASE_URL, spool_dir=str(tmp_path / "spool")
     )
-    with TestClient(
-        create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER
+    with with_writer(
+        TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER)
     ) as client:
         check_capped_links_without_database(
             client, make_key(client, "admin"), throwaway_postgres.stop, throwaway_postgres.start
@@ -353,8 +353,8 @@ def test_changes_from_another_process_are_seen_after_the_ttl(
 ) -> None:
     create_link(client, writer, slug="ttl", url="https://old.example/")
     short_ttl = settings.model_copy(update={"link_cache_ttl_s": 0.5})
-    with TestClient(
-        create_app(short_ttl), base_url=BASE_URL, follow_redirects=False, client=PEER
+    with with_writer(
+        TestClient(create_app(short_ttl), base_url=BASE_URL, follow_redirects=False, client=PEER)
     ) as other:
         assert other.get("/ttl").headers["location"] == "https://old.example/"
         client.patch("/api/links/ttl", json={"url": "https://new.example/"}, headers=writer)
@@ -407,8 +407,8 @@ def test_a_forwarding_header_sent_on_several_lines_is_one_list(settings: Setting
     """Proxies such as HAProxy add their X-Forwarded-For hop on a line of its own."""
     trusted = [ip_network("127.0.0.1/32"), ip_network("10.0.0.0/8")]
     behind_two = settings.model_copy(update={"trusted_proxies": trusted, "store_ip": "full"})
-    with TestClient(
-        create_app(behind_two), base_url=BASE_URL, follow_redirects=False, client=PEER
+    with with_writer(
+        TestClient(create_app(behind_two), base_url=BASE_URL, follow_redirects=False, client=PEER)
     ) as client:
         create_link(client, make_key(client, "links:write"), slug="hops")
         lines = [("User-Agent", DESKTOP_UA), ("X-Forwarded-For", "203.0.113.9"),

@@ -16,7 +16,7 @@ from app.config import Settings
 from app.links.models import Link
 from app.main import create_app
 from app.stats.service import DIMENSIONS
-from tests.conftest import create_link, in_app, make_key, raw_click, seed_clicks
+from tests.conftest import create_link, in_app, make_key, raw_click, seed_clicks, with_writer
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -325,8 +325,8 @@ def test_stats_read_from_the_read_replica(settings: Settings, tmp_path: Path, se
     # A "replica" that has not caught up: an empty database. Stats must come from it.
     replica = f"sqlite+aiosqlite:///{tmp_path}/replica.db"
     migrate.upgrade(replica)
-    with TestClient(
-        create_app(settings.model_copy(update={"read_database_url": replica}))
+    with with_writer(
+        TestClient(create_app(settings.model_copy(update={"read_database_url": replica})))
     ) as other:
         admin = make_key(other, "admin")
         assert get(other, admin, "summary", **RANGE)["clicks"] == 0

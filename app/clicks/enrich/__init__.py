@@ -14,7 +14,7 @@ from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
 from app.clicks.enrich.referrer import classify_referrer
 from app.clicks.enrich.useragent import UserAgentInfo, guess_user_agent, parse_user_agent
 from app.clicks.models import Click
-from app.clicks.queue import RawClick
+from app.clicks.raw import RawClick
 from app.clicks.visitors import visitor_id
 from app.config import Settings
 

@@ -18,7 +18,7 @@ from user_agents.parsers import UserAgent, parse_browser, parse_device, parse_op
 from app.clicks.enrich import reference
 from app.clicks.enrich.bots import MAX_UA_LENGTH, bot_name
 from app.clicks.enrich.literals import FirstMatch
-from app.clicks.queue import HINT_HEADERS
+from app.clicks.raw import HINT_HEADERS
 
 
 @dataclass(frozen=True, slots=True)

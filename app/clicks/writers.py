@@ -1,0 +1,171 @@
+"""Writer processes. `tautan serve` starts TAUTAN_WRITERS of them beside its serving workers,
+and `tautan writer` runs them alone. Each is restarted when it dies; they stop last, once
+the serving processes no longer append, and write what the log holds in the time they have.
+
+Each writer publishes its figures (WriterStats) to `writers/<pid>.json` under the spool
+folder, which every serving process's /metrics reads."""
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+
+from app.clicks.enrich import Enricher
+from app.clicks.log import LogReader, stats_path
+from app.clicks.writer import DRAIN_S, ClickWriter
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.secret_key import SecretKey
+
+log = logging.getLogger(__name__)
+PUBLISH_EVERY_S = 1.0
+WATCH_EVERY_S = 0.5
+# A writer that dies within this long of its start is restarted after a pause (doubling up
+# to RESTART_PAUSE_MAX_S), so a writer that cannot start does not spin.
+QUICK_DEATH_S = 5.0
+RESTART_PAUSE_MAX_S = 30.0
+STARTUP_S = 10.0  # how long stop() waits for a writer that is still starting
+
+
+async def run_writer(settings: Settings, stop_asked: threading.Event | None = None) -> None:
+    """One writer process's work, until SIGTERM or SIGINT (or its parent is gone, or
+    `stop_asked` was set while it started)."""
+    engine = create_engine(settings.database_url)
+    sessionmaker = create_sessionmaker(engine)
+    enricher = Enricher(settings)
+    enricher.warm()
+    writer = ClickWriter(
+        log_reader=LogReader(settings.spool_dir),
+        sessionmaker=sessionmaker,
+        enricher=enricher,
+        secret_key=SecretKey(sessionmaker, settings.secret_key),
+        batch=settings.flush_batch,
+        interval_s=settings.flush_interval_ms / 1000,
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, writer.stop)
+    if stop_asked is not None and stop_asked.is_set():
+        writer.stop()
+    path = stats_path(settings.spool_dir, os.getpid())
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+
+    def publish() -> None:
+        figures = {"pid": os.getpid(), **asdict(writer.stats)}
+        figures["device_fallbacks"] = enricher.device_fallbacks
+        path.with_suffix(".tmp").write_text(json.dumps(figures))
+        path.with_suffix(".tmp").replace(path)
+
+    async def publish_and_watch(parent: int) -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_EVERY_S)
+            publish()
+            if os.getppid() != parent:  # the supervisor died (kill -9): stop as it would
+                log.warning("the process that started this writer is gone; stopping")
+                writer.stop()
+
+    publish()
+    publisher = asyncio.create_task(publish_and_watch(os.getppid()))
+    try:
+        await writer.run()
+    finally:
+        publisher.cancel()
+        publish()
+        await engine.dispose()
+
+
+def main() -> None:
+    """`python -m app.clicks.writers`: one writer process (started by Writers below)."""
+    os.umask(0o077)
+    # Asked to stop while still starting (loading the device database takes a second or
+    # two): it still writes what the log holds, in the time it has.
+    stop_asked = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop_asked.set())
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s:     writer %(process)d: %(message)s"
+    )
+    asyncio.run(run_writer(get_settings(), stop_asked))
+
+
+class Writers:
+    """Starts `count` writer processes, restarts any that dies, and stops them all."""
+
+    def __init__(self, count: int, spool_dir: str) -> None:
+        self.count, self.spool_dir = count, spool_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def start(self) -> None:
+        with self._lock:
+            self.processes = [_spawn() for _ in range(self.count)]
+        self._started = [time.monotonic()] * self.count
+        threading.Thread(target=self._watch, name="writers", daemon=True).start()
+
+    def _watch(self) -> None:
+        pauses = [0.0] * self.count
+        while not self._stopping.wait(WATCH_EVERY_S):
+            with self._lock:
+                for index, process in enumerate(self.processes):
+                    if self._stopping.is_set() or process.poll() is None:
+                        continue
+                    lived = time.monotonic() - self._started[index]
+                    pauses[index] = (
+                        min(max(pauses[index] * 2, 1.0), RESTART_PAUSE_MAX_S)
+                        if lived < QUICK_DEATH_S
+                        else 0.0
+                    )
+                    log.error(
+                        "writer process %d exited (%s); restarting it in %.0fs",
+                        process.pid, process.returncode, pauses[index],
+                    )  # fmt: skip
+                    stats_path(self.spool_dir, process.pid).unlink(missing_ok=True)
+                    if self._stopping.wait(pauses[index]):
+                        break
+                    self.processes[index] = _spawn()
+                    self._started[index] = time.monotonic()
+
+    def stop(self) -> None:
+        """SIGTERM to every writer, then wait for them (they write what they can first)."""
+        self._stopping.set()
+        with self._lock:
+            # One still starting (Python and its imports, before it handles SIGTERM) would
+            # die of the signal with the log unwritten: it is given the time to start.
+            started_by = time.monotonic() + STARTUP_S
+            for process in self.processes:
+                while (
+                    not stats_path(self.spool_dir, process.pid).exists()
+                    and process.poll() is None
+                    and time.monotonic() < started_by
+                ):
+                    time.sleep(0.05)
+            for process in self.processes:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + DRAIN_S + 2
+            for process in self.processes:
+                try:
+                    process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log.error("writer process %d did not stop; killed", process.pid)
+                    process.kill()
+                    process.wait()
+                stats_path(self.spool_dir, process.pid).unlink(missing_ok=True)
+
+
+def _spawn() -> subprocess.Popen[bytes]:
+    # A session of its own: a Ctrl-C at the terminal reaches the serving processes only,
+    # and the writers are stopped after them, by stop().
+    return subprocess.Popen([sys.executable, "-m", "app.clicks.writers"], start_new_session=True)
+
+
+if __name__ == "__main__":
+    main()
