@@ -26,7 +26,7 @@ import yaml
 from crawleruseragents import CRAWLER_USER_AGENTS_DATA
 from device_detector import DeviceDetector, yaml_loader
 
-from app.clicks.enrich import DEVICE_BUDGET_S, Enricher
+from app.clicks.enrich.enricher import DEVICE_BUDGET_S, Enricher
 from app.config import Settings
 
 FIXTURES = os.path.join(os.path.dirname(yaml_loader.__file__), "tests", "fixtures", "upstream")

@@ -7,7 +7,7 @@ while the load lasted, and how far behind they were when it ended. Then checks t
 written by starting it once more.
 
     .venv/bin/python bench/redirect_bench.py [--duration 10] [--connections 64] [--rounds 3]
-        [--workers 1 2] [--warmup 2] [--exact 3]
+        [--workers 1 2] [--writers 1] [--warmup 2] [--exact 3]
         [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
 
 Uses `wrk` when installed (`apt-get install wrk`), else a built-in asyncio client (which
@@ -282,6 +282,7 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
             str(workers),
         ]
         env = {"TAUTAN_DATABASE_URL": url, "TAUTAN_ADMIN_KEY": KEY, "TAUTAN_SPOOL_DIR": str(work / "spool"),
+               "TAUTAN_WRITERS": str(args.writers),
                "TAUTAN_BASE_URL": f"http://127.0.0.1:{tautan_port}", "PYTHONPATH": str(ROOT)}  # fmt: skip
         # Each configuration loads links of its own, so its click rows can be told apart.
         loaded, exact_links = f"w{workers}-", f"x{workers}-"
@@ -316,7 +317,7 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
         catch_up_s = 0.0
         if left:  # the next start writes it
             started = time.monotonic()
-            with server(tautan, env, tautan_port):
+            with server(tautan, {**env, "TAUTAN_WRITERS": "1"}, tautan_port):
                 while log_size.measure()[0] and time.monotonic() - started < 600:
                     time.sleep(0.2)
             catch_up_s = time.monotonic() - started
@@ -326,7 +327,7 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
         rps = {k: statistics.median(r["ok"] / r["seconds"] for r in v) for k, v in results.items()}
         p50 = {k: statistics.median(r["p50"] for r in v) for k, v in results.items()}
         p99 = {k: statistics.median(r["p99"] for r in v) for k, v in results.items()}
-        print(f"-- {workers} worker(s), {args.connections} connections, {args.rounds}×{args.duration}s, "
+        print(f"-- {workers} worker(s), {args.writers} writer(s), {args.connections} connections, {args.rounds}×{args.duration}s, "
               f"{'wrk' if script else 'built-in client'}")  # fmt: skip
         for name in ("ceiling", "tautan"):
             print(f"{name:8} {rps[name]:>9,.0f} req/s   p50 {p50[name]:6.2f} ms   p99 {p99[name]:6.2f} ms"
@@ -365,6 +366,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--writers",
+        type=int,
+        default=1,
+        help="TAUTAN_WRITERS during the load (0: the redirect alone; written after the run)",
+    )
     parser.add_argument(
         "--warmup", type=int, default=2, help="seconds of untimed load per server first (0: none)"
     )

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import app.models  # noqa: F401  (every table on Base.metadata)
 from app import migrate
 from app.auth import Principal, Workspace
-from app.clicks.enrich import Enricher
+from app.clicks.enrich.enricher import Enricher
 from app.clicks.enrich.referrer import _classify_host
 from app.clicks.log import LogReader
 from app.clicks.models import Click
@@ -252,6 +252,7 @@ async def seed(
         batch=args.batch,
         interval_s=0.2,
     )
+    writer.enricher.warm()  # as a writer process does before its first batch
     bots, bot_weights = list(BOTS), list(accumulate(BOTS.values()))
     referers, referer_weights = list(REFERERS), list(accumulate(REFERERS.values()))
     busy = 0.0

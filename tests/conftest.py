@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 import app.models  # noqa: F401
 from app import auth, migrate
-from app.clicks.enrich import Enricher
+from app.clicks.enrich.enricher import Enricher
 from app.clicks.log import LogReader
 from app.clicks.raw import RawClick
 from app.clicks.writer import ClickWriter

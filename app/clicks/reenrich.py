@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.clicks.enrich import DEVICE_FIELDS, device_fields
+from app.clicks.enrich.enricher import DEVICE_FIELDS, device_fields
 from app.clicks.models import Click, UserAgent
 from app.clicks.rollups import ROLLUP_DIMENSIONS, RollupDay, RollupHour, update_rollups
 from app.clicks.writer import ADD_CLICKS, WRITES_LOCK

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clicks.enrich.bots import MAX_UA_LENGTH
+from app.clicks.enrich.known_bots import MAX_UA_LENGTH
 from app.clicks.models import UserAgent
 from app.db import execute_many, upsert_insert
 

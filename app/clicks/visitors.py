@@ -13,11 +13,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.models import VisitorDay, VisitorSalt
+from app.clicks.store import store_for
 from app.db import upsert_insert
 from app.secret_key import SecretKey
 
 KEEP_DAYS = 2
-INSERT_SLICE = 2000  # triples per statement: 6,000 parameters (asyncpg takes 32,767)
 
 
 def visitor_id(salt: bytes, ip: str, user_agent: str) -> str:
@@ -59,24 +59,13 @@ class Salts:
 
 async def mark_new_visitors(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Set `new_visitor` on each click row: True for a visitor's first click on a link in
-    its UTC day. The (link, day, visitor) triples of the batch are inserted where missing;
-    those inserted are the new ones. Another writer inserting the same triple meanwhile
-    waits for this transaction (or this one for it), so a visitor counts once however many
+    its UTC day. The (link, day, visitor) keys of the batch are inserted where missing;
+    those inserted are the new ones. Another writer inserting the same key meanwhile waits
+    for this transaction (or this one for it), so a visitor counts once however many
     writers run."""
     first: dict[tuple[int, date, str], dict[str, Any]] = {}
     for row in rows:
         row["new_visitor"] = False
         first.setdefault((row["link_id"], row["ts"].date(), row["visitor_id"]), row)
-    # In key order, as every writer: two that wait on each other's rows would deadlock.
-    triples = [
-        dict(zip(("link_id", "day", "visitor_id"), key, strict=True)) for key in sorted(first)
-    ]
-    for start in range(0, len(triples), INSERT_SLICE):
-        inserted = await session.execute(
-            upsert_insert(session, VisitorDay)
-            .values(triples[start : start + INSERT_SLICE])
-            .on_conflict_do_nothing()
-            .returning(VisitorDay.link_id, VisitorDay.day, VisitorDay.visitor_id)
-        )
-        for link_id, day, visitor in inserted:
-            first[(link_id, day, visitor)]["new_visitor"] = True
+    for key in await store_for(session).insert_visitors(session, sorted(first)):
+        first[key]["new_visitor"] = True

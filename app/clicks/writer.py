@@ -16,11 +16,12 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clicks.enrich import Enricher
+from app.clicks.enrich.enricher import Enricher
 from app.clicks.log import LogReader
-from app.clicks.models import Click, LogOffset
+from app.clicks.models import LogOffset
 from app.clicks.raw import RawClick
 from app.clicks.rollups import update_rollups
+from app.clicks.store import store_for
 from app.clicks.user_agents import UserAgentIds, key_of
 from app.clicks.visitors import Salts, mark_new_visitors
 from app.db import upsert_insert
@@ -36,12 +37,6 @@ DRAIN_S = 8.0
 # other), and alone by `tautan reenrich` while it counts a day's rollups again.
 WRITES_LOCK = 0x7461_7574_7669
 LINKS = Link.__table__
-CLICKS = Click.__table__
-CLICK_COLUMNS = [c.name for c in CLICKS.columns if c.name != "id"]
-SQLITE_INSERT_CLICKS = "INSERT INTO clicks ({}) VALUES ({})".format(
-    ", ".join(f'"{c}"' for c in CLICK_COLUMNS), ", ".join("?" * len(CLICK_COLUMNS))
-)
-SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 ADD_CLICKS = (
     update(LINKS)
     .where(LINKS.c.id == bindparam("link"))
@@ -147,7 +142,7 @@ class ClickWriter:
             try:
                 async with session.begin_nested():
                     await mark_new_visitors(session, rows)
-                    await insert_clicks(session, rows)
+                    await store_for(session).insert_clicks(session, rows)
             except Exception as exc:  # the driver's own, raised past SQLAlchemy
                 if not _refused_as_data(exc):
                     raise
@@ -168,7 +163,7 @@ class ClickWriter:
             try:
                 async with session.begin_nested():
                     await mark_new_visitors(session, [row])
-                    await insert_clicks(session, [row])
+                    await store_for(session).insert_clicks(session, [row])
             except Exception as exc:
                 if not _refused_as_data(exc):
                     raise
@@ -226,28 +221,6 @@ def _counters(rows: list[dict[str, Any]]) -> list[dict[str, int]]:
         {"link": link, "human": human[link], "visitors": visitors[link], "bots": bots[link]}
         for link in sorted(human | bots)  # in key order, as every writer: no deadlock
     ]
-
-
-async def insert_clicks(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert click rows the fastest way each database has, in the session's transaction:
-    COPY on PostgreSQL, one prepared statement run for every row on SQLite. Both go to the
-    driver directly: SQLAlchemy's processing of each parameter of each row would cost more
-    than the database's work."""
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
-    if connection.dialect.name == "postgresql":
-        records = [tuple(row[c] for c in CLICK_COLUMNS) for row in rows]
-        await driver.copy_records_to_table("clicks", records=records, columns=CLICK_COLUMNS)
-        return
-    records = [
-        tuple(
-            row[c].strftime(SQLITE_TIME) if c == "ts" else row[c]  # as SQLAlchemy stores it
-            for c in CLICK_COLUMNS
-        )
-        for row in rows
-    ]
-    await driver.executemany(SQLITE_INSERT_CLICKS, records)
 
 
 def _refused_as_data(exc: Exception) -> bool:

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import asdict
 
-from app.clicks.enrich import Enricher
+from app.clicks.enrich.enricher import Enricher
 from app.clicks.log import LogReader, stats_path
 from app.clicks.writer import DRAIN_S, ClickWriter
 from app.config import Settings, get_settings

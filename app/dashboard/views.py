@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
-from app.clicks.enrich.bots import PREVIEW_FETCHERS
+from app.clicks.enrich.known_bots import PREVIEW_FETCHERS
 from app.stats import service as stats
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone
 from app.stats.service import StatsQuery

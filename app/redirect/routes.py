@@ -12,7 +12,7 @@ from urllib.parse import quote_from_bytes
 
 from starlette.types import Receive, Scope, Send
 
-from app.clicks.enrich.bots import MAX_UA_LENGTH, preview_fetcher
+from app.clicks.enrich.known_bots import MAX_UA_LENGTH, preview_fetcher
 from app.clicks.raw import HINT_HEADERS, MAX_HINT_LENGTH, RawClick
 from app.links.schemas import RESERVED_SLUGS
 from app.metrics import Metrics

@@ -11,7 +11,8 @@ import yaml
 from device_detector import DeviceDetector, yaml_loader
 from starlette.testclient import TestClient
 
-from app.clicks.enrich import DEVICE_BUDGET_S, FULL_ANSWERS_PER_BATCH, Enricher, reference
+from app.clicks.enrich import reference
+from app.clicks.enrich.enricher import DEVICE_BUDGET_S, FULL_ANSWERS_PER_BATCH, Enricher
 from app.clicks.enrich.literals import required_literals
 from app.clicks.enrich.useragent import guess_user_agent, parse_user_agent
 from app.config import Settings
@@ -169,7 +170,7 @@ def test_a_flood_of_new_user_agents_costs_a_batch_at_most_its_budget() -> None:
 
 
 def test_the_memo_is_bounded_and_keyed_on_the_cut_user_agent() -> None:
-    from app.clicks.enrich import DEVICES_KEPT
+    from app.clicks.enrich.enricher import DEVICES_KEPT
 
     enricher = Enricher(Settings())
     head = "Mozilla/5.0 (Linux; Android 14; Pixel 8 Pro) Chrome/126.0 Mobile Safari/537.36 "

@@ -4,7 +4,7 @@ from ipaddress import ip_address, ip_network
 import pytest
 from starlette.testclient import TestClient
 
-from app.clicks.enrich import primary_language
+from app.clicks.enrich.enricher import primary_language
 from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
 from app.config import Settings
 from app.main import create_app

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from app.clicks.enrich import device_fields
+from app.clicks.enrich.enricher import device_fields
 from app.clicks.models import Click, UserAgent
 from app.clicks.reenrich import reenrich
 from app.clicks.user_agents import key_of

@@ -14,7 +14,7 @@ from sqlalchemy import String, select
 from starlette.testclient import TestClient
 from starlette.types import Message
 
-from app.clicks.enrich.bots import MAX_UA_LENGTH, preview_fetcher
+from app.clicks.enrich.known_bots import MAX_UA_LENGTH, preview_fetcher
 from app.clicks.models import Click
 from app.clicks.raw import RawClick
 from app.db import create_engine

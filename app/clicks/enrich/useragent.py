@@ -16,7 +16,8 @@ from device_detector.parser.device.base import DEVICE_BRANDS
 from user_agents.parsers import UserAgent, parse_browser, parse_device, parse_operating_system
 
 from app.clicks.enrich import reference
-from app.clicks.enrich.bots import MAX_UA_LENGTH, bot_name
+from app.clicks.enrich.bots import bot_name
+from app.clicks.enrich.known_bots import MAX_UA_LENGTH
 from app.clicks.enrich.literals import FirstMatch
 from app.clicks.raw import HINT_HEADERS
 

@@ -1,0 +1,173 @@
+"""Turning a raw click into a `clicks` row: who (visitor id), with what (device), from
+where (referrer, geography). Pure and memoised; runs in the writer, never in the request."""
+
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from app.clicks.enrich import reference
+from app.clicks.enrich.bots import bot_name
+from app.clicks.enrich.geo import NO_GEO, GeoLookup
+from app.clicks.enrich.known_bots import MAX_UA_LENGTH, known_bot
+from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
+from app.clicks.enrich.referrer import classify_referrer
+from app.clicks.enrich.useragent import UserAgentInfo, guess_user_agent, parse_user_agent
+from app.clicks.models import Click
+from app.clicks.raw import RawClick
+from app.clicks.visitors import visitor_id
+from app.config import Settings
+
+# A User-Agent never seen before costs a millisecond or two (ua-parser, the reference device
+# database, the crawler lists), and far more when it is long random text; in-app browsers
+# put app version, screen and model in theirs, so real traffic has many. Past this much of
+# that work per batch, a new User-Agent gets a guess (`guess_user_agent`), counted in
+# `tautan_device_fallbacks_total`: a flood of random User-Agents cannot slow the writer
+# by more than this per batch, and a few regexes per click.
+DEVICE_BUDGET_S = 0.1
+# Worked out in full in every batch whatever they cost: a process's first User-Agents cost
+# more (the reference compiles each regex at its first use), and a quiet hour's clicks
+# should not be guessed because of that.
+FULL_ANSWERS_PER_BATCH = 8
+DEVICES_KEPT = 8192  # User-Agents (cut to MAX_UA_LENGTH) whose device fields are memoised
+
+DEVICE_FIELDS = (
+    "is_bot", "bot_name", "device_type", "os", "os_version", "browser", "browser_version",
+    "device_brand", "device_model", "in_app",
+)  # fmt: skip
+
+MAX_LENGTH = {
+    c.name: c.type.length for c in Click.__table__.columns if getattr(c.type, "length", None)
+}
+
+
+def primary_language(accept_language: str) -> str | None:
+    """`id` for `id-ID,id;q=0.9,en;q=0.8`; None when absent or not a language tag."""
+    tag = accept_language.split(",", 1)[0].split(";", 1)[0].strip()
+    primary = tag.split("-", 1)[0].lower()
+    # ISO 639 primary subtags are 2 or 3 letters; anything else is noise.
+    return primary if primary.isascii() and primary.isalpha() and 2 <= len(primary) <= 3 else None
+
+
+def _fitted(fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` with every text cut to its column's length and rid of NUL characters, which
+    PostgreSQL cannot store: headers are untrusted, and a value the database refuses would
+    cost the click."""
+    return {
+        name: value.replace("\x00", "")[: MAX_LENGTH[name]] if isinstance(value, str) else value
+        for name, value in fields.items()
+    }
+
+
+class Enricher:
+    def __init__(self, settings: Settings) -> None:
+        self.resolver = ClientResolver(settings.trusted_proxies)
+        self.ignore_ips = settings.ignore_ips
+        self.store_ip = settings.store_ip
+        self.geo = GeoLookup(settings.geoip_db)
+        # The same User-Agents, addresses and proxies come back again and again: what each
+        # gives is worked out once.
+        self.client = lru_cache(maxsize=8192)(self._client)
+        self._devices: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._budget_s = DEVICE_BUDGET_S
+        self._full_answers = 0
+        self.device_fallbacks = 0
+
+    @staticmethod
+    def warm() -> None:
+        """Load the device database and build its indexes (a second or so) now, before
+        serving, rather than at the first click, which the event loop would wait for."""
+        reference.warm()
+
+    def start_batch(self) -> None:
+        """A new batch: the time budget for new User-Agents starts again."""
+        self._budget_s = DEVICE_BUDGET_S
+        self._full_answers = 0
+
+    def reload_geo_if_changed(self) -> None:
+        """Pick up a geo database swapped in while running (`tautan geo update`)."""
+        if self.geo.reload_if_changed():
+            self.client.cache_clear()  # it holds places from the old database
+
+    def device(self, user_agent: str, client_hints: str = "") -> dict[str, Any]:
+        """The device and bot fields of a click, memoised by User-Agent and client hints
+        (least recently used first out)."""
+        key = (user_agent[:MAX_UA_LENGTH], client_hints)
+        if (fields := self._devices.get(key)) is not None:
+            self._devices.move_to_end(key)
+            return fields
+        if self._budget_s <= 0 and self._full_answers >= FULL_ANSWERS_PER_BATCH:
+            # Not kept: the next batch may have the time to do better.
+            self.device_fallbacks += 1
+            return _device_fields(guess_user_agent(*key), known_bot(key[0]))
+        started = time.perf_counter()
+        fields = self._devices[key] = device_fields(*key)
+        self._budget_s -= time.perf_counter() - started
+        self._full_answers += 1
+        if len(self._devices) > DEVICES_KEPT:
+            self._devices.popitem(last=False)
+        return fields
+
+    def _client(
+        self, peer: str, forwarded_for: str, real_ip: str, forwarded: str
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The client's address and what is stored of it, or None when it is ignored."""
+        address = self.resolver.resolve(peer, forwarded_for, real_ip, forwarded)
+        if is_ignored(address, self.ignore_ips):
+            return None
+        geo = self.geo.lookup(str(address)) if address else NO_GEO
+        return str(address), _fitted({
+            "ip": stored_ip(address, self.store_ip),
+            "country": geo.country,
+            "region": geo.region,
+            "city": geo.city,
+            "latitude": geo.latitude,
+            "longitude": geo.longitude,
+            "timezone": geo.timezone,
+        })  # fmt: skip
+
+    def enrich(self, raw: RawClick, salt: bytes) -> dict[str, Any] | None:
+        """The row to insert, or None when the click is not to be recorded."""
+        client = self.client(raw.peer, raw.forwarded_for, raw.real_ip, raw.forwarded)
+        if client is None:
+            return None
+        address, place = client
+        device = self.device(raw.user_agent, raw.client_hints)
+        referrer = classify_referrer(raw.referer, device["in_app"])
+        source = _fitted({
+            "referrer_url": referrer.url,
+            "referrer_domain": referrer.domain,
+            "referrer_source": referrer.source,
+            "language": primary_language(raw.accept_language),
+        })  # fmt: skip
+        return {
+            "link_id": raw.link_id,
+            "workspace_id": raw.workspace_id,
+            "ts": datetime.fromtimestamp(raw.ts, UTC),
+            "visitor_id": visitor_id(salt, address, raw.user_agent),
+            **device,
+            **place,
+            **source,
+            "trigger": raw.trigger,
+        }
+
+
+def device_fields(user_agent: str, client_hints: str = "") -> dict[str, Any]:
+    """A click's device and bot fields (DEVICE_FIELDS), worked out in full."""
+    return _device_fields(parse_user_agent(user_agent, client_hints), bot_name(user_agent))
+
+
+def _device_fields(agent: UserAgentInfo, bot: str | None) -> dict[str, Any]:
+    return _fitted({
+        "is_bot": bot is not None,
+        "bot_name": bot,
+        "device_type": "bot" if bot else agent.device_type,
+        "os": agent.os,
+        "os_version": agent.os_version,
+        "browser": agent.browser,
+        "browser_version": agent.browser_version,
+        "device_brand": None if bot else agent.device_brand,
+        "device_model": None if bot else agent.device_model,
+        "in_app": agent.in_app,
+    })  # fmt: skip
