@@ -24,8 +24,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import auth, geo_update, migrate
-from app.clicks import reenrich as reenriching
+from app import auth, migrate
 from app.clicks import retention
 from app.clicks.writers import Writers
 from app.config import get_settings
@@ -40,6 +39,9 @@ from app.stats import service as stats_service
 from app.stats.periods import parse_range, parse_zone
 
 T = TypeVar("T")
+# LAZY: commands that need the click parsers or the geo database import them themselves:
+# `tautan serve` serves from this very process (with one worker), which should not carry
+# what only the writer processes use (about 25 MB).
 app = typer.Typer(help="Tautan: UTM and click-tracking short links.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 links_app = typer.Typer(help="Links.", no_args_is_help=True)
@@ -456,6 +458,7 @@ def reenrich(
     and client hints (after an update of the device database or the parsers), then the
     rollups and link counters of the days whose clicks changed. One day at a time, beside a
     running server; days whose raw clicks were purged keep their numbers."""
+    from app.clicks import reenrich as reenriching  # see LAZY
 
     async def run() -> reenriching.Reenriched:
         engine = create_engine(get_settings().database_url)
@@ -558,6 +561,8 @@ def geo_update_command(
     ] = None,
 ) -> None:
     """Fetch a fresh City database and swap it in; running servers pick it up by themselves."""
+    from app import geo_update  # see LAZY
+
     if dbip == (license_key is not None):
         raise typer.BadParameter(
             "pass exactly one of --dbip and --license-key (or TAUTAN_GEOIP_LICENSE_KEY)"
@@ -604,6 +609,8 @@ def geo_info(
     ] = None,
 ) -> None:
     """Show the geo database: its type, build date, IP version and size."""
+    from app import geo_update  # see LAZY
+
     target = _geo_target(path)
     try:
         info = geo_update.describe(target)

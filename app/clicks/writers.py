@@ -17,12 +17,8 @@ import threading
 import time
 from dataclasses import asdict
 
-from app.clicks.enrich.enricher import Enricher
 from app.clicks.log import LogReader, stats_path
-from app.clicks.writer import DRAIN_S, ClickWriter
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker
-from app.secret_key import SecretKey
 
 log = logging.getLogger(__name__)
 PUBLISH_EVERY_S = 1.0
@@ -32,11 +28,20 @@ WATCH_EVERY_S = 0.5
 QUICK_DEATH_S = 5.0
 RESTART_PAUSE_MAX_S = 30.0
 STARTUP_S = 10.0  # how long stop() waits for a writer that is still starting
+# How long stop() waits for a writer to exit: its drain (writer.DRAIN_S, 8 s) and a margin.
+STOP_S = 10.0
 
 
 async def run_writer(settings: Settings, stop_asked: threading.Event | None = None) -> None:
     """One writer process's work, until SIGTERM or SIGINT (or its parent is gone, or
     `stop_asked` was set while it started)."""
+    # Imported here: the supervisor below runs in the serving process, which has no use
+    # for the parsers (tens of MB).
+    from app.clicks.enrich.enricher import Enricher
+    from app.clicks.writer import ClickWriter
+    from app.db import create_engine, create_sessionmaker
+    from app.secret_key import SecretKey
+
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
     enricher = Enricher(settings)
@@ -150,7 +155,7 @@ class Writers:
             for process in self.processes:
                 with contextlib.suppress(ProcessLookupError):
                     process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + DRAIN_S + 2
+            deadline = time.monotonic() + STOP_S
             for process in self.processes:
                 try:
                     process.wait(max(0.1, deadline - time.monotonic()))
