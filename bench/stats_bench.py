@@ -16,10 +16,10 @@ import subprocess
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import accumulate
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +231,32 @@ async def make_links(engine: AsyncEngine, count: int) -> tuple[int, list[int], l
         return workspace.id, [link.id for link in links], [link.slug for link in links]
 
 
+def raw_clicks(
+    r: random.Random, visitors: list[Visitor], link_ids: list[int], workspace: int,
+    times: list[float], new_ua_share: float,
+) -> Iterator[RawClick]:  # fmt: skip
+    """A click at each of `times`, as the redirect would log it: Zipf link popularity (s=1:
+    the top link gets 1/H(n) of the clicks, 17% at 200 links), 7% bots and preview
+    fetchers, in-app browsers that mostly say where they are, some QR scans, and
+    `new_ua_share` of User-Agents never seen before."""
+    popularity = [1 / rank for rank in range(1, len(link_ids) + 1)]
+    bots, bot_weights = list(BOTS), list(accumulate(BOTS.values()))
+    referers, referer_weights = list(REFERERS), list(accumulate(REFERERS.values()))
+    for ts, link in zip(times, r.choices(link_ids, popularity, k=len(times)), strict=True):
+        v, referer = r.choice(visitors), r.choices(referers, cum_weights=referer_weights)[0]
+        ua, language = v.ua, v.language
+        if r.random() < new_ua_share:
+            # A User-Agent never seen before, as in-app browsers make them: their app
+            # build number and screen differ from one phone to the next.
+            ua += f" App/{r.randrange(10**9)}"
+        if r.random() < BOT_SHARE:  # preview fetchers and crawlers send neither
+            ua, referer, language = r.choices(bots, cum_weights=bot_weights)[0], "", ""
+        elif v.app and r.random() < 0.7:  # in-app browsers mostly say where they are
+            referer = IN_APP_REFERERS[v.app] if r.random() < 0.8 else ""
+        trigger = "qr" if r.random() < QR_SHARE else "link"
+        yield RawClick(link, workspace, ts, v.ip, ua, referer, language, "", "", "", trigger)
+
+
 async def seed(
     engine: AsyncEngine, url: str, tmp: Path, args: argparse.Namespace, workspace: int,
     link_ids: list[int], now: datetime,
@@ -239,8 +265,6 @@ async def seed(
     r = random.Random(args.seed)  # the very same clicks in every database
     visitors = world(r, tmp / "GeoLite2-City.mmdb")
     times = timestamps(r, args.clicks, now)
-    # Zipf popularity (s=1): the top link gets 1/H(n) of the clicks, 17% at 200 links.
-    popularity = [1 / rank for rank in range(1, len(link_ids) + 1)]
     # Assembled as a writer process does (app/clicks/writers.py), its log in the temp dir.
     settings = Settings(database_url=url, geoip_db=str(tmp / "GeoLite2-City.mmdb"))
     sessionmaker = create_sessionmaker(engine)
@@ -253,30 +277,15 @@ async def seed(
         interval_s=0.2,
     )
     writer.enricher.warm()  # as a writer process does before its first batch
-    bots, bot_weights = list(BOTS), list(accumulate(BOTS.values()))
-    referers, referer_weights = list(REFERERS), list(accumulate(REFERERS.values()))
+    clicks = raw_clicks(r, visitors, link_ids, workspace, times, args.new_ua_share)
     busy = 0.0
     tenth = (0, 0.0)  # clicks and busy seconds at the last progress line
     for offset in range(0, args.clicks, args.batch):
-        batch = []
-        chunk = times[offset : offset + args.batch]
-        for ts, link in zip(chunk, r.choices(link_ids, popularity, k=len(chunk)), strict=True):
-            v, referer = r.choice(visitors), r.choices(referers, cum_weights=referer_weights)[0]
-            ua, language = v.ua, v.language
-            if r.random() < args.new_ua_share:
-                # A User-Agent never seen before, as in-app browsers make them: their app
-                # build number and screen differ from one phone to the next.
-                ua += f" App/{r.randrange(10**9)}"
-            if r.random() < BOT_SHARE:  # preview fetchers and crawlers send neither
-                ua, referer, language = r.choices(bots, cum_weights=bot_weights)[0], "", ""
-            elif v.app and r.random() < 0.7:  # in-app browsers mostly say where they are
-                referer = IN_APP_REFERERS[v.app] if r.random() < 0.8 else ""
-            trigger = "qr" if r.random() < QR_SHARE else "link"
-            batch.append(RawClick(link, workspace, ts, v.ip, ua, referer, language, "", "", "", trigger))  # fmt: skip
+        batch = list(islice(clicks, args.batch))
         started = time.perf_counter()
         await writer.write(batch)  # enrichment, clicks, rollups and counters, as in production
         busy += time.perf_counter() - started
-        done = offset + len(chunk)
+        done = offset + len(batch)
         if done * 10 // args.clicks != offset * 10 // args.clicks:
             # The rate of this tenth apart: a new process starts slower (the parsers compile
             # their regexes at first use), and the mean hides how fast it goes after that.

@@ -151,6 +151,7 @@ class ClickWriter:
             if counters := _counters(rows):
                 await session.execute(ADD_CLICKS, counters)
             await self._save_positions(session, positions)
+        self._finished = []
         self.stats.clicks_written += len(rows)
         self.stats.bot_clicks += sum(row["is_bot"] for row in rows)
 
@@ -174,9 +175,8 @@ class ClickWriter:
         return taken
 
     async def _save_positions(self, session: AsyncSession, positions: dict[str, int]) -> None:
-        if self._finished:  # deleted by an earlier batch: their offsets are no use now
-            finished, self._finished = self._finished, []
-            await session.execute(delete(LogOffset).where(LogOffset.segment.in_(finished)))
+        if self._finished:  # deleted after an earlier batch: their offsets are no use now
+            await session.execute(delete(LogOffset).where(LogOffset.segment.in_(self._finished)))
         if positions:
             insert = upsert_insert(session, LogOffset)
             await session.execute(

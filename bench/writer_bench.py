@@ -1,0 +1,151 @@
+"""Writer processes alone: how many clicks per second `tautan writer --processes N` commits
+from a click log holding realistic clicks (those of bench/stats_bench.py: 50,000 visitors
+over 30 countries, ~300 User-Agents of phones, in-app browsers and desktops, 7% bots, and
+`--new-ua-share` of User-Agents never seen before), for each N in turn on a fresh database.
+
+    .venv/bin/python -m bench.writer_bench [--clicks 200000] [--processes 1 2]
+        [--new-ua-share 0.05] [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+
+The log is written first, in segments of 4,000 clicks (what one serving process seals every
+200 ms at 20,000 redirects/s); then the writers start, and their rate is counted from their
+first committed click (a writer process takes a few seconds to load its parsers) until
+every click is in the database. Each figure is compared with one writer's in the same run.
+The writers run as real processes, reading a real log, on SQLite in a temp dir and, with
+`--postgres`, in a new database on that (local) server, dropped at the end."""
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, make_url, select, text
+
+from app import migrate
+from app.clicks.log import ClickLog
+from app.clicks.models import Click
+from app.db import create_engine
+from bench.stats_bench import make_links, raw_clicks, timestamps, world
+
+SEGMENT_CLICKS = 4000
+TAUTAN = str(Path(sys.executable).parent / "tautan")
+
+
+async def _count(url: str) -> int:
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        count = await connection.scalar(select(func.count()).select_from(Click))
+    await engine.dispose()
+    return count or 0
+
+
+async def _database(kind: str, server: str | None, name: str, tmp: Path) -> str:
+    """A new, empty database: a SQLite file, or `name` on the PostgreSQL `server`."""
+    if kind == "sqlite":
+        path = tmp / f"{name}.db"
+        path.unlink(missing_ok=True)
+        return f"sqlite+aiosqlite:///{path}"
+    assert server is not None
+    admin = create_engine(server).execution_options(isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop(server: str, name: str) -> None:
+    admin = create_engine(server).execution_options(isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+def fill_log(spool: Path, url: str, tmp: Path, args: argparse.Namespace) -> None:
+    """Migrate the database, make the links, and log args.clicks clicks on them."""
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    workspace, link_ids, _ = asyncio.run(make_links(engine, args.links))
+    asyncio.run(engine.dispose())
+    r = random.Random(args.seed)
+    visitors = world(r, tmp / "GeoLite2-City.mmdb")
+    times = timestamps(r, args.clicks, datetime.now(UTC))
+    log = ClickLog(str(spool), interval_s=1, max_bytes=1 << 40)
+    clicks = raw_clicks(r, visitors, link_ids, workspace, times, args.new_ua_share)
+    for n, click in enumerate(clicks, 1):
+        log.append(click)
+        if n % SEGMENT_CLICKS == 0:
+            log.close()
+    log.close()
+
+
+def run_writers(url: str, spool: Path, tmp: Path, processes: int, clicks: int) -> float:
+    """`tautan writer --processes N` until the log is written; its clicks/s from its first
+    committed click on."""
+    env = {**os.environ, "TAUTAN_DATABASE_URL": url, "TAUTAN_SPOOL_DIR": str(spool),
+           "TAUTAN_GEOIP_DB": str(tmp / "GeoLite2-City.mmdb"),
+           "TAUTAN_SECRET_KEY": "bench-" + "x" * 40}  # fmt: skip
+    writer = subprocess.Popen(
+        [TAUTAN, "writer", "--processes", str(processes)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 1800
+        first: tuple[float, int] | None = None
+        while (written := asyncio.run(_count(url))) < clicks:
+            if writer.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the writers stopped at {written:,} of {clicks:,} clicks")
+            if first is None and written:
+                first = time.monotonic(), written
+            time.sleep(0.2)
+        assert first is not None, "written before the first count: use more --clicks"
+        return (clicks - first[1]) / (time.monotonic() - first[0])
+    finally:
+        os.killpg(writer.pid, signal.SIGTERM)
+        writer.wait(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=200_000)
+    parser.add_argument("--links", type=int, default=200)
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--new-ua-share", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--postgres", help="also on this local PostgreSQL server")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="tautan-writer-bench-"))
+    name = f"tautan_writer_bench_{os.getpid()}"
+    kinds = ["sqlite"] + (["postgresql"] if args.postgres else [])
+    try:
+        for kind in kinds:
+            rates = {}
+            for processes in args.processes:
+                url = asyncio.run(_database(kind, args.postgres, name, tmp))
+                spool = tmp / f"spool-{kind}-{processes}"
+                fill_log(spool, url, tmp, args)
+                rates[processes] = run_writers(url, spool, tmp, processes, args.clicks)
+                print(
+                    f"{kind}: {processes} writer process(es): {rates[processes]:,.0f} clicks/s"
+                    f" = {rates[processes] / rates[args.processes[0]]:.2f} × "
+                    f"{args.processes[0]} ({args.clicks:,} clicks, "
+                    f"{args.new_ua_share:.0%} new User-Agents)",
+                    flush=True,
+                )
+    finally:
+        if args.postgres:
+            asyncio.run(_drop(args.postgres, name))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
