@@ -68,12 +68,19 @@ async def _drop(server: str, name: str) -> None:
     await admin.dispose()
 
 
+async def _links(url: str, count: int) -> tuple[int, list[int]]:
+    engine = create_engine(url)
+    try:
+        workspace, link_ids, _ = await make_links(engine, count)
+    finally:
+        await engine.dispose()
+    return workspace, link_ids
+
+
 def fill_log(spool: Path, url: str, tmp: Path, args: argparse.Namespace) -> None:
     """Migrate the database, make the links, and log args.clicks clicks on them."""
     migrate.upgrade(url)
-    engine = create_engine(url)
-    workspace, link_ids, _ = asyncio.run(make_links(engine, args.links))
-    asyncio.run(engine.dispose())
+    workspace, link_ids = asyncio.run(_links(url, args.links))
     r = random.Random(args.seed)
     visitors = world(r, tmp / "GeoLite2-City.mmdb")
     times = timestamps(r, args.clicks, datetime.now(UTC))
