@@ -52,7 +52,7 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
-def _documented(description: str, **headers: str) -> dict[str, Any]:
+def documented(description: str, **headers: str) -> dict[str, Any]:
     response: dict[str, Any] = {"model": ErrorOut, "description": description}
     if headers:
         response["headers"] = {
@@ -64,17 +64,17 @@ def _documented(description: str, **headers: str) -> dict[str, Any]:
 
 # The errors any /api/* operation may answer, so that OpenAPI clients know their shape.
 API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _documented("the request cannot be read (a body that is not JSON, a bad cursor)"),
-    401: _documented(
+    400: documented("the request cannot be read (a body that is not JSON, a bad cursor)"),
+    401: documented(
         "no API key, or an unknown, revoked or expired one",
         **{"WWW-Authenticate": "Bearer"},
     ),
-    403: _documented("the API key lacks a scope the operation needs"),
-    404: _documented("no such link (or not in the key's workspace)"),
-    409: _documented("the slug is taken"),
-    413: _documented("the request body is over the size limit"),
-    422: _documented("a parameter or a body field is invalid; `details` says which"),
-    429: _documented(
+    403: documented("the API key lacks a scope the operation needs"),
+    404: documented("no such link (or not in the key's workspace)"),
+    409: documented("the slug is taken"),
+    413: documented("the request body is over the size limit"),
+    422: documented("a parameter or a body field is invalid; `details` says which"),
+    429: documented(
         "over a rate limit: writes per API key or per client address, or failed "
         "authentications per client address",
         **{"Retry-After": "seconds until the request may be sent again"},

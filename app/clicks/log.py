@@ -31,6 +31,7 @@ from app.clicks.raw import RawClick, decode, encode
 
 log = logging.getLogger(__name__)
 OPEN, SEALED = ".open", ".seg"
+NEW = ".new"  # a segment being created, not yet locked: no writer looks at it
 COUNT_CHUNK = 1 << 20  # bytes read at a time when counting a segment's clicks
 STATS_FOLDER = "writers"  # where writer processes publish their figures, for /metrics
 
@@ -117,6 +118,7 @@ class ClickLog:
         self._room = max_bytes  # bytes the log may still take, as last measured
         self._refused = False  # the disk refused a write: nothing more until the next seal
         self._stopping = asyncio.Event()
+        self.seal_and_measure(None)  # the room left, before the first click
 
     def append(self, click: RawClick) -> None:
         line = encode(click)
@@ -141,10 +143,18 @@ class ClickLog:
     def _open(self) -> None:
         # Creation time first: names sort oldest first, across processes. The random part
         # keeps names (the writers' offsets key) unique across machines sharing a database.
-        name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}{OPEN}"
-        path = self.directory / name
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # held while open: writers leave the segment alone
+        name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+        # Created under a name writers do not look at, and locked before it gets one they
+        # do: a writer never takes a segment its process has yet to lock.
+        new = self.directory / f"{name}{NEW}"
+        fd = os.open(new, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while open (nobody else has it)
+            path = new.rename(self.directory / f"{name}{OPEN}")
+        except OSError:
+            os.close(fd)
+            new.unlink(missing_ok=True)
+            raise
         self._fd, self._path = fd, path
 
     def _refuse(self) -> None:

@@ -160,7 +160,9 @@ class ClickWriter:
     ) -> list[dict[str, Any]]:
         """The rows the database takes, each inserted under a savepoint of its own."""
         taken = []
-        for row in rows:
+        # In key order, as the batch's own insert: writers that wait on each other's
+        # visitors in opposite orders would deadlock.
+        for row in sorted(rows, key=lambda r: (r["link_id"], r["ts"].date(), r["visitor_id"])):
             try:
                 async with session.begin_nested():
                     await mark_new_visitors(session, [row])

@@ -60,13 +60,16 @@ async def run_writer(settings: Settings, stop_asked: threading.Event | None = No
     if stop_asked is not None and stop_asked.is_set():
         writer.stop()
     path = stats_path(settings.spool_dir, os.getpid())
-    path.parent.mkdir(mode=0o700, exist_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(mode=0o700, exist_ok=True)
 
     def publish() -> None:
         figures = {"pid": os.getpid(), **asdict(writer.stats)}
         figures["device_fallbacks"] = enricher.device_fallbacks
-        path.with_suffix(".tmp").write_text(json.dumps(figures))
-        path.with_suffix(".tmp").replace(path)
+        # Best effort: a full disk must not stop the one process that frees it.
+        with contextlib.suppress(OSError):
+            path.with_suffix(".tmp").write_text(json.dumps(figures))
+            path.with_suffix(".tmp").replace(path)
 
     async def publish_and_watch(parent: int) -> None:
         while True:
@@ -122,21 +125,24 @@ class Writers:
                 for index, process in enumerate(self.processes):
                     if self._stopping.is_set() or process.poll() is None:
                         continue
-                    lived = time.monotonic() - self._started[index]
-                    pauses[index] = (
-                        min(max(pauses[index] * 2, 1.0), RESTART_PAUSE_MAX_S)
-                        if lived < QUICK_DEATH_S
-                        else 0.0
-                    )
-                    log.error(
-                        "writer process %d exited (%s); restarting it in %.0fs",
-                        process.pid, process.returncode, pauses[index],
-                    )  # fmt: skip
-                    stats_path(self.spool_dir, process.pid).unlink(missing_ok=True)
-                    if self._stopping.wait(pauses[index]):
-                        break
-                    self.processes[index] = _spawn()
-                    self._started[index] = time.monotonic()
+                    try:
+                        self._restart(index, process, pauses)
+                    except Exception:  # the next turn tries again (a fork refused, say)
+                        log.exception("restarting writer process %d failed", process.pid)
+
+    def _restart(self, index: int, process: subprocess.Popen[bytes], pauses: list[float]) -> None:
+        lived = time.monotonic() - self._started[index]
+        pauses[index] = (
+            min(max(pauses[index] * 2, 1.0), RESTART_PAUSE_MAX_S) if lived < QUICK_DEATH_S else 0.0
+        )
+        log.error(
+            "writer process %d exited (%s); restarting it in %.0fs",
+            process.pid, process.returncode, pauses[index],
+        )  # fmt: skip
+        stats_path(self.spool_dir, process.pid).unlink(missing_ok=True)
+        if not self._stopping.wait(pauses[index]):
+            self.processes[index] = _spawn()
+            self._started[index] = time.monotonic()
 
     def stop(self) -> None:
         """SIGTERM to every writer, then wait for them (they write what they can first)."""

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from app.auth import Principal, require_scopes
 from app.db import SessionDep
-from app.errors import AppError, Invalid
+from app.errors import AppError, Invalid, documented
 from app.links import qr, service, transfer
 from app.links.schemas import (
     BulkCreate,
@@ -131,17 +131,13 @@ async def list_links(
     )
 
 
-class ImportReport(transfer.ImportReport):
-    """The import's report as the API answers it: the links made, in full for a key that
-    may read them, else by their address alone."""
-
-    links: list[LinkOut | LinkRef] = []
-
-
 @router.post(
     "/import",
-    response_model=ImportReport,
-    responses={200: {"description": f"What was imported and refused. {WRITE_ONLY}"}},
+    response_model=transfer.ImportReport,
+    responses={
+        200: {"description": "What was imported (each link by its slug and short URL) and refused"},
+        413: documented("the file is over the size limit, or over 10,000 rows"),
+    },
 )
 async def import_links(
     file: Annotated[UploadFile, File(description="CSV, UTF-8, header row first")],
@@ -149,7 +145,7 @@ async def import_links(
     session: SessionDep,
     request: Request,
     dry_run: Annotated[bool, Query(description="report what would happen, write nothing")] = False,
-) -> ImportReport:
+) -> transfer.ImportReport:
     """Creates a link per CSV row (columns url, slug, title, tags (`|`-separated),
     utm_source, utm_medium, utm_campaign, utm_term, utm_content); refused rows are reported
     with their line number. A file that is not such a CSV is refused whole (422)."""
@@ -158,8 +154,7 @@ async def import_links(
     if not dry_run:
         for link in report.links:
             _forget(request, session, link.slug)
-    links = [_shown(link, principal) for link in report.links]
-    return ImportReport(**dict(report) | {"links": links})
+    return report
 
 
 @router.get(

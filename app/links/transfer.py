@@ -1,6 +1,7 @@
 """Links to and from files: CSV import (each row created like a POST /api/links body, each
 refused row reported with its line number) and CSV or JSON export, page by page."""
 
+import asyncio
 import csv
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
@@ -12,7 +13,7 @@ from app.auth import Principal, Workspace
 from app.errors import AppError, ErrorBody, Invalid
 from app.links import service
 from app.links.models import UTM_FIELDS, Link
-from app.links.schemas import LinkOut
+from app.links.schemas import LinkRef
 from app.spreadsheet import as_text, plain
 
 IMPORT_COLUMNS = ("url", "slug", "title", "tags", *UTM_FIELDS)
@@ -31,6 +32,10 @@ KNOWN_COLUMNS = frozenset(EXPORT_COLUMNS) | {"workspace"}
 TAG_SEPARATOR = "|"
 EXPORT_PAGE = 500
 IMPORT_CHUNK = 500  # rows validated and created together
+# Rows one import takes (a 10 MiB file could hold 870,000 one-column rows, minutes of work
+# and a report of tens of MB): a larger file is refused whole, before anything is written.
+MAX_IMPORT_ROWS = 10_000
+READ_SLICE = 200  # rows read and checked between two turns of the event loop
 
 
 class RowError(BaseModel):
@@ -39,10 +44,13 @@ class RowError(BaseModel):
 
 
 class ImportReport(BaseModel):
+    """The counts, the refused rows, and the links made by their address alone (the export
+    has them in full): the report of a large file stays small."""
+
     imported: int = 0
     refused: int = 0
     dry_run: bool = False
-    links: list[LinkOut] = []
+    links: list[LinkRef] = []
     errors: list[RowError] = []
 
 
@@ -139,7 +147,16 @@ async def import_links(
     def refuse(line: int, error: AppError) -> None:
         report.errors.append(RowError(line=line, error=ErrorBody(**error.body())))
 
-    for line, body in read_rows(lines):
+    for count, (line, body) in enumerate(read_rows(lines), 1):
+        if count > MAX_IMPORT_ROWS:
+            raise AppError(
+                413,
+                "too_many_rows",
+                f"an import takes at most {MAX_IMPORT_ROWS:,} rows: split the file",
+                details={"limit": MAX_IMPORT_ROWS},
+            )
+        if count % READ_SLICE == 0:
+            await asyncio.sleep(0)  # let redirects and requests waiting on the loop run
         slug = body.get("slug") if isinstance(body, dict) else None
         if isinstance(body, AppError):
             refuse(line, body)
@@ -169,7 +186,7 @@ async def import_links(
             if isinstance(result, AppError):
                 refuse(line, result)
             else:
-                report.links.append(service.to_out(result, ctx))
+                report.links.append(LinkRef(slug=result.slug, short_url=ctx.short_url(result.slug)))
         await (session.rollback() if dry_run else session.commit())
         on_progress(start + len(chunk), len(valid))
     if dry_run:  # also when no row got as far as a chunk

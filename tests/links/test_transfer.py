@@ -19,7 +19,7 @@ from app import migrate
 from app.auth import Workspace
 from app.config import Settings
 from app.links.models import Link
-from app.links.transfer import IMPORT_CHUNK
+from app.links.transfer import IMPORT_CHUNK, MAX_IMPORT_ROWS
 from app.main import create_app
 from tests.conftest import (
     BASE_URL,
@@ -113,8 +113,11 @@ def test_import_creates_the_valid_rows_and_reports_the_others_by_line(
     messages = {e["line"]: e["error"] for e in report["errors"]}
     assert messages[5]["details"][0]["loc"] == ["url"]
     assert "line 2" in messages[8]["message"]
-    first, second = report["links"]
-    assert first == client.get("/api/links/spring-a", headers=writer).json()
+    # The report names the links made; their content is the API's (or the export's).
+    assert report["links"][0] == {"slug": "spring-a", "short_url": f"{BASE_URL}/spring-a"}
+    first, second = (
+        client.get(f"/api/links/{made['slug']}", headers=writer).json() for made in report["links"]
+    )
     assert first["tags"] == ["ig", "promo"] and first["title"] == "Spring"
     assert first["destination"] == (
         "https://shop.example/a?utm_source=instagram&utm_campaign=spring"
@@ -444,8 +447,8 @@ def test_export_then_import_keeps_text_that_starts_with_a_quote(
     copy = other_client.get("/api/links/quoted", headers=other_key).json()
     assert {f: copy[f] for f in IMPORT_FIELDS} == {f: link[f] for f in IMPORT_FIELDS}
     # A file written by hand keeps a leading quote that escapes nothing.
-    report = upload(other_client, other_key, "url,slug,title\nhttps://a.example/,tis,'Tis\n")
-    assert report.json()["links"][0]["title"] == "'Tis"
+    upload(other_client, other_key, "url,slug,title\nhttps://a.example/,tis,'Tis\n")
+    assert other_client.get("/api/links/tis", headers=other_key).json()["title"] == "'Tis"
 
 
 def test_export_shows_the_callers_workspace_only_and_filters_like_the_list(
@@ -601,3 +604,17 @@ def test_cli_export_csv_and_json_round_trip(
     assert sorted(json.loads(as_json.stdout), key=lambda x: x["id"]) == links
     unknown = tautan(database_url, "links", "export", "--workspace", "nope")
     assert unknown.returncode == 1 and "no workspace named 'nope'" in unknown.stdout
+
+
+def test_a_file_over_the_row_limit_is_refused_whole(client: TestClient, writer: dict) -> None:
+    rows = "".join(f"https://shop.example/{n}\n" for n in range(MAX_IMPORT_ROWS + 1))
+    response = upload(client, writer, "url\n" + rows)
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert (error["code"], error["details"]) == ("too_many_rows", {"limit": MAX_IMPORT_ROWS})
+    assert "split the file" in error["message"]
+    assert count_links(client) == 0
+    # At the limit, every row is taken, and the report stays small: counts and addresses.
+    report = upload(client, writer, "url\n" + rows.split("\n", 1)[1]).json()
+    assert report["imported"] == MAX_IMPORT_ROWS
+    assert set(report["links"][0]) == {"slug", "short_url"}
