@@ -23,8 +23,12 @@ from app.links.service import destination
 
 log = logging.getLogger(__name__)
 # Links kept: every link a process serves often, many times over (a Target is well under a
-# kilobyte, its preview page aside).
+# kilobyte, its preview page aside). And at most MAX_LINK_BYTES of them: a link may carry a
+# 4 KB destination, a 4 KB fallback and a preview page of several, so the count alone would
+# allow a gigabyte or more.
 MAX_LINKS = 100_000
+MAX_LINK_BYTES = 64 * 1024 * 1024
+TARGET_OVERHEAD = 400  # bytes of a Target and its Entry besides their strings (CPython 3.11)
 # Unknown slugs kept, for UNKNOWN_TTL_S each: a flood of up to 2,000 distinct slugs a second
 # reads each of them once; past that they push out one another, never a link (a few MB).
 MAX_UNKNOWN = 10_000
@@ -73,6 +77,17 @@ class Target:
     exhausted: bool  # every max_clicks slot taken, as far as this process knows
     fallback_url: str | None
     preview_page: bytes | None  # for link-preview fetchers, when the link has og_* fields
+
+    @property
+    def weight(self) -> int:
+        """About the bytes it holds, for the cache's bound."""
+        return (
+            TARGET_OVERHEAD
+            + len(self.location)
+            + len(self.fragment)
+            + len(self.fallback_url or "")
+            + len(self.preview_page or b"")
+        )
 
     @classmethod
     def of(cls, link: Link) -> "Target":
@@ -153,12 +168,14 @@ class LinkCache:
         ttl_s: float,
         *,
         max_links: int = MAX_LINKS,
+        max_bytes: int = MAX_LINK_BYTES,
         max_unknown: int = MAX_UNKNOWN,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._ttl_s = ttl_s
         self._unknown_ttl_s = min(ttl_s, UNKNOWN_TTL_S)
-        self._max_links = max_links
+        self._max_links, self._max_bytes = max_links, max_bytes
+        self._bytes = 0  # the weight of the links kept
         self._max_unknown = max_unknown
         # Oldest first. Entries past their TTL stay until pushed out: they are what an outage
         # serves (see _read_batch).
@@ -272,7 +289,7 @@ class LinkCache:
 
     def _store(self, slug: str, target: Target | None) -> None:
         if target is None:
-            self._links.pop(slug, None)
+            self._drop(slug)
             self._unknown[slug] = time.monotonic() + self._unknown_ttl_s
             self._unknown.move_to_end(slug)
             if len(self._unknown) > self._max_unknown:
@@ -282,17 +299,22 @@ class LinkCache:
             fresh_until = time.monotonic() + self._ttl_s
             entry = self._links.get(slug)
             if entry is not None:  # read again: it keeps its place, and counts as used
+                self._bytes += target.weight - entry.target.weight
                 entry.fresh_until, entry.target, entry.used = fresh_until, target, True
                 return
-            if len(self._links) >= self._max_links:
+            while self._links and (
+                len(self._links) >= self._max_links or self._bytes + target.weight > self._max_bytes
+            ):
                 self._make_room()
             self._links[slug] = Entry(fresh_until, target)
+            self._bytes += target.weight
 
     def _make_room(self) -> None:
         """Drop the oldest link not used since it was stored or last spared."""
         while True:
             slug, entry = self._links.popitem(last=False)
             if not entry.used:
+                self._bytes -= entry.target.weight
                 return
             entry.used = False  # a second chance, at the back
             self._links[slug] = entry
@@ -319,12 +341,16 @@ class LinkCache:
         target.exhausted = max_clicks is not None and served >= max_clicks
         return True
 
+    def _drop(self, slug: str) -> None:
+        if (entry := self._links.pop(slug, None)) is not None:
+            self._bytes -= entry.target.weight
+
     def forget_after_commit(self, session: AsyncSession, slug: str) -> None:
         """Drop the slug once `session`'s change to it is committed (a created slug may be
         remembered as unknown; a changed one as it was)."""
         after_commit(session, lambda: self.forget(slug))
 
     def forget(self, slug: str) -> None:
-        self._links.pop(slug, None)
+        self._drop(slug)
         self._unknown.pop(slug, None)
         self._loading.pop(slug, None)

@@ -87,6 +87,29 @@ def test_links_used_lately_outlive_links_not_used(client: TestClient, writer: di
     assert selects("old") == 1
 
 
+def test_the_links_kept_are_bounded_in_bytes_too(client: TestClient, writer: dict) -> None:
+    """Links may carry 4 KB destinations and preview pages of several: the cache counts what
+    they weigh, not only how many they are."""
+    slugs = [f"heavy-{n}" for n in range(6)]
+    for slug in slugs:
+        create_link(
+            client, writer, slug=slug, url="https://shop.example.com/" + "p" * 3000,
+            og_title="T" * 200, og_description="D" * 1000,
+        )  # fmt: skip
+    engine = client.app.api.state.engine  # type: ignore[attr-defined]
+    read = create_sessionmaker(engine, read_only=True)
+    one = client.portal.call(LinkCache(read, 30).get, slugs[0])  # type: ignore[union-attr]
+    assert one is not None and one.weight > 5000
+    cache = LinkCache(read, 30, max_bytes=3 * one.weight + 100)
+    for slug in slugs:
+        assert client.portal.call(cache.get, slug) is not None  # type: ignore[union-attr]
+    assert len(cache._links) == 3  # the three most recent: the others made room
+    assert cache._bytes == sum(e.target.weight for e in cache._links.values())
+    assert cache._bytes <= 3 * one.weight + 100
+    cache.forget(slugs[-1])
+    assert cache._bytes == 2 * one.weight
+
+
 def test_slugs_missed_at_once_cost_at_most_one_statement_each(client: TestClient) -> None:
     unknown = [f"/nope-{n}" for n in range(150)]
     pool = client.app.api.state.engine.sync_engine.pool  # type: ignore[attr-defined]
