@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import ops
 from app.api_docs import serve_docs
+from app.clicks.intake import ClientIntake
 from app.clicks.log import ClickLog
 from app.clicks.retention import RetentionTask
 from app.config import Settings, get_settings
@@ -145,11 +146,13 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         max_bytes=settings.spool_max_mb * 1024 * 1024,
     )
     metrics = Metrics(click_log, settings.spool_dir)
+    intake = ClientIntake(settings)
     rate_limiter = RateLimiter(settings)
     retention = RetentionTask(engine, settings.retention_days)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        intake.use_secret(await secret_key.get())
         sealing = asyncio.create_task(click_log.run())
         # Without a retention, only PostgreSQL's monthly partitions need looking after.
         upkeep = None
@@ -201,6 +204,6 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     serve_docs(api)
     return Dispatcher(
         api,
-        RedirectHandler(cache, click_log.append, metrics, settings.client_hints),
+        RedirectHandler(cache, click_log.append, intake, metrics, settings.client_hints),
         settings.cors_origins,
     )

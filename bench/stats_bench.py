@@ -254,7 +254,7 @@ def raw_clicks(
         elif v.app and r.random() < 0.7:  # in-app browsers mostly say where they are
             referer = IN_APP_REFERERS[v.app] if r.random() < 0.8 else ""
         trigger = "qr" if r.random() < QR_SHARE else "link"
-        yield RawClick(link, workspace, ts, v.ip, ua, referer, language, "", "", "", trigger)
+        yield RawClick(link, workspace, ts, v.ip, v.ip, ua, referer, language, trigger)
 
 
 async def seed(
@@ -307,7 +307,7 @@ def memo_report(enricher: Enricher) -> None:
         f"{enricher.device_fallbacks:,} guessed past the batch's budget"
     )
     for name, info in (
-        ("client address -> stored IP and place", enricher.client.cache_info()),
+        ("address -> stored IP and place", enricher.place.cache_info()),
         ("IP -> geo lookup", enricher.geo._lookup.cache_info()),
         ("referrer host -> domain and source", _classify_host.cache_info()),
     ):

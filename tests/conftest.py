@@ -233,9 +233,9 @@ def raw_click(
     language: str = "",
     trigger: str = "link",
 ) -> RawClick:
-    """A click on `link` (as the API returned it) received at `when`, from `ip`; its
-    workspace is filled in by `seed_clicks`."""
-    return RawClick(link["id"], 0, when.timestamp(), ip, ua, referer, language, "", "", "", trigger)
+    """A click on `link` (as the API returned it) received at `when`, from `ip` (its own
+    digest too: one visitor per address); its workspace is filled in by `seed_clicks`."""
+    return RawClick(link["id"], 0, when.timestamp(), ip, ip, ua, referer, language, trigger)
 
 
 def seed_clicks(client: TestClient, clicks: list[RawClick]) -> None:

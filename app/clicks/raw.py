@@ -18,18 +18,19 @@ MAX_HINT_LENGTH = 100
 
 @dataclass(slots=True)
 class RawClick:
-    """A redirect as it was received: nothing parsed, nothing looked up yet."""
+    """A redirect as the click log keeps it: headers cut short, the client's address
+    resolved and cut as the store may keep it; nothing else parsed or looked up yet."""
 
     link_id: int
     workspace_id: int
     ts: float  # seconds since the epoch, when the redirect was served
-    peer: str  # the TCP peer; the client IP is resolved from it and the headers below
+    # The client's address as the log may keep it (app/clicks/intake.py), and a keyed digest
+    # of the whole address, for the visitor id.
+    ip: str
+    visitor_key: str
     user_agent: str
     referer: str
     accept_language: str
-    forwarded_for: str
-    real_ip: str
-    forwarded: str
     trigger: str  # link | qr
     # The device's client hints (HINT_HEADERS), one `name: value` line each.
     client_hints: str = ""

@@ -189,19 +189,15 @@ class ClickWriter:
             )
 
     async def _enrich(self, batch: list[RawClick]) -> list[dict[str, Any]]:
-        """The rows of the clicks to record (outside the write transaction: enrichment is
-        CPU work, and on SQLite the write transaction holds the database's one write lock)."""
+        """The rows of the clicks (outside the write transaction: enrichment is CPU work,
+        and on SQLite the write transaction holds the database's one write lock)."""
         # One stat() per batch: a new geo database applies from the next batch on.
         self.enricher.reload_geo_if_changed()
         self.enricher.start_batch()
         days = [datetime.fromtimestamp(raw.ts, UTC).date() for raw in batch]
         salts = {day: await self.salts.of(self.sessionmaker, day) for day in set(days)}
-        rows, keys = [], []
-        for raw, day in zip(batch, days, strict=True):
-            row = self.enricher.enrich(raw, salts[day])
-            if row is not None:
-                rows.append(row)
-                keys.append(key_of(raw.user_agent, raw.client_hints))
+        rows = [self.enricher.enrich(raw, salts[day]) for raw, day in zip(batch, days, strict=True)]
+        keys = [key_of(raw.user_agent, raw.client_hints) for raw in batch]
         ids = await self.user_agent_ids.of(self.sessionmaker, set(keys))
         for row, key in zip(rows, keys, strict=True):
             row["user_agent_id"] = ids[key]

@@ -13,6 +13,7 @@ from urllib.parse import quote_from_bytes
 from starlette.types import Receive, Scope, Send
 
 from app.clicks.enrich.known_bots import MAX_UA_LENGTH, preview_fetcher
+from app.clicks.intake import ClientIntake
 from app.clicks.raw import HINT_HEADERS, MAX_HINT_LENGTH, RawClick
 from app.links.schemas import RESERVED_SLUGS
 from app.metrics import Metrics
@@ -105,11 +106,13 @@ class RedirectHandler:
         self,
         cache: LinkCache,
         record: Callable[[RawClick], None],
+        intake: ClientIntake,
         metrics: Metrics,
         client_hints: str = "off",
     ) -> None:
         self.cache = cache
         self.record = record
+        self.intake = intake
         self.metrics = metrics
         self.hint_headers = CLIENT_HINT_HEADERS[client_hints]
         self.critical_hints = client_hints == "critical"
@@ -169,18 +172,24 @@ class RedirectHandler:
         text = lambda value: value.decode("utf-8", "replace")  # noqa: E731
         get = headers.get
         client = scope.get("client")
+        address = self.intake.client(
+            client[0] if client else "",
+            text(_last_hops(get(b"x-forwarded-for", b""))),
+            text(_last_hops(get(b"x-real-ip", b""))),
+            text(_last_hops(get(b"forwarded", b""))),
+        )
+        if address is None:  # TAUTAN_IGNORE_IPS
+            return
         self.record(
             RawClick(
                 link_id=target.link_id,
                 workspace_id=target.workspace_id,
                 ts=time.time(),
-                peer=client[0] if client else "",
+                ip=address[0],
+                visitor_key=address[1],
                 user_agent=text(get(b"user-agent", b"")[:MAX_UA_LENGTH]),
                 referer=text(get(b"referer", b"")[:MAX_REFERER_LENGTH]),
                 accept_language=text(get(b"accept-language", b"")[:MAX_LANGUAGE_LENGTH]),
-                forwarded_for=text(_last_hops(get(b"x-forwarded-for", b""))),
-                real_ip=text(_last_hops(get(b"x-real-ip", b""))),
-                forwarded=text(_last_hops(get(b"forwarded", b""))),
                 trigger="qr" if flags.get(b"qr") == b"1" else "link",
                 client_hints=_client_hints(headers),
             )

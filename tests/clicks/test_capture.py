@@ -5,12 +5,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from ipaddress import ip_network
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
 import tests.conftest
+from app.clicks.log import segment_paths
 from app.clicks.models import Click
 from app.config import Settings
 from app.links.models import Link
@@ -197,3 +199,19 @@ def test_clicks_count_on_the_link_without_touching_its_updated_at(
     link = client.get("/api/links/u", headers=writer).json()
     assert link["clicks"] == 2
     assert link["updated_at"] == created["updated_at"]
+
+
+@pytest.mark.parametrize("store_ip", ["none", "anonymized", "full"])
+def test_the_click_log_keeps_the_address_only_as_the_store_may(
+    settings: Settings, store_ip: str
+) -> None:
+    settings = settings.model_copy(update={"store_ip": store_ip})
+    # No writer: what the redirect appended stays in the log, to be read here.
+    with TestClient(create_app(settings), base_url=BASE_URL, client=PEER) as client:
+        create_link(client, make_key(client, "links:write"), slug="ip")
+        headers = {"X-Forwarded-For": "203.0.113.50", "User-Agent": DESKTOP}
+        assert client.get("/ip", headers=headers, follow_redirects=False).status_code == 302
+    logged = b"".join(p.read_bytes() for p in segment_paths(Path(settings.spool_dir)))
+    kept = b'"203.0.113.50"' if store_ip == "full" else b'"203.0.113.0"'  # /24 for geography
+    assert logged.count(kept) == 1
+    assert (b"203.0.113.50" in logged) == (store_ip == "full")

@@ -13,7 +13,7 @@ from tests.conftest import run
 
 
 def raw(n: int) -> RawClick:
-    return RawClick(n, 1, 1_700_000_000.0 + n, "127.0.0.1", "ua", "", "", "", "", "", "link")
+    return RawClick(n, 1, 1_700_000_000.0 + n, "127.0.0.0", "k", "ua", "", "", "link")
 
 
 def new_log(directory: Path, max_bytes: int = 1 << 30) -> ClickLog:

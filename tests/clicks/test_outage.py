@@ -168,7 +168,7 @@ def test_a_log_left_by_a_crashed_process_is_written_at_start(settings: Settings)
     crashed = ClickLog(settings.spool_dir, interval_s=1, max_bytes=1 << 20)
     for _ in range(7):
         crashed.append(
-            RawClick(link_id, 1, time.time(), "203.0.113.1", DESKTOP, "", "", "", "", "", "link")
+            RawClick(link_id, 1, time.time(), "203.0.113.0", "k", DESKTOP, "", "", "link")
         )
     with with_writer(TestClient(create_app(settings), base_url=BASE_URL, client=PEER)) as client:
         # Its segment is still open, and still locked by this test: it waits.

@@ -52,7 +52,7 @@ def wait_until(done: Callable[[], bool], timeout: float = 20) -> bool:
 
 def click_on(link_id: int, workspace_id: int, *, referer: str = "") -> RawClick:
     return RawClick(
-        link_id, workspace_id, time.time(), "203.0.113.9", DESKTOP, referer, "", "", "", "", "link"
+        link_id, workspace_id, time.time(), "203.0.113.0", "k", DESKTOP, referer, "", "link"
     )
 
 

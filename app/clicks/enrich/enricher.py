@@ -11,7 +11,7 @@ from app.clicks.enrich import reference
 from app.clicks.enrich.bots import bot_name
 from app.clicks.enrich.geo import NO_GEO, GeoLookup
 from app.clicks.enrich.known_bots import MAX_UA_LENGTH, known_bot
-from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
+from app.clicks.enrich.network import parse_ip, stored_ip
 from app.clicks.enrich.referrer import classify_referrer
 from app.clicks.enrich.useragent import UserAgentInfo, guess_user_agent, parse_user_agent
 from app.clicks.models import Click
@@ -62,13 +62,11 @@ def _fitted(fields: dict[str, Any]) -> dict[str, Any]:
 
 class Enricher:
     def __init__(self, settings: Settings) -> None:
-        self.resolver = ClientResolver(settings.trusted_proxies)
-        self.ignore_ips = settings.ignore_ips
         self.store_ip = settings.store_ip
         self.geo = GeoLookup(settings.geoip_db)
         # The same User-Agents, addresses and proxies come back again and again: what each
         # gives is worked out once.
-        self.client = lru_cache(maxsize=8192)(self._client)
+        self.place = lru_cache(maxsize=8192)(self._place)
         self._devices: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._budget_s = DEVICE_BUDGET_S
         self._full_answers = 0
@@ -88,7 +86,7 @@ class Enricher:
     def reload_geo_if_changed(self) -> None:
         """Pick up a geo database swapped in while running (`tautan geo update`)."""
         if self.geo.reload_if_changed():
-            self.client.cache_clear()  # it holds places from the old database
+            self.place.cache_clear()  # it holds places from the old database
 
     def device(self, user_agent: str, client_hints: str = "") -> dict[str, Any]:
         """The device and bot fields of a click, memoised by User-Agent and client hints
@@ -109,15 +107,11 @@ class Enricher:
             self._devices.popitem(last=False)
         return fields
 
-    def _client(
-        self, peer: str, forwarded_for: str, real_ip: str, forwarded: str
-    ) -> tuple[str, dict[str, Any]] | None:
-        """The client's address and what is stored of it, or None when it is ignored."""
-        address = self.resolver.resolve(peer, forwarded_for, real_ip, forwarded)
-        if is_ignored(address, self.ignore_ips):
-            return None
+    def _place(self, ip: str) -> dict[str, Any]:
+        """Where the address is, and what is stored of it."""
+        address = parse_ip(ip)
         geo = self.geo.lookup(str(address)) if address else NO_GEO
-        return str(address), _fitted({
+        return _fitted({
             "ip": stored_ip(address, self.store_ip),
             "country": geo.country,
             "region": geo.region,
@@ -127,12 +121,8 @@ class Enricher:
             "timezone": geo.timezone,
         })  # fmt: skip
 
-    def enrich(self, raw: RawClick, salt: bytes) -> dict[str, Any] | None:
-        """The row to insert, or None when the click is not to be recorded."""
-        client = self.client(raw.peer, raw.forwarded_for, raw.real_ip, raw.forwarded)
-        if client is None:
-            return None
-        address, place = client
+    def enrich(self, raw: RawClick, salt: bytes) -> dict[str, Any]:
+        """The row to insert."""
         device = self.device(raw.user_agent, raw.client_hints)
         referrer = classify_referrer(raw.referer, device["in_app"])
         source = _fitted({
@@ -145,9 +135,9 @@ class Enricher:
             "link_id": raw.link_id,
             "workspace_id": raw.workspace_id,
             "ts": datetime.fromtimestamp(raw.ts, UTC),
-            "visitor_id": visitor_id(salt, address, raw.user_agent),
+            "visitor_id": visitor_id(salt, raw.visitor_key, raw.user_agent),
             **device,
-            **place,
+            **self.place(raw.ip),
             **source,
             "trigger": raw.trigger,
         }
