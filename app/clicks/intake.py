@@ -11,7 +11,7 @@ from functools import lru_cache
 from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
 from app.config import Settings
 
-ADDRESSES_KEPT = 4096  # (peer, forwarding headers) whose answer is memoised
+ADDRESSES_KEPT = 16_384  # (peer, forwarding headers) whose answer is memoised: ~8 MB
 
 
 class ClientIntake:
