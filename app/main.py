@@ -36,6 +36,9 @@ from app.secret_key import SecretKey
 from app.stats.routes import router as stats_router
 
 MAX_BODY_BYTES = 1024 * 1024
+# How long the start waits for the instance secret (kept in the database in development):
+# a server must come up while the database is down, to serve cached links and say so.
+SECRET_WAIT_S = 2.0
 # Request headers (names and values together) past this are refused with 431 before the
 # redirect or FastAPI sees them: uvicorn's httptools parser has no limit of its own
 # (h11_max_incomplete_event_size applies to h11 only). A browser's real headers weigh a
@@ -152,7 +155,8 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-        intake.use_secret(await secret_key.get())
+        keying = asyncio.create_task(intake.key_with(secret_key))
+        await asyncio.wait([keying], timeout=SECRET_WAIT_S)  # at once, unless the database is down
         sealing = asyncio.create_task(click_log.run())
         # Without a retention, only PostgreSQL's monthly partitions need looking after.
         upkeep = None
@@ -169,6 +173,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
             await upkeep
         click_log.stop()
         await sealing
+        keying.cancel()
         rate_limiter.close()
         await engine.dispose()
         await read_engine.dispose()
