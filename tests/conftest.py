@@ -18,8 +18,6 @@ from starlette.testclient import TestClient
 
 import app.models  # noqa: F401
 from app import auth, migrate
-from app.clicks.enrich.enricher import Enricher
-from app.clicks.log import LogReader
 from app.clicks.raw import RawClick
 from app.clicks.writer import ClickWriter
 from app.config import Settings
@@ -148,13 +146,8 @@ def write_log(settings: Settings) -> None:
     async def drain() -> None:
         engine = create_engine(settings.database_url)
         sessionmaker = create_sessionmaker(engine)
-        writer = ClickWriter(
-            log_reader=LogReader(settings.spool_dir),
-            sessionmaker=sessionmaker,
-            enricher=Enricher(settings),
-            secret_key=SecretKey(sessionmaker, settings.secret_key),
-            batch=settings.flush_batch,
-            interval_s=settings.flush_interval_ms / 1000,
+        writer = ClickWriter.for_settings(
+            settings, sessionmaker, SecretKey(sessionmaker, settings.secret_key)
         )
         writer.stop(drain_s=60)  # stops once the log is written to its end
         await writer.run()
@@ -168,14 +161,7 @@ def click_writer(client: TestClient) -> ClickWriter:
     if (writer := getattr(client, "click_writer", None)) is None:
         state = client.app.api.state  # type: ignore[attr-defined]
         settings = state.settings
-        writer = ClickWriter(
-            log_reader=LogReader(settings.spool_dir),
-            sessionmaker=state.sessionmaker,
-            enricher=Enricher(settings),
-            secret_key=state.secret_key,
-            batch=settings.flush_batch,
-            interval_s=settings.flush_interval_ms / 1000,
-        )
+        writer = ClickWriter.for_settings(settings, state.sessionmaker, state.secret_key)
         client.click_writer = writer  # type: ignore[attr-defined]
     return writer
 

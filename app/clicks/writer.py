@@ -24,6 +24,7 @@ from app.clicks.rollups import update_rollups
 from app.clicks.store import store_for
 from app.clicks.user_agents import UserAgentIds, key_of
 from app.clicks.visitors import Salts, mark_new_visitors
+from app.config import Settings
 from app.db import upsert_insert
 from app.links.models import Link
 from app.secret_key import SecretKey
@@ -80,6 +81,23 @@ class ClickWriter:
         self._stop_at: float | None = None
         self._wake = asyncio.Event()
         self._finished: list[str] = []  # segments deleted, whose offsets are to be forgotten
+
+    @classmethod
+    def for_settings(
+        cls,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        secret_key: SecretKey,
+    ) -> "ClickWriter":
+        """A writer of the click log in TAUTAN_SPOOL_DIR, batched as the settings say."""
+        return cls(
+            log_reader=LogReader(settings.spool_dir),
+            sessionmaker=sessionmaker,
+            enricher=Enricher(settings),
+            secret_key=secret_key,
+            batch=settings.flush_batch,
+            interval_s=settings.flush_interval_ms / 1000,
+        )
 
     async def run(self) -> None:
         """Write what the log holds, batch after batch, until stop() (then for DRAIN_S more

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import asdict
 
-from app.clicks.log import LogReader, stats_path
+from app.clicks.log import stats_path
 from app.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -32,33 +32,25 @@ STARTUP_S = 10.0  # how long stop() waits for a writer that is still starting
 STOP_S = 10.0
 
 
-async def run_writer(settings: Settings, stop_asked: threading.Event | None = None) -> None:
-    """One writer process's work, until SIGTERM or SIGINT (or its parent is gone, or
-    `stop_asked` was set while it started)."""
+async def run_writer(settings: Settings) -> None:
+    """One writer process's work, until SIGTERM or SIGINT (or its parent is gone). Its
+    figures are published once it handles both: the supervisor signals it no earlier."""
     # Imported here: the supervisor below runs in the serving process, which has no use
     # for the parsers (tens of MB).
-    from app.clicks.enrich.enricher import Enricher
     from app.clicks.writer import ClickWriter
     from app.db import create_engine, create_sessionmaker
     from app.secret_key import SecretKey
 
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
-    enricher = Enricher(settings)
-    enricher.warm()
-    writer = ClickWriter(
-        log_reader=LogReader(settings.spool_dir),
-        sessionmaker=sessionmaker,
-        enricher=enricher,
-        secret_key=SecretKey(sessionmaker, settings.secret_key),
-        batch=settings.flush_batch,
-        interval_s=settings.flush_interval_ms / 1000,
+    writer = ClickWriter.for_settings(
+        settings, sessionmaker, SecretKey(sessionmaker, settings.secret_key)
     )
+    enricher = writer.enricher
+    enricher.warm()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, writer.stop)
-    if stop_asked is not None and stop_asked.is_set():
-        writer.stop()
     path = stats_path(settings.spool_dir, os.getpid())
     with contextlib.suppress(OSError):
         path.parent.mkdir(mode=0o700, exist_ok=True)
@@ -92,15 +84,10 @@ async def run_writer(settings: Settings, stop_asked: threading.Event | None = No
 def main() -> None:
     """`python -m app.clicks.writers`: one writer process (started by Writers below)."""
     os.umask(0o077)
-    # Asked to stop while still starting (loading the device database takes a second or
-    # two): it still writes what the log holds, in the time it has.
-    stop_asked = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop_asked.set())
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s:     writer %(process)d: %(message)s"
     )
-    asyncio.run(run_writer(get_settings(), stop_asked))
+    asyncio.run(run_writer(get_settings()))
 
 
 class Writers:
@@ -109,6 +96,7 @@ class Writers:
     def __init__(self, count: int, spool_dir: str) -> None:
         self.count, self.spool_dir = count, spool_dir
         self.processes: list[subprocess.Popen[bytes]] = []
+        self._started: list[float] = []  # when each process was started
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
