@@ -11,7 +11,7 @@ import logging
 import secrets
 from functools import lru_cache
 
-from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
+from app.clicks.enrich.network import ClientResolver, Networks, stored_ip
 from app.config import Settings
 from app.secret_key import SecretKey
 
@@ -23,7 +23,7 @@ ADDRESSES_KEPT = 16_384  # (peer, forwarding headers) whose answer is memoised: 
 class ClientIntake:
     def __init__(self, settings: Settings) -> None:
         self.resolver = ClientResolver(settings.trusted_proxies)
-        self.ignore_ips = settings.ignore_ips
+        self.ignore_ips = Networks(settings.ignore_ips)
         self.kept_as = "full" if settings.store_ip == "full" else "anonymized"
         # Until the instance secret is read: a key of this process's own (its visitors may
         # count again in another process's clicks, nothing worse).
@@ -56,7 +56,7 @@ class ClientIntake:
         address = self.resolver.resolve(peer, forwarded_for, real_ip, forwarded)
         if address is None:
             return "", ""
-        if is_ignored(address, self.ignore_ips):
+        if address in self.ignore_ips:
             return None
         digest = hashlib.blake2b(address.packed, key=self._key, digest_size=16).hexdigest()
         return stored_ip(address, self.kept_as) or "", digest

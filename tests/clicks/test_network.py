@@ -5,7 +5,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.clicks.enrich.enricher import primary_language
-from app.clicks.enrich.network import ClientResolver, is_ignored, stored_ip
+from app.clicks.enrich.network import ClientResolver, Networks, on_a_map, stored_ip
 from app.config import Settings
 from app.main import create_app
 from tests.clicks.test_capture import DESKTOP, clicks_of
@@ -91,10 +91,11 @@ def test_ignored_ipv4_networks_match_clients_of_a_dual_stack_socket(settings: Se
 
 
 def test_ignored_networks() -> None:
-    office = [ip_network("198.51.100.0/24")]
-    assert is_ignored(ip_address("198.51.100.9"), office)
-    assert not is_ignored(ip_address("198.51.101.9"), office)
-    assert not is_ignored(None, office)
+    office = Networks([ip_network("198.51.100.0/24"), ip_network("2001:db8:1::/48")])
+    assert ip_address("198.51.100.9") in office
+    assert ip_address("198.51.101.9") not in office
+    assert ip_address("2001:db8:1:2::9") in office
+    assert ip_address("2001:db8:2::9") not in office
 
 
 @pytest.mark.parametrize(
@@ -112,3 +113,21 @@ def test_ignored_networks() -> None:
 )
 def test_primary_language(header: str, expected: str | None) -> None:
     assert primary_language(header) == expected
+
+
+@pytest.mark.parametrize(
+    ("ip", "public"),
+    [
+        ("9.255.255.255", True), ("10.0.0.0", False), ("10.255.255.255", False),
+        ("11.0.0.0", True), ("100.63.255.255", True), ("100.64.0.0", False),
+        ("100.127.255.255", False), ("100.128.0.0", True), ("172.15.255.255", True),
+        ("172.16.0.1", False), ("172.31.255.255", False), ("172.32.0.0", True),
+        ("192.0.2.1", False), ("192.0.3.1", True), ("198.17.255.255", True),
+        ("198.18.0.0", False), ("198.19.255.255", False), ("198.20.0.0", True),
+        ("203.0.113.255", False), ("223.255.255.255", True), ("224.0.0.0", False),
+        ("255.255.255.255", False), ("2001:db8::1", False), ("fe80::1", False),
+        ("ff02::1", False), ("2a00:1450:4001::1", True),
+    ],
+)  # fmt: skip
+def test_only_public_addresses_are_on_a_map(ip: str, public: bool) -> None:
+    assert on_a_map(ip_address(ip)) is public

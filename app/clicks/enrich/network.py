@@ -1,11 +1,42 @@
 """Client addresses: which one to believe, and how much of it to keep."""
 
 import socket
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 
 from app.config import Network
 
 Address = IPv4Address | IPv6Address
+
+
+class Networks:
+    """A set of networks that answers `address in networks` with integer compares: the
+    redirect and the writer ask it of every new address, and `address in network` costs
+    several times more."""
+
+    def __init__(self, networks: list[Network]) -> None:
+        self.networks = networks
+        self._ranges = [(n.version, int(n.network_address), int(n.netmask)) for n in networks]
+
+    def __contains__(self, address: Address) -> bool:
+        value, version = int(address), address.version
+        return any(v == version and value & mask == first for v, first, mask in self._ranges)
+
+
+# IPv4 addresses with no place on a map: IANA's special-purpose ranges (private, shared,
+# loopback, link-local, documentation, benchmarking), multicast and reserved.
+NOT_ON_A_MAP_V4 = Networks([ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15",
+    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+)])  # fmt: skip
+
+
+def on_a_map(address: Address) -> bool:
+    """Whether an address can be somewhere: a public one."""
+    if address.version == 4:
+        return address not in NOT_ON_A_MAP_V4
+    # is_global leaves out private, loopback, link-local and reserved ranges, not multicast.
+    return address.is_global and not address.is_multicast
 
 
 def parse_ip(text: str) -> Address | None:
@@ -43,20 +74,13 @@ class ClientResolver:
     in which case the rightmost hop of its forwarding headers that is not itself trusted."""
 
     def __init__(self, trusted: list[Network]) -> None:
-        self.trusted = trusted
-        # Each network as (version, first address, mask), compared as integers: a redirect
-        # asks this of every hop, and `address in network` costs several times more.
-        self._ranges = [(n.version, int(n.network_address), int(n.netmask)) for n in trusted]
-
-    def is_trusted(self, address: Address) -> bool:
-        value, version = int(address), address.version
-        return any(v == version and value & mask == first for v, first, mask in self._ranges)
+        self.trusted = Networks(trusted)
 
     def resolve(
         self, peer: str, forwarded_for: str, real_ip: str, forwarded: str
     ) -> Address | None:
         client = parse_ip(peer)
-        if client is None or not self.is_trusted(client):
+        if client is None or client not in self.trusted:
             return client
         if forwarded_for:
             hops = forwarded_for.split(",")
@@ -69,7 +93,7 @@ class ClientResolver:
             if address is None:
                 break  # garbage: keep the last hop we could verify
             client = address
-            if not self.is_trusted(address):
+            if address not in self.trusted:
                 break
         return client
 
@@ -83,7 +107,3 @@ def stored_ip(address: Address | None, mode: str) -> str | None:
     if address.version == 4:
         return str(IPv4Address(int(address) & ~0xFF))  # the /24
     return str(IPv6Address(int(address) & ~((1 << 80) - 1)))  # the /48
-
-
-def is_ignored(address: Address | None, networks: list[Network]) -> bool:
-    return address is not None and any(address in network for network in networks)
