@@ -1,7 +1,8 @@
 """Writer processes alone: how many clicks per second `tautan writer --processes N` commits
 from a click log holding realistic clicks (those of bench/stats_bench.py: 50,000 visitors
 over 30 countries, ~300 User-Agents of phones, in-app browsers and desktops, 7% bots, and
-`--new-ua-share` of User-Agents never seen before), for each N in turn on a fresh database.
+`--new-ua-share` of User-Agents never seen before, logged as a live stream of 20,000 clicks
+a second), for each N in turn on a fresh database.
 
     .venv/bin/python -m bench.writer_bench [--clicks 200000] [--processes 1 2]
         [--new-ua-share 0.05] [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
@@ -23,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, make_url, select, text
@@ -32,9 +32,10 @@ from app import migrate
 from app.clicks.log import ClickLog
 from app.clicks.models import Click
 from app.db import create_engine
-from bench.stats_bench import make_links, raw_clicks, timestamps, world
+from bench.stats_bench import make_links, raw_clicks, world
 
 SEGMENT_CLICKS = 4000
+LIVE_RATE = 20_000  # clicks/s of the stream logged
 TAUTAN = str(Path(sys.executable).parent / "tautan")
 
 
@@ -83,7 +84,11 @@ def fill_log(spool: Path, url: str, tmp: Path, args: argparse.Namespace) -> None
     workspace, link_ids = asyncio.run(_links(url, args.links))
     r = random.Random(args.seed)
     visitors = world(r, tmp / "GeoLite2-City.mmdb")
-    times = timestamps(r, args.clicks, datetime.now(UTC))
+    # A live stream at the target rate, as a writer meets it during a spike or after an
+    # outage: the clicks of the last few seconds, not those of months (which would spread a
+    # batch over many hours and days, each a rollup row of its own).
+    start = time.time() - args.clicks / LIVE_RATE
+    times = [start + n / LIVE_RATE for n in range(args.clicks)]
     log = ClickLog(str(spool), interval_s=1, max_bytes=1 << 40)
     clicks = raw_clicks(r, visitors, link_ids, workspace, times, args.new_ua_share)
     for n, click in enumerate(clicks, 1):

@@ -23,8 +23,10 @@ import ahocorasick_rs
 _MAX_PRODUCT = 64
 # Beyond these, a set of alternatives (a long `A|B|C…` list of models) is not kept.
 _MAX_ALTERNATIVES = 2000
-# Literals shorter than this occur in nearly every User-Agent and filter nothing.
-MIN_LENGTH = 3
+# Single characters occur in every User-Agent and filter nothing; two-letter literals
+# (`SH-`, `MOT`, `P[GN]-` give `sh`, `mo`, `pg`) still rule out most regexes of a list: a
+# new User-Agent tries 13 of the 2,043 device entries, against 33 with three letters.
+MIN_LENGTH = 2
 # Literals found in this boilerplate filter next to nothing either: a regex is indexed by
 # another of its literals when it has one.
 _BOILERPLATE = (

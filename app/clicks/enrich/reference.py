@@ -6,6 +6,9 @@ each of its regex lists gets an index of the literals its entries cannot match w
 (`literals.py`), and a parser is handed only the entries whose literals occur in the
 User-Agent (or in the model client hint), in their original order. First match wins as
 before, so answers are the package's own; the test suite checks that on its fixtures.
+The regexes the package keeps outside its lists (TV and tablet fragments, the processor
+architecture) are searched only where their literals occur, too: some begin with `.*` after
+an unanchored prefix and took ~40 µs each, a quarter of a new User-Agent's time.
 """
 
 import re
@@ -16,7 +19,9 @@ from typing import Any
 
 from device_detector import DeviceDetector, yaml_loader
 from device_detector.enums import DeviceType
-from device_detector.parser import Bot
+from device_detector.lazy_regex import RegexLazy
+from device_detector.parser import Bot, operating_system
+from device_detector.parser.device import device as device_fragments
 from device_detector.settings import BOUNDED_REGEX
 
 from app.clicks.enrich.literals import MIN_LENGTH, LiteralIndex, required_literals
@@ -131,6 +136,23 @@ def _literals(lazy_regex: object) -> frozenset[str] | None:
     return required_literals(pattern)
 
 
+class _Prefiltered:
+    """One of the package's regexes, searched only in texts that hold one of its literals
+    (any other use goes to the regex itself)."""
+
+    def __init__(self, lazy_regex: RegexLazy, literals: frozenset[str]) -> None:
+        self.lazy_regex, self.literals = lazy_regex, literals
+
+    def search(self, text: str, *args: Any) -> Any:
+        lowered = text.lower()
+        if not any(literal in lowered for literal in self.literals):
+            return None
+        return self.lazy_regex.search(text, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.lazy_regex, name)
+
+
 def warm() -> None:
     """Load the reference's lists and build their indexes now (about a second) rather than
     at the first click, which would wait for it."""
@@ -150,3 +172,8 @@ def _candidate_regex_list(parser: Any) -> list[dict[str, Any]]:
 
 # Every parser of the package reads its regexes through this one property.
 yaml_loader.RegexLoader.regex_list = property(_candidate_regex_list)  # type: ignore[assignment,method-assign]
+# Module-level regexes are looked up at each use, so a prefiltered one replaces it there.
+for _module in (operating_system, device_fragments):
+    for _name, _value in list(vars(_module).items()):
+        if isinstance(_value, RegexLazy) and (_found := _literals(_value)):
+            setattr(_module, _name, _Prefiltered(_value, _found))
