@@ -38,6 +38,7 @@ test: $(DEV)
 lint: $(DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(DEV)
 	$(VENV)/bin/ruff check --fix .

@@ -5,19 +5,19 @@ import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import ForeignKey, String, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime, utcnow
-from app.errors import AppError, NotFound
+from app.core.clock import utcnow
+from app.core.errors import AppError, NotFound
+from app.core.principal import Principal
+from app.core.tables import ApiKey, Workspace
 
 SCOPES = ("links:read", "links:write", "stats:read", "admin")
 DEFAULT_WORKSPACE = "default"  # made by the first migration
@@ -32,44 +32,6 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 ON_FAILURE: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
     "tautan_auth_on_failure", default=None
 )
-
-
-class Workspace(Base):
-    __tablename__ = "workspaces"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class ApiKey(Base):
-    __tablename__ = "api_keys"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
-    name: Mapped[str] = mapped_column(String(100))
-    prefix: Mapped[str] = mapped_column(String(16))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    scopes: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    @property
-    def scope_list(self) -> list[str]:
-        return self.scopes.split()
-
-
-@dataclass(frozen=True)
-class Principal:
-    key_id: int
-    workspace_id: int
-    scopes: frozenset[str]
-
-    @property
-    def is_admin(self) -> bool:
-        return "admin" in self.scopes
 
 
 def hash_token(token: str) -> str:

@@ -28,13 +28,14 @@ from app import auth, migrate
 from app.clicks import retention
 from app.clicks.writers import Writers
 from app.config import get_settings
-from app.db import create_engine, create_sessionmaker
-from app.errors import AppError
+from app.core.database import create_engine, create_sessionmaker
+from app.core.errors import AppError
+from app.core.principal import Principal
+from app.core.tables import Link, Workspace
+from app.core.urls import browser_host, is_loopback
 from app.links import service as links
 from app.links import transfer
-from app.links.models import Link
 from app.links.schemas import LinkCreate
-from app.links.urls import browser_host, is_loopback
 from app.stats import service as stats_service
 from app.stats.periods import parse_range, parse_zone
 
@@ -300,7 +301,7 @@ def links_create(
 
     async def create(session: AsyncSession) -> str:
         owner = await auth.get_or_create_workspace(session, workspace)
-        principal = auth.Principal(key_id=0, workspace_id=owner.id, scopes=frozenset())
+        principal = Principal.operator(owner.id)
         link = await links.create_link(session, principal, data, ctx)
         return links.to_out(link, ctx).short_url
 
@@ -344,7 +345,7 @@ def links_import(
 
     async def import_file(session: AsyncSession) -> transfer.ImportReport:
         owner = await auth.get_or_create_workspace(session, workspace)  # a dry run drops it
-        principal = auth.Principal(key_id=0, workspace_id=owner.id, scopes=frozenset())
+        principal = Principal.operator(owner.id)
         bar = Progress(console=Console(stderr=True), transient=True, disable=not _progress_shown())
         task = bar.add_task("importing", total=None)
         with bar, file.open(encoding="utf-8-sig", newline="") as text:
@@ -385,14 +386,14 @@ def links_export(
     ctx = links.LinkContext(base_url=get_settings().base_url)
 
     async def export(session: AsyncSession, target: TextIO) -> None:
-        names = dict((await session.execute(select(auth.Workspace.id, auth.Workspace.name))).all())
+        names = dict((await session.execute(select(Workspace.id, Workspace.name))).all())
         if workspace is None:
-            principal = auth.Principal(key_id=0, workspace_id=0, scopes=frozenset({"admin"}))
+            principal = Principal.operator()
         else:
             ids = [id_ for id_, name in names.items() if name == workspace]
             if not ids:
                 raise AppError(404, "not_found", f"there is no workspace named '{workspace}'")
-            principal = auth.Principal(key_id=0, workspace_id=ids[0], scopes=frozenset())
+            principal = Principal.operator(ids[0])
         bar = Progress(console=Console(stderr=True), transient=True, disable=not _progress_shown())
         task = bar.add_task("exporting", total=await transfer.count_links(session, principal))
 
@@ -495,7 +496,7 @@ def stats(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     query = stats_service.StatsQuery(start=start, end=end, tz=zone, links=(slug,))
-    operator = auth.Principal(key_id=0, workspace_id=0, scopes=frozenset({"admin"}))
+    operator = Principal.operator()
 
     async def gather(session: AsyncSession) -> tuple:
         await links.get_link(session, operator, slug)  # refuses an unknown slug

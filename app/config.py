@@ -1,14 +1,15 @@
 """Settings, read from `TAUTAN_*` environment variables (the table in README.md)."""
 
 from functools import lru_cache
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import ip_network
 from typing import Annotated, Literal
 
 from limits import parse
 from pydantic import NonNegativeInt, PositiveInt, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-Network = IPv4Network | IPv6Network
+from app.core.client_ip import Network
+
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "placeholder", "dev"}
 # 32 characters of `secrets.token_urlsafe` carry about 190 bits: out of reach of guessing,
 # while anything a person types from memory is usually far shorter.

@@ -12,20 +12,20 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import ops
+from app.api.errors import (
+    API_ERROR_RESPONSES,
+    error_response,
+    install_error_handlers,
+    refuse_nul_characters,
+)
 from app.api_docs import serve_docs
 from app.clicks.intake import ClientIntake
 from app.clicks.log import ClickLog
 from app.clicks.retention import RetentionTask
 from app.config import Settings, get_settings
+from app.core.database import create_engine, create_sessionmaker
+from app.core.errors import AppError
 from app.dashboard.routes import router as dashboard_router
-from app.db import create_engine, create_sessionmaker
-from app.errors import (
-    API_ERROR_RESPONSES,
-    AppError,
-    error_response,
-    install_error_handlers,
-    refuse_nul_characters,
-)
 from app.links.routes import router as links_router
 from app.links.service import LinkContext
 from app.metrics import Metrics

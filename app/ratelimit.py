@@ -14,9 +14,9 @@ from limits.storage import storage_from_string
 from starlette.requests import Request
 
 from app import auth
-from app.clicks.enrich.network import ClientResolver
 from app.config import Settings
-from app.errors import AppError
+from app.core.client_ip import ClientResolver
+from app.core.errors import AppError
 
 
 class RateLimiter:

@@ -3,23 +3,14 @@ visitor-id hash. Outside production it may be left unset: one is then generated 
 kept in the database, so every process and every restart shares it."""
 
 import secrets
-from datetime import datetime
 
-from sqlalchemy import String, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime, upsert_insert, utcnow
+from app.core.database import upsert_insert
+from app.core.tables import InstanceSecret
 
 GENERATED = "secret_key"
-
-
-class InstanceSecret(Base):
-    __tablename__ = "instance_secrets"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 async def load_secret_key(

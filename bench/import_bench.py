@@ -21,8 +21,9 @@ import time
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from app import auth, migrate
-from app.db import create_engine, create_sessionmaker
+from app import migrate
+from app.core.database import create_engine, create_sessionmaker
+from app.core.principal import Principal
 from app.links import service, transfer
 from app.links.schemas import LinkCreate
 from bench.purge_bench import postgres_database
@@ -51,7 +52,7 @@ async def longest_write_wait(url: str, count: int, prefix: str, how: str) -> flo
     created `how` (inf when one gave up: SQLite's busy timeout)."""
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
-    principal = auth.Principal(key_id=0, workspace_id=1, scopes=frozenset())
+    principal = Principal.operator(1)
     bump = text("UPDATE links SET served_clicks = served_clicks + 1 WHERE slug = 'one-0'")
     waits: list[float] = []
     creating = True
@@ -85,7 +86,7 @@ async def longest_write_wait(url: str, count: int, prefix: str, how: str) -> flo
 async def timed(url: str, count: int) -> tuple[float, float]:
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
-    principal = auth.Principal(key_id=0, workspace_id=1, scopes=frozenset())
+    principal = Principal.operator(1)
     started = time.perf_counter()
     async with sessionmaker() as session, session.begin():
         for item in rows(count, "one-"):

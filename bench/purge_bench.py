@@ -19,9 +19,8 @@ from sqlalchemy import delete, func, insert, make_url, select, text
 
 from app import auth, migrate
 from app.clicks import retention
-from app.clicks.models import Click
-from app.db import create_engine
-from app.links.models import Link
+from app.core.database import create_engine
+from app.core.tables import Click, Link, Workspace
 
 RETENTION_DAYS, SPAN_DAYS = 30, 90
 
@@ -32,7 +31,7 @@ async def seed(url: str, clicks: int) -> None:
     async with engine.begin() as connection:
         await connection.execute(delete(Click.__table__))
         workspace = await connection.scalar(
-            select(auth.Workspace.id).where(auth.Workspace.name == auth.DEFAULT_WORKSPACE)
+            select(Workspace.id).where(Workspace.name == auth.DEFAULT_WORKSPACE)
         )
         link = await connection.scalar(select(Link.id).where(Link.slug == "bench"))
         if link is None:

@@ -38,9 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.clicks.log import LogSize  # noqa: E402
-from app.clicks.models import Click  # noqa: E402
-from app.db import create_engine  # noqa: E402
-from app.links.models import Link  # noqa: E402
+from app.core.database import create_engine  # noqa: E402
+from app.core.tables import Click, Link  # noqa: E402
 
 BIN = Path(sys.executable).parent
 KEY = "tk_redirect_bench_key"

@@ -30,18 +30,17 @@ from rich.table import Table
 from sqlalchemy import case, func, make_url, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-import app.models  # noqa: F401  (every table on Base.metadata)
+import app.core.tables  # noqa: F401  (every table on Base.metadata)
 from app import migrate
-from app.auth import Principal, Workspace
 from app.clicks.enrich.enricher import Enricher
 from app.clicks.enrich.referrer import _classify_host
 from app.clicks.log import LogReader
-from app.clicks.models import Click
 from app.clicks.raw import RawClick
 from app.clicks.writer import ClickWriter
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
-from app.links.models import Link, LinkTag
+from app.core.database import create_engine, create_sessionmaker
+from app.core.principal import Principal
+from app.core.tables import Click, Link, LinkTag, Workspace
 from app.secret_key import SecretKey
 from app.stats import service
 from app.stats.periods import parse_range, parse_zone

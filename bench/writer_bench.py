@@ -30,8 +30,8 @@ from sqlalchemy import func, make_url, select, text
 
 from app import migrate
 from app.clicks.log import ClickLog
-from app.clicks.models import Click
-from app.db import create_engine
+from app.core.database import create_engine
+from app.core.tables import Click
 from bench.stats_bench import make_links, raw_clicks, world
 
 SEGMENT_CLICKS = 4000

@@ -7,10 +7,11 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import app.models  # noqa: F401  (registers every table on Base.metadata)
+import app.core.tables  # noqa: F401  (registers every table on Base.metadata)
 from app.clicks.retention import is_partition
 from app.config import get_settings
-from app.db import Base, UTCDateTime, create_engine
+from app.core.database import create_engine
+from app.core.tables.base import Base, UTCDateTime
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -16,13 +16,14 @@ import pytest
 from sqlalchemy import delete, make_url, select, text
 from starlette.testclient import TestClient
 
-import app.models  # noqa: F401
+import app.core.tables  # noqa: F401
 from app import auth, migrate
 from app.clicks.raw import RawClick
 from app.clicks.writer import ClickWriter
 from app.config import Settings
-from app.db import Base, create_engine, create_sessionmaker
-from app.links.models import Link
+from app.core.database import create_engine, create_sessionmaker
+from app.core.tables import Link
+from app.core.tables.base import Base
 from app.main import create_app
 from app.secret_key import SecretKey
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2
 from sqlalchemy import text
 
-from app.db import create_engine
+from app.core.database import create_engine
 from tests.conftest import run
 from tests.test_serve import KEY, _count, serving
 

@@ -13,7 +13,7 @@ from schemathesis.python import asgi
 
 from app import auth, migrate
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
+from app.core.database import create_engine, create_sessionmaker
 from app.main import create_app
 from tests.conftest import BASE_URL, DESKTOP_UA, empty_database, run, write_log
 

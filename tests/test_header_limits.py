@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx2
 from sqlalchemy import func, select
 
-from app.clicks.models import Click, UserAgent
-from app.db import create_engine
+from app.core.database import create_engine
+from app.core.tables import Click, UserAgent
 from app.main import MAX_HEADER_BYTES
 from app.redirect.routes import MAX_FORWARDING_LENGTH
 from tests.conftest import run

@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from app import auth
 from app.config import Settings
+from app.core.tables import ApiKey
 from app.stats.service import DIMENSIONS
 from tests.conftest import create_link, in_app, raw_click, seed_clicks
 
@@ -124,7 +125,7 @@ def callers(client: TestClient) -> dict[str, Callable[[str], dict[str, str]]]:
     expired_id, expired = _key(client, "acme", list(SCOPES))
     yesterday = datetime.now(UTC) - timedelta(days=1)
     in_app(client, lambda s: s.execute(
-        update(auth.ApiKey).where(auth.ApiKey.id == expired_id).values(expires_at=yesterday)
+        update(ApiKey).where(ApiKey.id == expired_id).values(expires_at=yesterday)
     ))  # fmt: skip
     lacking = {
         scope: _key(client, "acme", [s for s in SCOPES if s != scope])[1] for scope in SCOPES

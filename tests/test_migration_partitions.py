@@ -7,9 +7,8 @@ from pathlib import Path
 from sqlalchemy import func, literal_column, select, text
 
 from app import migrate
-from app.clicks.models import Click
-from app.db import create_engine
-from app.links.models import Link
+from app.core.database import create_engine
+from app.core.tables import Click, Link
 from tests.conftest import empty_database, run
 
 BEFORE = "4b9e2c7d1a05"

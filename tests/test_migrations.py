@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 
 from app import migrate
 from app.config import Settings
-from app.db import create_engine
+from app.core.database import create_engine
 from app.main import create_app
 from tests.conftest import (
     BASE_URL,

@@ -5,8 +5,9 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from app.auth import ApiKey, revoke_key
+from app.auth import revoke_key
 from app.config import Settings
+from app.core.tables import ApiKey
 from app.dashboard.session import COOKIE
 from app.main import create_app
 from tests.conftest import BASE_URL, PEER, in_app, make_key

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from app.config import Settings
+from app.core.tables import InstanceSecret
 from app.main import create_app
-from app.secret_key import InstanceSecret
 from tests.conftest import BASE_URL, PEER, in_app
 
 

@@ -15,8 +15,8 @@ import httpx2
 import pytest
 from sqlalchemy import func, select
 
-from app.clicks.models import Click
-from app.db import create_engine
+from app.core.database import create_engine
+from app.core.tables import Click
 from tests.clicks.test_outage import free_port
 from tests.conftest import run
 

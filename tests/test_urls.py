@@ -1,7 +1,7 @@
 import pytest
 from starlette.testclient import TestClient
 
-from app.links.urls import browser_host, check_url, merge_utm, points_at
+from app.core.urls import browser_host, check_url, merge_utm, points_at
 from tests.conftest import create_link
 
 CAMPAIGN = {"utm_source": "instagram", "utm_medium": "social", "utm_campaign": "launch"}

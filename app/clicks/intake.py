@@ -11,8 +11,8 @@ import logging
 import secrets
 from functools import lru_cache
 
-from app.clicks.enrich.network import ClientResolver, Networks, stored_ip
 from app.config import Settings
+from app.core.client_ip import ClientResolver, Networks, stored_ip
 from app.secret_key import SecretKey
 
 log = logging.getLogger(__name__)

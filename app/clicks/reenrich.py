@@ -16,10 +16,10 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.clicks.enrich.enricher import DEVICE_FIELDS, device_fields
-from app.clicks.models import Click, UserAgent
-from app.clicks.rollups import ROLLUP_DIMENSIONS, RollupDay, RollupHour, update_rollups
+from app.clicks.rollups import ROLLUP_DIMENSIONS, update_rollups
 from app.clicks.writer import ADD_CLICKS, WRITES_LOCK
-from app.db import create_sessionmaker, execute_many
+from app.core.database import create_sessionmaker, execute_many
+from app.core.tables import Click, RollupDay, RollupHour, UserAgent
 
 LOOKUP_SLICE = 1000  # ids per IN (asyncpg takes at most 32,767 parameters)
 ROLLUP_SLICE = 20_000  # clicks read at a time when a day's rollups are counted again

@@ -17,8 +17,7 @@ from sqlalchemy import column, delete, func, select, table, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from app.clicks.models import Click
-from app.clicks.rollups import RollupDay, RollupHour
+from app.core.tables import Click, RollupDay, RollupHour
 
 log = logging.getLogger(__name__)
 CLICKS = Click.__table__

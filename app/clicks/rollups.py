@@ -4,15 +4,11 @@ scanning raw clicks. `visitors` counts first clicks of a visitor on a link in a 
 so visitors add up over hours, days, links and dimension values like clicks do."""
 
 from collections import defaultdict
-from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
 from app.clicks.store import Counts, store_for
-from app.db import Base, UTCDateTime
 
 # The click attributes with few values, which the daily rollup counts. Attributes with
 # many (region, city, device_model, referrer_domain) would add about a rollup row per
@@ -26,38 +22,6 @@ NO_VALUE = ""  # a null attribute, kept as a key (primary keys cannot hold NULL)
 # The rollups' keys, as update_rollups counts them: each table's primary key, then workspace_id.
 HOUR_KEYS = ("link_id", "hour", "is_bot", "workspace_id")
 DAY_KEYS = ("link_id", "dimension", "day", "is_bot", "value", "workspace_id")
-
-
-class RollupHour(Base):
-    __tablename__ = "rollup_hours"
-    __table_args__ = (Index("ix_rollup_hours_workspace_id_hour", "workspace_id", "hour"),)
-
-    link_id: Mapped[int] = mapped_column(
-        ForeignKey("links.id", ondelete="CASCADE"), primary_key=True
-    )
-    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
-    is_bot: Mapped[bool] = mapped_column(Boolean, primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(Integer)
-    clicks: Mapped[int] = mapped_column(Integer)
-    visitors: Mapped[int] = mapped_column(Integer)
-
-
-class RollupDay(Base):
-    __tablename__ = "rollup_days"
-    __table_args__ = (
-        Index("ix_rollup_days_workspace_id_dimension_day", "workspace_id", "dimension", "day"),
-    )
-
-    link_id: Mapped[int] = mapped_column(
-        ForeignKey("links.id", ondelete="CASCADE"), primary_key=True
-    )
-    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    is_bot: Mapped[bool] = mapped_column(Boolean, primary_key=True)
-    value: Mapped[str] = mapped_column(String(255), primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(Integer)
-    clicks: Mapped[int] = mapped_column(Integer)
-    visitors: Mapped[int] = mapped_column(Integer)
 
 
 async def update_rollups(session: AsyncSession, clicks: list[dict[str, Any]]) -> None:

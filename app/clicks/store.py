@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clicks.models import Click
+from app.core.tables import Click
 
 CLICK_COLUMNS = [c.name for c in Click.__table__.columns if c.name != "id"]
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a timestamp in SQLite

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clicks.models import VisitorDay, VisitorSalt
 from app.clicks.store import store_for
-from app.db import upsert_insert
+from app.core.database import upsert_insert
+from app.core.tables import VisitorDay, VisitorSalt
 from app.secret_key import SecretKey
 
 KEEP_DAYS = 2

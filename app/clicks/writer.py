@@ -18,15 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.enrich.enricher import Enricher
 from app.clicks.log import LogReader
-from app.clicks.models import LogOffset
 from app.clicks.raw import RawClick
 from app.clicks.rollups import update_rollups
 from app.clicks.store import store_for
 from app.clicks.user_agents import UserAgentIds, key_of
 from app.clicks.visitors import Salts, mark_new_visitors
 from app.config import Settings
-from app.db import upsert_insert
-from app.links.models import Link
+from app.core.database import upsert_insert
+from app.core.tables import Link, LogOffset
 from app.secret_key import SecretKey
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ async def run_writer(settings: Settings) -> None:
     # Imported here: the supervisor below runs in the serving process, which has no use
     # for the parsers (tens of MB).
     from app.clicks.writer import ClickWriter
-    from app.db import create_engine, create_sessionmaker
+    from app.core.database import create_engine, create_sessionmaker
     from app.secret_key import SecretKey
 
     engine = create_engine(settings.database_url)

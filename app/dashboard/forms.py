@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from app.errors import AppError
-from app.links.models import UTM_FIELDS
+from app.core.errors import AppError
+from app.core.tables import UTM_FIELDS
 from app.links.schemas import LinkCreate, LinkOut, LinkUpdate
 
 PREVIEW_FIELDS = ("og_title", "og_description", "og_image")

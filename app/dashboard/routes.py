@@ -15,14 +15,14 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from app import auth
-from app.auth import Principal
+from app.api.deps import SessionDep
+from app.core.errors import AppError, NotFound, validation_error
+from app.core.principal import Principal
+from app.core.urls import merge_utm
 from app.dashboard import charts, forms, session, views
-from app.db import SessionDep
-from app.errors import AppError, NotFound, validation_error
 from app.links import qr
 from app.links import service as links
 from app.links.schemas import LinkUpdate
-from app.links.urls import merge_utm
 from app.stats import service as stats
 
 HERE = Path(__file__).parent

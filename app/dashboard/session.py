@@ -6,33 +6,24 @@ holds anything that opens the API."""
 
 import secrets
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import ForeignKey, String, delete, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import delete, select
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app import auth
-from app.auth import ApiKey, Principal
-from app.db import Base, UTCDateTime, utcnow
-from app.errors import AppError
+from app.core.clock import utcnow
+from app.core.errors import AppError
+from app.core.principal import Principal
+from app.core.tables import ApiKey, DashboardSession
 
 COOKIE = "tautan_session"
 MAX_AGE_S = 7 * 24 * 3600
 SALT = "tautan.dashboard.session"  # keeps these signatures apart from any other use of the secret
-
-
-class DashboardSession(Base):
-    __tablename__ = "dashboard_sessions"
-
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 async def _serializer(request: Request) -> URLSafeTimedSerializer:

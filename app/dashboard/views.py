@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import Principal
 from app.clicks.enrich.known_bots import PREVIEW_FETCHERS
+from app.core.principal import Principal
 from app.stats import service as stats
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone
 from app.stats.service import StatsQuery

@@ -5,9 +5,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
-from app.auth import Principal, require_scopes
-from app.db import SessionDep
-from app.errors import AppError, Invalid, documented
+from app.api.deps import SessionDep
+from app.api.errors import documented
+from app.auth import require_scopes
+from app.core.errors import AppError, Invalid
+from app.core.principal import Principal
 from app.links import qr, service, transfer
 from app.links.schemas import (
     BulkCreate,

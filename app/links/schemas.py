@@ -11,33 +11,12 @@ from pydantic import (
     model_validator,
 )
 
-from app.errors import ErrorBody
-from app.links.urls import check_url
+from app.core.errors import ErrorBody
+from app.core.slugs import SLUG_PATTERN, check_slug
+from app.core.urls import check_url
 
-SLUG_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # Integer columns are 32 bits on PostgreSQL: a larger number fails the INSERT (a 500).
 LARGEST_INTEGER = 2**31 - 1
-RESERVED_SLUGS = frozenset(
-    {
-        "api",
-        "docs",
-        "openapi.json",
-        "healthz",
-        "readyz",
-        "metrics",
-        "static",
-        "dashboard",
-        "favicon.ico",
-        "robots.txt",
-        "redoc",
-    }
-)
-
-
-def _check_slug(slug: str) -> str:
-    if slug.lower() in RESERVED_SLUGS:
-        raise ValueError(f"'{slug}' is a reserved word")
-    return slug
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -50,7 +29,7 @@ def _as_utc(value: datetime) -> datetime:
 
 
 Url = Annotated[str, AfterValidator(check_url)]
-Slug = Annotated[str, Field(pattern=SLUG_PATTERN), AfterValidator(_check_slug)]
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN), AfterValidator(check_slug)]
 # PostgreSQL text cannot hold NUL: refused here (422) rather than failing at the INSERT.
 NO_NUL = r"^[^\x00]*$"
 Tag = Annotated[

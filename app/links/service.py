@@ -10,13 +10,13 @@ from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import Principal
 from app.clicks.retention import erase_link
-from app.db import utcnow
-from app.errors import AppError, Invalid, NotFound, validation_error
-from app.links.models import UTM_FIELDS, Link, LinkTag
+from app.core.clock import utcnow
+from app.core.errors import AppError, Invalid, NotFound, validation_error
+from app.core.principal import Principal
+from app.core.tables import Link, LinkTag
+from app.core.urls import browser_host, destination, points_at
 from app.links.schemas import LARGEST_INTEGER, LinkCreate, LinkOut, LinkUpdate
-from app.links.urls import browser_host, merge_utm, points_at
 
 SLUG_ALPHABET = string.ascii_letters + string.digits
 GENERATED_SLUG_LENGTH = 7
@@ -35,10 +35,6 @@ class LinkContext:
 
     def short_url(self, slug: str) -> str:
         return f"{self.base_url.rstrip('/')}/{slug}"
-
-
-def destination(link: Link) -> str:
-    return merge_utm(link.url, {f: getattr(link, f) for f in UTM_FIELDS})
 
 
 def to_out(link: Link, ctx: LinkContext) -> LinkOut:

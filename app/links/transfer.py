@@ -9,10 +9,10 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import Principal, Workspace
-from app.errors import AppError, ErrorBody, Invalid
+from app.core.errors import AppError, ErrorBody, Invalid
+from app.core.principal import Principal
+from app.core.tables import UTM_FIELDS, Link, Workspace
 from app.links import service
-from app.links.models import UTM_FIELDS, Link
 from app.links.schemas import LinkRef
 from app.spreadsheet import as_text, plain
 

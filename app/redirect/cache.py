@@ -16,10 +16,10 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import raiseload
 
-from app.db import SQLITE_BUSY_TIMEOUT_S, after_commit
-from app.links.models import Link
-from app.links.schemas import SLUG_PATTERN
-from app.links.service import destination
+from app.core.database import SQLITE_BUSY_TIMEOUT_S, after_commit
+from app.core.slugs import SLUG_PATTERN
+from app.core.tables import Link
+from app.core.urls import destination
 
 log = logging.getLogger(__name__)
 # Links kept: every link a process serves often, many times over (a Target is well under a

@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from app.clicks.enrich.known_bots import MAX_UA_LENGTH, preview_fetcher
 from app.clicks.intake import ClientIntake
 from app.clicks.raw import HINT_HEADERS, MAX_HINT_LENGTH, RawClick
-from app.links.schemas import RESERVED_SLUGS
+from app.core.slugs import RESERVED_SLUGS
 from app.metrics import Metrics
 from app.redirect.cache import LinkCache, Target
 

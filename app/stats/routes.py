@@ -9,8 +9,9 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from typing_extensions import TypeAliasType
 
-from app.auth import Principal, require_scopes
-from app.errors import Invalid
+from app.auth import require_scopes
+from app.core.errors import Invalid
+from app.core.principal import Principal
 from app.spreadsheet import as_text
 from app.stats import service
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone

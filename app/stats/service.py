@@ -24,11 +24,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import Principal
-from app.clicks.models import Click
-from app.clicks.rollups import NO_VALUE, ROLLUP_DIMENSIONS, RollupDay, RollupHour
-from app.errors import AppError
-from app.links.models import Link, LinkTag
+from app.clicks.rollups import NO_VALUE, ROLLUP_DIMENSIONS
+from app.core.errors import AppError
+from app.core.principal import Principal
+from app.core.tables import Click, Link, LinkTag, RollupDay, RollupHour
 from app.stats.periods import Interval, bucket_starts, is_hour_aligned
 
 UNKNOWN, OTHER, NONE = "(unknown)", "(other)", "(none)"

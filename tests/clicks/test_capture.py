@@ -13,9 +13,8 @@ from starlette.testclient import TestClient
 
 import tests.conftest
 from app.clicks.log import segment_paths
-from app.clicks.models import Click
 from app.config import Settings
-from app.links.models import Link
+from app.core.tables import Click, Link
 from app.main import create_app
 from tests.conftest import BASE_URL, PEER, create_link, in_app, make_key, raw_click, with_writer
 

@@ -5,8 +5,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.clicks.enrich.enricher import primary_language
-from app.clicks.enrich.network import ClientResolver, Networks, on_a_map, stored_ip
 from app.config import Settings
+from app.core.client_ip import ClientResolver, Networks, on_a_map, stored_ip
 from app.main import create_app
 from tests.clicks.test_capture import DESKTOP, clicks_of
 from tests.conftest import BASE_URL, create_link, make_key, with_writer

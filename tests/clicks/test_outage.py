@@ -18,9 +18,9 @@ from starlette.testclient import TestClient
 
 from app import migrate
 from app.clicks.log import ClickLog, segment_paths
-from app.clicks.models import Click
 from app.clicks.raw import RawClick
 from app.config import Settings
+from app.core.tables import Click
 from app.main import create_app
 from tests.conftest import BASE_URL, PEER, create_link, in_app, make_key, with_writer
 

@@ -7,9 +7,9 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from app.clicks.enrich.enricher import device_fields
-from app.clicks.models import Click, UserAgent
 from app.clicks.reenrich import reenrich
 from app.clicks.user_agents import key_of
+from app.core.tables import Click, UserAgent
 from tests.conftest import click_writer, create_link, in_app, raw_click, seed_clicks, tautan
 
 SAMSUNG = (

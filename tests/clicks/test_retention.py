@@ -16,10 +16,8 @@ from starlette.testclient import TestClient
 
 from app import migrate
 from app.clicks import retention
-from app.clicks.models import Click
-from app.clicks.rollups import RollupDay, RollupHour
 from app.config import Settings
-from app.links.models import Link, LinkTag
+from app.core.tables import Click, Link, LinkTag, RollupDay, RollupHour
 from app.main import create_app
 from tests.conftest import (
     BASE_URL,

@@ -5,9 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from app.clicks.models import VisitorSalt
 from app.clicks.visitors import Salts, visitor_id
-from app.links.models import Link
+from app.core.tables import Link, VisitorSalt
 from app.secret_key import SecretKey
 from tests.conftest import click_writer, create_link, in_app, raw_click
 

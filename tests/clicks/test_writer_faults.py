@@ -11,10 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.testclient import TestClient
 
 from app.clicks.log import ClickLog, segment_paths
-from app.clicks.models import Click
 from app.clicks.raw import RawClick
 from app.config import Settings
-from app.links.models import Link
+from app.core.tables import Click, Link
 from app.main import create_app
 from tests.conftest import (
     BASE_URL,

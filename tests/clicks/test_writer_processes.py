@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx2
 from sqlalchemy import select
 
-from app.clicks.models import Click
-from app.db import create_engine
+from app.core.database import create_engine
+from app.core.tables import Click
 from tests.conftest import run
 from tests.test_serve import KEY, UAS, serving
 

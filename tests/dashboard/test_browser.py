@@ -13,8 +13,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from app.links.models import UTM_FIELDS
-from app.links.urls import merge_utm
+from app.core.tables import UTM_FIELDS
+from app.core.urls import merge_utm
 from tests.test_serve import KEY, serving
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from app.links.models import Link
+from app.core.tables import Link
 from tests.conftest import BASE_URL, create_link, in_app, make_key, raw_click, seed_clicks
 
 

@@ -16,9 +16,8 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from app import migrate
-from app.auth import Workspace
 from app.config import Settings
-from app.links.models import Link
+from app.core.tables import Link, Workspace
 from app.links.transfer import IMPORT_CHUNK, MAX_IMPORT_ROWS
 from app.main import create_app
 from tests.conftest import (

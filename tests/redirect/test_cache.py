@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from app import migrate
 from app.config import Settings
-from app.db import create_sessionmaker
+from app.core.database import create_sessionmaker
 from app.main import create_app
 from app.redirect.cache import MAX_LINKS, MAX_UNKNOWN, LinkCache
 from tests.clicks.test_outage import ThrowawayPostgres, throwaway_postgres  # noqa: F401

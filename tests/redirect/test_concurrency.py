@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from app import migrate
-from app.db import create_engine
-from app.links.models import Link
+from app.core.database import create_engine
+from app.core.tables import Link
 from tests.conftest import DESKTOP_UA, empty_database, run
 from tests.test_serve import KEY, serving
 

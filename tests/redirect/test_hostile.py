@@ -15,9 +15,9 @@ from starlette.testclient import TestClient
 from starlette.types import Message
 
 from app.clicks.enrich.known_bots import MAX_UA_LENGTH, preview_fetcher
-from app.clicks.models import Click
 from app.clicks.raw import RawClick
-from app.db import create_engine
+from app.core.database import create_engine
+from app.core.tables import Click
 from app.main import MAX_HEADER_BYTES
 from app.redirect import routes as redirect_routes
 from app.redirect.routes import MAX_FORWARDING_LENGTH

@@ -14,8 +14,8 @@ from starlette.testclient import TestClient
 
 from app import migrate
 from app.config import Settings
-from app.db import SQLITE_BUSY_TIMEOUT_S
-from app.links.models import Link
+from app.core.database import SQLITE_BUSY_TIMEOUT_S
+from app.core.tables import Link
 from app.main import create_app
 from app.redirect.routes import split_query
 from tests.clicks.test_capture import clicks_of, link_clicks

@@ -10,9 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, update
 from starlette.testclient import TestClient
 
-from app.clicks.models import Click
-from app.clicks.rollups import RollupDay, RollupHour
-from app.links.models import Link
+from app.core.tables import Click, Link, RollupDay, RollupHour
 from app.stats.service import DIMENSIONS
 from tests.conftest import create_link, in_app, make_key, raw_click, seed_clicks
 

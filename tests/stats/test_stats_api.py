@@ -9,11 +9,8 @@ from sqlalchemy import delete, insert, select
 from starlette.testclient import TestClient
 
 from app import migrate
-from app.auth import Workspace
-from app.clicks.models import Click
-from app.clicks.rollups import RollupHour
 from app.config import Settings
-from app.links.models import Link
+from app.core.tables import Click, Link, RollupHour, Workspace
 from app.main import create_app
 from app.stats.service import DIMENSIONS
 from tests.conftest import create_link, in_app, make_key, raw_click, seed_clicks, with_writer

@@ -11,13 +11,13 @@ from app.clicks.enrich import reference
 from app.clicks.enrich.bots import bot_name
 from app.clicks.enrich.geo import NO_GEO, GeoLookup
 from app.clicks.enrich.known_bots import MAX_UA_LENGTH, known_bot
-from app.clicks.enrich.network import parse_ip, stored_ip
 from app.clicks.enrich.referrer import classify_referrer
 from app.clicks.enrich.useragent import UserAgentInfo, guess_user_agent, parse_user_agent
-from app.clicks.models import Click
 from app.clicks.raw import RawClick
 from app.clicks.visitors import visitor_id
 from app.config import Settings
+from app.core.client_ip import parse_ip, stored_ip
+from app.core.tables import Click
 
 # A User-Agent never seen before costs a millisecond or two (ua-parser, the reference device
 # database, the crawler lists), and far more when it is long random text; in-app browsers

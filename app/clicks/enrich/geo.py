@@ -13,7 +13,7 @@ from typing import Any
 
 import maxminddb
 
-from app.clicks.enrich.network import on_a_map, parse_ip
+from app.core.client_ip import on_a_map, parse_ip
 
 logger = logging.getLogger(__name__)
 

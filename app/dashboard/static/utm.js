@@ -1,4 +1,4 @@
-// The link form's live destination preview. mergeUtm follows app/links/urls.py merge_utm
+// The link form's live destination preview. mergeUtm follows app/core/urls.py merge_utm
 // step by step, so the preview is the destination the server will save; a test runs both
 // on the same cases.
 "use strict";

@@ -1,11 +1,10 @@
 """Client addresses: which one to believe, and how much of it to keep."""
 
 import socket
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
-
-from app.config import Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 Address = IPv4Address | IPv6Address
+Network = IPv4Network | IPv6Network
 
 
 class Networks:

@@ -1,9 +1,17 @@
+"""A short link: its slug, destination, campaign tags, rules and counters."""
+
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base, UTCDateTime, utcnow
+from app.core.clock import utcnow
+from app.core.tables.base import Base, UTCDateTime
+
+if TYPE_CHECKING:
+    from app.core.tables.link_tag import LinkTag
+
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
@@ -50,12 +58,3 @@ class Link(Base):
     @property
     def tags(self) -> list[str]:
         return sorted(row.tag for row in self.tag_rows)
-
-
-class LinkTag(Base):
-    __tablename__ = "link_tags"
-
-    link_id: Mapped[int] = mapped_column(
-        ForeignKey("links.id", ondelete="CASCADE"), primary_key=True
-    )
-    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)

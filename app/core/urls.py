@@ -5,6 +5,8 @@ from urllib.parse import SplitResult, quote, unquote_plus, urlsplit, urlunsplit
 
 import ada_url
 
+from app.core.tables import UTM_FIELDS, Link
+
 MAX_URL_LENGTH = 4096
 # Characters left as they are when a non-ASCII URL is percent-encoded.
 URL_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
@@ -104,3 +106,7 @@ def merge_utm(url: str, utm: dict[str, str | None]) -> str:
         pairs.append(pair)
     pairs += [f"{k}={quote(v, safe='')}" for k, v in wanted.items() if k not in done]
     return f"{path}?{'&'.join(pairs)}{hash_}{fragment}"
+
+
+def destination(link: Link) -> str:
+    return merge_utm(link.url, {f: getattr(link, f) for f in UTM_FIELDS})

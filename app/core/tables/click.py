@@ -1,20 +1,11 @@
-from datetime import date, datetime
+"""A click, as the writer stores it (its fields: docs/design.md, "A click")."""
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Date,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    false,
-)
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime
+from app.core.tables.base import Base, UTCDateTime
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL needs 64 bits for clicks.
 ClickId = BigInteger().with_variant(Integer, "sqlite")
@@ -59,48 +50,3 @@ class Click(Base):
     # The raw User-Agent and client hints the device fields came from (`user_agents.id`;
     # no foreign key: the writer inserts the User-Agent first, and rows are never deleted).
     user_agent_id: Mapped[int | None] = mapped_column(Integer)
-
-
-class UserAgent(Base):
-    """Each distinct raw User-Agent (with its client hints) clicks came with, kept once so
-    that `tautan reenrich` can work their device fields out again after an update."""
-
-    __tablename__ = "user_agents"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    digest: Mapped[str] = mapped_column(String(32), unique=True)  # of user_agent + hints
-    user_agent: Mapped[str] = mapped_column(String(512))
-    client_hints: Mapped[str] = mapped_column(String(512))
-
-
-class VisitorSalt(Base):
-    """The salt of one UTC day's visitor ids. Deleted two days later, after which that
-    day's visitor ids can no longer be linked to an IP and User-Agent."""
-
-    __tablename__ = "visitor_salts"
-
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
-
-
-class VisitorDay(Base):
-    """Each visitor seen on a link in a UTC day: a click whose row the writer inserts here
-    is the visitor's first of the day (`new_visitor`). Writers in parallel agree on which
-    through the primary key alone (insert or ignore), with no lock of their own. Rows go
-    with the day's salt, after which their visitor ids mean nothing."""
-
-    __tablename__ = "visitor_days"
-
-    link_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # ids are never reused
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    visitor_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-
-
-class LogOffset(Base):
-    """How far the click log's segment `segment` is written (bytes), committed in the same
-    transaction as its clicks: where a writer resumes, so that none is written twice."""
-
-    __tablename__ = "click_log_offsets"
-
-    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
-    position: Mapped[int] = mapped_column(BigInteger)

@@ -1,11 +1,9 @@
 """Engine, sessions and the declarative base."""
 
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Any
 
-from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import (
@@ -14,47 +12,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timestamps stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given where a UTC one is needed")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
 
 # How long a SQLite writer waits for the lock before its write fails (the click writer
 # then spools the batch).
 SQLITE_BUSY_TIMEOUT_S = 5
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -116,21 +77,3 @@ async def execute_many(session: AsyncSession, statement: Any, rows: list[dict[st
 def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
     """Run `callback` once the request's transaction has committed (e.g. cache invalidation)."""
     session.info.setdefault("after_commit", []).append(callback)
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the route returns, rolled back on error."""
-    async with request.app.state.sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit()
-        for callback in session.info.pop("after_commit", []):
-            callback()
-
-
-# scope="function": commit before the response is sent, so a client that gets 201 can
-# follow the short URL at once.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,1 @@
+"""HTTP only: typed dependencies, error rendering, and what routers share."""

@@ -1,0 +1,22 @@
+"""Who is asking: an API key's (or a dashboard session's) workspace and scopes, or the
+operator at the command line."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    workspace_id: int
+    scopes: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+    @classmethod
+    def operator(cls, workspace_id: int | None = None) -> "Principal":
+        """The person at the command line: within one workspace, or over all of them (None)."""
+        if workspace_id is None:
+            return cls(key_id=0, workspace_id=0, scopes=frozenset({"admin"}))
+        return cls(key_id=0, workspace_id=workspace_id, scopes=frozenset())
