@@ -3,8 +3,7 @@ and the FastAPI dependency that turns a request's key into a `Principal`."""
 
 import hashlib
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine
-from contextvars import ContextVar
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -12,26 +11,20 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.deps import State, key_session
 from app.core.clock import utcnow
 from app.core.errors import AppError, NotFound
 from app.core.principal import Principal
 from app.core.tables import ApiKey, Workspace
+from app.ratelimit import count_failure
 
 SCOPES = ("links:read", "links:write", "stats:read", "admin")
 DEFAULT_WORKSPACE = "default"  # made by the first migration
 TOKEN_PREFIX = "tk_"
 # last_used_at is a hint for humans; writing it on every request would be a write per call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-# What to do when the request being served presents a key or a dashboard session that is
-# refused: the rate limiter sets it before the check (RateLimiter.guard_authentication), to
-# count the failure against the client's address. A context variable, because each request
-# runs in a context of its own, and the dashboard's sign-in checks its key with
-# `authenticate_hash`, which is not given the request.
-ON_FAILURE: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
-    "tautan_auth_on_failure", default=None
-)
 
 
 def hash_token(token: str) -> str:
@@ -126,8 +119,9 @@ async def authenticate(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     header_key: Annotated[str | None, Depends(API_KEY_HEADER)],
+    state: State,
 ) -> Principal:
-    await request.app.state.rate_limiter.guard_authentication(request)
+    await state.rate_limiter.guard_authentication(request)
     token = (bearer.credentials.strip() if bearer else "") or header_key
     if not token:  # not counted as a failure: nothing was guessed
         raise AppError(
@@ -136,24 +130,16 @@ async def authenticate(
             "an API key is required (Authorization: Bearer …)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return await authenticate_hash(request.app.state.sessionmaker, hash_token(token))
+    async with key_session(state) as session:
+        return await authenticate_hash(session, hash_token(token))
 
 
-async def authenticate_hash(
-    sessionmaker: async_sessionmaker[AsyncSession], token_hash: str
-) -> Principal:
-    """The principal of a live key, found by its token's hash; 401 when the key is unknown,
-    revoked or expired, counted as a failed authentication (see ON_FAILURE)."""
-    async with sessionmaker() as session:
-        key = await session.scalar(select(ApiKey).where(ApiKey.token_hash == token_hash))
-        now = utcnow()
-        live = key if key is not None and _is_live(key, now) else None
-        if live is not None and _last_used_is_stale(live, now):
-            await session.execute(
-                update(ApiKey).where(ApiKey.id == live.id).values(last_used_at=now)
-            )
-            await session.commit()
-    if live is None:
+async def authenticate_hash(session: AsyncSession, token_hash: str) -> Principal:
+    """The principal of a live key, found by its token's hash (and its last use noted);
+    401 when the key is unknown, revoked or expired, counted as a failed authentication."""
+    key = await session.scalar(select(ApiKey).where(ApiKey.token_hash == token_hash))
+    now = utcnow()
+    if key is None or not _is_live(key, now):
         # Revoked and expired keys count too: the answer is the same as for a guess, so
         # that it tells nobody which keys exist.
         await count_failure()
@@ -163,7 +149,9 @@ async def authenticate_hash(
             "the API key is invalid, revoked or expired",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return Principal(live.id, live.workspace_id, frozenset(live.scope_list))
+    if _last_used_is_stale(key, now):
+        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+    return Principal(key.id, key.workspace_id, frozenset(key.scope_list))
 
 
 def _is_live(key: ApiKey, now: datetime) -> bool:
@@ -172,14 +160,6 @@ def _is_live(key: ApiKey, now: datetime) -> bool:
 
 def _last_used_is_stale(key: ApiKey, now: datetime) -> bool:
     return key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION
-
-
-async def count_failure() -> None:
-    """Count a refused key or session of the request being served against its client
-    (nothing when no rate limiter guards the request, as in the command line)."""
-    count = ON_FAILURE.get()
-    if count is not None:
-        await count()
 
 
 def require_scopes(*needed: str) -> Callable[..., Coroutine[Any, Any, Principal]]:

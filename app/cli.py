@@ -73,15 +73,15 @@ def main(
     os.umask(0o077)
 
 
-def in_transaction(work: Callable[[AsyncSession], Awaitable[T]], *, read_only: bool = False) -> T:
+def in_transaction(work: Callable[[AsyncSession], Awaitable[T]], *, deferred: bool = False) -> T:
     """Run `work` in a session on the configured database, committed when it returns (it
-    may commit along the way), rolled back if it raises (`read_only`: one that takes no
+    may commit along the way), rolled back if it raises (`deferred`: one that takes no
     write lock, for long reads beside a running server)."""
 
     async def run() -> T:
         engine = create_engine(get_settings().database_url)
         try:
-            async with create_sessionmaker(engine, read_only=read_only)() as session:
+            async with create_sessionmaker(engine, deferred=deferred)() as session:
                 result = await work(session)
                 await session.commit()
                 return result
@@ -410,7 +410,7 @@ def links_export(
             async for chunk in chunks:
                 target.write(chunk)
 
-    in_transaction(lambda session: export(session, output), read_only=True)
+    in_transaction(lambda session: export(session, output), deferred=True)
 
 
 @app.command()

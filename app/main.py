@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import ops
+from app.api.deps import AppState
 from app.api.errors import (
     API_ERROR_RESPONSES,
     error_response,
@@ -94,7 +95,7 @@ class Dispatcher:
         self.api = api
         self.redirect = redirect
         self.limited: ASGIApp = BodyLimit(
-            api, larger={"/api/links/import": api.state.settings.import_max_bytes}
+            api, larger={"/api/links/import": api.state.tautan.settings.import_max_bytes}
         )
         # CORS applies to the API only: redirects and pages never carry CORS headers.
         self.api_with_cors: ASGIApp = self.limited
@@ -142,7 +143,8 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     read_engine = (
         create_engine(settings.read_database_url) if settings.read_database_url else engine
     )
-    cache = LinkCache(create_sessionmaker(engine, read_only=True), settings.link_cache_ttl_s)
+    read_sessionmaker = create_sessionmaker(engine, deferred=True)
+    cache = LinkCache(read_sessionmaker, settings.link_cache_ttl_s)
     click_log = ClickLog(
         settings.spool_dir,
         interval_s=settings.flush_interval_ms / 1000,
@@ -190,17 +192,21 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         docs_url=None,
         redoc_url=None,
     )
-    api.state.settings = settings
-    api.state.engine = engine
-    api.state.sessionmaker = sessionmaker
-    api.state.read_sessionmaker = create_sessionmaker(read_engine, read_only=True)
-    api.state.link_cache = cache
-    api.state.link_context = LinkContext(base_url=settings.base_url)
-    api.state.rate_limiter = rate_limiter
-    api.state.click_log = click_log
-    api.state.metrics = metrics
-    api.state.secret_key = secret_key
-    api.state.retention = retention
+    cache.watch(sessionmaker)
+    api.state.tautan = AppState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        read_sessionmaker=read_sessionmaker,
+        stats_sessionmaker=create_sessionmaker(read_engine, deferred=True),
+        link_cache=cache,
+        link_context=LinkContext(base_url=settings.base_url),
+        rate_limiter=rate_limiter,
+        click_log=click_log,
+        metrics=metrics,
+        secret_key=secret_key,
+        retention=retention,
+    )
     install_error_handlers(api)
     api.include_router(ops.router)
     api.include_router(links_router, responses=API_ERROR_RESPONSES)

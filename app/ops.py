@@ -3,12 +3,13 @@
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from app.api.deps import State
 from app.clicks.log import oldest_click_age
 
 router = APIRouter(tags=["ops"])
@@ -36,9 +37,8 @@ async def healthz() -> dict[str, str]:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "the database does not answer"}},
 )
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(state: State) -> JSONResponse:
     """The database answers; 503 when it does not."""
-    state = request.app.state
     try:
         async with state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -55,7 +55,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(request: Request) -> PlainTextResponse:
+async def metrics(state: State) -> PlainTextResponse:
     """Prometheus text: redirects, clicks logged and written, queue depth, spool size, writer lag
     and flush latency."""
-    return PlainTextResponse(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return PlainTextResponse(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

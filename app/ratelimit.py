@@ -4,6 +4,8 @@ shared by every process through Redis when TAUTAN_REDIS_URL is set."""
 
 import math
 import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from functools import partial
 from ipaddress import IPv6Network
 from typing import NoReturn
@@ -13,10 +15,25 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.requests import Request
 
-from app import auth
 from app.config import Settings
 from app.core.client_ip import ClientResolver
 from app.core.errors import AppError
+
+# What to do when the request being served presents a key or a dashboard session that is
+# refused: guard_authentication() sets it before the check, to count the failure against
+# the client's address. A context variable, because each request runs in a context of its
+# own, and the code that finds a key refused is not given the request.
+ON_FAILURE: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "tautan_auth_on_failure", default=None
+)
+
+
+async def count_failure() -> None:
+    """Count a refused key or session of the request being served against its client
+    (nothing when no rate limiter guards the request, as in the command line)."""
+    count = ON_FAILURE.get()
+    if count is not None:
+        await count()
 
 
 class RateLimiter:
@@ -50,7 +67,7 @@ class RateLimiter:
         address = self.client_address(request)
         if address is None:
             return
-        auth.ON_FAILURE.set(partial(self._count_failure, address))
+        ON_FAILURE.set(partial(self._count_failure, address))
         if not await self.limiter.test(self.failures_per_address, "auth", address):
             await self._refuse(
                 self.failures_per_address,

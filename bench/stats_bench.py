@@ -407,7 +407,7 @@ async def bench(name: str, url: str, tmp: Path, args: argparse.Namespace, now: d
             async with engine.connect() as connection:
                 autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
                 await autocommit.execute(text("VACUUM ANALYZE"))
-        read = create_sessionmaker(engine, read_only=True)
+        read = create_sessionmaker(engine, deferred=True)
         principal = Principal(key_id=0, workspace_id=workspace, scopes=frozenset({"stats:read"}))
         first, rows = (now.date() - timedelta(days=DAYS - 1)).isoformat(), []
         for tz, country, label in (

@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 import app.core.tables  # noqa: F401
 from app import auth, migrate
+from app.api.deps import AppState
 from app.clicks.raw import RawClick
 from app.clicks.writer import ClickWriter
 from app.config import Settings
@@ -135,9 +136,11 @@ def with_writer(client: TestClient) -> Iterator[TestClient]:
         writer = click_writer(client)
         assert client.portal is not None
         running = client.portal.start_task_soon(writer.run)
-        yield client
-        client.portal.call(writer.stop)
-        running.result(timeout=30)
+        try:
+            yield client
+        finally:  # also after a failure, or the client would wait for the writer for ever
+            client.portal.call(writer.stop)
+            running.result(timeout=30)
 
 
 def write_log(settings: Settings) -> None:
@@ -157,10 +160,15 @@ def write_log(settings: Settings) -> None:
     run(drain())
 
 
+def state_of(client: TestClient) -> AppState:
+    """The parts of the `client` fixture's app (its engine, sessions, caches …)."""
+    return client.app.api.state.tautan  # type: ignore[attr-defined,union-attr,no-any-return]
+
+
 def click_writer(client: TestClient) -> ClickWriter:
     """The click writer of the `client` fixture's app (made on first use)."""
     if (writer := getattr(client, "click_writer", None)) is None:
-        state = client.app.api.state  # type: ignore[attr-defined]
+        state = state_of(client)
         settings = state.settings
         writer = ClickWriter.for_settings(settings, state.sessionmaker, state.secret_key)
         client.click_writer = writer  # type: ignore[attr-defined]
@@ -169,7 +177,7 @@ def click_writer(client: TestClient) -> ClickWriter:
 
 def in_app(client: TestClient, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(session)` in one committed transaction on the app's own event loop."""
-    state = client.app.api.state  # type: ignore[attr-defined]
+    state = state_of(client)
 
     async def go() -> T:
         async with state.sessionmaker() as session, session.begin():

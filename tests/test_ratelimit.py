@@ -10,7 +10,7 @@ from app.config import Settings
 from app.core.tables import ApiKey
 from app.dashboard.session import COOKIE
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, in_app, make_key
+from tests.conftest import BASE_URL, PEER, in_app, make_key, state_of
 
 REDIS = "redis://127.0.0.1:6379/15"
 
@@ -49,7 +49,7 @@ def test_writes_are_limited_per_key(limited: TestClient) -> None:
 def test_processes_share_the_limit_through_redis(settings: Settings) -> None:
     with app_client(settings, redis_url=REDIS) as one, app_client(settings, redis_url=REDIS) as two:
         assert one.portal is not None
-        one.portal.call(one.app.api.state.rate_limiter.limiter.storage.reset)  # type: ignore[attr-defined]
+        one.portal.call(state_of(one).rate_limiter.limiter.storage.reset)
         key = make_key(one, "links:write")
         assert [create(one, key, 1), create(two, key, 2), create(one, key, 3)] == [201] * 3
         assert create(two, key, 4) == 429
@@ -257,7 +257,7 @@ def test_processes_share_the_failure_limit_through_redis(settings: Settings) -> 
         guarded(settings, redis_url=REDIS_OF_THESE_TESTS) as one,
         guarded(settings, redis_url=REDIS_OF_THESE_TESTS) as two,
     ):
-        storage = one.app.api.state.rate_limiter.limiter.storage  # type: ignore[attr-defined]
+        storage = state_of(one).rate_limiter.limiter.storage
         assert one.portal is not None
         one.portal.call(storage.reset)
         try:

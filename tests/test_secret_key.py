@@ -11,12 +11,12 @@ from starlette.testclient import TestClient
 from app.config import Settings
 from app.core.tables import InstanceSecret
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, in_app
+from tests.conftest import BASE_URL, PEER, in_app, state_of
 
 
 def secret_of(settings: Settings) -> str:
     with TestClient(create_app(settings), base_url=BASE_URL, client=PEER) as client:
-        return client.portal.call(client.app.api.state.secret_key.get)  # type: ignore[attr-defined, union-attr]
+        return client.portal.call(state_of(client).secret_key.get)
 
 
 def test_development_generates_a_secret_once_and_keeps_it(settings: Settings) -> None:
@@ -28,7 +28,7 @@ def test_development_generates_a_secret_once_and_keeps_it(settings: Settings) ->
 def test_a_configured_secret_is_used_and_never_stored(settings: Settings) -> None:
     configured = settings.model_copy(update={"secret_key": "k" * 40})
     with TestClient(create_app(configured), base_url=BASE_URL, client=PEER) as client:
-        assert client.portal.call(client.app.api.state.secret_key.get) == "k" * 40  # type: ignore[attr-defined, union-attr]
+        assert client.portal.call(state_of(client).secret_key.get) == "k" * 40
         assert in_app(client, lambda s: s.scalar(select(InstanceSecret.value))) is None
 
 

@@ -1,26 +1,100 @@
-"""What routes depend on, typed: the request's database session (one transaction, committed
-when the route returns, then the after-commit effects)."""
+"""What routes depend on, typed: the app's parts (`State`), the request's database sessions,
+and the caller. The only module that reads `app.state`, and the only one that opens or
+commits a session while a request is served: services take the session they are given.
+
+- `WriteSession`: one transaction for the request, committed when the route returns
+  (before the response is sent, so a client that gets 201 can follow the short URL at
+  once), rolled back if it raises. Effects of a commit, such as forgetting a changed link
+  in the redirect's cache, follow the commit by themselves (`core.database.on_commit`).
+- `ReadSession`: reads only, from the primary without taking SQLite's write lock;
+  `StatsSession` the same from the stats replica (TAUTAN_READ_DATABASE_URL) when there is
+  one. Nothing is committed; both last until the response is sent, so that a streamed
+  response reads as it goes.
+- `key_session()`: a key or a dashboard session is looked up in a short transaction of its
+  own on the primary, never on a replica, which may not have seen a revocation yet; it
+  also notes the key's last use.
+"""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.clicks.log import ClickLog
+from app.clicks.retention import RetentionTask
+from app.config import Settings
+from app.links.service import LinkContext
+from app.metrics import Metrics
+from app.ratelimit import RateLimiter
+from app.redirect.cache import LinkCache
+from app.secret_key import SecretKey
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the route returns, rolled back on error."""
-    async with request.app.state.sessionmaker() as session:
+@dataclass(frozen=True)
+class AppState:
+    """The parts of a running app that requests use, made once by `create_app`."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]  # the primary, for writes
+    read_sessionmaker: async_sessionmaker[AsyncSession]  # the primary, deferred: for reads
+    stats_sessionmaker: async_sessionmaker[AsyncSession]  # the stats replica, if any
+    link_cache: LinkCache
+    link_context: LinkContext
+    rate_limiter: RateLimiter
+    click_log: ClickLog
+    metrics: Metrics
+    secret_key: SecretKey
+    retention: RetentionTask
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.tautan
+    return state
+
+
+State = Annotated[AppState, Depends(app_state)]
+
+
+async def write_session(state: State) -> AsyncIterator[AsyncSession]:
+    async with state.sessionmaker() as session:
         try:
             yield session
         except BaseException:
             await session.rollback()
             raise
         await session.commit()
-        for callback in session.info.pop("after_commit", []):
-            callback()
 
 
-# scope="function": commit before the response is sent, so a client that gets 201 can
-# follow the short URL at once.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+async def read_session(state: State) -> AsyncIterator[AsyncSession]:
+    async with state.read_sessionmaker() as session:
+        yield session
+
+
+async def stats_session(state: State) -> AsyncIterator[AsyncSession]:
+    async with state.stats_sessionmaker() as session:
+        yield session
+
+
+# scope="function": the write session ends when the route returns, before the response is
+# sent; read sessions end once it is sent.
+WriteSession = Annotated[AsyncSession, Depends(write_session, scope="function")]
+ReadSession = Annotated[AsyncSession, Depends(read_session)]
+StatsSession = Annotated[AsyncSession, Depends(stats_session)]
+
+
+def link_context(state: State) -> LinkContext:
+    return state.link_context
+
+
+ShortUrls = Annotated[LinkContext, Depends(link_context)]
+
+
+@asynccontextmanager
+async def key_session(state: AppState) -> AsyncIterator[AsyncSession]:
+    """A transaction on the primary for authentication, committed at the end."""
+    async with state.sessionmaker.begin() as session:
+        yield session

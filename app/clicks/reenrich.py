@@ -42,7 +42,7 @@ async def reenrich(
     """Clicks received from `since` (a UTC day; None: all) on. `progress(days done, days)`."""
     start = datetime.combine(since, time(), UTC) if since else datetime(1970, 1, 1, tzinfo=UTC)
     result = Reenriched()
-    async with create_sessionmaker(engine, read_only=True)() as session:  # no write lock
+    async with create_sessionmaker(engine, deferred=True)() as session:  # no write lock
         changed, result.user_agents = await _changed_user_agents(session, start)
         first, last = await _span(session, sorted(changed), start)
     result.changed = len(changed)

@@ -1,7 +1,7 @@
-"""Engine, sessions and the declarative base."""
+"""Engines, sessions (SQLite's pragmas and locking), and the SQL both databases share."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -12,9 +12,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, sessionmaker
 
-# How long a SQLite writer waits for the lock before its write fails (the click writer
-# then spools the batch).
+T = TypeVar("T")
+K = TypeVar("K")
+
+# How long a SQLite writer waits for the lock before its write fails (a click writer then
+# tries the batch again).
 SQLITE_BUSY_TIMEOUT_S = 5
 
 
@@ -43,17 +47,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front, so a transaction that reads and then writes
     # waits its turn (busy timeout) instead of failing when another writer got in between.
-    # Read-only sessions take no lock: in WAL mode they read beside the writer.
-    read_only = connection.get_execution_options().get("read_only", False)
-    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    # Deferred sessions take no lock until they write: in WAL mode they read beside the
+    # writer, and a lone write statement waits for the lock as any writer does.
+    deferred = connection.get_execution_options().get("deferred", False)
+    connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 def create_sessionmaker(
-    engine: AsyncEngine, *, read_only: bool = False
+    engine: AsyncEngine, *, deferred: bool = False
 ) -> async_sessionmaker[AsyncSession]:
-    if read_only:
-        engine = engine.execution_options(read_only=True)
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions of `engine`. `deferred`: for reads, or a lone write statement (on SQLite the
+    write lock is then taken by the first write, not at BEGIN)."""
+    if deferred:
+        engine = engine.execution_options(deferred=True)
+    # A sync sessionmaker of its own, so that on_commit() can listen to this maker's
+    # sessions alone (SQLAlchemy's asyncio events are those of the sync sessions).
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=sessionmaker())
 
 
 # Parameters SQLAlchemy prepares in one go: preparing costs event-loop time, and the
@@ -74,6 +83,32 @@ async def execute_many(session: AsyncSession, statement: Any, rows: list[dict[st
         await session.execute(statement, rows[start : start + EXECUTEMANY_SLICE])
 
 
-def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
-    """Run `callback` once the request's transaction has committed (e.g. cache invalidation)."""
-    session.info.setdefault("after_commit", []).append(callback)
+def on_commit(
+    maker: async_sessionmaker[AsyncSession],
+    table: type[T],
+    key: Callable[[T], K],
+    callback: Callable[[K], None],
+) -> None:
+    """Call `callback(key(row))` for every row of `table` that a session of `maker` inserts,
+    changes or deletes, once its transaction has committed: whatever the code path that
+    wrote it, none can forget to say so (the link cache forgets a link this way)."""
+    written = f"written {table.__name__}"
+
+    def collect(session: Session, _flush_context: Any) -> None:
+        # Still the flush's own lists here: what it has just written.
+        rows = (*session.new, *session.dirty, *session.deleted)
+        session.info.setdefault(written, set()).update(
+            key(row) for row in rows if isinstance(row, table)
+        )
+
+    def committed(session: Session) -> None:
+        for value in session.info.pop(written, ()):
+            callback(value)
+
+    def rolled_back(session: Session) -> None:
+        session.info.pop(written, None)  # nothing of it was written after all
+
+    sync_maker = maker.kw["sync_session_class"]
+    event.listen(sync_maker, "after_flush", collect)
+    event.listen(sync_maker, "after_commit", committed)
+    event.listen(sync_maker, "after_rollback", rolled_back)

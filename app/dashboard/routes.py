@@ -15,7 +15,15 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from app import auth
-from app.api.deps import SessionDep
+from app.api.deps import (
+    AppState,
+    ReadSession,
+    ShortUrls,
+    State,
+    StatsSession,
+    WriteSession,
+    app_state,
+)
 from app.core.errors import AppError, NotFound, validation_error
 from app.core.principal import Principal
 from app.core.urls import merge_utm
@@ -79,7 +87,7 @@ class PageRoute(APIRoute):
                 response = await handle(request)
             except session.SignedOut:
                 response = RedirectResponse("/dashboard/sign-in", status_code=303)
-                session.forget_cookie(request, response)
+                session.forget_cookie(app_state(request), response)
             except AppError as exc:
                 response = _error_page(request, exc)
                 response.headers.update(exc.headers or {})
@@ -95,10 +103,9 @@ class PageRoute(APIRoute):
 router = APIRouter(prefix="/dashboard", route_class=PageRoute, include_in_schema=False)
 
 
-async def limit_writes(request: Request, principal: Principal) -> None:
-    limiter = request.app.state.rate_limiter
-    await limiter.hit_client(request)
-    await limiter.hit_key(principal.key_id)
+async def limit_writes(request: Request, state: AppState, principal: Principal) -> None:
+    await state.rate_limiter.hit_client(request)
+    await state.rate_limiter.hit_key(principal.key_id)
 
 
 Reader = Annotated[Principal, Depends(session.signed_in("links:read"))]
@@ -107,10 +114,6 @@ Writer = Annotated[Principal, Depends(session.signed_in("links:write"))]
 Editor = Annotated[Principal, Depends(session.signed_in("links:read", "links:write"))]
 StatsReader = Annotated[Principal, Depends(session.signed_in("stats:read"))]
 SameOrigin = Depends(session.same_origin)
-
-
-def _ctx(request: Request) -> links.LinkContext:
-    return request.app.state.link_context
 
 
 @router.get("/static/{name}")
@@ -132,26 +135,24 @@ async def sign_in_form(request: Request) -> Response:
 
 
 @router.post("/sign-in", dependencies=[SameOrigin])
-async def sign_in(request: Request) -> Response:
+async def sign_in(request: Request, state: State, db: WriteSession) -> Response:
     # Counted per client address before the key is checked: guessing keys is limited.
-    await request.app.state.rate_limiter.hit_client(request)
+    await state.rate_limiter.hit_client(request)
     token = str((await request.form()).get("key", "")).strip()
     try:
-        principal = await auth.authenticate_hash(
-            request.app.state.sessionmaker, auth.hash_token(token)
-        )
+        principal = await auth.authenticate_hash(db, auth.hash_token(token))
     except AppError:
         message = "That API key is unknown, revoked or expired."
         return _page(request, "sign_in.html", 401, error=message)
     response = RedirectResponse("/dashboard/links", status_code=303)
-    await session.sign_in(request, response, principal)
+    await session.sign_in(db, state, response, principal)
     return response
 
 
 @router.post("/sign-out", dependencies=[SameOrigin])
-async def sign_out(request: Request) -> Response:
+async def sign_out(request: Request, state: State, db: WriteSession) -> Response:
     response = RedirectResponse("/dashboard/sign-in", status_code=303)
-    await session.sign_out(request, response)
+    await session.sign_out(db, state, request, response)
     return response
 
 
@@ -159,7 +160,8 @@ async def sign_out(request: Request) -> Response:
 async def link_list(
     request: Request,
     principal: Reader,
-    db: SessionDep,
+    db: ReadSession,
+    ctx: ShortUrls,
     q: Annotated[str, Query(max_length=200)] = "",
     tag: Annotated[str, Query(max_length=64)] = "",
     sort: Literal["created", "clicks", "unique_visitors", "bot_clicks"] = "created",
@@ -177,7 +179,7 @@ async def link_list(
         request,
         "links.html",
         principal=principal,
-        links=[links.to_out(link, _ctx(request)) for link in rows],
+        links=[links.to_out(link, ctx) for link in rows],
         q=q,
         tag=tag,
         sort=sort,
@@ -217,56 +219,58 @@ async def new_link_form(request: Request, principal: Writer) -> Response:
 
 
 @router.post("/new", dependencies=[SameOrigin])
-async def create_link(request: Request, principal: Writer, db: SessionDep) -> Response:
-    await limit_writes(request, principal)
+async def create_link(
+    request: Request, principal: Writer, db: WriteSession, state: State
+) -> Response:
+    await limit_writes(request, state, principal)
     values = forms.text_of(await request.form())
     try:
-        link = await links.create_link(db, principal, forms.link_create(values), _ctx(request))
-    except (forms.FormErrors, AppError) as exc:
-        await db.rollback()
+        link = await links.create_link(db, principal, forms.link_create(values), state.link_context)
+    except (forms.FormErrors, AppError) as exc:  # nothing was written
         return _form_page(request, principal, values, errors=forms.errors_of(exc))
-    request.app.state.link_cache.forget_after_commit(db, link.slug)
     return RedirectResponse(f"/dashboard/links/{link.slug}", status_code=303)
 
 
 @router.get("/links/{slug}/edit")
 async def edit_link_form(
-    request: Request, slug: str, principal: Editor, db: SessionDep
+    request: Request, slug: str, principal: Editor, db: ReadSession, ctx: ShortUrls
 ) -> Response:
-    link = links.to_out(await links.get_link(db, principal, slug), _ctx(request))
+    link = links.to_out(await links.get_link(db, principal, slug), ctx)
     return _form_page(request, principal, forms.values_of(link), slug=slug)
 
 
 @router.post("/links/{slug}/edit", dependencies=[SameOrigin])
-async def update_link(request: Request, slug: str, principal: Writer, db: SessionDep) -> Response:
-    await limit_writes(request, principal)
+async def update_link(
+    request: Request, slug: str, principal: Writer, db: WriteSession, state: State
+) -> Response:
+    await limit_writes(request, state, principal)
     # Another's link is a 404 page, not a form; this one's expiry may be kept as stored.
     link = await links.get_link(db, principal, slug)
     values = forms.text_of(await request.form())
     try:
         edit = forms.link_update(values, link.expires_at)
-        await links.update_link(db, principal, slug, edit, _ctx(request))
-    except (forms.FormErrors, AppError) as exc:
-        await db.rollback()  # update_link may have changed the link before refusing it
+        await links.update_link(db, principal, slug, edit, state.link_context)
+    except (forms.FormErrors, AppError) as exc:  # nothing was written
         return _form_page(request, principal, values, slug=slug, errors=forms.errors_of(exc))
-    request.app.state.link_cache.forget_after_commit(db, slug)
     return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
 
 
 @router.post("/links/{slug}/archive", dependencies=[SameOrigin])
-async def archive_link(request: Request, slug: str, principal: Writer, db: SessionDep) -> Response:
+async def archive_link(
+    request: Request, slug: str, principal: Writer, db: WriteSession, state: State
+) -> Response:
     """The link stops redirecting; its clicks and stats stay (as DELETE /api/links/{slug})."""
-    await limit_writes(request, principal)
+    await limit_writes(request, state, principal)
     await links.archive_link(db, principal, slug)
-    request.app.state.link_cache.forget_after_commit(db, slug)
     return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
 
 
 @router.post("/links/{slug}/restore", dependencies=[SameOrigin])
-async def restore_link(request: Request, slug: str, principal: Writer, db: SessionDep) -> Response:
-    await limit_writes(request, principal)
-    await links.update_link(db, principal, slug, LinkUpdate(archived=False), _ctx(request))
-    request.app.state.link_cache.forget_after_commit(db, slug)
+async def restore_link(
+    request: Request, slug: str, principal: Writer, db: WriteSession, state: State
+) -> Response:
+    await limit_writes(request, state, principal)
+    await links.update_link(db, principal, slug, LinkUpdate(archived=False), state.link_context)
     return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
 
 
@@ -280,17 +284,19 @@ async def link_page(
     request: Request,
     slug: str,
     principal: Reader,
-    db: SessionDep,
+    db: ReadSession,
+    stats_db: StatsSession,
+    state: State,
     from_: From = None,
     to: To = None,
     tz: Zone = "UTC",
 ) -> Response:
-    link = links.to_out(await links.get_link(db, principal, slug), _ctx(request))
+    link = links.to_out(await links.get_link(db, principal, slug), state.link_context)
     context: dict[str, Any] = {
         "principal": principal,
         "link": link,
         "zones": ZONES,
-        "no_geo": request.app.state.settings.geoip_db is None,
+        "no_geo": state.settings.geoip_db is None,
     }
     try:
         period = views.period_of(link.slug, from_, to, tz)
@@ -299,8 +305,7 @@ async def link_page(
         period = views.period_of(link.slug, None, None, "UTC")
     context["period"] = period
     if can(principal, "stats:read"):
-        async with request.app.state.read_sessionmaker() as stats_db:  # a replica, if any
-            context.update(await views.link_stats(stats_db, principal, period.query))
+        context.update(await views.link_stats(stats_db, principal, period.query))
     return _page(request, "link.html", **context)
 
 
@@ -309,7 +314,8 @@ async def link_chart(
     request: Request,
     slug: str,
     principal: StatsReader,
-    db: SessionDep,
+    db: ReadSession,
+    stats_db: StatsSession,
     from_: From = None,
     to: To = None,
     tz: Zone = "UTC",
@@ -317,8 +323,7 @@ async def link_chart(
     link = await links.get_link(db, principal, slug)
     try:
         period = views.period_of(link.slug, from_, to, tz)
-        async with request.app.state.read_sessionmaker() as stats_db:
-            buckets = await stats.timeseries(stats_db, principal, period.query, period.interval)
+        buckets = await stats.timeseries(stats_db, principal, period.query, period.interval)
     except ValueError as exc:
         raise AppError(422, "invalid_parameter", str(exc)) from None
     return Response(
@@ -330,10 +335,10 @@ async def link_chart(
 
 @router.get("/links/{slug}/qr.{kind}")
 async def link_qr(
-    request: Request, slug: str, kind: Literal["svg", "png"], principal: Reader, db: SessionDep
+    slug: str, kind: Literal["svg", "png"], principal: Reader, db: ReadSession, ctx: ShortUrls
 ) -> Response:
     link = await links.get_link(db, principal, slug)
-    image = qr.qr_code(_ctx(request).short_url(link.slug), kind=kind, size=600, margin=4,
+    image = qr.qr_code(ctx.short_url(link.slug), kind=kind, size=600, margin=4,
                        dark="000000", light="ffffff")  # fmt: skip
     disposition = f'attachment; filename="{link.slug}-qr.{kind}"'
     return Response(

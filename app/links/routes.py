@@ -1,11 +1,10 @@
 import io
-from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import SessionDep
+from app.api.deps import ReadSession, ShortUrls, State, WriteSession
 from app.api.errors import documented
 from app.auth import require_scopes
 from app.core.errors import AppError, Invalid
@@ -27,29 +26,21 @@ router = APIRouter(prefix="/api/links", tags=["links"])
 LinksRead = Annotated[Principal, Depends(require_scopes("links:read"))]
 
 
-async def limit_client(request: Request) -> None:
-    await request.app.state.rate_limiter.hit_client(request)
+async def limit_client(request: Request, state: State) -> None:
+    await state.rate_limiter.hit_client(request)
 
 
 async def write_access(
-    request: Request,
+    state: State,
     # Counted before the key is checked, so guessing keys through writes is limited too.
     _: Annotated[None, Depends(limit_client)],
     principal: Annotated[Principal, Depends(require_scopes("links:write"))],
 ) -> Principal:
-    await request.app.state.rate_limiter.hit_key(principal.key_id)
+    await state.rate_limiter.hit_key(principal.key_id)
     return principal
 
 
 LinksWrite = Annotated[Principal, Depends(write_access)]
-
-
-def _ctx(request: Request) -> service.LinkContext:
-    return request.app.state.link_context
-
-
-def _forget(request: Request, session: SessionDep, slug: str) -> None:
-    request.app.state.link_cache.forget_after_commit(session, slug)
 
 
 def _shown(link: LinkOut, principal: Principal) -> LinkOut | LinkRef:
@@ -72,11 +63,10 @@ CSV = {"text/csv": {"schema": {"type": "string"}}}
     responses={201: {"description": f"The new link. {WRITE_ONLY}"}},
 )
 async def create_link(
-    body: LinkCreate, principal: LinksWrite, session: SessionDep, request: Request
+    body: LinkCreate, principal: LinksWrite, session: WriteSession, ctx: ShortUrls
 ) -> LinkOut | LinkRef:
-    link = await service.create_link(session, principal, body, _ctx(request))
-    _forget(request, session, link.slug)  # it may be negatively cached as unknown
-    return _shown(service.to_out(link, _ctx(request)), principal)
+    link = await service.create_link(session, principal, body, ctx)
+    return _shown(service.to_out(link, ctx), principal)
 
 
 @router.post(
@@ -86,15 +76,14 @@ async def create_link(
     responses={200: {"description": f"One result per item, in order. {WRITE_ONLY}"}},
 )
 async def create_links(
-    body: BulkCreate, principal: LinksWrite, session: SessionDep, request: Request
+    body: BulkCreate, principal: LinksWrite, session: WriteSession, ctx: ShortUrls
 ) -> BulkOut:
     results = []
-    for item in await service.create_links(session, principal, body.links, _ctx(request)):
+    for item in await service.create_links(session, principal, body.links, ctx):
         if isinstance(item, AppError):
             results.append(BulkResult(ok=False, error=item.body()))
         else:
-            _forget(request, session, item.slug)
-            link = _shown(service.to_out(item, _ctx(request)), principal)
+            link = _shown(service.to_out(item, ctx), principal)
             results.append(BulkResult(ok=True, link=link))
     return BulkOut(results=results)
 
@@ -102,8 +91,8 @@ async def create_links(
 @router.get("", response_model=LinkPage)
 async def list_links(
     principal: LinksRead,
-    session: SessionDep,
-    request: Request,
+    session: ReadSession,
+    ctx: ShortUrls,
     q: Annotated[
         str | None, Query(max_length=200, description="text in slug, URL or title")
     ] = None,
@@ -128,9 +117,7 @@ async def list_links(
         cursor=cursor,
         limit=limit,
     )
-    return LinkPage(
-        links=[service.to_out(x, _ctx(request)) for x in links], next_cursor=next_cursor
-    )
+    return LinkPage(links=[service.to_out(x, ctx) for x in links], next_cursor=next_cursor)
 
 
 @router.post(
@@ -144,19 +131,15 @@ async def list_links(
 async def import_links(
     file: Annotated[UploadFile, File(description="CSV, UTF-8, header row first")],
     principal: LinksWrite,
-    session: SessionDep,
-    request: Request,
+    session: WriteSession,
+    ctx: ShortUrls,
     dry_run: Annotated[bool, Query(description="report what would happen, write nothing")] = False,
 ) -> transfer.ImportReport:
     """Creates a link per CSV row (columns url, slug, title, tags (`|`-separated),
     utm_source, utm_medium, utm_campaign, utm_term, utm_content); refused rows are reported
     with their line number. A file that is not such a CSV is refused whole (422)."""
     text = io.TextIOWrapper(file.file, encoding="utf-8-sig", newline="")
-    report = await transfer.import_links(session, principal, text, _ctx(request), dry_run=dry_run)
-    if not dry_run:
-        for link in report.links:
-            _forget(request, session, link.slug)
-    return report
+    return await transfer.import_links(session, principal, text, ctx, dry_run=dry_run)
 
 
 @router.get(
@@ -166,7 +149,8 @@ async def import_links(
 )
 async def export_links(
     principal: LinksRead,
-    request: Request,
+    session: ReadSession,
+    ctx: ShortUrls,
     q: Annotated[
         str | None, Query(max_length=200, description="text in slug, URL or title")
     ] = None,
@@ -177,16 +161,9 @@ async def export_links(
     ] = None,
 ) -> StreamingResponse:
     """Every link the key sees, as CSV that POST /api/links/import reads back, streamed."""
-    state = request.app.state
-
-    async def chunks() -> AsyncIterator[str]:
-        async with state.read_sessionmaker() as session:
-            pages = transfer.link_pages(session, principal, q=q, tag=tag, archived=archived)
-            async for chunk in transfer.export_csv(pages, _ctx(request)):
-                yield chunk
-
+    pages = transfer.link_pages(session, principal, q=q, tag=tag, archived=archived)
     return StreamingResponse(
-        chunks(),
+        transfer.export_csv(pages, ctx),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="links.csv"'},
     )
@@ -194,9 +171,9 @@ async def export_links(
 
 @router.get("/{slug}", response_model=LinkOut)
 async def get_link(
-    slug: str, principal: LinksRead, session: SessionDep, request: Request
+    slug: str, principal: LinksRead, session: ReadSession, ctx: ShortUrls
 ) -> LinkOut:
-    return service.to_out(await service.get_link(session, principal, slug), _ctx(request))
+    return service.to_out(await service.get_link(session, principal, slug), ctx)
 
 
 @router.patch(
@@ -205,19 +182,17 @@ async def get_link(
     responses={200: {"description": f"The link as changed. {WRITE_ONLY}"}},
 )
 async def update_link(
-    slug: str, body: LinkUpdate, principal: LinksWrite, session: SessionDep, request: Request
+    slug: str, body: LinkUpdate, principal: LinksWrite, session: WriteSession, ctx: ShortUrls
 ) -> LinkOut | LinkRef:
-    link = await service.update_link(session, principal, slug, body, _ctx(request))
-    _forget(request, session, slug)
-    return _shown(service.to_out(link, _ctx(request)), principal)
+    link = await service.update_link(session, principal, slug, body, ctx)
+    return _shown(service.to_out(link, ctx), principal)
 
 
 @router.delete("/{slug}", status_code=204)
 async def delete_link(
     slug: str,
     principal: LinksWrite,
-    session: SessionDep,
-    request: Request,
+    session: WriteSession,
     purge: Annotated[
         bool, Query(description="erase the link and all its clicks and stats; irreversible")
     ] = False,
@@ -232,7 +207,6 @@ async def delete_link(
         await service.purge_link(session, principal, slug)
     else:
         await service.archive_link(session, principal, slug)
-    _forget(request, session, slug)
     return Response(status_code=204)
 
 
@@ -249,8 +223,8 @@ async def delete_link(
 async def link_qr(
     slug: str,
     principal: LinksRead,
-    session: SessionDep,
-    request: Request,
+    session: ReadSession,
+    ctx: ShortUrls,
     format: Literal["svg", "png"] = "svg",
     size: Annotated[
         int,
@@ -276,7 +250,7 @@ async def link_qr(
     `size` this link's code takes with this `margin`: the size is never rounded up."""
     link = await service.get_link(session, principal, slug)
     try:
-        image = qr.qr_code(_ctx(request).short_url(link.slug), kind=format, size=size,
+        image = qr.qr_code(ctx.short_url(link.slug), kind=format, size=size,
                            margin=margin, dark=dark, light=light)  # fmt: skip
     except qr.SizeTooSmall as exc:
         details = {"field": "size", "minimum": exc.minimum}

@@ -4,6 +4,7 @@ import base64
 import secrets
 import string
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Select, and_, exists, or_, select
@@ -47,13 +48,19 @@ def to_out(link: Link, ctx: LinkContext) -> LinkOut:
     )
 
 
-def _check_rules(link: Link, ctx: LinkContext) -> None:
+def _check_rules(link: Link, data: LinkCreate | LinkUpdate, ctx: LinkContext) -> None:
+    """Refuse `data` for `link` (as it is before `data` applies) if the result would break
+    a rule: checked before anything changes, so a refused change leaves the link as it was."""
+
+    def value(field: str) -> Any:
+        return getattr(data if field in data.model_fields_set else link, field)
+
     for field in ("url", "fallback_url"):
-        value = getattr(link, field)
-        if value and points_at(value, ctx.short_host):
+        if (url := value(field)) and points_at(url, ctx.short_host):
             # Whatever the spelling: one short link leading to another can loop.
             raise Invalid("redirect_loop", f"{field} must not point at this service", field)
-    if link.starts_at and link.expires_at and link.expires_at <= link.starts_at:
+    starts_at, expires_at = value("starts_at"), value("expires_at")
+    if starts_at and expires_at and expires_at <= starts_at:
         raise Invalid("invalid_window", "expires_at must be after starts_at", "expires_at")
 
 
@@ -75,8 +82,8 @@ async def _free_slug(session: AsyncSession) -> str:
 def _new_link(principal: Principal, data: LinkCreate, ctx: LinkContext, slug: str) -> Link:
     link = Link(workspace_id=principal.workspace_id, slug=slug)
     link.tag_rows = []
+    _check_rules(link, data, ctx)
     _apply(link, data)
-    _check_rules(link, ctx)
     return link
 
 
@@ -148,6 +155,7 @@ async def update_link(
     session: AsyncSession, principal: Principal, slug: str, data: LinkUpdate, ctx: LinkContext
 ) -> Link:
     link = await get_link(session, principal, slug)
+    _check_rules(link, data, ctx)
     was_capped = link.max_clicks is not None
     _apply(link, data)
     if link.max_clicks is not None and not was_capped:
@@ -157,7 +165,6 @@ async def update_link(
         link.served_clicks = Link.clicks  # type: ignore[assignment]
     if data.archived is not None:
         link.archived_at = (link.archived_at or utcnow()) if data.archived else None
-    _check_rules(link, ctx)
     await session.flush()
     return link
 

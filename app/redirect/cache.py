@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import raiseload
 
-from app.core.database import SQLITE_BUSY_TIMEOUT_S, after_commit
+from app.core.database import SQLITE_BUSY_TIMEOUT_S, on_commit
 from app.core.slugs import SLUG_PATTERN
 from app.core.tables import Link
 from app.core.urls import destination
@@ -345,10 +345,11 @@ class LinkCache:
         if (entry := self._links.pop(slug, None)) is not None:
             self._bytes -= entry.target.weight
 
-    def forget_after_commit(self, session: AsyncSession, slug: str) -> None:
-        """Drop the slug once `session`'s change to it is committed (a created slug may be
-        remembered as unknown; a changed one as it was)."""
-        after_commit(session, lambda: self.forget(slug))
+    def watch(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Forget each link a session of `sessionmaker` creates, changes or deletes, once
+        that is committed (a created slug may be remembered as unknown; a changed one as it
+        was)."""
+        on_commit(sessionmaker, Link, lambda link: link.slug, self.forget)
 
     def forget(self, slug: str) -> None:
         self._drop(slug)

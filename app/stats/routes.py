@@ -4,11 +4,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 from typing_extensions import TypeAliasType
 
+from app.api.deps import StatsSession
 from app.auth import require_scopes
 from app.core.errors import Invalid
 from app.core.principal import Principal
@@ -65,17 +65,8 @@ def stats_query(
 QueryDep = Annotated[StatsQuery, Depends(stats_query)]
 
 
-async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Stats only read: from the read replica when one is configured."""
-    async with request.app.state.read_sessionmaker() as session:
-        yield session
-
-
-ReadSession = Annotated[AsyncSession, Depends(read_session)]
-
-
 @router.get("/summary", response_model=Summary)
-async def summary(principal: StatsRead, q: QueryDep, session: ReadSession) -> dict:
+async def summary(principal: StatsRead, q: QueryDep, session: StatsSession) -> dict:
     await service.check_links(session, principal, q.links)
     return await service.summary(session, principal, q)
 
@@ -89,7 +80,7 @@ IntervalName = TypeAliasType("Interval", Interval)
 async def timeseries(
     principal: StatsRead,
     q: QueryDep,
-    session: ReadSession,
+    session: StatsSession,
     interval: Annotated[
         IntervalName | None, Query(description="default: from the range's length")
     ] = None,
@@ -111,7 +102,7 @@ Dimension = TypeAliasType("Dimension", Literal[service.DIMENSIONS])  # type: ign
 async def breakdown(
     principal: StatsRead,
     q: QueryDep,
-    session: ReadSession,
+    session: StatsSession,
     dimension: Annotated[Dimension, Path()],
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> dict:
@@ -129,23 +120,21 @@ def _cell(value: object) -> object:
     response_class=StreamingResponse,
     responses={200: {"description": "CSV with a header row", "content": CSV}},
 )
-async def clicks_csv(principal: StatsRead, q: QueryDep, request: Request) -> StreamingResponse:
+async def clicks_csv(principal: StatsRead, q: QueryDep, session: StatsSession) -> StreamingResponse:
     """Raw clicks, oldest first, streamed as CSV (RFC 4180) with a header row; booleans
     (`new_visitor`, `is_bot`) are `true` or `false`."""
-    async with request.app.state.read_sessionmaker() as session:  # before the 200 goes out
-        await service.check_links(session, principal, q.links)
+    await service.check_links(session, principal, q.links)  # before the 200 goes out
 
     async def lines() -> AsyncIterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(service.CSV_COLUMNS)
-        async with request.app.state.read_sessionmaker() as session:
-            async for row in service.raw_clicks(session, principal, q):
-                writer.writerow([_cell(v) for v in row])
-                if buffer.tell() > 64_000:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
+        async for row in service.raw_clicks(session, principal, q):
+            writer.writerow([_cell(v) for v in row])
+            if buffer.tell() > 64_000:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
         yield buffer.getvalue()
 
     return StreamingResponse(

@@ -10,7 +10,15 @@ from app.clicks.enrich.enricher import device_fields
 from app.clicks.reenrich import reenrich
 from app.clicks.user_agents import key_of
 from app.core.tables import Click, UserAgent
-from tests.conftest import click_writer, create_link, in_app, raw_click, seed_clicks, tautan
+from tests.conftest import (
+    click_writer,
+    create_link,
+    in_app,
+    raw_click,
+    seed_clicks,
+    state_of,
+    tautan,
+)
 
 SAMSUNG = (
     "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -60,7 +68,7 @@ def test_reenrich_updates_clicks_rollups_and_counters(
 
     # Reruns from a day on touch that day and later only.
     since = (now - timedelta(days=1)).date()
-    done = client.portal.call(reenrich, client.app.api.state.engine, since)  # type: ignore[union-attr,attr-defined]
+    done = client.portal.call(reenrich, state_of(client).engine, since)
     assert (done.user_agents, done.changed, done.clicks) == (2, 2, 3)
 
     rows = in_app(

@@ -29,6 +29,7 @@ from tests.conftest import (
     make_key,
     raw_click,
     seed_clicks,
+    state_of,
     tautan,
     with_writer,
 )
@@ -61,7 +62,7 @@ def _click_times(client: TestClient) -> list[datetime]:
 
 def _maintain(client: TestClient, days: int | None) -> retention.Purged:
     """One retention pass, run as the app runs it, on the app's own engine."""
-    state = client.app.api.state  # type: ignore[attr-defined]
+    state = state_of(client)
     assert client.portal is not None
     return client.portal.call(retention.maintain, state.engine, days)
 
@@ -141,7 +142,7 @@ def test_the_periodic_task_purges_in_a_live_app(settings: Settings) -> None:
 
     retaining = settings.model_copy(update={"retention_days": DAYS})
     with with_writer(TestClient(create_app(retaining), base_url=BASE_URL, client=PEER)) as live:
-        state = live.app.api.state  # type: ignore[attr-defined]
+        state = state_of(live)
         deadline = time.monotonic() + 30
         while state.retention.passes == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -285,7 +286,7 @@ def test_a_link_erased_while_its_clicks_move_out_of_default_keeps_none(
         link = create_link(client, writer)
         month = (NOW + timedelta(days=240)).replace(day=1, hour=0, minute=0, second=0)
         seed_clicks(client, [raw_click(link, month + timedelta(days=2))])  # into DEFAULT
-        state = client.app.api.state  # type: ignore[attr-defined]
+        state = state_of(client)
 
         async def erase_during_move() -> int:
             async with state.engine.connect() as mover:
@@ -315,7 +316,7 @@ def test_a_link_erased_while_its_clicks_move_out_of_default_keeps_none(
 def test_one_process_at_a_time_maintains_postgresql(client: TestClient, backend: str) -> None:
     if backend != "postgresql":
         pytest.skip("the advisory lock is PostgreSQL's; SQLite serialises the batches")
-    state = client.app.api.state  # type: ignore[attr-defined]
+    state = state_of(client)
 
     async def while_locked() -> retention.Purged:
         async with state.engine.connect() as other:
@@ -388,7 +389,7 @@ def test_a_queued_click_of_a_purged_link_does_not_block_the_writer(
     gone = create_link(client, writer, slug="gone")
     kept = create_link(client, writer, slug="kept")
     workspace = in_app(client, lambda s: s.scalar(select(Link.workspace_id)))
-    state = client.app.api.state  # type: ignore[attr-defined]
+    state = state_of(client)
     assert client.delete("/api/links/gone?purge=true", headers=writer).status_code == 204
 
     # As if redirected just before the purge and still waiting in the click log.

@@ -8,13 +8,13 @@ from starlette.testclient import TestClient
 from app.clicks.visitors import Salts, visitor_id
 from app.core.tables import Link, VisitorSalt
 from app.secret_key import SecretKey
-from tests.conftest import click_writer, create_link, in_app, raw_click
+from tests.conftest import click_writer, create_link, in_app, raw_click, state_of
 
 DAY = date(2026, 3, 10)
 
 
 def test_salts_rotate_daily_and_go_two_days_later(client: TestClient) -> None:
-    state = client.app.api.state  # type: ignore[attr-defined]
+    state = state_of(client)
     assert client.portal is not None
 
     def salt_of(day: date, salts: Salts | None = None) -> bytes:
@@ -47,7 +47,7 @@ def test_visitor_ids_depend_on_salt_address_and_agent() -> None:
 def test_visitor_ids_are_keyed_with_the_instance_secret(client: TestClient) -> None:
     """Two instances with the same database rows (the same daily salt) but different
     secrets give different visitor ids: a copy of the database cannot recompute them."""
-    state = client.app.api.state  # type: ignore[attr-defined]
+    state = state_of(client)
     assert client.portal is not None
 
     def salt_with(secret: str | None) -> bytes:

@@ -9,16 +9,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.testclient import TestClient
 
 from app import migrate
 from app.config import Settings
+from app.core.clock import utcnow
 from app.core.database import create_sessionmaker
+from app.core.tables import Link
 from app.main import create_app
 from app.redirect.cache import MAX_LINKS, MAX_UNKNOWN, LinkCache
 from tests.clicks.test_outage import ThrowawayPostgres, throwaway_postgres  # noqa: F401
-from tests.conftest import BASE_URL, PEER, create_link, make_key, with_writer
+from tests.conftest import BASE_URL, PEER, create_link, in_app, make_key, state_of, with_writer
 from tests.redirect.test_redirect import concurrently, statuses
 
 
@@ -26,11 +29,11 @@ from tests.redirect.test_redirect import concurrently, statuses
 def link_reads(client: TestClient) -> Iterator[list[str]]:
     """The statements the link cache sends meanwhile: every statement on the app's read-only
     connections (SQLite's BEGIN included; the click writer and the upkeep write elsewhere)."""
-    engine = client.app.api.state.engine.sync_engine  # type: ignore[attr-defined]
+    engine = state_of(client).engine.sync_engine
     sent: list[str] = []
 
     def record(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if connection.get_execution_options().get("read_only"):
+        if connection.get_execution_options().get("deferred"):
             sent.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
@@ -45,7 +48,7 @@ def test_a_flood_of_unknown_slugs_leaves_known_links_cached(
 ) -> None:
     create_link(client, writer, slug="known")
     assert client.head("/known").status_code == 302  # read once, cached
-    cache: LinkCache = client.app.api.state.link_cache  # type: ignore[attr-defined]
+    cache: LinkCache = state_of(client).link_cache
     flood = max(MAX_LINKS, MAX_UNKNOWN) + 1  # more than the cache could hold of anything
 
     async def scan() -> None:
@@ -68,8 +71,8 @@ def test_a_flood_of_unknown_slugs_leaves_known_links_cached(
 def test_links_used_lately_outlive_links_not_used(client: TestClient, writer: dict) -> None:
     for slug in ("old", "used", "new"):
         create_link(client, writer, slug=slug)
-    engine = client.app.api.state.engine  # type: ignore[attr-defined]
-    cache = LinkCache(create_sessionmaker(engine, read_only=True), 30, max_links=2)
+    engine = state_of(client).engine
+    cache = LinkCache(create_sessionmaker(engine, deferred=True), 30, max_links=2)
     assert client.portal is not None
 
     def selects(*slugs: str) -> int:
@@ -96,8 +99,8 @@ def test_the_links_kept_are_bounded_in_bytes_too(client: TestClient, writer: dic
             client, writer, slug=slug, url="https://shop.example.com/" + "p" * 3000,
             og_title="T" * 200, og_description="D" * 1000,
         )  # fmt: skip
-    engine = client.app.api.state.engine  # type: ignore[attr-defined]
-    read = create_sessionmaker(engine, read_only=True)
+    engine = state_of(client).engine
+    read = create_sessionmaker(engine, deferred=True)
     one = client.portal.call(LinkCache(read, 30).get, slugs[0])  # type: ignore[union-attr]
     assert one is not None and one.weight > 5000
     cache = LinkCache(read, 30, max_bytes=3 * one.weight + 100)
@@ -112,7 +115,7 @@ def test_the_links_kept_are_bounded_in_bytes_too(client: TestClient, writer: dic
 
 def test_slugs_missed_at_once_cost_at_most_one_statement_each(client: TestClient) -> None:
     unknown = [f"/nope-{n}" for n in range(150)]
-    pool = client.app.api.state.engine.sync_engine.pool  # type: ignore[attr-defined]
+    pool = state_of(client).engine.sync_engine.pool
     checkouts: list[object] = []
 
     def checkout(*_: Any) -> None:
@@ -165,3 +168,28 @@ def test_an_outage_serves_cached_links_of_a_batch_and_refuses_the_others(
         finally:
             throwaway_postgres.start()
         assert client.head("/unread").status_code == 302
+
+
+def test_a_link_written_by_any_code_path_is_forgotten_once_committed(
+    client: TestClient, writer: dict
+) -> None:
+    """The cache forgets a link whatever wrote it through the app's sessions: no write path
+    has to remember to say so (here, one that is not the API's)."""
+    create_link(client, writer, slug="moved", url="https://a.example/")
+    assert client.get("/moved").headers["location"] == "https://a.example/"
+
+    async def move(session: AsyncSession) -> None:
+        link = await session.scalar(select(Link).where(Link.slug == "moved"))
+        assert link is not None
+        link.url = "https://b.example/"
+
+    in_app(client, move)
+    assert client.get("/moved").headers["location"] == "https://b.example/"
+
+    async def archive(session: AsyncSession) -> None:
+        link = await session.scalar(select(Link).where(Link.slug == "moved"))
+        assert link is not None
+        link.archived_at = utcnow()
+
+    in_app(client, archive)
+    assert client.get("/moved").status_code == 404

@@ -20,7 +20,16 @@ from app.main import create_app
 from app.redirect.routes import split_query
 from tests.clicks.test_capture import clicks_of, link_clicks
 from tests.clicks.test_outage import ThrowawayPostgres, throwaway_postgres  # noqa: F401
-from tests.conftest import BASE_URL, DESKTOP_UA, PEER, create_link, in_app, make_key, with_writer
+from tests.conftest import (
+    BASE_URL,
+    DESKTOP_UA,
+    PEER,
+    create_link,
+    in_app,
+    make_key,
+    state_of,
+    with_writer,
+)
 
 DESTINATION = "https://shop.example.com/sale?color=red&utm_source=ig"
 
@@ -341,7 +350,7 @@ def test_cache_hits_open_no_database_connection(client: TestClient, writer: dict
     untracked = "/hot?tautan_no_track=1"  # so that the click writer stays idle too
     client.get(untracked)
     checkouts = []
-    pool = client.app.api.state.engine.sync_engine.pool  # type: ignore[attr-defined]
+    pool = state_of(client).engine.sync_engine.pool
     event.listen(pool, "checkout", lambda *_: checkouts.append(1))
     for _ in range(20):
         assert client.get(untracked).status_code == 302
