@@ -16,12 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.deps import State, key_session
 from app.core.clock import utcnow
 from app.core.errors import AppError, NotFound
-from app.core.principal import Principal
+from app.core.principal import DEFAULT_WORKSPACE, SCOPES, Principal
 from app.core.tables import ApiKey, Workspace
 from app.ratelimit import count_failure
 
-SCOPES = ("links:read", "links:write", "stats:read", "admin")
-DEFAULT_WORKSPACE = "default"  # made by the first migration
 TOKEN_PREFIX = "tk_"
 # last_used_at is a hint for humans; writing it on every request would be a write per call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, insert, make_url, select, text
 
-from app import auth, migrate
+from app import migrate
 from app.clicks import retention
 from app.core.database import create_engine
+from app.core.principal import DEFAULT_WORKSPACE
 from app.core.tables import Click, Link, Workspace
 
 RETENTION_DAYS, SPAN_DAYS = 30, 90
@@ -31,7 +32,7 @@ async def seed(url: str, clicks: int) -> None:
     async with engine.begin() as connection:
         await connection.execute(delete(Click.__table__))
         workspace = await connection.scalar(
-            select(Workspace.id).where(Workspace.name == auth.DEFAULT_WORKSPACE)
+            select(Workspace.id).where(Workspace.name == DEFAULT_WORKSPACE)
         )
         link = await connection.scalar(select(Link.id).where(Link.slug == "bench"))
         if link is None:

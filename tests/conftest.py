@@ -23,6 +23,7 @@ from app.clicks.raw import RawClick
 from app.clicks.writer import ClickWriter
 from app.config import Settings
 from app.core.database import create_engine, create_sessionmaker
+from app.core.principal import DEFAULT_WORKSPACE
 from app.core.tables import Link
 from app.core.tables.base import Base
 from app.main import create_app
@@ -96,7 +97,7 @@ async def _clear(url: str) -> None:
         for table in reversed(Base.metadata.sorted_tables):
             query = delete(table)
             if table.name == "workspaces":
-                query = query.where(table.c.name != auth.DEFAULT_WORKSPACE)
+                query = query.where(table.c.name != DEFAULT_WORKSPACE)
             await connection.execute(query)
     await engine.dispose()
 

@@ -4,8 +4,9 @@ import pytest
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
-from app.auth import SCOPES, hash_token
+from app.auth import hash_token
 from app.core.clock import utcnow
+from app.core.principal import SCOPES
 from app.core.tables import ApiKey
 from tests.conftest import create_link, in_app, make_key, tautan
 

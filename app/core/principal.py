@@ -3,6 +3,9 @@ operator at the command line."""
 
 from dataclasses import dataclass
 
+SCOPES = ("links:read", "links:write", "stats:read", "admin")  # what a key may hold
+DEFAULT_WORKSPACE = "default"  # made by the first migration; where keys go unless told
+
 
 @dataclass(frozen=True)
 class Principal:
