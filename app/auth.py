@@ -171,6 +171,6 @@ def require_scopes(*needed: str) -> Callable[..., Coroutine[Any, Any, Principal]
 
 def check_scopes(principal: Principal, *needed: str) -> Principal:
     """`principal` when its key holds every scope in `needed` (or `admin`), else 403."""
-    if not principal.is_admin and not set(needed) <= principal.scopes:
+    if not principal.may(*needed):
         raise AppError(403, "forbidden", f"this API key lacks the scope {' '.join(needed)}")
     return principal

@@ -548,16 +548,17 @@ def stats(
         start, end = parse_range(from_, to, zone)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    query = stats_service.StatsQuery(start=start, end=end, tz=zone, links=(slug,))
     operator = Principal.operator()
+    query = stats_service.StatsQuery(start=start, end=end, tz=zone, links=(slug,))
+    scope = stats_service.Scope(operator, query)
 
     async def gather(session: AsyncSession) -> tuple:
         await links.get_link(session, operator, slug)  # refuses an unknown slug
         return (
-            await stats_service.summary(session, operator, query),
-            await stats_service.timeseries(session, operator, query, "day"),
+            await stats_service.summary(session, scope),
+            await stats_service.timeseries(session, scope, "day"),
             {
-                d: await stats_service.breakdown(session, operator, query, d, 5)
+                d: await stats_service.breakdown(session, scope, d, 5)
                 for d in ("country", "device_type", "referrer_source")
             },
         )

@@ -7,7 +7,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.database import upsert_insert
+from app.core.dialect import upsert_insert
 from app.core.tables import InstanceSecret
 
 GENERATED = "secret_key"

@@ -319,12 +319,13 @@ Step = tuple[str, Callable[[AsyncSession], Awaitable[Any]]]
 
 
 def service_steps(principal: Principal, q: StatsQuery) -> list[Step]:
+    scope = service.Scope(principal, q)
     steps: list[Step] = [
-        ("summary", lambda s: service.summary(s, principal, q)),
-        ("timeseries day", lambda s: service.timeseries(s, principal, q, "day")),
+        ("summary", lambda s: service.summary(s, scope)),
+        ("timeseries day", lambda s: service.timeseries(s, scope, "day")),
     ]
     for d in BREAKDOWNS:
-        steps.append((f"top {d}", lambda s, d=d: service.breakdown(s, principal, q, d, 10)))
+        steps.append((f"top {d}", lambda s, d=d: service.breakdown(s, scope, d, 10)))
     return steps
 
 

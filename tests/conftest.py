@@ -176,7 +176,7 @@ def click_writer(client: TestClient) -> ClickWriter:
     return writer
 
 
-def in_app(client: TestClient, work: Callable[[Any], Awaitable[T]]) -> T:
+def run_in_transaction(client: TestClient, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(session)` in one committed transaction on the app's own event loop."""
     state = state_of(client)
 
@@ -190,7 +190,7 @@ def in_app(client: TestClient, work: Callable[[Any], Awaitable[T]]) -> T:
 
 def make_key(client: TestClient, *scopes: str, workspace: str = "default") -> dict[str, str]:
     """Authorization headers for a new key with these scopes in this workspace."""
-    _, token = in_app(
+    _, token = run_in_transaction(
         client, lambda s: auth.create_key(s, name="test", scopes=list(scopes), workspace=workspace)
     )
     return {"Authorization": f"Bearer {token}"}
@@ -237,7 +237,7 @@ def raw_click(
 def seed_clicks(client: TestClient, clicks: list[RawClick]) -> None:
     """Write clicks through the click writer (enrichment, rollups, counters)."""
     link_ids = {c.link_id for c in clicks}
-    owners = in_app(
+    owners = run_in_transaction(
         client, lambda s: s.execute(select(Link.id, Link.workspace_id).where(Link.id.in_(link_ids)))
     )
     workspace_of = dict(owners.all())

@@ -8,7 +8,7 @@ from app.auth import hash_token
 from app.core.clock import utcnow
 from app.core.principal import SCOPES
 from app.core.tables import ApiKey
-from tests.conftest import create_link, in_app, make_key, tautan
+from tests.conftest import create_link, make_key, run_in_transaction, tautan
 
 # (method, path, body, scope it needs)
 ROUTES = [
@@ -53,15 +53,19 @@ def test_revoked_and_expired_keys_are_refused(client: TestClient) -> None:
     token = headers["Authorization"][7:]
     assert client.get("/api/links", headers=headers).status_code == 200
     expire = update(ApiKey).where(ApiKey.token_hash == hash_token(token))
-    in_app(client, lambda s: s.execute(expire.values(expires_at=utcnow() - timedelta(seconds=1))))
+    run_in_transaction(
+        client, lambda s: s.execute(expire.values(expires_at=utcnow() - timedelta(seconds=1)))
+    )
     assert client.get("/api/links", headers=headers).status_code == 401
-    in_app(client, lambda s: s.execute(expire.values(expires_at=None, revoked_at=utcnow())))
+    run_in_transaction(
+        client, lambda s: s.execute(expire.values(expires_at=None, revoked_at=utcnow()))
+    )
     assert client.get("/api/links", headers=headers).status_code == 401
 
 
 def test_tokens_are_stored_only_as_a_hash(client: TestClient) -> None:
     token = make_key(client, "links:read")["Authorization"].removeprefix("Bearer ")
-    rows = in_app(client, lambda s: s.execute(select(ApiKey.__table__)))
+    rows = run_in_transaction(client, lambda s: s.execute(select(ApiKey.__table__)))
     assert token not in repr(rows.all())
 
 
@@ -87,7 +91,9 @@ def test_cli_keys_create_list_revoke(client: TestClient, database_url: str) -> N
 
     listed = tautan(database_url, "keys", "list")
     assert listed.returncode == 0 and "agency" in listed.stdout and token not in listed.stdout
-    key_id = in_app(client, lambda s: s.scalar(select(ApiKey.id).where(ApiKey.name == "agency")))
+    key_id = run_in_transaction(
+        client, lambda s: s.scalar(select(ApiKey.id).where(ApiKey.name == "agency"))
+    )
     revoked = tautan(database_url, "keys", "revoke", str(key_id))
     assert revoked.returncode == 0, revoked.stderr
     assert client.get("/api/links", headers=headers).status_code == 401
@@ -99,4 +105,9 @@ def test_cli_refuses_unknown_scopes_and_writes_nothing(
 ) -> None:
     result = tautan(database_url, "keys", "create", "--name", "bad", "--scopes", "links:read,root")
     assert result.returncode != 0 and "root" in result.stderr + result.stdout
-    assert in_app(client, lambda s: s.scalar(select(ApiKey.id).where(ApiKey.name == "bad"))) is None
+    assert (
+        run_in_transaction(
+            client, lambda s: s.scalar(select(ApiKey.id).where(ApiKey.name == "bad"))
+        )
+        is None
+    )

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from app import auth
 from app.cli import app, short_link_problem
-from tests.conftest import BASE_URL, create_link, in_app, raw_click, seed_clicks, tautan
+from tests.conftest import BASE_URL, create_link, raw_click, run_in_transaction, seed_clicks, tautan
 
 
 def test_version_prints_the_installed_version() -> None:
@@ -97,7 +97,7 @@ def test_keys_list_names_each_keys_workspace(client: TestClient, database_url: s
         for name, workspace in [("agency", "client-c"), ("ops", "[ops]"), ("site", "default")]:
             await auth.create_key(session, name=name, scopes=["admin"], workspace=workspace)
 
-    in_app(client, keys)
+    run_in_transaction(client, keys)
     result = tautan(database_url, "keys", "list")
     assert result.returncode == 0, result.stderr
     cells = [[cell.strip() for cell in line.split("│")[2:4]] for line in result.stdout.splitlines()

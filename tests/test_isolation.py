@@ -20,7 +20,7 @@ from app import auth
 from app.config import Settings
 from app.core.tables import ApiKey
 from app.stats.service import DIMENSIONS
-from tests.conftest import create_link, in_app, raw_click, seed_clicks
+from tests.conftest import create_link, raw_click, run_in_transaction, seed_clicks
 
 # Not the API: the framework's docs, the ops endpoints (open to all by design), and the
 # dashboard, which signs in with a session of its own and is tested with it.
@@ -112,7 +112,7 @@ def test_every_api_route_has_an_expectation(client: TestClient) -> None:
 
 
 def _key(client: TestClient, workspace: str, scopes: list[str]) -> tuple[int, dict[str, str]]:
-    key, token = in_app(
+    key, token = run_in_transaction(
         client, lambda s: auth.create_key(s, name="t", scopes=scopes, workspace=workspace)
     )
     return key.id, {"Authorization": f"Bearer {token}"}
@@ -121,10 +121,10 @@ def _key(client: TestClient, workspace: str, scopes: list[str]) -> tuple[int, di
 def callers(client: TestClient) -> dict[str, Callable[[str], dict[str, str]]]:
     """Each caller's headers, given the scope the route needs."""
     revoked_id, revoked = _key(client, "acme", list(SCOPES))
-    in_app(client, lambda s: auth.revoke_key(s, revoked_id))
+    run_in_transaction(client, lambda s: auth.revoke_key(s, revoked_id))
     expired_id, expired = _key(client, "acme", list(SCOPES))
     yesterday = datetime.now(UTC) - timedelta(days=1)
-    in_app(client, lambda s: s.execute(
+    run_in_transaction(client, lambda s: s.execute(
         update(ApiKey).where(ApiKey.id == expired_id).values(expires_at=yesterday)
     ))  # fmt: skip
     lacking = {

@@ -10,7 +10,7 @@ from app.config import Settings
 from app.core.tables import ApiKey
 from app.dashboard.session import COOKIE
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, in_app, make_key, state_of
+from tests.conftest import BASE_URL, PEER, make_key, run_in_transaction, state_of
 
 REDIS = "redis://127.0.0.1:6379/15"
 
@@ -191,10 +191,10 @@ def test_revoked_keys_count_as_failures(settings: Settings) -> None:
     with guarded(settings) as client:
         revoked = make_key(client, "links:read")
         token = revoked["Authorization"].removeprefix("Bearer ")
-        key_id = in_app(
+        key_id = run_in_transaction(
             client, lambda s: s.scalar(select(ApiKey.id).where(ApiKey.prefix == token[:10]))
         )
-        in_app(client, lambda s: revoke_key(s, key_id))
+        run_in_transaction(client, lambda s: revoke_key(s, key_id))
         codes = [get(client, "/api/links", revoked, GUESSER) for _ in range(4)]
         assert codes == [401] * 3 + [429]
 

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from app.config import Settings
 from app.core.tables import InstanceSecret
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, in_app, state_of
+from tests.conftest import BASE_URL, PEER, run_in_transaction, state_of
 
 
 def secret_of(settings: Settings) -> str:
@@ -29,7 +29,7 @@ def test_a_configured_secret_is_used_and_never_stored(settings: Settings) -> Non
     configured = settings.model_copy(update={"secret_key": "k" * 40})
     with TestClient(create_app(configured), base_url=BASE_URL, client=PEER) as client:
         assert client.portal.call(state_of(client).secret_key.get) == "k" * 40
-        assert in_app(client, lambda s: s.scalar(select(InstanceSecret.value))) is None
+        assert run_in_transaction(client, lambda s: s.scalar(select(InstanceSecret.value))) is None
 
 
 @pytest.mark.parametrize("secret", [None, "", "changeme", "CHANGEME", "secret"])

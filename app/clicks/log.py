@@ -103,9 +103,10 @@ def _count_lines(path: Path) -> int:
 
 
 class ClickLog:
-    """The serving process's side of the log. `append` never blocks and never raises: a
-    click the log cannot take (it is over `max_bytes`, or the disk refuses it) is dropped
-    and counted in `dropped`, for /metrics and its alert."""
+    """The serving process's side of the log. `append` costs one write() to the open
+    segment, waits for no lock and no database, and never raises: a click the log cannot
+    take (it is over `max_bytes`, or the disk refuses it) is dropped and counted in
+    `dropped`, for /metrics and its alert."""
 
     def __init__(self, directory: str, *, interval_s: float, max_bytes: int) -> None:
         self.directory = _log_folder(directory)

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.clicks.enrich.enricher import DEVICE_FIELDS, device_fields
 from app.clicks.rollups import ROLLUP_DIMENSIONS, update_rollups
-from app.clicks.writer import ADD_CLICKS, WRITES_LOCK
+from app.clicks.writer import ADD_CLICKS
 from app.core.database import create_sessionmaker, execute_many
+from app.core.dialect import lock_writes
 from app.core.tables import Click, RollupDay, RollupHour, UserAgent
 
 LOOKUP_SLICE = 1000  # ids per IN (asyncpg takes at most 32,767 parameters)
@@ -103,10 +104,9 @@ async def _redo_day(
 ) -> int:
     """Update the day's clicks of the changed User-Agents, count the day's rollups again,
     and move the link counters by what changed. Returns the clicks updated."""
-    if session.get_bind().dialect.name == "postgresql":
-        # The click writers' lock, alone (SQLite's BEGIN IMMEDIATE serialises writes
-        # already): no click of this day is written while its rollups are counted again.
-        await session.execute(select(func.pg_advisory_xact_lock(WRITES_LOCK)))
+    # The click writers' lock, alone: no click of this day is written while its rollups
+    # are counted again.
+    await lock_writes(session, alone=True)
     begin = max(datetime.combine(day, time(), UTC), start)
     end = datetime.combine(day + timedelta(1), time(), UTC)
     # The day's clicks of those User-Agents, then each updated by its id (clicks have no

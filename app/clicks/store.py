@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.dialect import is_postgresql
 from app.core.tables import Click
 
 CLICK_COLUMNS = [c.name for c in Click.__table__.columns if c.name != "id"]
@@ -136,4 +137,4 @@ _POSTGRES_TYPES = {
 
 
 def store_for(session: AsyncSession) -> SqliteStore | PostgresStore:
-    return PostgresStore() if session.get_bind().dialect.name == "postgresql" else SqliteStore()
+    return PostgresStore() if is_postgresql(session) else SqliteStore()

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.enrich.known_bots import MAX_UA_LENGTH
-from app.core.database import execute_many, upsert_insert
+from app.core.database import execute_many
+from app.core.dialect import upsert_insert
 from app.core.tables import UserAgent
 
 Key = tuple[str, str]  # (User-Agent cut to MAX_UA_LENGTH, client hints)

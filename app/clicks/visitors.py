@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.store import store_for
-from app.core.database import upsert_insert
+from app.core.dialect import upsert_insert
 from app.core.tables import VisitorDay, VisitorSalt
 from app.secret_key import SecretKey
 

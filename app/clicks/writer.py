@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,7 +24,7 @@ from app.clicks.store import store_for
 from app.clicks.user_agents import UserAgentIds, key_of
 from app.clicks.visitors import Salts, mark_new_visitors
 from app.config import Settings
-from app.core.database import upsert_insert
+from app.core.dialect import lock_writes, upsert_insert
 from app.core.tables import Link, LogOffset
 from app.secret_key import SecretKey
 
@@ -33,9 +33,6 @@ RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
 # After stop(): how long the writer goes on writing what the log holds. What is left then
 # stays in the log for the next start.
 DRAIN_S = 8.0
-# Taken shared by each batch's transaction on PostgreSQL (writers do not wait on each
-# other), and alone by `tautan reenrich` while it counts a day's rollups again.
-WRITES_LOCK = 0x7461_7574_7669
 LINKS = Link.__table__
 ADD_CLICKS = (
     update(LINKS)
@@ -154,8 +151,7 @@ class ClickWriter:
         by one, each refused one dropped and counted: one bad click must not hold up the
         rest for ever."""
         async with self.sessionmaker() as session, session.begin():
-            if session.get_bind().dialect.name == "postgresql":
-                await session.execute(select(func.pg_advisory_xact_lock_shared(WRITES_LOCK)))
+            await lock_writes(session, alone=False)
             try:
                 async with session.begin_nested():
                     await mark_new_visitors(session, rows)

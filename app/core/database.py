@@ -4,8 +4,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -68,13 +66,6 @@ def create_sessionmaker(
 # Parameters SQLAlchemy prepares in one go: preparing costs event-loop time, and the
 # redirects waiting on the loop should not wait for a whole batch's worth of it.
 EXECUTEMANY_SLICE = 250
-
-
-def upsert_insert(session: AsyncSession, table: Any) -> Any:
-    """INSERT into `table` in the session's dialect, which offers ON CONFLICT clauses
-    (`on_conflict_do_nothing`, `on_conflict_do_update`) on both databases."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 async def execute_many(session: AsyncSession, statement: Any, rows: list[dict[str, Any]]) -> None:

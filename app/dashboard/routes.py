@@ -55,13 +55,7 @@ SECURITY_HEADERS = {
 }
 
 
-def can(principal: Principal, scope: str) -> bool:
-    """Whether a page should offer what needs `scope` (the rule of auth.check_scopes)."""
-    return principal.is_admin or scope in principal.scopes
-
-
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.globals["can"] = can
 templates.env.filters["number"] = lambda n: f"{n:,}"
 templates.env.filters["percent"] = lambda share: f"{share:.0%}"
 
@@ -108,11 +102,11 @@ async def limit_writes(request: Request, state: AppState, principal: Principal) 
     await state.rate_limiter.hit_key(principal.key_id)
 
 
-Reader = Annotated[Principal, Depends(session.signed_in("links:read"))]
-Writer = Annotated[Principal, Depends(session.signed_in("links:write"))]
+MayRead = Annotated[Principal, Depends(session.signed_in("links:read"))]
+MayWrite = Annotated[Principal, Depends(session.signed_in("links:write"))]
 # The edit form shows what the link holds: writing alone is no right to read it.
-Editor = Annotated[Principal, Depends(session.signed_in("links:read", "links:write"))]
-StatsReader = Annotated[Principal, Depends(session.signed_in("stats:read"))]
+MayEdit = Annotated[Principal, Depends(session.signed_in("links:read", "links:write"))]
+MayReadStats = Annotated[Principal, Depends(session.signed_in("stats:read"))]
 SameOrigin = Depends(session.same_origin)
 
 
@@ -159,7 +153,7 @@ async def sign_out(request: Request, state: State, db: WriteSession) -> Response
 @router.get("/links")
 async def link_list(
     request: Request,
-    principal: Reader,
+    principal: MayRead,
     db: ReadSession,
     ctx: ShortUrls,
     q: Annotated[str, Query(max_length=200)] = "",
@@ -214,13 +208,13 @@ def _form_page(
 
 # Not under /links/: a link's slug may be "new" and its page is /dashboard/links/new.
 @router.get("/new")
-async def new_link_form(request: Request, principal: Writer) -> Response:
+async def new_link_form(request: Request, principal: MayWrite) -> Response:
     return _form_page(request, principal, forms.values_of(None))
 
 
 @router.post("/new", dependencies=[SameOrigin])
 async def create_link(
-    request: Request, principal: Writer, db: WriteSession, state: State
+    request: Request, principal: MayWrite, db: WriteSession, state: State
 ) -> Response:
     await limit_writes(request, state, principal)
     values = forms.text_of(await request.form())
@@ -233,7 +227,7 @@ async def create_link(
 
 @router.get("/links/{slug}/edit")
 async def edit_link_form(
-    request: Request, slug: str, principal: Editor, db: ReadSession, ctx: ShortUrls
+    request: Request, slug: str, principal: MayEdit, db: ReadSession, ctx: ShortUrls
 ) -> Response:
     link = links.to_out(await links.get_link(db, principal, slug), ctx)
     return _form_page(request, principal, forms.values_of(link), slug=slug)
@@ -241,7 +235,7 @@ async def edit_link_form(
 
 @router.post("/links/{slug}/edit", dependencies=[SameOrigin])
 async def update_link(
-    request: Request, slug: str, principal: Writer, db: WriteSession, state: State
+    request: Request, slug: str, principal: MayWrite, db: WriteSession, state: State
 ) -> Response:
     await limit_writes(request, state, principal)
     # Another's link is a 404 page, not a form; this one's expiry may be kept as stored.
@@ -257,7 +251,7 @@ async def update_link(
 
 @router.post("/links/{slug}/archive", dependencies=[SameOrigin])
 async def archive_link(
-    request: Request, slug: str, principal: Writer, db: WriteSession, state: State
+    request: Request, slug: str, principal: MayWrite, db: WriteSession, state: State
 ) -> Response:
     """The link stops redirecting; its clicks and stats stay (as DELETE /api/links/{slug})."""
     await limit_writes(request, state, principal)
@@ -267,7 +261,7 @@ async def archive_link(
 
 @router.post("/links/{slug}/restore", dependencies=[SameOrigin])
 async def restore_link(
-    request: Request, slug: str, principal: Writer, db: WriteSession, state: State
+    request: Request, slug: str, principal: MayWrite, db: WriteSession, state: State
 ) -> Response:
     await limit_writes(request, state, principal)
     await links.update_link(db, principal, slug, LinkUpdate(archived=False), state.link_context)
@@ -283,7 +277,7 @@ Zone = Annotated[str, Query(max_length=64)]
 async def link_page(
     request: Request,
     slug: str,
-    principal: Reader,
+    principal: MayRead,
     db: ReadSession,
     stats_db: StatsSession,
     state: State,
@@ -304,7 +298,7 @@ async def link_page(
         context["range_error"] = str(exc)
         period = views.period_of(link.slug, None, None, "UTC")
     context["period"] = period
-    if can(principal, "stats:read"):
+    if principal.may("stats:read"):
         context.update(await views.link_stats(stats_db, principal, period.query))
     return _page(request, "link.html", **context)
 
@@ -313,7 +307,7 @@ async def link_page(
 async def link_chart(
     request: Request,
     slug: str,
-    principal: StatsReader,
+    principal: MayReadStats,
     db: ReadSession,
     stats_db: StatsSession,
     from_: From = None,
@@ -323,7 +317,8 @@ async def link_chart(
     link = await links.get_link(db, principal, slug)
     try:
         period = views.period_of(link.slug, from_, to, tz)
-        buckets = await stats.timeseries(stats_db, principal, period.query, period.interval)
+        scope = stats.Scope(principal, period.query)
+        buckets = await stats.timeseries(stats_db, scope, period.interval)
     except ValueError as exc:
         raise AppError(422, "invalid_parameter", str(exc)) from None
     return Response(
@@ -335,7 +330,7 @@ async def link_chart(
 
 @router.get("/links/{slug}/qr.{kind}")
 async def link_qr(
-    slug: str, kind: Literal["svg", "png"], principal: Reader, db: ReadSession, ctx: ShortUrls
+    slug: str, kind: Literal["svg", "png"], principal: MayRead, db: ReadSession, ctx: ShortUrls
 ) -> Response:
     link = await links.get_link(db, principal, slug)
     image = qr.qr_code(ctx.short_url(link.slug), kind=kind, size=600, margin=4,

@@ -103,14 +103,15 @@ def period_of(slug: str, start: str | None, end: str | None, tz: str) -> Period:
 
 async def link_stats(db: AsyncSession, principal: Principal, q: StatsQuery) -> dict[str, Any]:
     """The link page's numbers: summary, breakdown tables, and where it was shared."""
-    summary = await stats.summary(db, principal, q)
+    scope = stats.Scope(principal, q)
+    summary = await stats.summary(db, scope)
     tables = []
     for dimension, title in BREAKDOWNS:
         limit = 24 if dimension == "hour_of_day" else BREAKDOWN_ROWS
-        rows = await stats.breakdown(db, principal, q, dimension, limit)
+        rows = await stats.breakdown(db, scope, dimension, limit)
         if dimension == "hour_of_day":
             rows = by_hour(rows)
         tables.append((title, rows))
-    with_bots = dataclasses.replace(q, include_bots=True)
-    bots = await stats.breakdown(db, principal, with_bots, "bot_name", 1000)
+    with_bots = stats.Scope(principal, dataclasses.replace(q, include_bots=True))
+    bots = await stats.breakdown(db, with_bots, "bot_name", 1000)
     return {"summary": summary, "tables": tables, "shared_on": shared_on(bots)}

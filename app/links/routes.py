@@ -46,7 +46,7 @@ LinksWrite = Annotated[Principal, Depends(write_access)]
 def _shown(link: LinkOut, principal: Principal) -> LinkOut | LinkRef:
     """The link written, for a key that may read it; else only where it is: `links:write`
     alone changes links without ever seeing what they hold."""
-    if principal.is_admin or "links:read" in principal.scopes:
+    if principal.may("links:read"):
         return link
     return LinkRef(slug=link.slug, short_url=link.short_url)
 

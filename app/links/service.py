@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -137,15 +137,8 @@ async def create_links(
     return results
 
 
-def _visible(principal: Principal) -> Select[tuple[Link]]:
-    query = select(Link)
-    if not principal.is_admin:
-        query = query.where(Link.workspace_id == principal.workspace_id)
-    return query
-
-
 async def get_link(session: AsyncSession, principal: Principal, slug: str) -> Link:
-    link = await session.scalar(_visible(principal).where(Link.slug == slug))
+    link = await session.scalar(select(Link).where(*principal.sees(Link)).where(Link.slug == slug))
     if link is None:
         raise NotFound("link")
     return link
@@ -222,8 +215,10 @@ async def list_links(
 ) -> tuple[list[Link], str | None]:
     """Largest `sort` first (newest for `created`), `limit` at a time; returns the page
     and the cursor of the next one."""
-    query = _visible(principal).where(
-        Link.archived_at.is_not(None) if archived else Link.archived_at.is_(None)
+    query = (
+        select(Link)
+        .where(*principal.sees(Link))
+        .where(Link.archived_at.is_not(None) if archived else Link.archived_at.is_(None))
     )
     if q:
         query = query.where(

@@ -230,9 +230,7 @@ async def link_pages(
 
 async def count_links(session: AsyncSession, principal: Principal) -> int:
     """How many links (active and archived) the caller sees: the length of an export."""
-    query = select(func.count()).select_from(Link)
-    if not principal.is_admin:
-        query = query.where(Link.workspace_id == principal.workspace_id)
+    query = select(func.count()).select_from(Link).where(*principal.sees(Link))
     return await session.scalar(query) or 0
 
 

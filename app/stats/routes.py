@@ -16,7 +16,7 @@ from app.spreadsheet import as_text
 from app.stats import service
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone
 from app.stats.schemas import Breakdown, Summary, Timeseries
-from app.stats.service import StatsQuery
+from app.stats.service import Scope, StatsQuery
 
 # Operation ids `stats_summary`, `stats_timeseries` …: the names generated clients give
 # their functions.
@@ -65,10 +65,18 @@ def stats_query(
 QueryDep = Annotated[StatsQuery, Depends(stats_query)]
 
 
-@router.get("/summary", response_model=Summary)
-async def summary(principal: StatsRead, q: QueryDep, session: StatsSession) -> dict:
+async def stats_scope(principal: StatsRead, q: QueryDep, session: StatsSession) -> Scope:
+    """The clicks the request counts; 404 unless every `link` names a link the key sees."""
     await service.check_links(session, principal, q.links)
-    return await service.summary(session, principal, q)
+    return Scope(principal, q)
+
+
+ScopeDep = Annotated[Scope, Depends(stats_scope)]
+
+
+@router.get("/summary", response_model=Summary)
+async def summary(scope: ScopeDep, session: StatsSession) -> dict:
+    return await service.summary(session, scope)
 
 
 # Named, so that OpenAPI holds it as the schema `Interval` (generated clients get an enum
@@ -78,20 +86,18 @@ IntervalName = TypeAliasType("Interval", Interval)
 
 @router.get("/timeseries", response_model=Timeseries)
 async def timeseries(
-    principal: StatsRead,
-    q: QueryDep,
+    scope: ScopeDep,
     session: StatsSession,
     interval: Annotated[
         IntervalName | None, Query(description="default: from the range's length")
     ] = None,
 ) -> dict:
-    await service.check_links(session, principal, q.links)
-    interval = interval or default_interval(q.start, q.end)
+    interval = interval or default_interval(scope.q.start, scope.q.end)
     try:
-        buckets = await service.timeseries(session, principal, q, interval)
+        buckets = await service.timeseries(session, scope, interval)
     except ValueError as exc:
         raise Invalid("invalid_parameter", str(exc), "interval") from None
-    return {"interval": interval, "tz": q.tz.key, "buckets": buckets}
+    return {"interval": interval, "tz": scope.q.tz.key, "buckets": buckets}
 
 
 # The schema `Dimension`, as `Interval` above.
@@ -100,14 +106,12 @@ Dimension = TypeAliasType("Dimension", Literal[service.DIMENSIONS])  # type: ign
 
 @router.get("/breakdown/{dimension}", response_model=Breakdown)
 async def breakdown(
-    principal: StatsRead,
-    q: QueryDep,
+    scope: ScopeDep,
     session: StatsSession,
     dimension: Annotated[Dimension, Path()],
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> dict:
-    await service.check_links(session, principal, q.links)
-    rows = await service.breakdown(session, principal, q, dimension, limit)
+    rows = await service.breakdown(session, scope, dimension, limit)
     return {"dimension": dimension, "rows": rows}
 
 
@@ -120,16 +124,15 @@ def _cell(value: object) -> object:
     response_class=StreamingResponse,
     responses={200: {"description": "CSV with a header row", "content": CSV}},
 )
-async def clicks_csv(principal: StatsRead, q: QueryDep, session: StatsSession) -> StreamingResponse:
+async def clicks_csv(scope: ScopeDep, session: StatsSession) -> StreamingResponse:
     """Raw clicks, oldest first, streamed as CSV (RFC 4180) with a header row; booleans
     (`new_visitor`, `is_bot`) are `true` or `false`."""
-    await service.check_links(session, principal, q.links)  # before the 200 goes out
 
     async def lines() -> AsyncIterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(service.CSV_COLUMNS)
-        async for row in service.raw_clicks(session, principal, q):
+        async for row in service.raw_clicks(session, scope):
             writer.writerow([_cell(v) for v in row])
             if buffer.tell() > 64_000:
                 yield buffer.getvalue()

@@ -12,12 +12,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
-    Integer,
     Select,
     case,
-    cast,
     func,
     or_,
     select,
@@ -25,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clicks.rollups import NO_VALUE, ROLLUP_DIMENSIONS
+from app.core.dialect import epoch_seconds
 from app.core.errors import AppError
 from app.core.principal import Principal
 from app.core.tables import Click, Link, LinkTag, RollupDay, RollupHour
@@ -137,10 +135,10 @@ async def check_links(session: AsyncSession, principal: Principal, slugs: Sequen
     the message names the unknown slugs."""
     wanted = list(dict.fromkeys(slugs))
     found: set[str] = set()
-    own = [] if principal.is_admin else [Link.workspace_id == principal.workspace_id]
     for start in range(0, len(wanted), LINKS_PER_LOOKUP):  # asyncpg takes 32,767 parameters
         chunk = wanted[start : start + LINKS_PER_LOOKUP]
-        found.update(await session.scalars(select(Link.slug).where(*own, Link.slug.in_(chunk))))
+        visible = select(Link.slug).where(*principal.sees(Link), Link.slug.in_(chunk))
+        found.update(await session.scalars(visible))
     unknown = [slug for slug in wanted if slug not in found]
     if unknown:
         names = ", ".join(f"'{slug}'" for slug in unknown)
@@ -148,64 +146,73 @@ async def check_links(session: AsyncSession, principal: Principal, slugs: Sequen
         raise AppError(404, "not_found", message, {"field": "link", "unknown": unknown})
 
 
-def _scope(table: Any, principal: Principal, q: StatsQuery) -> list[ColumnElement[bool]]:
-    """Which links' clicks count: the key's workspace (all for admin), narrowed by the
-    link filters."""
-    own = [] if principal.is_admin else [Link.workspace_id == principal.workspace_id]
-    if q.link_filters:
-        # Only by link: the link's own index (not the workspace's) is the way in.
-        return [table.link_id.in_(select(Link.id).where(*own, *q.link_filters))]
-    return [] if principal.is_admin else [table.workspace_id == principal.workspace_id]
+@dataclass(frozen=True)
+class Scope:
+    """Which clicks a stats request counts, built once from the caller and the query: those
+    of the caller's links (its workspace's, every one for admin) that the link filters
+    keep, in the query's range, of humans only unless the query includes bots."""
 
+    principal: Principal
+    q: StatsQuery
 
-def _raw(
-    principal: Principal,
-    q: StatsQuery,
-    *,
-    bots: bool | None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> list[ColumnElement[bool]]:
-    """Conditions on `clicks` in [start, end) (the query's range unless narrowed); `bots`
-    None keeps both humans and bots."""
-    start, end = max(start or q.start, q.start), min(end or q.end, q.end)
-    conditions = [*_scope(Click, principal, q), Click.ts >= start, Click.ts < end]
-    if q.country:
-        conditions.append(q.country.condition(Click.country))
-    if q.device:
-        conditions.append(q.device.condition(Click.device_type))
-    if bots is not None:
-        conditions.append(Click.is_bot.is_(bots))
-    return conditions
+    @property
+    def bots(self) -> bool | None:
+        """The `is_bot` value counted, None for both."""
+        return None if self.q.include_bots else False
+
+    def of(self, table: Any) -> list[ColumnElement[bool]]:
+        """Conditions on `table` (clicks or a rollup) for the links in scope."""
+        if self.q.link_filters:
+            # Only by link: the link's own index (not the workspace's) is the way in.
+            links = select(Link.id).where(*self.principal.sees(Link), *self.q.link_filters)
+            return [table.link_id.in_(links)]
+        return self.principal.sees(table)
+
+    def hours(self, *, bots: bool | None) -> list[ColumnElement[bool]]:
+        """Conditions on the hourly rollup: the hours of the range (whole hours: see
+        StatsQuery.rollups_apply)."""
+        conditions = [*self.of(RollupHour), RollupHour.hour >= self.q.start]
+        conditions.append(RollupHour.hour < self.q.end)
+        if bots is not None:
+            conditions.append(RollupHour.is_bot.is_(bots))
+        return conditions
+
+    def clicks(
+        self, *, bots: bool | None, start: datetime | None = None, end: datetime | None = None
+    ) -> list[ColumnElement[bool]]:
+        """Conditions on raw clicks in [start, end) (the query's range unless narrowed)."""
+        start, end = max(start or self.q.start, self.q.start), min(end or self.q.end, self.q.end)
+        conditions = [*self.of(Click), Click.ts >= start, Click.ts < end]
+        if self.q.country:
+            conditions.append(self.q.country.condition(Click.country))
+        if self.q.device:
+            conditions.append(self.q.device.condition(Click.device_type))
+        if bots is not None:
+            conditions.append(Click.is_bot.is_(bots))
+        return conditions
 
 
 NEW_VISITORS = func.sum(case((Click.new_visitor, 1), else_=0))
 
 
-async def _per_link(session: AsyncSession, principal: Principal, q: StatsQuery) -> Sequence[Any]:
+async def _per_link(session: AsyncSession, scope: Scope) -> Sequence[Any]:
     """(link_id, is_bot, clicks, visitors) rows, humans and bots both."""
     query: Select[Any]
-    if q.rollups_apply:
-        query = select(
-            RollupHour.link_id,
-            RollupHour.is_bot,
-            func.sum(RollupHour.clicks),
-            func.sum(RollupHour.visitors),
-        ).where(
-            *_scope(RollupHour, principal, q), RollupHour.hour >= q.start, RollupHour.hour < q.end
-        )
-        query = query.group_by(RollupHour.link_id, RollupHour.is_bot)
+    if scope.q.rollups_apply:
+        hour = RollupHour
+        query = select(hour.link_id, hour.is_bot, func.sum(hour.clicks), func.sum(hour.visitors))
+        query = query.where(*scope.hours(bots=None)).group_by(hour.link_id, hour.is_bot)
     else:
         query = select(Click.link_id, Click.is_bot, func.count(), NEW_VISITORS)
-        query = query.where(*_raw(principal, q, bots=None)).group_by(Click.link_id, Click.is_bot)
+        query = query.where(*scope.clicks(bots=None)).group_by(Click.link_id, Click.is_bot)
     return (await session.execute(query)).all()
 
 
-async def summary(session: AsyncSession, principal: Principal, q: StatsQuery) -> dict[str, Any]:
-    rows = await _per_link(session, principal, q)
-    counted = [r for r in rows if q.include_bots or not r[1]]
+async def summary(session: AsyncSession, scope: Scope) -> dict[str, Any]:
+    rows = await _per_link(session, scope)
+    counted = [r for r in rows if scope.q.include_bots or not r[1]]
     clicks = sum(r[2] for r in counted)
-    first, last = await _first_and_last(session, principal, q) if clicks else (None, None)
+    first, last = await _first_and_last(session, scope) if clicks else (None, None)
     return {
         "clicks": clicks,
         "unique_visitors": sum(r[3] for r in counted),
@@ -217,27 +224,21 @@ async def summary(session: AsyncSession, principal: Principal, q: StatsQuery) ->
 
 
 async def _first_and_last(
-    session: AsyncSession, principal: Principal, q: StatsQuery
+    session: AsyncSession, scope: Scope
 ) -> tuple[datetime | None, datetime | None]:
     """The first and last counted click. The rollups tell in which hours they fall, so
     only those two hours of raw clicks are read; if those were purged, the hour it is."""
-    bots = None if q.include_bots else False
     first_hour = last_hour = None
-    if q.rollups_apply:
-        conditions = [
-            *_scope(RollupHour, principal, q),
-            RollupHour.hour >= q.start,
-            RollupHour.hour < q.end,
-        ]
-        if bots is not None:
-            conditions.append(RollupHour.is_bot.is_(False))
-        hours = select(func.min(RollupHour.hour), func.max(RollupHour.hour)).where(*conditions)
-        first_hour, last_hour = (await session.execute(hours)).one()
+    if scope.q.rollups_apply:
+        hours = select(func.min(RollupHour.hour), func.max(RollupHour.hour))
+        first_hour, last_hour = (
+            await session.execute(hours.where(*scope.hours(bots=scope.bots)))
+        ).one()
     hour = timedelta(hours=1)
 
     def at(moment: datetime | None) -> Select[Any]:
         window = {"start": moment, "end": moment + hour} if moment else {}
-        return select(Click.ts).where(*_raw(principal, q, bots=bots, **window))
+        return select(Click.ts).where(*scope.clicks(bots=scope.bots, **window))
 
     return (
         await session.scalar(at(first_hour).order_by(Click.ts).limit(1)) or first_hour,
@@ -247,43 +248,33 @@ async def _first_and_last(
 
 def _slot_of(session: AsyncSession) -> ColumnElement[int]:
     """The 15-minute UTC slot of a click, as seconds since the epoch divided by 900."""
-    if session.get_bind().dialect.name == "sqlite":
-        seconds: ColumnElement[Any] = cast(func.strftime("%s", Click.ts), Integer)
-    else:
-        seconds = cast(func.floor(func.extract("epoch", Click.ts)), BigInteger)
-    return seconds // int(SLOT.total_seconds())  # integer division: one group per slot
+    # Integer division: one group per slot.
+    return epoch_seconds(session, Click.ts) // int(SLOT.total_seconds())
 
 
 async def _slots(
-    session: AsyncSession, principal: Principal, q: StatsQuery, *, rollups: bool
+    session: AsyncSession, scope: Scope, *, rollups: bool
 ) -> list[tuple[datetime, int, int]]:
     """Clicks and visitors per UTC hour (rollups) or per 15 minutes (raw clicks)."""
-    bots = None if q.include_bots else False
     if rollups:
-        conditions = [
-            *_scope(RollupHour, principal, q),
-            RollupHour.hour >= q.start,
-            RollupHour.hour < q.end,
-        ]
-        if bots is not None:
-            conditions.append(RollupHour.is_bot.is_(False))
         query = select(RollupHour.hour, func.sum(RollupHour.clicks), func.sum(RollupHour.visitors))
-        rows = await session.execute(query.where(*conditions).group_by(RollupHour.hour))
-        return [(hour, clicks, visitors) for hour, clicks, visitors in rows]
+        query = query.where(*scope.hours(bots=scope.bots)).group_by(RollupHour.hour)
+        return [(hour, clicks, visitors) for hour, clicks, visitors in await session.execute(query)]
     slot = _slot_of(session).label("slot")
-    query = select(slot, func.count(), NEW_VISITORS).where(*_raw(principal, q, bots=bots))
+    query = select(slot, func.count(), NEW_VISITORS).where(*scope.clicks(bots=scope.bots))
     rows = await session.execute(query.group_by(slot))
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return [(epoch + int(n) * SLOT, clicks, visitors) for n, clicks, visitors in rows]
 
 
 async def timeseries(
-    session: AsyncSession, principal: Principal, q: StatsQuery, interval: Interval
+    session: AsyncSession, scope: Scope, interval: Interval
 ) -> list[dict[str, Any]]:
+    q = scope.q
     starts = bucket_starts(q.start, q.end, interval, q.tz)
     rollups = q.rollups_apply and all(is_hour_aligned(s) for s in starts)
     counts = [Count() for _ in starts]
-    for slot, clicks, visitors in await _slots(session, principal, q, rollups=rollups):
+    for slot, clicks, visitors in await _slots(session, scope, rollups=rollups):
         counts[bisect_right(starts, slot) - 1].add(clicks, visitors)
     return [
         {"start": start.isoformat(), "clicks": c.clicks, "unique_visitors": c.visitors}
@@ -292,15 +283,16 @@ async def timeseries(
 
 
 async def _by_click_attribute(
-    session: AsyncSession, principal: Principal, q: StatsQuery, dimension: str
+    session: AsyncSession, scope: Scope, dimension: str
 ) -> dict[str | None, Count]:
+    q = scope.q
     counts: dict[str | None, Count] = defaultdict(Count)
     edges = [(q.start, q.end)]  # what raw clicks must answer
     first_day = (q.start + timedelta(days=1) - timedelta(microseconds=1)).date()
     last_day = q.end.date()  # exclusive
     if q.rollups_apply and dimension in ROLLUP_DIMENSIONS and first_day < last_day:
         conditions = [
-            *_scope(RollupDay, principal, q),
+            *scope.of(RollupDay),
             RollupDay.dimension == dimension,
             RollupDay.day >= first_day,
             RollupDay.day < last_day,
@@ -319,7 +311,7 @@ async def _by_click_attribute(
     for start, end in edges:  # one query each, so that each reads only its own range
         if start < end:
             query = select(column, func.count(), NEW_VISITORS).where(
-                *_raw(principal, q, bots=None if q.include_bots else False, start=start, end=end)
+                *scope.clicks(bots=scope.bots, start=start, end=end)
             )
             for value, clicks, visitors in await session.execute(query.group_by(column)):
                 counts[value].add(clicks, visitors)
@@ -327,11 +319,11 @@ async def _by_click_attribute(
 
 
 async def _by_link_attribute(
-    session: AsyncSession, principal: Principal, q: StatsQuery, dimension: str
+    session: AsyncSession, scope: Scope, dimension: str
 ) -> dict[str | None, Count]:
     per_link: dict[int, Count] = defaultdict(Count)
-    for link_id, is_bot, clicks, visitors in await _per_link(session, principal, q):
-        if q.include_bots or not is_bot:
+    for link_id, is_bot, clicks, visitors in await _per_link(session, scope):
+        if scope.q.include_bots or not is_bot:
             per_link[link_id].add(clicks, visitors)
     column = LINK_DIMENSIONS[dimension]
     ids = list(per_link)
@@ -345,30 +337,28 @@ async def _by_link_attribute(
     return counts
 
 
-async def _by_time(
-    session: AsyncSession, principal: Principal, q: StatsQuery, dimension: str
-) -> dict[str | None, Count]:
+async def _by_time(session: AsyncSession, scope: Scope, dimension: str) -> dict[str | None, Count]:
     counts: dict[str | None, Count] = defaultdict(Count)
-    rollups = q.rollups_apply and q.whole_hour_zone
-    for slot, clicks, visitors in await _slots(session, principal, q, rollups=rollups):
-        local = slot.astimezone(q.tz)
+    rollups = scope.q.rollups_apply and scope.q.whole_hour_zone
+    for slot, clicks, visitors in await _slots(session, scope, rollups=rollups):
+        local = slot.astimezone(scope.q.tz)
         value = str(local.hour) if dimension == "hour_of_day" else WEEKDAYS[local.weekday()]
         counts[value].add(clicks, visitors)
     return counts
 
 
 async def breakdown(
-    session: AsyncSession, principal: Principal, q: StatsQuery, dimension: str, limit: int
+    session: AsyncSession, scope: Scope, dimension: str, limit: int
 ) -> list[dict[str, Any]]:
     """Rows largest first; nulls form `(unknown)` (`(none)` for in_app and bot_name), rows
     past `limit` are summed into `(other)`, so the rows always add up to the summary's
     clicks."""
     if dimension in LINK_DIMENSIONS:
-        counts = await _by_link_attribute(session, principal, q, dimension)
+        counts = await _by_link_attribute(session, scope, dimension)
     elif dimension in TIME_DIMENSIONS:
-        counts = await _by_time(session, principal, q, dimension)
+        counts = await _by_time(session, scope, dimension)
     else:
-        counts = await _by_click_attribute(session, principal, q, dimension)
+        counts = await _by_click_attribute(session, scope, dimension)
     merged: dict[str, Count] = defaultdict(Count)
     missing = NONE if dimension in NONE_FOR_NULL else UNKNOWN
     for value, count in counts.items():
@@ -402,15 +392,13 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-async def raw_clicks(
-    session: AsyncSession, principal: Principal, q: StatsQuery
-) -> AsyncIterator[Sequence[Any]]:
+async def raw_clicks(session: AsyncSession, scope: Scope) -> AsyncIterator[Sequence[Any]]:
     """Every click the filters select, oldest first, as rows in CSV_COLUMNS order."""
     columns = [Link.slug if name == "link" else getattr(Click, name) for name in CSV_COLUMNS]
     query = (
         select(*columns)
         .join(Link, Link.id == Click.link_id)
-        .where(*_raw(principal, q, bots=None if q.include_bots else False))
+        .where(*scope.clicks(bots=scope.bots))
         .order_by(Click.id)
         .execution_options(yield_per=1000)
     )

@@ -16,7 +16,15 @@ from app.clicks.log import segment_paths
 from app.config import Settings
 from app.core.tables import Click, Link
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, create_link, in_app, make_key, raw_click, with_writer
+from tests.conftest import (
+    BASE_URL,
+    PEER,
+    create_link,
+    make_key,
+    raw_click,
+    run_in_transaction,
+    with_writer,
+)
 
 IPHONE_INSTAGRAM = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
@@ -38,14 +46,18 @@ def clicks_of(client: TestClient, want: int, timeout: float = 10) -> list[Click]
     """The click rows once the writer has written `want` of them (it batches)."""
     deadline = time.monotonic() + timeout
     while True:
-        rows = list(in_app(client, lambda s: s.scalars(select(Click).order_by(Click.id))).all())
+        rows = list(
+            run_in_transaction(client, lambda s: s.scalars(select(Click).order_by(Click.id))).all()
+        )
         if len(rows) >= want or time.monotonic() > deadline:
             return rows
         time.sleep(0.02)
 
 
 def link_clicks(client: TestClient, slug: str) -> int:
-    return in_app(client, lambda s: s.scalar(select(Link.clicks).where(Link.slug == slug)))
+    return run_in_transaction(
+        client, lambda s: s.scalar(select(Link.clicks).where(Link.slug == slug))
+    )
 
 
 def test_each_redirect_becomes_an_enriched_click(client: TestClient, writer: dict) -> None:
@@ -174,7 +186,7 @@ def test_values_the_database_refuses_do_not_hold_up_the_others(
     link = create_link(client, writer, slug="ok")
     click = dataclasses.replace(
         raw_click(link, datetime.now(UTC)),
-        workspace_id=in_app(client, lambda s: s.scalar(select(Link.workspace_id))),
+        workspace_id=run_in_transaction(client, lambda s: s.scalar(select(Link.workspace_id))),
     )
     click_writer = tests.conftest.click_writer(client)
     good = {**click_writer.enricher.enrich(click, b"s" * 32), "user_agent_id": None}

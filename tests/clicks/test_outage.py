@@ -22,14 +22,14 @@ from app.clicks.raw import RawClick
 from app.config import Settings
 from app.core.tables import Click
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, create_link, in_app, make_key, with_writer
+from tests.conftest import BASE_URL, PEER, create_link, make_key, run_in_transaction, with_writer
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DESKTOP = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 
 def count_clicks(client: TestClient) -> int:
-    return in_app(client, lambda s: s.scalar(select(func.count()).select_from(Click)))
+    return run_in_transaction(client, lambda s: s.scalar(select(func.count()).select_from(Click)))
 
 
 def wait_for_clicks(client: TestClient, want: int, timeout: float = 30) -> int:

@@ -13,8 +13,8 @@ from app.core.tables import Click, UserAgent
 from tests.conftest import (
     click_writer,
     create_link,
-    in_app,
     raw_click,
+    run_in_transaction,
     seed_clicks,
     state_of,
     tautan,
@@ -71,7 +71,7 @@ def test_reenrich_updates_clicks_rollups_and_counters(
     done = client.portal.call(reenrich, state_of(client).engine, since)
     assert (done.user_agents, done.changed, done.clicks) == (2, 2, 3)
 
-    rows = in_app(
+    rows = run_in_transaction(
         client,
         lambda s: s.execute(select(Click.ts, Click.device_model, Click.is_bot).order_by(Click.ts)),
     )
@@ -96,7 +96,10 @@ def test_reenrich_updates_clicks_rollups_and_counters(
     again = tautan(database_url, "reenrich", "--since", since.isoformat())
     assert again.returncode == 0, again.stderr
     assert "2 user agents looked at, 0 changed" in again.stdout
-    assert in_app(client, lambda s: s.scalar(select(func.count()).select_from(UserAgent))) == 2
+    assert (
+        run_in_transaction(client, lambda s: s.scalar(select(func.count()).select_from(UserAgent)))
+        == 2
+    )
 
 
 def test_each_distinct_user_agent_and_hints_is_stored_once(
@@ -108,9 +111,9 @@ def test_each_distinct_user_agent_and_hints_is_stored_once(
     clicks[0].client_hints = 'sec-ch-ua-model: "SM-S918B"'
     seed_clicks(client, clicks)
     seed_clicks(client, clicks[1:2])  # a later batch: known, by the process and the table
-    stored = in_app(
+    stored = run_in_transaction(
         client, lambda s: s.execute(select(UserAgent.user_agent, UserAgent.client_hints))
     )
     assert sorted(stored) == [(SAMSUNG, ""), (SAMSUNG, 'sec-ch-ua-model: "SM-S918B"')]
-    ids = list(in_app(client, lambda s: s.scalars(select(Click.user_agent_id))))
+    ids = list(run_in_transaction(client, lambda s: s.scalars(select(Click.user_agent_id))))
     assert None not in ids and len(set(ids)) == 2

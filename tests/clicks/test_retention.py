@@ -25,9 +25,9 @@ from tests.conftest import (
     click_writer,
     create_link,
     empty_database,
-    in_app,
     make_key,
     raw_click,
+    run_in_transaction,
     seed_clicks,
     state_of,
     tautan,
@@ -57,7 +57,9 @@ def _seed_old_and_recent(client: TestClient, link: dict[str, Any]) -> None:
 
 
 def _click_times(client: TestClient) -> list[datetime]:
-    return list(in_app(client, lambda s: s.scalars(select(Click.ts).order_by(Click.id))).all())
+    return list(
+        run_in_transaction(client, lambda s: s.scalars(select(Click.ts).order_by(Click.id))).all()
+    )
 
 
 def _maintain(client: TestClient, days: int | None) -> retention.Purged:
@@ -152,7 +154,7 @@ def test_the_periodic_task_purges_in_a_live_app(settings: Settings) -> None:
 
 
 def _clicks_count(client: TestClient) -> int:
-    return in_app(client, lambda s: s.scalar(select(func.count()).select_from(Click)))
+    return run_in_transaction(client, lambda s: s.scalar(select(func.count()).select_from(Click)))
 
 
 def test_purge_command(
@@ -191,13 +193,13 @@ def _partitions(client: TestClient) -> list[str]:
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = 'clicks'::regclass ORDER BY c.relname"
     )
-    return list(in_app(client, lambda s: s.scalars(query)).all())
+    return list(run_in_transaction(client, lambda s: s.scalars(query)).all())
 
 
 def _homes(client: TestClient) -> dict[int, str]:
     """Where each click row lives: click id → partition name."""
     query = text("SELECT id, tableoid::regclass::text FROM clicks")
-    return dict(in_app(client, lambda s: s.execute(query)).all())
+    return dict(run_in_transaction(client, lambda s: s.execute(query)).all())
 
 
 @contextlib.contextmanager
@@ -249,7 +251,9 @@ def test_postgresql_drops_past_months_whole_and_empties_default(
         assert kept["clicks"] == 1
 
         # As left by a pass stopped between detaching a month and dropping it.
-        in_app(client, lambda s: s.execute(text("CREATE TABLE clicks_2020_01 (LIKE clicks)")))
+        run_in_transaction(
+            client, lambda s: s.execute(text("CREATE TABLE clicks_2020_01 (LIKE clicks)"))
+        )
 
         done = _maintain(client, DAYS)
 
@@ -344,7 +348,7 @@ def _rows_of(client: TestClient, link_id: int) -> dict[str, int]:
             for name, model in tables.items()
         }
 
-    return in_app(client, count)
+    return run_in_transaction(client, count)
 
 
 def test_purge_erases_a_link_and_all_it_recorded(client: TestClient, writer: dict) -> None:
@@ -364,7 +368,7 @@ def test_purge_erases_a_link_and_all_it_recorded(client: TestClient, writer: dic
     assert client.delete("/api/links/gone?purge=true", headers=writer).status_code == 204
 
     assert _rows_of(client, gone["id"]) == {"clicks": 0, "hours": 0, "days": 0, "tags": 0}
-    assert in_app(client, lambda s: s.get(Link, gone["id"])) is None
+    assert run_in_transaction(client, lambda s: s.get(Link, gone["id"])) is None
     assert client.get("/gone").status_code == 404
     assert client.get("/api/links/gone", headers=writer).status_code == 404
     assert _rows_of(client, kept["id"]) == kept_before
@@ -388,7 +392,7 @@ def test_a_queued_click_of_a_purged_link_does_not_block_the_writer(
 ) -> None:
     gone = create_link(client, writer, slug="gone")
     kept = create_link(client, writer, slug="kept")
-    workspace = in_app(client, lambda s: s.scalar(select(Link.workspace_id)))
+    workspace = run_in_transaction(client, lambda s: s.scalar(select(Link.workspace_id)))
     state = state_of(client)
     assert client.delete("/api/links/gone?purge=true", headers=writer).status_code == 204
 
@@ -417,7 +421,7 @@ def test_a_purged_link_id_is_never_given_to_a_new_link(client: TestClient, write
     fresh = create_link(client, writer, slug="fresh")
     assert fresh["id"] > gone["id"]
 
-    workspace = in_app(client, lambda s: s.scalar(select(Link.workspace_id)))
+    workspace = run_in_transaction(client, lambda s: s.scalar(select(Link.workspace_id)))
     late = dataclasses.replace(raw_click(gone, datetime.now(UTC)), workspace_id=workspace)
     assert client.portal is not None
     client.portal.call(click_writer(client).write, [late])

@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 from app.clicks.visitors import Salts, visitor_id
 from app.core.tables import Link, VisitorSalt
 from app.secret_key import SecretKey
-from tests.conftest import click_writer, create_link, in_app, raw_click, state_of
+from tests.conftest import click_writer, create_link, raw_click, run_in_transaction, state_of
 
 DAY = date(2026, 3, 10)
 
@@ -24,7 +24,9 @@ def test_salts_rotate_daily_and_go_two_days_later(client: TestClient) -> None:
     assert salt_of(DAY) == first  # another process (its own Salts) gets the same salt
     assert salt_of(DAY + timedelta(days=1)) != first
     salt_of(DAY + timedelta(days=3))
-    kept = in_app(client, lambda s: s.scalars(select(VisitorSalt.day).order_by(VisitorSalt.day)))
+    kept = run_in_transaction(
+        client, lambda s: s.scalars(select(VisitorSalt.day).order_by(VisitorSalt.day))
+    )
     assert list(kept) == [DAY + timedelta(days=1), DAY + timedelta(days=3)]
 
 
@@ -55,7 +57,7 @@ def test_visitor_ids_are_keyed_with_the_instance_secret(client: TestClient) -> N
         return client.portal.call(Salts(key).of, state.sessionmaker, DAY)  # type: ignore[union-attr]
 
     generated = salt_with(None)
-    stored = in_app(client, lambda s: s.scalar(select(VisitorSalt.salt)))
+    stored = run_in_transaction(client, lambda s: s.scalar(select(VisitorSalt.salt)))
     assert generated != stored  # the salt in the table is not the key used
     assert (
         salt_with(client.portal.call(state.secret_key.get)) == generated
@@ -67,7 +69,7 @@ def test_writers_flushing_at_once_count_each_visitor_once(client: TestClient, wr
     """Two flushes of the same visitors' clicks at the same moment (two writer processes,
     say), each in its own transaction: every visitor is still new only once a day."""
     link = create_link(client, writer, slug="twice")
-    workspace = in_app(client, lambda s: s.scalar(select(Link.workspace_id)))
+    workspace = run_in_transaction(client, lambda s: s.scalar(select(Link.workspace_id)))
     noon = datetime(2026, 3, 10, 12, tzinfo=UTC)
     visitors = [f"198.51.100.{n}" for n in range(5)]
     flushes = [

@@ -20,8 +20,8 @@ from tests.conftest import (
     PEER,
     click_writer,
     create_link,
-    in_app,
     make_key,
+    run_in_transaction,
     with_writer,
 )
 
@@ -33,11 +33,13 @@ def app_client(settings: Settings) -> TestClient:
 
 
 def link_clicks(client: TestClient, slug: str) -> int:
-    return in_app(client, lambda s: s.scalar(select(Link.clicks).where(Link.slug == slug)))
+    return run_in_transaction(
+        client, lambda s: s.scalar(select(Link.clicks).where(Link.slug == slug))
+    )
 
 
 def click_rows(client: TestClient) -> int:
-    return in_app(client, lambda s: s.scalar(select(func.count()).select_from(Click)))
+    return run_in_transaction(client, lambda s: s.scalar(select(func.count()).select_from(Click)))
 
 
 def wait_until(done: Callable[[], bool], timeout: float = 20) -> bool:
@@ -56,7 +58,9 @@ def click_on(link_id: int, workspace_id: int, *, referer: str = "") -> RawClick:
 
 
 def workspace_of(client: TestClient, slug: str) -> int:
-    return in_app(client, lambda s: s.scalar(select(Link.workspace_id).where(Link.slug == slug)))
+    return run_in_transaction(
+        client, lambda s: s.scalar(select(Link.workspace_id).where(Link.slug == slug))
+    )
 
 
 @contextlib.contextmanager
@@ -84,11 +88,11 @@ def click_inserts_failing(client: TestClient, backend: str, when: str = "TRUE") 
         for statement in sql:
             await session.execute(text(statement))
 
-    in_app(client, lambda s: execute(s, statements))
+    run_in_transaction(client, lambda s: execute(s, statements))
     try:
         yield
     finally:
-        in_app(client, lambda s: execute(s, undo))
+        run_in_transaction(client, lambda s: execute(s, undo))
 
 
 def log_clicks(settings: Settings, clicks: list[RawClick]) -> None:

@@ -13,7 +13,15 @@ from app import auth
 from app.config import Settings
 from app.dashboard import session
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, create_link, in_app, raw_click, seed_clicks, with_writer
+from tests.conftest import (
+    BASE_URL,
+    PEER,
+    create_link,
+    raw_click,
+    run_in_transaction,
+    seed_clicks,
+    with_writer,
+)
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -33,7 +41,7 @@ def client(client: TestClient) -> TestClient:
 
 
 def new_key(client: TestClient, *scopes: str, workspace: str = "default") -> tuple[int, str]:
-    key, token = in_app(
+    key, token = run_in_transaction(
         client, lambda s: auth.create_key(s, name="web", scopes=list(scopes), workspace=workspace)
     )
     return key.id, token
@@ -142,8 +150,8 @@ def test_bad_key_shows_an_error_and_sets_no_cookie(client: TestClient, key: str)
 
 def test_revoked_key_signs_out_at_once(client: TestClient, user: str) -> None:
     assert client.get("/dashboard/links").status_code == 200
-    key_id = in_app(client, lambda s: auth.list_keys(s))[-1].id
-    in_app(client, lambda s: auth.revoke_key(s, key_id))
+    key_id = run_in_transaction(client, lambda s: auth.list_keys(s))[-1].id
+    run_in_transaction(client, lambda s: auth.revoke_key(s, key_id))
     response = client.get("/dashboard/links")
     assert response.status_code == 303
     assert response.headers["location"] == "/dashboard/sign-in"
@@ -158,7 +166,7 @@ def test_expired_key_signs_out(client: TestClient, user: str) -> None:
         for key in await auth.list_keys(s):
             key.expires_at = datetime.now(UTC) - timedelta(seconds=1)
 
-    in_app(client, expire)
+    run_in_transaction(client, expire)
     assert client.get("/dashboard/links").headers["location"] == "/dashboard/sign-in"
 
 

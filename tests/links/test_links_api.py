@@ -7,11 +7,18 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from app.core.tables import Link
-from tests.conftest import BASE_URL, create_link, in_app, make_key, raw_click, seed_clicks
+from tests.conftest import (
+    BASE_URL,
+    create_link,
+    make_key,
+    raw_click,
+    run_in_transaction,
+    seed_clicks,
+)
 
 
 def count_links(client: TestClient) -> int:
-    return in_app(client, lambda s: s.scalar(select(func.count()).select_from(Link)))
+    return run_in_transaction(client, lambda s: s.scalar(select(func.count()).select_from(Link)))
 
 
 def test_create_returns_the_link_with_its_short_url_and_destination(

@@ -25,9 +25,9 @@ from tests.conftest import (
     PEER,
     create_link,
     empty_database,
-    in_app,
     make_key,
     raw_click,
+    run_in_transaction,
     seed_clicks,
     tautan,
     with_writer,
@@ -60,7 +60,7 @@ MIXED_ERRORS = [
 
 
 def count_links(client: TestClient) -> int:
-    return in_app(client, lambda s: s.scalar(select(func.count()).select_from(Link)))
+    return run_in_transaction(client, lambda s: s.scalar(select(func.count()).select_from(Link)))
 
 
 def upload(client: TestClient, headers: dict, text: str | bytes, **params: Any) -> Response:
@@ -534,7 +534,10 @@ def test_cli_import_reports_refused_rows_by_line_and_exits_1(
     assert empty.returncode == 0, empty.stdout + empty.stderr
     assert count_links(client) == 3
     assert (
-        in_app(client, lambda s: s.scalar(select(Workspace).where(Workspace.name == "new"))) is None
+        run_in_transaction(
+            client, lambda s: s.scalar(select(Workspace).where(Workspace.name == "new"))
+        )
+        is None
     )
     ok = tautan(database_url, "links", "import", str(clean))
     assert (ok.returncode, ok.stdout) == (0, f"imported {rows}, refused 0\n")

@@ -21,7 +21,15 @@ from app.core.tables import Link
 from app.main import create_app
 from app.redirect.cache import MAX_LINKS, MAX_UNKNOWN, LinkCache
 from tests.clicks.test_outage import ThrowawayPostgres, throwaway_postgres  # noqa: F401
-from tests.conftest import BASE_URL, PEER, create_link, in_app, make_key, state_of, with_writer
+from tests.conftest import (
+    BASE_URL,
+    PEER,
+    create_link,
+    make_key,
+    run_in_transaction,
+    state_of,
+    with_writer,
+)
 from tests.redirect.test_redirect import concurrently, statuses
 
 
@@ -183,7 +191,7 @@ def test_a_link_written_by_any_code_path_is_forgotten_once_committed(
         assert link is not None
         link.url = "https://b.example/"
 
-    in_app(client, move)
+    run_in_transaction(client, move)
     assert client.get("/moved").headers["location"] == "https://b.example/"
 
     async def archive(session: AsyncSession) -> None:
@@ -191,5 +199,5 @@ def test_a_link_written_by_any_code_path_is_forgotten_once_committed(
         assert link is not None
         link.archived_at = utcnow()
 
-    in_app(client, archive)
+    run_in_transaction(client, archive)
     assert client.get("/moved").status_code == 404

@@ -25,8 +25,8 @@ from tests.conftest import (
     DESKTOP_UA,
     PEER,
     create_link,
-    in_app,
     make_key,
+    run_in_transaction,
     state_of,
     with_writer,
 )
@@ -139,7 +139,9 @@ def concurrently(
 
 
 def served_clicks(client: TestClient, slug: str) -> int:
-    return in_app(client, lambda s: s.scalar(select(Link.served_clicks).where(Link.slug == slug)))
+    return run_in_transaction(
+        client, lambda s: s.scalar(select(Link.served_clicks).where(Link.slug == slug))
+    )
 
 
 def statuses(responses: list[httpx2.Response]) -> Counter[int]:

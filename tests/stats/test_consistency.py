@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from app.core.tables import Click, Link, RollupDay, RollupHour
 from app.stats.service import DIMENSIONS
-from tests.conftest import create_link, in_app, make_key, raw_click, seed_clicks
+from tests.conftest import create_link, make_key, raw_click, run_in_transaction, seed_clicks
 
 START = datetime(2026, 3, 25, tzinfo=UTC)  # spans Europe's change to summer time
 AGENTS = [
@@ -68,7 +68,7 @@ def test_every_view_adds_up_to_the_summary(
         else found.json()
         for i in range(3)
     ]
-    in_app(client, _forget_clicks)
+    run_in_transaction(client, _forget_clicks)
     seed_clicks(client, [
         raw_click(links[link], START + timedelta(minutes=minute), ua=AGENTS[agent],
                   referer=REFERERS[referer], ip=f"203.0.113.{ip}", trigger="qr" if qr else "link")

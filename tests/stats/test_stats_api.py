@@ -13,7 +13,14 @@ from app.config import Settings
 from app.core.tables import Click, Link, RollupHour, Workspace
 from app.main import create_app
 from app.stats.service import DIMENSIONS
-from tests.conftest import create_link, in_app, make_key, raw_click, seed_clicks, with_writer
+from tests.conftest import (
+    create_link,
+    make_key,
+    raw_click,
+    run_in_transaction,
+    seed_clicks,
+    with_writer,
+)
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -369,7 +376,7 @@ def test_hourly_series_over_the_repeated_hour_comes_from_the_rollups(
     rollups answer it, so it keeps its numbers once raw clicks are purged."""
     link = create_link(client, writer, slug="fall")
     seed_clicks(client, [raw_click(link, datetime(2026, 10, 24, 12, tzinfo=UTC))])
-    in_app(client, lambda s: s.execute(delete(Click)))  # as a retention purge leaves it
+    run_in_transaction(client, lambda s: s.execute(delete(Click)))  # as a retention purge leaves it
     span = {"from": "2026-10-24", "to": "2026-10-25", "tz": "Europe/Berlin", "interval": "hour"}
     series = get(client, reader, "timeseries", **span)["buckets"]
     assert len(series) == 49  # the night of 25 October has 25 hours
@@ -398,6 +405,6 @@ def test_a_link_breakdown_over_more_links_than_one_statement_takes(
               "clicks": 1, "visitors": 1} for i in ids],
         )  # fmt: skip
 
-    in_app(client, seed)
+    run_in_transaction(client, seed)
     rows = get(client, reader, "breakdown/link", limit=3, **RANGE)["rows"]
     assert len(rows) == 4 and sum(r["clicks"] for r in rows) == count
