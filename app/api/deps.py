@@ -15,10 +15,10 @@ commits a session while a request is served: services take the session they are 
   also notes the key's last use.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.clicks.log import ClickLog
 from app.clicks.retention import RetentionTask
 from app.config import Settings
+from app.core.principal import Principal
 from app.links.service import LinkContext
 from app.metrics import Metrics
 from app.ratelimit import RateLimiter
@@ -98,3 +99,27 @@ async def key_session(state: AppState) -> AsyncIterator[AsyncSession]:
     """A transaction on the primary for authentication, committed at the end."""
     async with state.sessionmaker.begin() as session:
         yield session
+
+
+async def limit_client_writes(request: Request, state: State) -> None:
+    """Count a write of the request's client; 429 past TAUTAN_WRITE_RATE_LIMIT_PER_IP."""
+    await state.rate_limiter.hit_client(request)
+
+
+def writes_of(
+    caller: Callable[..., Awaitable[Principal]],
+) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency: the principal `caller` gives, with one write counted against the
+    request's client (before the caller is checked, so that guessing keys through writes
+    is limited too) and against its key. Every write route, API or dashboard, goes
+    through it."""
+
+    async def dependency(
+        state: State,
+        _: Annotated[None, Depends(limit_client_writes)],
+        principal: Annotated[Principal, Depends(caller)],
+    ) -> Principal:
+        await state.rate_limiter.hit_key(principal.key_id)
+        return principal
+
+    return dependency

@@ -16,14 +16,15 @@ from fastapi.templating import Jinja2Templates
 
 from app import auth
 from app.api.deps import (
-    AppState,
     ReadSession,
     ShortUrls,
     State,
     StatsSession,
     WriteSession,
     app_state,
-)
+    limit_client_writes,
+    writes_of,
+)  # fmt: skip
 from app.core.errors import AppError, NotFound, validation_error
 from app.core.principal import Principal
 from app.core.urls import merge_utm
@@ -97,13 +98,9 @@ class PageRoute(APIRoute):
 router = APIRouter(prefix="/dashboard", route_class=PageRoute, include_in_schema=False)
 
 
-async def limit_writes(request: Request, state: AppState, principal: Principal) -> None:
-    await state.rate_limiter.hit_client(request)
-    await state.rate_limiter.hit_key(principal.key_id)
-
-
 MayRead = Annotated[Principal, Depends(session.signed_in("links:read"))]
 MayWrite = Annotated[Principal, Depends(session.signed_in("links:write"))]
+Writing = Annotated[Principal, Depends(writes_of(session.signed_in("links:write")))]
 # The edit form shows what the link holds: writing alone is no right to read it.
 MayEdit = Annotated[Principal, Depends(session.signed_in("links:read", "links:write"))]
 MayReadStats = Annotated[Principal, Depends(session.signed_in("stats:read"))]
@@ -128,10 +125,9 @@ async def sign_in_form(request: Request) -> Response:
     return _page(request, "sign_in.html")
 
 
-@router.post("/sign-in", dependencies=[SameOrigin])
+# Counted per client address before the key is checked: guessing keys is limited.
+@router.post("/sign-in", dependencies=[SameOrigin, Depends(limit_client_writes)])
 async def sign_in(request: Request, state: State, db: WriteSession) -> Response:
-    # Counted per client address before the key is checked: guessing keys is limited.
-    await state.rate_limiter.hit_client(request)
     token = str((await request.form()).get("key", "")).strip()
     try:
         principal = await auth.authenticate_hash(db, auth.hash_token(token))
@@ -214,9 +210,8 @@ async def new_link_form(request: Request, principal: MayWrite) -> Response:
 
 @router.post("/new", dependencies=[SameOrigin])
 async def create_link(
-    request: Request, principal: MayWrite, db: WriteSession, state: State
+    request: Request, principal: Writing, db: WriteSession, state: State
 ) -> Response:
-    await limit_writes(request, state, principal)
     values = forms.text_of(await request.form())
     try:
         link = await links.create_link(db, principal, forms.link_create(values), state.link_context)
@@ -235,9 +230,8 @@ async def edit_link_form(
 
 @router.post("/links/{slug}/edit", dependencies=[SameOrigin])
 async def update_link(
-    request: Request, slug: str, principal: MayWrite, db: WriteSession, state: State
+    request: Request, slug: str, principal: Writing, db: WriteSession, state: State
 ) -> Response:
-    await limit_writes(request, state, principal)
     # Another's link is a 404 page, not a form; this one's expiry may be kept as stored.
     link = await links.get_link(db, principal, slug)
     values = forms.text_of(await request.form())
@@ -250,20 +244,14 @@ async def update_link(
 
 
 @router.post("/links/{slug}/archive", dependencies=[SameOrigin])
-async def archive_link(
-    request: Request, slug: str, principal: MayWrite, db: WriteSession, state: State
-) -> Response:
+async def archive_link(slug: str, principal: Writing, db: WriteSession) -> Response:
     """The link stops redirecting; its clicks and stats stay (as DELETE /api/links/{slug})."""
-    await limit_writes(request, state, principal)
     await links.archive_link(db, principal, slug)
     return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
 
 
 @router.post("/links/{slug}/restore", dependencies=[SameOrigin])
-async def restore_link(
-    request: Request, slug: str, principal: MayWrite, db: WriteSession, state: State
-) -> Response:
-    await limit_writes(request, state, principal)
+async def restore_link(slug: str, principal: Writing, db: WriteSession, state: State) -> Response:
     await links.update_link(db, principal, slug, LinkUpdate(archived=False), state.link_context)
     return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
 
@@ -305,7 +293,6 @@ async def link_page(
 
 @router.get("/links/{slug}/chart.svg")
 async def link_chart(
-    request: Request,
     slug: str,
     principal: MayReadStats,
     db: ReadSession,

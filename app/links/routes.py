@@ -1,10 +1,10 @@
 import io
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import ReadSession, ShortUrls, State, WriteSession
+from app.api.deps import ReadSession, ShortUrls, WriteSession, writes_of
 from app.api.errors import documented
 from app.auth import require_scopes
 from app.core.errors import AppError, Invalid
@@ -24,23 +24,11 @@ from app.links.schemas import (
 router = APIRouter(prefix="/api/links", tags=["links"])
 
 LinksRead = Annotated[Principal, Depends(require_scopes("links:read"))]
+TextFilter = Annotated[str | None, Query(max_length=200, description="text in slug, URL or title")]
+TagFilter = Annotated[str | None, Query(max_length=64)]
 
 
-async def limit_client(request: Request, state: State) -> None:
-    await state.rate_limiter.hit_client(request)
-
-
-async def write_access(
-    state: State,
-    # Counted before the key is checked, so guessing keys through writes is limited too.
-    _: Annotated[None, Depends(limit_client)],
-    principal: Annotated[Principal, Depends(require_scopes("links:write"))],
-) -> Principal:
-    await state.rate_limiter.hit_key(principal.key_id)
-    return principal
-
-
-LinksWrite = Annotated[Principal, Depends(write_access)]
+LinksWrite = Annotated[Principal, Depends(writes_of(require_scopes("links:write")))]
 
 
 def _shown(link: LinkOut, principal: Principal) -> LinkOut | LinkRef:
@@ -93,10 +81,8 @@ async def list_links(
     principal: LinksRead,
     session: ReadSession,
     ctx: ShortUrls,
-    q: Annotated[
-        str | None, Query(max_length=200, description="text in slug, URL or title")
-    ] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
+    q: TextFilter = None,
+    tag: TagFilter = None,
     utm_campaign: Annotated[str | None, Query(max_length=255)] = None,
     archived: bool = False,
     sort: Annotated[
@@ -151,10 +137,8 @@ async def export_links(
     principal: LinksRead,
     session: ReadSession,
     ctx: ShortUrls,
-    q: Annotated[
-        str | None, Query(max_length=200, description="text in slug, URL or title")
-    ] = None,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
+    q: TextFilter = None,
+    tag: TagFilter = None,
     archived: Annotated[
         bool | None,
         Query(description="only archived (true) or active (false) links; all if absent"),
