@@ -7,7 +7,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,6 +42,8 @@ TIME_DIMENSIONS = ("hour_of_day", "weekday")
 CLICK_DIMENSIONS = (*ROLLUP_DIMENSIONS, "region", "city", "device_model", "referrer_domain")
 DIMENSIONS = (*CLICK_DIMENSIONS, *LINK_DIMENSIONS, *TIME_DIMENSIONS)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+# Each click counts once in the daily rollup of each dimension: this one gives a link's day.
+EVERY_CLICK_DIMENSION = "device_type"
 SLOT = timedelta(minutes=15)  # every time zone's offset is a multiple of this
 LINKS_PER_LOOKUP = 10_000  # link ids per IN list
 
@@ -168,13 +170,44 @@ class Scope:
             return [table.link_id.in_(links)]
         return self.principal.sees(table)
 
-    def hours(self, *, bots: bool | None) -> list[ColumnElement[bool]]:
-        """Conditions on the hourly rollup: the hours of the range (whole hours: see
-        StatsQuery.rollups_apply)."""
-        conditions = [*self.of(RollupHour), RollupHour.hour >= self.q.start]
-        conditions.append(RollupHour.hour < self.q.end)
+    @property
+    def days(self) -> tuple[date, date] | None:
+        """The whole UTC days in the range (first, last exclusive), if there is one."""
+        first = (self.q.start + timedelta(days=1) - timedelta(microseconds=1)).date()
+        last = self.q.end.date()
+        return (first, last) if first < last else None
+
+    @property
+    def around_days(self) -> list[tuple[datetime, datetime]]:
+        """The parts of the range outside its whole UTC days (all of it when it has none)."""
+        if self.days is None:
+            return [(self.q.start, self.q.end)]
+        first, last = (datetime.combine(day, time(), UTC) for day in self.days)
+        return [
+            (start, end)
+            for start, end in ((self.q.start, first), (last, self.q.end))
+            if start < end
+        ]
+
+    def hours(
+        self, *, bots: bool | None, start: datetime | None = None, end: datetime | None = None
+    ) -> list[ColumnElement[bool]]:
+        """Conditions on the hourly rollup: the hours of [start, end) (the query's range
+        unless narrowed; whole hours: see StatsQuery.rollups_apply)."""
+        start, end = max(start or self.q.start, self.q.start), min(end or self.q.end, self.q.end)
+        conditions = [*self.of(RollupHour), RollupHour.hour >= start, RollupHour.hour < end]
         if bots is not None:
             conditions.append(RollupHour.is_bot.is_(bots))
+        return conditions
+
+    def days_of(self, dimension: str, *, bots: bool | None) -> list[ColumnElement[bool]]:
+        """Conditions on the daily rollup: `dimension`'s rows of the whole days."""
+        assert self.days is not None
+        first, last = self.days
+        conditions = [*self.of(RollupDay), RollupDay.dimension == dimension]
+        conditions += [RollupDay.day >= first, RollupDay.day < last]
+        if bots is not None:
+            conditions.append(RollupDay.is_bot.is_(bots))
         return conditions
 
     def clicks(
@@ -195,17 +228,30 @@ class Scope:
 NEW_VISITORS = func.sum(case((Click.new_visitor, 1), else_=0))
 
 
-async def _per_link(session: AsyncSession, scope: Scope) -> Sequence[Any]:
-    """(link_id, is_bot, clicks, visitors) rows, humans and bots both."""
-    query: Select[Any]
-    if scope.q.rollups_apply:
-        hour = RollupHour
-        query = select(hour.link_id, hour.is_bot, func.sum(hour.clicks), func.sum(hour.visitors))
-        query = query.where(*scope.hours(bots=None)).group_by(hour.link_id, hour.is_bot)
-    else:
+async def _per_link(session: AsyncSession, scope: Scope) -> list[tuple[int, bool, int, int]]:
+    """(link_id, is_bot, clicks, visitors) rows, humans and bots both. From the rollups:
+    the whole days from the daily rollup of a dimension every click has a value of
+    (NO_VALUE included), a row a link and day rather than 24; the hours around them from
+    the hourly rollup."""
+    if not scope.q.rollups_apply:
         query = select(Click.link_id, Click.is_bot, func.count(), NEW_VISITORS)
         query = query.where(*scope.clicks(bots=None)).group_by(Click.link_id, Click.is_bot)
-    return (await session.execute(query)).all()
+        return [tuple(row) for row in await session.execute(query)]  # type: ignore[misc]
+
+    def by_link(table: Any, conditions: list[ColumnElement[bool]]) -> Select[Any]:
+        columns = (table.link_id, table.is_bot)
+        sums = (func.sum(table.clicks), func.sum(table.visitors))
+        return select(*columns, *sums).where(*conditions).group_by(*columns)
+
+    queries = [by_link(RollupHour, scope.hours(bots=None, start=start, end=end))
+               for start, end in scope.around_days]  # fmt: skip
+    if scope.days is not None:
+        queries.append(by_link(RollupDay, scope.days_of(EVERY_CLICK_DIMENSION, bots=None)))
+    counts: dict[tuple[int, bool], Count] = defaultdict(Count)
+    for query in queries:
+        for link_id, is_bot, clicks, visitors in await session.execute(query):
+            counts[(link_id, is_bot)].add(clicks, visitors)
+    return [(link, bot, c.clicks, c.visitors) for (link, bot), c in counts.items()]
 
 
 async def summary(session: AsyncSession, scope: Scope) -> dict[str, Any]:
@@ -288,33 +334,19 @@ async def _by_click_attribute(
     q = scope.q
     counts: dict[str | None, Count] = defaultdict(Count)
     edges = [(q.start, q.end)]  # what raw clicks must answer
-    first_day = (q.start + timedelta(days=1) - timedelta(microseconds=1)).date()
-    last_day = q.end.date()  # exclusive
-    if q.rollups_apply and dimension in ROLLUP_DIMENSIONS and first_day < last_day:
-        conditions = [
-            *scope.of(RollupDay),
-            RollupDay.dimension == dimension,
-            RollupDay.day >= first_day,
-            RollupDay.day < last_day,
-        ]
-        if not q.include_bots:
-            conditions.append(RollupDay.is_bot.is_(False))
+    if q.rollups_apply and dimension in ROLLUP_DIMENSIONS and scope.days is not None:
         query = select(RollupDay.value, func.sum(RollupDay.clicks), func.sum(RollupDay.visitors))
-        for value, clicks, visitors in await session.execute(
-            query.where(*conditions).group_by(RollupDay.value)
-        ):
+        query = query.where(*scope.days_of(dimension, bots=scope.bots))
+        for value, clicks, visitors in await session.execute(query.group_by(RollupDay.value)):
             counts[value].add(clicks, visitors)
-        day_start = datetime.combine(first_day, datetime.min.time(), UTC)
-        day_end = datetime.combine(last_day, datetime.min.time(), UTC)
-        edges = [(q.start, day_start), (day_end, q.end)]
+        edges = scope.around_days
     column = getattr(Click, dimension)
     for start, end in edges:  # one query each, so that each reads only its own range
-        if start < end:
-            query = select(column, func.count(), NEW_VISITORS).where(
-                *scope.clicks(bots=scope.bots, start=start, end=end)
-            )
-            for value, clicks, visitors in await session.execute(query.group_by(column)):
-                counts[value].add(clicks, visitors)
+        query = select(column, func.count(), NEW_VISITORS).where(
+            *scope.clicks(bots=scope.bots, start=start, end=end)
+        )
+        for value, clicks, visitors in await session.execute(query.group_by(column)):
+            counts[value].add(clicks, visitors)
     return counts
 
 

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from app import migrate
 from app.config import Settings
-from app.core.tables import Click, Link, RollupHour, Workspace
+from app.core.tables import Click, Link, RollupDay, RollupHour, Workspace
 from app.main import create_app
 from app.stats.service import DIMENSIONS
 from tests.conftest import (
@@ -399,10 +399,18 @@ def test_a_link_breakdown_over_more_links_than_one_statement_takes(
         ]  # fmt: skip
         await session.execute(insert(Link), links)
         ids = (await session.scalars(select(Link.id))).all()
+        # Both rollups, as the writer keeps them: a click's hour, and its day's value of
+        # each dimension (whole days are counted from these).
         await session.execute(
             insert(RollupHour),
             [{"link_id": i, "hour": hour, "is_bot": False, "workspace_id": workspace,
               "clicks": 1, "visitors": 1} for i in ids],
+        )  # fmt: skip
+        await session.execute(
+            insert(RollupDay),
+            [{"link_id": i, "dimension": "device_type", "day": hour.date(), "is_bot": False,
+              "value": "mobile", "workspace_id": workspace, "clicks": 1, "visitors": 1}
+             for i in ids],
         )  # fmt: skip
 
     run_in_transaction(client, seed)
