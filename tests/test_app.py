@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, create_link
+from tests.support.app import BASE_URL, PEER, create_link
 
 DASHBOARD = "https://dash.example"
 

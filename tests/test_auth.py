@@ -8,7 +8,8 @@ from app.auth import hash_token
 from app.core.clock import utcnow
 from app.core.principal import SCOPES
 from app.core.tables import ApiKey
-from tests.conftest import create_link, make_key, run_in_transaction, tautan
+from tests.support.app import create_link, make_key, run_in_transaction
+from tests.support.cli import tautan
 
 # (method, path, body, scope it needs)
 ROUTES = [

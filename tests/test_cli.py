@@ -1,5 +1,9 @@
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -8,7 +12,25 @@ from typer.testing import CliRunner
 
 from app import auth
 from app.cli import app, short_link_problem
-from tests.conftest import BASE_URL, create_link, raw_click, run_in_transaction, seed_clicks, tautan
+from tests.support.app import BASE_URL, create_link, run_in_transaction
+from tests.support.cli import tautan
+from tests.support.clicks import raw_click, seed_clicks
+
+
+def test_the_installed_command_runs_as_a_process_of_its_own(database_url: str) -> None:
+    """The one test of the real `tautan` executable (the rest run it in this process)."""
+    env = {**os.environ, "TAUTAN_DATABASE_URL": database_url, "TAUTAN_BASE_URL": BASE_URL}
+    command = [str(Path(sys.executable).parent / "tautan")]
+    created = subprocess.run(
+        [*command, "keys", "create", "--name", "smoke", "--scopes", "links:read"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip().splitlines()[-1].startswith(auth.TOKEN_PREFIX)
+    listed = subprocess.run([*command, "keys", "list"], env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert listed.returncode == 0 and "smoke" in listed.stdout, listed.stderr
+    unknown = subprocess.run([*command, "no-such-command"], env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert unknown.returncode == 2 and "No such command" in unknown.stderr
 
 
 def test_version_prints_the_installed_version() -> None:

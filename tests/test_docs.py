@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import BASE_URL
+from tests.support.app import BASE_URL
 
 PAGES = {
     "/docs": {"/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/favicon.png"},

@@ -14,7 +14,7 @@ import httpx2
 from sqlalchemy import text
 
 from app.core.database import create_engine
-from tests.conftest import run
+from tests.support.databases import run
 from tests.test_serve import KEY, _count, serving
 
 DESKTOP = (

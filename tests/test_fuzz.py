@@ -15,7 +15,9 @@ from app import auth, migrate
 from app.config import Settings
 from app.core.database import create_engine, create_sessionmaker
 from app.main import create_app
-from tests.conftest import BASE_URL, DESKTOP_UA, empty_database, run, write_log
+from tests.support.app import BASE_URL
+from tests.support.clicks import DESKTOP_UA, write_log
+from tests.support.databases import empty_database, run
 
 ADMIN_TOKEN = "tk_fuzz_admin_0123456789abcdef"
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -26,7 +26,8 @@ from app.main import create_app
 from tests.clicks.test_capture import clicks_of
 from tests.clicks.test_geo import JAKARTA, JAKARTA_V4, MUNICH, write_mmdb
 from tests.clicks.test_outage import free_port
-from tests.conftest import BASE_URL, PEER, create_link, make_key, with_writer
+from tests.support.app import BASE_URL, PEER, create_link, make_key
+from tests.support.clicks import with_writer
 
 TAUTAN = str(Path(sys.executable).parent / "tautan")
 KEY = "gl2-test-license-key-7f3a9c"

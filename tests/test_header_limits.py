@@ -12,7 +12,7 @@ from app.core.database import create_engine
 from app.core.tables import Click, UserAgent
 from app.main import MAX_HEADER_BYTES
 from app.redirect.routes import MAX_FORWARDING_LENGTH
-from tests.conftest import run
+from tests.support.databases import run
 from tests.test_serve import KEY, serving
 
 FLOOD = 150  # requests of each kind

@@ -20,7 +20,8 @@ from app import auth
 from app.config import Settings
 from app.core.tables import ApiKey
 from app.stats.service import DIMENSIONS
-from tests.conftest import create_link, raw_click, run_in_transaction, seed_clicks
+from tests.support.app import create_link, run_in_transaction
+from tests.support.clicks import raw_click, seed_clicks
 
 # Not the API: the framework's docs, the ops endpoints (open to all by design), and the
 # dashboard, which signs in with a session of its own and is tested with it.

@@ -9,7 +9,7 @@ from sqlalchemy import func, literal_column, select, text
 from app import migrate
 from app.core.database import create_engine
 from app.core.tables import Click, Link
-from tests.conftest import empty_database, run
+from tests.support.databases import empty_database, run
 
 BEFORE = "4b9e2c7d1a05"
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -9,17 +9,9 @@ from app import migrate
 from app.config import Settings
 from app.core.database import create_engine
 from app.main import create_app
-from tests.conftest import (
-    BASE_URL,
-    PEER,
-    create_link,
-    empty_database,
-    make_key,
-    raw_click,
-    run,
-    seed_clicks,
-    with_writer,
-)
+from tests.support.app import BASE_URL, PEER, create_link, make_key
+from tests.support.clicks import raw_click, seed_clicks, with_writer
+from tests.support.databases import empty_database, run
 
 
 async def _tables(url: str) -> set[str]:

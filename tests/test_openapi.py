@@ -25,7 +25,8 @@ from app.main import create_app
 from app.stats.periods import Interval
 from app.stats.schemas import Bucket
 from app.stats.service import DIMENSIONS
-from tests.conftest import BASE_URL, DESKTOP_UA
+from tests.support.app import BASE_URL
+from tests.support.clicks import DESKTOP_UA
 
 OPERATION_IDS = {
     ("get", "/healthz"): "healthz",

@@ -10,7 +10,7 @@ from app.config import Settings
 from app.core.tables import ApiKey
 from app.dashboard.session import COOKIE
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, make_key, run_in_transaction, state_of
+from tests.support.app import BASE_URL, PEER, make_key, run_in_transaction, state_of
 
 REDIS = "redis://127.0.0.1:6379/15"
 
@@ -265,3 +265,20 @@ def test_processes_share_the_failure_limit_through_redis(settings: Settings) -> 
             assert codes == [401] * 3 + [429]
         finally:
             one.portal.call(storage.reset)
+
+
+def test_dashboard_forms_count_against_the_same_limits_as_the_api(limited: TestClient) -> None:
+    """A key's writes through the dashboard and the API share one budget (3 a minute)."""
+    key = make_key(limited, "links:write", "links:read")
+    token = key["Authorization"].removeprefix("Bearer ")
+    assert sign_in(limited, token, "198.51.100.20").status_code == 303
+    form = {"url": "https://ok.example/form"}
+    posted = [
+        limited.post("/dashboard/new", data=form, headers={"Origin": BASE_URL}).status_code
+        for _ in range(2)
+    ]
+    assert posted == [303, 303]
+    assert create(limited, key, 1) == 201  # the third write of the key, through the API
+    refused = limited.post("/dashboard/new", data=form, headers={"Origin": BASE_URL})
+    assert refused.status_code == 429 and "retry-after" in refused.headers
+    assert len(limited.get("/api/links", headers=key).json()["links"]) == 3  # nothing more

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from app.config import Settings
 from app.core.tables import InstanceSecret
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, run_in_transaction, state_of
+from tests.support.app import BASE_URL, PEER, run_in_transaction, state_of
 
 
 def secret_of(settings: Settings) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from app.core.database import create_engine
 from app.core.tables import Click
 from tests.clicks.test_outage import free_port
-from tests.conftest import run
+from tests.support.databases import run
 
 TAUTAN = str(Path(sys.executable).parent / "tautan")
 KEY = "tk_serve_test_key_0123456789"

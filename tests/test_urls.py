@@ -2,7 +2,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.core.urls import browser_host, check_url, merge_utm, points_at
-from tests.conftest import create_link
+from tests.support.app import create_link
 
 CAMPAIGN = {"utm_source": "instagram", "utm_medium": "social", "utm_campaign": "launch"}
 

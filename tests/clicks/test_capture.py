@@ -11,20 +11,12 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-import tests.conftest
 from app.clicks.log import segment_paths
 from app.config import Settings
 from app.core.tables import Click, Link
 from app.main import create_app
-from tests.conftest import (
-    BASE_URL,
-    PEER,
-    create_link,
-    make_key,
-    raw_click,
-    run_in_transaction,
-    with_writer,
-)
+from tests.support.app import BASE_URL, PEER, create_link, make_key, run_in_transaction
+from tests.support.clicks import click_writer, raw_click, with_writer
 
 IPHONE_INSTAGRAM = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
@@ -188,15 +180,15 @@ def test_values_the_database_refuses_do_not_hold_up_the_others(
         raw_click(link, datetime.now(UTC)),
         workspace_id=run_in_transaction(client, lambda s: s.scalar(select(Link.workspace_id))),
     )
-    click_writer = tests.conftest.click_writer(client)
-    good = {**click_writer.enricher.enrich(click, b"s" * 32), "user_agent_id": None}
+    log_writer = click_writer(client)
+    good = {**log_writer.enricher.enrich(click, b"s" * 32), "user_agent_id": None}
     refused = [{**good, "device_type": None}]  # NOT NULL: a constraint violation
     if backend == "postgresql":  # SQLite does not enforce lengths
         refused.append({**good, "country": "XYZ"})  # too long: a data exception
     assert client.portal is not None
-    client.portal.call(click_writer.write_rows, [*refused, good], {})
+    client.portal.call(log_writer.write_rows, [*refused, good], {})
     assert len(clicks_of(client, 1)) == 1
-    assert click_writer.stats.clicks_rejected == len(refused)
+    assert log_writer.stats.clicks_rejected == len(refused)
     assert link_clicks(client, "ok") == 1
 
 

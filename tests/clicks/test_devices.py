@@ -18,8 +18,10 @@ from app.clicks.enrich.enricher import DEVICE_BUDGET_S, FULL_ANSWERS_PER_BATCH, 
 from app.clicks.enrich.literals import required_literals
 from app.clicks.enrich.useragent import guess_user_agent, parse_user_agent
 from app.config import Settings
+from app.main import create_app
 from tests.clicks.test_capture import clicks_of
-from tests.conftest import create_link, with_writer
+from tests.support.app import BASE_URL, PEER, create_link, make_key
+from tests.support.clicks import with_writer
 
 FIXTURES = os.path.join(os.path.dirname(yaml_loader.__file__), "tests", "fixtures", "upstream")
 REDUCED_ANDROID = (
@@ -219,15 +221,10 @@ def test_a_click_carries_its_hints_to_the_row(client: TestClient, writer: dict[s
 def test_the_redirect_asks_for_client_hints_as_configured(
     settings: Settings, writer: dict[str, str], mode: str
 ) -> None:
-    from app.main import create_app
-    from tests.conftest import BASE_URL, PEER
-
     settings.client_hints = mode  # type: ignore[assignment]
     with with_writer(
         TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER)
     ) as client:
-        from tests.conftest import make_key
-
         key = make_key(client, "links:read", "links:write")
         create_link(client, key, slug="ch")
         chromium = {"User-Agent": REDUCED_ANDROID, "Sec-CH-UA": '"Chromium";v="131"'}

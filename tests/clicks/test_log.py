@@ -9,7 +9,7 @@ import pytest
 
 from app.clicks.log import Batch, ClickLog, LogReader, LogSize, oldest_click_age, segment_paths
 from app.clicks.raw import RawClick, encode
-from tests.conftest import run
+from tests.support.databases import run
 
 
 def raw(n: int) -> RawClick:

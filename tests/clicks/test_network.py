@@ -9,7 +9,8 @@ from app.config import Settings
 from app.core.client_ip import ClientResolver, Networks, on_a_map, stored_ip
 from app.main import create_app
 from tests.clicks.test_capture import DESKTOP, clicks_of
-from tests.conftest import BASE_URL, create_link, make_key, with_writer
+from tests.support.app import BASE_URL, create_link, make_key
+from tests.support.clicks import with_writer
 
 TRUSTED = [ip_network("127.0.0.1/32"), ip_network("::1/128"), ip_network("10.0.0.0/8")]
 

@@ -22,7 +22,8 @@ from app.clicks.raw import RawClick
 from app.config import Settings
 from app.core.tables import Click
 from app.main import create_app
-from tests.conftest import BASE_URL, PEER, create_link, make_key, run_in_transaction, with_writer
+from tests.support.app import BASE_URL, PEER, create_link, make_key, run_in_transaction
+from tests.support.clicks import with_writer
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DESKTOP = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"

@@ -10,15 +10,9 @@ from app.clicks.enrich.enricher import device_fields
 from app.clicks.reenrich import reenrich
 from app.clicks.user_agents import key_of
 from app.core.tables import Click, UserAgent
-from tests.conftest import (
-    click_writer,
-    create_link,
-    raw_click,
-    run_in_transaction,
-    seed_clicks,
-    state_of,
-    tautan,
-)
+from tests.support.app import create_link, run_in_transaction, state_of
+from tests.support.cli import tautan
+from tests.support.clicks import click_writer, raw_click, seed_clicks
 
 SAMSUNG = (
     "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -19,20 +19,10 @@ from app.clicks import retention
 from app.config import Settings
 from app.core.tables import Click, Link, LinkTag, RollupDay, RollupHour
 from app.main import create_app
-from tests.conftest import (
-    BASE_URL,
-    PEER,
-    click_writer,
-    create_link,
-    empty_database,
-    make_key,
-    raw_click,
-    run_in_transaction,
-    seed_clicks,
-    state_of,
-    tautan,
-    with_writer,
-)
+from tests.support.app import BASE_URL, PEER, create_link, make_key, run_in_transaction, state_of
+from tests.support.cli import tautan
+from tests.support.clicks import click_writer, raw_click, seed_clicks, with_writer
+from tests.support.databases import empty_database
 
 DAYS = 30
 NOW = datetime.now(UTC)

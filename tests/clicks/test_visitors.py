@@ -8,7 +8,8 @@ from starlette.testclient import TestClient
 from app.clicks.visitors import Salts, visitor_id
 from app.core.tables import Link, VisitorSalt
 from app.secret_key import SecretKey
-from tests.conftest import click_writer, create_link, raw_click, run_in_transaction, state_of
+from tests.support.app import create_link, run_in_transaction, state_of
+from tests.support.clicks import click_writer, raw_click
 
 DAY = date(2026, 3, 10)
 

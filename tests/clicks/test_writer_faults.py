@@ -15,15 +15,8 @@ from app.clicks.raw import RawClick
 from app.config import Settings
 from app.core.tables import Click, Link
 from app.main import create_app
-from tests.conftest import (
-    BASE_URL,
-    PEER,
-    click_writer,
-    create_link,
-    make_key,
-    run_in_transaction,
-    with_writer,
-)
+from tests.support.app import BASE_URL, PEER, create_link, make_key, run_in_transaction
+from tests.support.clicks import click_writer, with_writer
 
 DESKTOP = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.core.database import create_engine
 from app.core.tables import Click
-from tests.conftest import run
+from tests.support.databases import run
 from tests.test_serve import KEY, UAS, serving
 
 HUMAN = UAS[2]

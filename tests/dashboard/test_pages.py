@@ -13,15 +13,8 @@ from app import auth
 from app.config import Settings
 from app.dashboard import session
 from app.main import create_app
-from tests.conftest import (
-    BASE_URL,
-    PEER,
-    create_link,
-    raw_click,
-    run_in_transaction,
-    seed_clicks,
-    with_writer,
-)
+from tests.support.app import BASE_URL, PEER, create_link, run_in_transaction
+from tests.support.clicks import raw_click, seed_clicks, with_writer
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "

@@ -7,14 +7,8 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from app.core.tables import Link
-from tests.conftest import (
-    BASE_URL,
-    create_link,
-    make_key,
-    raw_click,
-    run_in_transaction,
-    seed_clicks,
-)
+from tests.support.app import BASE_URL, create_link, make_key, run_in_transaction
+from tests.support.clicks import raw_click, seed_clicks
 
 
 def count_links(client: TestClient) -> int:

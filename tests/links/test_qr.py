@@ -5,7 +5,7 @@ import zxingcpp
 from PIL import Image
 from starlette.testclient import TestClient
 
-from tests.conftest import BASE_URL, create_link, make_key
+from tests.support.app import BASE_URL, create_link, make_key
 
 
 def test_png_qr_code_scans_to_the_tracked_short_url(client: TestClient, writer: dict) -> None:

@@ -20,18 +20,10 @@ from app.config import Settings
 from app.core.tables import Link, Workspace
 from app.links.transfer import IMPORT_CHUNK, MAX_IMPORT_ROWS
 from app.main import create_app
-from tests.conftest import (
-    BASE_URL,
-    PEER,
-    create_link,
-    empty_database,
-    make_key,
-    raw_click,
-    run_in_transaction,
-    seed_clicks,
-    tautan,
-    with_writer,
-)
+from tests.support.app import BASE_URL, PEER, create_link, make_key, run_in_transaction
+from tests.support.cli import tautan
+from tests.support.clicks import raw_click, seed_clicks, with_writer
+from tests.support.databases import empty_database
 from tests.test_serve import KEY, serving
 
 IMPORT_FIELDS = ["url", "slug", "title", "tags", "utm_source", "utm_medium", "utm_campaign",

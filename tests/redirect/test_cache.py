@@ -21,16 +21,9 @@ from app.core.tables import Link
 from app.main import create_app
 from app.redirect.cache import MAX_LINKS, MAX_UNKNOWN, LinkCache
 from tests.clicks.test_outage import ThrowawayPostgres, throwaway_postgres  # noqa: F401
-from tests.conftest import (
-    BASE_URL,
-    PEER,
-    create_link,
-    make_key,
-    run_in_transaction,
-    state_of,
-    with_writer,
-)
 from tests.redirect.test_redirect import concurrently, statuses
+from tests.support.app import BASE_URL, PEER, create_link, make_key, run_in_transaction, state_of
+from tests.support.clicks import with_writer
 
 
 @contextmanager

@@ -16,7 +16,8 @@ from sqlalchemy import select
 from app import migrate
 from app.core.database import create_engine
 from app.core.tables import Link
-from tests.conftest import DESKTOP_UA, empty_database, run
+from tests.support.clicks import DESKTOP_UA
+from tests.support.databases import empty_database, run
 from tests.test_serve import KEY, serving
 
 TTL_S = 0.5  # how long each process trusts its cached links here

@@ -22,8 +22,10 @@ from app.main import MAX_HEADER_BYTES
 from app.redirect import routes as redirect_routes
 from app.redirect.routes import MAX_FORWARDING_LENGTH
 from tests.clicks.test_capture import clicks_of
-from tests.conftest import BASE_URL, PEER, click_writer, create_link, run
 from tests.redirect.test_cache import link_reads
+from tests.support.app import BASE_URL, PEER, create_link
+from tests.support.clicks import click_writer
+from tests.support.databases import run
 from tests.test_serve import KEY, serving
 
 DESTINATION = "https://shop.example.com/sale"

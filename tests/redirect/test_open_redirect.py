@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 from app.config import Settings
 from app.main import create_app
 from app.redirect.routes import split_query
-from tests.conftest import BASE_URL, PEER, create_link, make_key, with_writer
+from tests.support.app import BASE_URL, PEER, create_link, make_key
+from tests.support.clicks import with_writer
 
 DESTINATION = "https://shop.example.com/sale?color=red"
 HOSTILE_QUERIES = [

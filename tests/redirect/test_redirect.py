@@ -20,16 +20,8 @@ from app.main import create_app
 from app.redirect.routes import split_query
 from tests.clicks.test_capture import clicks_of, link_clicks
 from tests.clicks.test_outage import ThrowawayPostgres, throwaway_postgres  # noqa: F401
-from tests.conftest import (
-    BASE_URL,
-    DESKTOP_UA,
-    PEER,
-    create_link,
-    make_key,
-    run_in_transaction,
-    state_of,
-    with_writer,
-)
+from tests.support.app import BASE_URL, PEER, create_link, make_key, run_in_transaction, state_of
+from tests.support.clicks import DESKTOP_UA, with_writer
 
 DESTINATION = "https://shop.example.com/sale?color=red&utm_source=ig"
 

@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 
 from app.core.tables import Click, Link, RollupDay, RollupHour
 from app.stats.service import DIMENSIONS
-from tests.conftest import create_link, make_key, raw_click, run_in_transaction, seed_clicks
+from tests.support.app import create_link, make_key, run_in_transaction
+from tests.support.clicks import raw_click, seed_clicks
 
 START = datetime(2026, 3, 25, tzinfo=UTC)  # spans Europe's change to summer time
 AGENTS = [

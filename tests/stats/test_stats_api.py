@@ -13,14 +13,8 @@ from app.config import Settings
 from app.core.tables import Click, Link, RollupDay, RollupHour, Workspace
 from app.main import create_app
 from app.stats.service import DIMENSIONS
-from tests.conftest import (
-    create_link,
-    make_key,
-    raw_click,
-    run_in_transaction,
-    seed_clicks,
-    with_writer,
-)
+from tests.support.app import create_link, make_key, run_in_transaction
+from tests.support.clicks import raw_click, seed_clicks, with_writer
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "

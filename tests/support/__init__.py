@@ -1,0 +1,1 @@
+"""What tests share apart from fixtures (which stay in conftest.py): import it from here."""
