@@ -13,6 +13,8 @@ import pytest
 from tests.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, REPORT_CSP, playwright
 from tests.test_serve import serving
 
+pytestmark = pytest.mark.system  # real processes: `pytest -m 'not system'` skips them
+
 # The server as a deployment is reached, by a name that is not loopback's (the browser
 # resolves it to 127.0.0.1): pages that treat localhost apart are seen as users see them.
 DOCS_HOST = "docs.example"

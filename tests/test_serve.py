@@ -20,6 +20,8 @@ from app.core.tables import Click
 from tests.clicks.test_outage import free_port
 from tests.support.databases import run
 
+pytestmark = pytest.mark.system  # real processes: `pytest -m 'not system'` skips them
+
 TAUTAN = str(Path(sys.executable).parent / "tautan")
 KEY = "tk_serve_test_key_0123456789"
 UAS = [

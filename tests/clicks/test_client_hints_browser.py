@@ -6,9 +6,12 @@ import time
 from typing import Any
 
 import httpx2
+import pytest
 
 from tests.dashboard.test_browser import browser, landing, tautan_server  # noqa: F401 (fixtures)
 from tests.test_serve import KEY
+
+pytestmark = pytest.mark.system  # real processes: `pytest -m 'not system'` skips them
 
 REDUCED_UA = (
     "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "

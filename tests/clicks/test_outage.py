@@ -25,6 +25,8 @@ from app.main import create_app
 from tests.support.app import BASE_URL, PEER, create_link, make_key, run_in_transaction
 from tests.support.clicks import with_writer
 
+pytestmark = pytest.mark.system  # real processes: `pytest -m 'not system'` skips them
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DESKTOP = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 

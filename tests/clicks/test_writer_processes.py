@@ -10,12 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
+import pytest
 from sqlalchemy import select
 
 from app.core.database import create_engine
 from app.core.tables import Click
 from tests.support.databases import run
 from tests.test_serve import KEY, UAS, serving
+
+pytestmark = pytest.mark.system  # real processes: `pytest -m 'not system'` skips them
 
 HUMAN = UAS[2]
 

@@ -17,6 +17,8 @@ from app.core.tables import UTM_FIELDS
 from app.core.urls import merge_utm
 from tests.test_serve import KEY, serving
 
+pytestmark = pytest.mark.system  # real processes: `pytest -m 'not system'` skips them
+
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(
