@@ -1,6 +1,7 @@
 """What routes depend on, typed: the app's parts (`State`), the request's database sessions,
-and the caller. The only module that reads `app.state`, and the only one that opens or
-commits a session while a request is served: services take the session they are given.
+and the write rate limits (`writes_of`; the caller's key itself: app/auth.py). The only
+module that reads `app.state`, and the only one that opens or commits a session while a
+request is served: services take the session they are given.
 
 - `WriteSession`: one transaction for the request, committed when the route returns
   (before the response is sent, so a client that gets 201 can follow the short URL at
@@ -36,7 +37,7 @@ from app.secret_key import SecretKey
 
 @dataclass(frozen=True)
 class AppState:
-    """The parts of a running app that requests use, made once by `create_app`."""
+    """The parts of a running app, made once by `create_app`."""
 
     settings: Settings
     engine: AsyncEngine
