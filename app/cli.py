@@ -542,6 +542,7 @@ def stats(
     from app.links import service as links
     from app.stats import service as stats_service
     from app.stats.periods import parse_range, parse_zone
+    from app.stats.repository import Scope, StatsQuery
 
     try:
         zone = parse_zone(tz)
@@ -549,8 +550,8 @@ def stats(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     operator = Principal.operator()
-    query = stats_service.StatsQuery(start=start, end=end, tz=zone, links=(slug,))
-    scope = stats_service.Scope(operator, query)
+    query = StatsQuery(start=start, end=end, tz=zone, links=(slug,))
+    scope = Scope(operator, query)
 
     async def gather(session: AsyncSession) -> tuple:
         await links.get_link(session, operator, slug)  # refuses an unknown slug

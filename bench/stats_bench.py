@@ -44,7 +44,7 @@ from app.core.tables import Click, Link, LinkTag, Workspace
 from app.secret_key import SecretKey
 from app.stats import service
 from app.stats.periods import parse_range, parse_zone
-from app.stats.service import Match, StatsQuery
+from app.stats.repository import Match, Scope, StatsQuery
 
 console = Console(width=130)  # as wide when piped to a log file
 DAYS, POOL, BOT_SHARE, QR_SHARE = 90, 50_000, 0.07, 0.04
@@ -319,7 +319,7 @@ Step = tuple[str, Callable[[AsyncSession], Awaitable[Any]]]
 
 
 def service_steps(principal: Principal, q: StatsQuery) -> list[Step]:
-    scope = service.Scope(principal, q)
+    scope = Scope(principal, q)
     steps: list[Step] = [
         ("summary", lambda s: service.summary(s, scope)),
         ("timeseries day", lambda s: service.timeseries(s, scope, "day")),

@@ -33,6 +33,7 @@ from app.links import qr
 from app.links import service as links
 from app.links.schemas import LinkUpdate
 from app.stats import service as stats
+from app.stats.repository import Scope
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -304,7 +305,7 @@ async def link_chart(
     link = await links.get_link(db, principal, slug)
     try:
         period = views.period_of(link.slug, from_, to, tz)
-        scope = stats.Scope(principal, period.query)
+        scope = Scope(principal, period.query)
         buckets = await stats.timeseries(stats_db, scope, period.interval)
     except ValueError as exc:
         raise AppError(422, "invalid_parameter", str(exc)) from None

@@ -14,7 +14,7 @@ from app.clicks.enrich.known_bots import PREVIEW_FETCHERS
 from app.core.principal import Principal
 from app.stats import service as stats
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone
-from app.stats.service import StatsQuery
+from app.stats.repository import Scope, StatsQuery
 
 BREAKDOWNS = (
     ("country", "Country"),
@@ -103,7 +103,7 @@ def period_of(slug: str, start: str | None, end: str | None, tz: str) -> Period:
 
 async def link_stats(db: AsyncSession, principal: Principal, q: StatsQuery) -> dict[str, Any]:
     """The link page's numbers: summary, breakdown tables, and where it was shared."""
-    scope = stats.Scope(principal, q)
+    scope = Scope(principal, q)
     summary = await stats.summary(db, scope)
     tables = []
     for dimension, title in BREAKDOWNS:
@@ -112,6 +112,6 @@ async def link_stats(db: AsyncSession, principal: Principal, q: StatsQuery) -> d
         if dimension == "hour_of_day":
             rows = by_hour(rows)
         tables.append((title, rows))
-    with_bots = stats.Scope(principal, dataclasses.replace(q, include_bots=True))
+    with_bots = Scope(principal, dataclasses.replace(q, include_bots=True))
     bots = await stats.breakdown(db, with_bots, "bot_name", 1000)
     return {"summary": summary, "tables": tables, "shared_on": shared_on(bots)}

@@ -13,10 +13,10 @@ from app.auth import require_scopes
 from app.core.errors import Invalid
 from app.core.principal import Principal
 from app.spreadsheet import as_text
-from app.stats import service
+from app.stats import repository, service
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone
+from app.stats.repository import Match, Scope, StatsQuery
 from app.stats.schemas import Breakdown, Summary, Timeseries
-from app.stats.service import Scope, StatsQuery
 
 # Operation ids `stats_summary`, `stats_timeseries` …: the names generated clients give
 # their functions.
@@ -53,7 +53,7 @@ def stats_query(
         start, end = parse_range(from_, to, zone)
     except ValueError as exc:
         raise Invalid("invalid_parameter", str(exc)) from None
-    match = service.Match.parse
+    match = Match.parse
     return StatsQuery(
         start=start, end=end, tz=zone, links=tuple(link), tag=match(tag),
         utm_campaign=match(utm_campaign), utm_source=match(utm_source),
@@ -67,7 +67,7 @@ QueryDep = Annotated[StatsQuery, Depends(stats_query)]
 
 async def stats_scope(principal: StatsRead, q: QueryDep, session: StatsSession) -> Scope:
     """The clicks the request counts; 404 unless every `link` names a link the key sees."""
-    await service.check_links(session, principal, q.links)
+    await repository.check_links(session, principal, q.links)
     return Scope(principal, q)
 
 
@@ -131,8 +131,8 @@ async def clicks_csv(scope: ScopeDep, session: StatsSession) -> StreamingRespons
     async def lines() -> AsyncIterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(service.CSV_COLUMNS)
-        async for row in service.raw_clicks(session, scope):
+        writer.writerow(repository.CSV_COLUMNS)
+        async for row in repository.raw_clicks(session, scope):
             writer.writerow([_cell(v) for v in row])
             if buffer.tell() > 64_000:
                 yield buffer.getvalue()
