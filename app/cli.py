@@ -420,8 +420,8 @@ def links_export(
     from app.core.errors import AppError
     from app.core.principal import Principal
     from app.core.tables import Link, Workspace
+    from app.links import repository, transfer
     from app.links import service as links
-    from app.links import transfer
 
     ctx = links.LinkContext(base_url=get_settings().base_url)
 
@@ -435,7 +435,7 @@ def links_export(
                 raise AppError(404, "not_found", f"there is no workspace named '{workspace}'")
             principal = Principal.operator(ids[0])
         bar = Progress(console=Console(stderr=True), transient=True, disable=not _progress_shown())
-        task = bar.add_task("exporting", total=await transfer.count_links(session, principal))
+        task = bar.add_task("exporting", total=await repository.count(session, principal))
 
         async def counted() -> AsyncIterator[list[Link]]:
             async for page in transfer.link_pages(session, principal):

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +16,7 @@ from app.core.errors import AppError, Invalid, NotFound, validation_error
 from app.core.principal import Principal
 from app.core.tables import Link, LinkTag
 from app.core.urls import browser_host, destination, points_at
+from app.links import repository
 from app.links.schemas import LARGEST_INTEGER, LinkCreate, LinkOut, LinkUpdate
 
 SLUG_ALPHABET = string.ascii_letters + string.digits
@@ -74,7 +74,7 @@ def _apply(link: Link, data: LinkCreate | LinkUpdate) -> None:
 async def _free_slug(session: AsyncSession) -> str:
     for _ in range(10):
         slug = _random_slug()
-        if not await session.scalar(select(exists().where(Link.slug == slug))):
+        if not await repository.slug_taken(session, slug):
             return slug
     raise AppError(503, "slug_space_exhausted", "could not find a free slug, try again")
 
@@ -138,7 +138,7 @@ async def create_links(
 
 
 async def get_link(session: AsyncSession, principal: Principal, slug: str) -> Link:
-    link = await session.scalar(select(Link).where(*principal.sees(Link)).where(Link.slug == slug))
+    link = await repository.find(session, principal, slug)
     if link is None:
         raise NotFound("link")
     return link
@@ -177,12 +177,8 @@ async def purge_link(session: AsyncSession, principal: Principal, slug: str) -> 
     await session.flush()
 
 
-SORTS = {"created": Link.id, "clicks": Link.clicks, "unique_visitors": Link.unique_visitors,
-         "bot_clicks": Link.bot_clicks}  # fmt: skip
-
-
 def encode_cursor(link: Link, sort: str) -> str:
-    position = f"{getattr(link, SORTS[sort].key)}:{link.id}"
+    position = f"{getattr(link, repository.SORTS[sort].key)}:{link.id}"
     return base64.urlsafe_b64encode(position.encode()).decode().rstrip("=")
 
 
@@ -215,24 +211,17 @@ async def list_links(
 ) -> tuple[list[Link], str | None]:
     """Largest `sort` first (newest for `created`), `limit` at a time; returns the page
     and the cursor of the next one."""
-    query = (
-        select(Link)
-        .where(*principal.sees(Link))
-        .where(Link.archived_at.is_not(None) if archived else Link.archived_at.is_(None))
+    after = decode_cursor(cursor) if cursor else None
+    rows = await repository.page(
+        session,
+        principal,
+        q=q,
+        tag=tag,
+        utm_campaign=utm_campaign,
+        archived=archived,
+        sort=sort,
+        after=after,
+        limit=limit + 1,
     )
-    if q:
-        query = query.where(
-            or_(*(col.icontains(q, autoescape=True) for col in (Link.slug, Link.url, Link.title)))
-        )
-    if tag:
-        query = query.where(Link.tag_rows.any(LinkTag.tag == tag))
-    if utm_campaign:
-        query = query.where(Link.utm_campaign == utm_campaign)
-    column = SORTS[sort]
-    if cursor:
-        value, link_id = decode_cursor(cursor)
-        query = query.where(or_(column < value, and_(column == value, Link.id < link_id)))
-    query = query.order_by(column.desc(), Link.id.desc()).limit(limit + 1)
-    rows = list(await session.scalars(query))
     next_cursor = encode_cursor(rows[limit - 1], sort) if len(rows) > limit else None
     return rows[:limit], next_cursor

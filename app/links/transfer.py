@@ -6,7 +6,6 @@ import csv
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import AppError, ErrorBody, Invalid
@@ -226,12 +225,6 @@ async def link_pages(
                 yield links
             if cursor is None:
                 break
-
-
-async def count_links(session: AsyncSession, principal: Principal) -> int:
-    """How many links (active and archived) the caller sees: the length of an export."""
-    query = select(func.count()).select_from(Link).where(*principal.sees(Link))
-    return await session.scalar(query) or 0
 
 
 class _Echo:
