@@ -82,7 +82,9 @@ def on_commit(
 ) -> None:
     """Call `callback(key(row))` for every row of `table` that a session of `maker` inserts,
     changes or deletes, once its transaction has committed: whatever the code path that
-    wrote it, none can forget to say so (the link cache forgets a link this way)."""
+    wrote it, none can forget to say so (the link cache forgets a link this way). A row
+    flushed and then rolled back is called back at the session's next commit, if any: one
+    call too many is harmless where one too few is not."""
     written = f"written {table.__name__}"
 
     def collect(session: Session, _flush_context: Any) -> None:
@@ -96,10 +98,6 @@ def on_commit(
         for value in session.info.pop(written, ()):
             callback(value)
 
-    def rolled_back(session: Session) -> None:
-        session.info.pop(written, None)  # nothing of it was written after all
-
     sync_maker = maker.kw["sync_session_class"]
     event.listen(sync_maker, "after_flush", collect)
     event.listen(sync_maker, "after_commit", committed)
-    event.listen(sync_maker, "after_rollback", rolled_back)
