@@ -26,7 +26,7 @@ from app.core.database import create_engine, create_sessionmaker
 from app.core.principal import Principal
 from app.links import service, transfer
 from app.links.schemas import LinkCreate
-from bench.purge_bench import postgres_database
+from bench.databases import postgres_database
 
 CTX = service.LinkContext(base_url="https://tautan.example")
 

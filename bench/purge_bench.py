@@ -15,13 +15,14 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, make_url, select, text
+from sqlalchemy import delete, func, insert, select
 
 from app import migrate
 from app.clicks import retention
 from app.core.database import create_engine
 from app.core.principal import DEFAULT_WORKSPACE
 from app.core.tables import Click, Link, Workspace
+from bench.databases import postgres_database
 
 RETENTION_DAYS, SPAN_DAYS = 30, 90
 
@@ -103,16 +104,6 @@ async def run(name: str, url: str, clicks: int) -> None:
         f"longest transaction: naive ÷ batched = {naive_s / max(longest, 1e-3):.0f}×; "
         f"total time: batched ÷ naive = {batched_s / naive_s:.2f}"
     )
-
-
-async def postgres_database(server_url: str, name: str, create: bool) -> str:
-    server = create_engine(server_url).execution_options(isolation_level="AUTOCOMMIT")
-    async with server.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        if create:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    await server.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 def main() -> None:

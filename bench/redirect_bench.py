@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from app.clicks.log import LogSize  # noqa: E402
 from app.core.database import create_engine  # noqa: E402
 from app.core.tables import Click, Link  # noqa: E402
+from bench.databases import postgres_database  # noqa: E402
 
 BIN = Path(sys.executable).parent
 KEY = "tk_redirect_bench_key"
@@ -249,22 +250,6 @@ def create_links(port: int, prefix: str) -> None:
     response.raise_for_status()
 
 
-async def _drop_postgres(url: str, name: str) -> None:
-    server_engine = create_engine(url).execution_options(isolation_level="AUTOCOMMIT")
-    async with server_engine.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await server_engine.dispose()
-
-
-async def _recreate_postgres(url: str, name: str) -> str:
-    server_engine = create_engine(url).execution_options(isolation_level="AUTOCOMMIT")
-    async with server_engine.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    await server_engine.dispose()
-    return url.rsplit("/", 1)[0] + "/" + name
-
-
 def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -> None:
     print(f"\n== {label} ==")
     for workers in args.workers:
@@ -386,11 +371,11 @@ def main() -> None:
         bench_database(f"sqlite+aiosqlite:///{work}/bench.db", "SQLite", args, work)
         if args.postgres:
             name = f"tautan_redirect_bench_{os.getpid()}"
-            url = asyncio.run(_recreate_postgres(args.postgres, name))
+            url = asyncio.run(postgres_database(args.postgres, name, create=True))
             try:
                 bench_database(url, "PostgreSQL", args, work)
             finally:
-                asyncio.run(_drop_postgres(args.postgres, name))
+                asyncio.run(postgres_database(args.postgres, name, create=False))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

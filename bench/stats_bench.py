@@ -45,6 +45,7 @@ from app.secret_key import SecretKey
 from app.stats import service
 from app.stats.periods import parse_range, parse_zone
 from app.stats.repository import Match, Scope, StatsQuery
+from bench.databases import postgres_database
 
 console = Console(width=130)  # as wide when piped to a log file
 DAYS, POOL, BOT_SHARE, QR_SHARE = 90, 50_000, 0.07, 0.04
@@ -492,7 +493,7 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
 
 async def main(args: argparse.Namespace, tmp: Path) -> None:
     now = datetime.now(UTC)  # one "now", so that every database gets the very same clicks
-    results, server, name = [], None, f"tautan_bench_{os.getpid()}"
+    results, created, name = [], False, f"tautan_bench_{os.getpid()}"
     try:
         if not args.postgres_only:
             url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
@@ -500,21 +501,16 @@ async def main(args: argparse.Namespace, tmp: Path) -> None:
         if args.postgres and not args.sqlite_only:
             if make_url(args.postgres).host not in ("127.0.0.1", "localhost", "::1"):
                 raise SystemExit("--postgres: a local server only (the run creates a database)")
-            server = create_engine(args.postgres).execution_options(isolation_level="AUTOCOMMIT")
-            async with server.connect() as connection:
-                await connection.execute(text(f'CREATE DATABASE "{name}"'))
-            url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
+            url = await postgres_database(args.postgres, name, create=True)
+            created = True
             results.append(await bench("postgresql", url, tmp, args, now))
         if not args.seed_only:
             report(results, args)
     finally:
-        if server is not None and args.keep:
+        if created and args.keep:
             console.print(f"kept PostgreSQL database {name}")
-        elif server is not None:
-            async with server.connect() as connection:
-                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        if server is not None:
-            await server.dispose()
+        elif created:
+            await postgres_database(args.postgres, name, create=False)
 
 
 def cli() -> None:

@@ -26,12 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import func, make_url, select, text
+from sqlalchemy import func, select
 
 from app import migrate
 from app.clicks.log import ClickLog
 from app.core.database import create_engine
 from app.core.tables import Click
+from bench.databases import postgres_database
 from bench.stats_bench import make_links, raw_clicks, world
 
 SEGMENT_CLICKS = 4000
@@ -54,19 +55,7 @@ async def _database(kind: str, server: str | None, name: str, tmp: Path) -> str:
         path.unlink(missing_ok=True)
         return f"sqlite+aiosqlite:///{path}"
     assert server is not None
-    admin = create_engine(server).execution_options(isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    await admin.dispose()
-    return make_url(server).set(database=name).render_as_string(hide_password=False)
-
-
-async def _drop(server: str, name: str) -> None:
-    admin = create_engine(server).execution_options(isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
+    return await postgres_database(server, name, create=True)
 
 
 async def _links(url: str, count: int) -> tuple[int, list[int]]:
@@ -155,7 +144,7 @@ def main() -> None:
                 )
     finally:
         if args.postgres:
-            asyncio.run(_drop(args.postgres, name))
+            asyncio.run(postgres_database(args.postgres, name, create=False))
         shutil.rmtree(tmp, ignore_errors=True)
 
 
