@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+import app.core.database
 import app.core.tables  # noqa: F401
+import app.redirect.cache
 from app import migrate
 from app.config import Settings
 from app.main import create_app
@@ -41,6 +43,15 @@ def database_url(migrated_url: str) -> str:
     """A migrated database holding only the default workspace."""
     run(databases.clear(migrated_url))
     return migrated_url
+
+
+@pytest.fixture
+def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
+    """SQLite's busy timeout cut from 5 s to 2 s for engines created from now on, so that a
+    test holding the write lock waits less; ask for it before `client`."""
+    for module in (app.core.database, app.redirect.cache):
+        monkeypatch.setattr(module, "SQLITE_BUSY_TIMEOUT_S", 2)
+    return 2
 
 
 @pytest.fixture

@@ -14,7 +14,11 @@ from tests.support.app import BASE_URL
 
 def tautan(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the `tautan` command line against `database_url`; its exit status and output."""
-    env = {"TAUTAN_DATABASE_URL": database_url, "TAUTAN_BASE_URL": BASE_URL}
+    return command(*args, env={"TAUTAN_DATABASE_URL": database_url, "TAUTAN_BASE_URL": BASE_URL})
+
+
+def command(*args: str, env: dict[str, str | None]) -> subprocess.CompletedProcess[str]:
+    """Run `tautan ARGS…` with these environment variables set (None: unset)."""
     umask = os.umask(0o077)  # as the command sets it; the test process's own comes back
     get_settings.cache_clear()  # read from `env`, not from an earlier call's
     try:

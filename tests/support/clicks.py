@@ -2,23 +2,22 @@
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from app.clicks.raw import RawClick
 from app.clicks.writer import ClickWriter
 from app.config import Settings
 from app.core.database import create_engine, create_sessionmaker
-from app.core.tables import Link
+from app.core.tables import Click, Link
 from app.secret_key import SecretKey
-from tests.support.app import run_in_transaction, state_of
+from tests.support.app import DESKTOP_UA, run_in_transaction, state_of
 from tests.support.databases import run
-
-T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -62,12 +61,6 @@ def click_writer(client: TestClient) -> ClickWriter:
     return writer
 
 
-DESKTOP_UA = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Safari/537.36"
-)
-
-
 def raw_click(
     link: dict[str, Any],
     when: datetime,
@@ -93,3 +86,48 @@ def seed_clicks(client: TestClient, clicks: list[RawClick]) -> None:
     clicks = [dataclasses.replace(c, workspace_id=workspace_of[c.link_id]) for c in clicks]
     assert client.portal is not None
     client.portal.call(click_writer(client).write, clicks)
+
+
+def clicks_of(client: TestClient, want: int, timeout: float = 10) -> list[Click]:
+    """The click rows once the writer has written `want` of them (it batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = list(
+            run_in_transaction(client, lambda s: s.scalars(select(Click).order_by(Click.id))).all()
+        )
+        if len(rows) >= want or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.02)
+
+
+def link_clicks(client: TestClient, slug: str) -> int:
+    """The link's `clicks` counter."""
+    return run_in_transaction(
+        client, lambda s: s.scalar(select(Link.clicks).where(Link.slug == slug))
+    )
+
+
+def count_clicks(client: TestClient) -> int:
+    """How many click rows the database holds."""
+    return run_in_transaction(client, lambda s: s.scalar(select(func.count()).select_from(Click)))
+
+
+def wait_for_clicks(client: TestClient, want: int, timeout: float = 30) -> int:
+    """The number of click rows once it reaches `want` (or the timeout passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = count_clicks(client)
+        except Exception:  # the database may still be coming back
+            got = -1
+        if got >= want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+# Chrome's reduced User-Agent: Android 10 and model "K" whatever the phone (its client
+# hints say which it is).
+REDUCED_ANDROID = (
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Mobile Safari/537.36"
+)

@@ -1,0 +1,125 @@
+"""`tautan serve` as a real process: redirects over real HTTP become click rows, and a
+SIGTERM in the middle of traffic loses none of the clicks it answered."""
+
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from sqlalchemy import select
+
+from app.core.database import create_engine
+from app.core.tables import Click
+from tests.support.databases import run
+from tests.support.server import KEY, UAS, serving, stored_clicks
+
+
+async def _click_rows(url: str) -> list[tuple[str, bool, str]]:
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(Click.device_type, Click.is_bot, Click.referrer_source).order_by(Click.id)
+        )
+        result = [tuple(r) for r in rows]
+    await engine.dispose()
+    return result  # type: ignore[return-value]
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    with serving(database_url, tmp_path) as (process, base):
+        yield process, base
+
+
+def test_redirects_over_http_become_rows_and_sigterm_loses_none(
+    server: tuple[subprocess.Popen, str], database_url: str
+) -> None:
+    process, base = server
+    api = httpx2.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"})
+    assert (
+        api.post("/api/links", json={"url": "https://shop.example/", "slug": "e2e"}).status_code
+        == 201
+    )
+    api.close()
+
+    with httpx2.Client(base_url=base) as anon:
+        for i in range(40):
+            headers = {"User-Agent": UAS[i % 4], "Referer": "https://t.co/x" if i % 2 else ""}
+            assert anon.get("/e2e", headers=headers).status_code == 302
+    deadline = time.monotonic() + 15
+    while run(stored_clicks(database_url)) < 40 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    rows = run(_click_rows(database_url))
+    assert len(rows) == 40
+    assert sum(is_bot for _, is_bot, _ in rows) == 10
+    assert {device for device, _, _ in rows} == {"mobile", "desktop", "bot"}
+    assert {source for _, _, source in rows} == {"x", "direct"}
+
+    served = [0] * 4
+
+    def hammer(slot: int) -> None:
+        with httpx2.Client(base_url=base, timeout=5) as client:
+            for _ in range(5000):  # bounded; the server going away ends it sooner
+                try:
+                    if client.get("/e2e", headers={"User-Agent": UAS[slot]}).status_code == 302:
+                        served[slot] += 1
+                except httpx2.TransportError:
+                    return
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert process.wait(timeout=60) == 0  # a graceful stop, writers included
+    log = process.stdout.read()  # type: ignore[union-attr]
+    assert "Application shutdown complete" in log, log
+    assert sum(served) > 0
+    assert run(stored_clicks(database_url)) == 40 + sum(served)
+
+
+def test_api_keys_never_reach_the_log(database_url: str, tmp_path: Path) -> None:
+    wrong = "tk_not_a_real_key_4242424242"
+    with serving(database_url, tmp_path, "--access-log") as (process, base):
+        with httpx2.Client(base_url=base) as client:
+            for token in (KEY, wrong):
+                client.get("/api/links", headers={"Authorization": f"Bearer {token}"})
+                client.get("/api/links", headers={"X-API-Key": token})
+                client.post("/api/links", headers={"X-API-Key": token}, content=b"{bad json")
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        log = process.stdout.read()  # type: ignore[union-attr]
+    assert '"GET /api/links HTTP/1.1" 401' in log  # the access log was on
+    assert KEY not in log and wrong not in log
+    assert KEY[:10] not in log  # not even the prefix `keys list` shows
+
+
+def test_serve_says_where_short_links_point_and_warns_when_they_cannot_reach_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    with serving(database_url, tmp_path) as (process, base):
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        log = process.stdout.read()  # type: ignore[union-attr]
+    assert f"Short links: {base}/<slug> (TAUTAN_BASE_URL)\n" in log
+    assert "warning" not in log.lower()
+
+    stale = "http://127.0.0.1:1"  # copied from another setup: no server listens there
+    with serving(database_url, tmp_path, base_url=stale) as (process, base):
+        api = httpx2.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"})
+        created = api.post("/api/links", json={"url": "https://shop.example/", "slug": "w"})
+        api.close()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        log = process.stdout.read()  # type: ignore[union-attr]
+    assert created.json()["short_url"] == f"{stale}/w"  # what the warning is about
+    assert f"Short links: {stale}/<slug> (TAUTAN_BASE_URL)\n" in log
+    port = base.rsplit(":", 1)[1]
+    assert f"warning: short links point at {stale} (port 1)" in log
+    assert f"set TAUTAN_BASE_URL=http://127.0.0.1:{port}" in log
