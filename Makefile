@@ -32,8 +32,10 @@ $(DEV): pyproject.toml constraints.txt
 run: $(RUNTIME)
 	TAUTAN_BASE_URL='$(TAUTAN_BASE_URL)' $(VENV)/bin/tautan serve --host '$(HOST)' --port '$(PORT)'
 
+# Tests run on every core (pytest-xdist); tests sharing one outside resource (Redis) are
+# grouped onto one worker.
 test: $(DEV)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(DEV)
 	$(VENV)/bin/ruff check .
