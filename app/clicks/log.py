@@ -277,7 +277,7 @@ class LogReader:
             try:
                 batch.clicks.append(decode(line))
                 taken += 1
-            except (ValueError, TypeError):  # a disk error: the line is lost, not the rest
+            except ValueError:  # a disk error: the line is lost, not the rest
                 log.warning("click log segment %s: an unreadable line skipped", segment.key)
         batch.positions[segment.key] = segment.read_to
 

@@ -44,7 +44,23 @@ def encode(click: RawClick) -> bytes:
     return orjson.dumps(_as_row(click)) + b"\n"
 
 
+# Each field's type, in order; `ts` may be written as an integer. A line that is JSON but
+# not a click of these types (a disk's stray bytes that happen to parse) must be refused
+# here: past this point it would fail every batch it is in, for ever.
+_FIELD_TYPES = (int, int, (int, float), str, str, str, str, str, str, str)
+_FIRST_FIELDS = len(_FIELD_TYPES) - 1  # a line logged before client_hints was added
+_LATEST_TS = 32_503_680_000  # the year 3000: a time past it is no click's
+
+
 def decode(line: bytes) -> RawClick:
-    """The click of a log line; ValueError or TypeError when the line is not one. Read by
-    position: a line logged before a field was added lacks that (last) field."""
-    return RawClick(*orjson.loads(line))
+    """The click of a log line; ValueError when the line is not one. Read by position: a
+    line logged before a field was added lacks that (last) field."""
+    values = orjson.loads(line)
+    if (
+        type(values) is not list
+        or not _FIRST_FIELDS <= len(values) <= len(_FIELD_TYPES)
+        or not all(isinstance(v, t) for v, t in zip(values, _FIELD_TYPES, strict=False))
+        or not 0 <= values[2] < _LATEST_TS
+    ):
+        raise ValueError(f"not a click: {line[:80]!r}")
+    return RawClick(*values)

@@ -1,6 +1,7 @@
 """The click log on its own: segments appended, sealed, read in order from a position, and
 deleted once written; what a dead process left; the size cap."""
 
+import dataclasses
 import fcntl
 import os
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.clicks.log import Batch, ClickLog, LogReader, LogSize, oldest_click_age, segment_paths
-from app.clicks.raw import RawClick, encode
+from app.clicks.raw import RawClick, decode, encode
 from tests.support.databases import run
 
 
@@ -112,11 +113,30 @@ def test_a_segment_left_open_by_a_dead_process_is_read_and_its_cut_line_skipped(
 
 
 def test_an_unreadable_line_is_skipped_not_the_segment(tmp_path: Path) -> None:
+    good = encode(raw(1)).decode()
+    fields = good.removeprefix("[").removesuffix("]\n").split(",")
+    # JSON that is no click would fail every batch it is in, for ever: skipped like the rest.
+    not_clicks = [
+        b'[1, "\xff\n',  # not JSON
+        b'{"link_id": 1}\n',
+        b"[1, 1]\n",
+        ("[" + ",".join(fields + ['"x"', '"y"']) + "]\n").encode(),  # too many fields
+        ('[1, 1, "noon",' + ",".join(fields[3:]) + "]\n").encode(),  # a time of no number
+        ('["1", 1,' + ",".join(fields[2:]) + "]\n").encode(),
+        ("[1, 1, 1e300," + ",".join(fields[3:]) + "]\n").encode(),  # past any calendar
+        ("[" + ",".join(fields[:-1] + ["null"]) + "]\n").encode(),
+    ]
     segment = tmp_path / "00000000000000000001-999-abcd.seg"
-    segment.write_bytes(encode(raw(1)) + b'[1, "\xff\n' + encode(raw(3)))
+    segment.write_bytes(encode(raw(1)) + b"".join(not_clicks) + encode(raw(3)))
     reader = LogReader(str(tmp_path))
     assert [c.link_id for c in read_all(reader).clicks] == [1, 3]
     reader.release()
+
+
+def test_a_line_logged_before_client_hints_were_kept_is_still_a_click() -> None:
+    line = encode(raw(7))
+    older = line.removesuffix(b"]\n").rsplit(b",", 1)[0] + b"]\n"
+    assert decode(older) == dataclasses.replace(raw(7), client_hints="")
 
 
 def test_another_reader_does_not_take_a_segment_one_holds(tmp_path: Path) -> None:
