@@ -44,11 +44,12 @@ def encode(click: RawClick) -> bytes:
     return orjson.dumps(_as_row(click)) + b"\n"
 
 
-# Each field's type, in order; `ts` may be written as an integer. A line that is JSON but
-# not a click of these types (a disk's stray bytes that happen to parse) must be refused
-# here: past this point it would fail every batch it is in, for ever.
-_FIELD_TYPES = (int, int, (int, float), str, str, str, str, str, str, str)
-_FIRST_FIELDS = len(_FIELD_TYPES) - 1  # a line logged before client_hints was added
+# Each field's type, in order (`ts` may be written as an integer), with or without the last
+# field (a line logged before client_hints was added). A line that is JSON but not a click
+# of these types (a disk's stray bytes that happen to parse) must be refused here: past this
+# point it would fail every batch it is in, for ever.
+_TEXTS = (str,) * 7
+_CLICK_TYPES = frozenset((int, int, ts, *_TEXTS[:texts]) for ts in (int, float) for texts in (6, 7))
 _LATEST_TS = 32_503_680_000  # the year 3000: a time past it is no click's
 
 
@@ -58,8 +59,7 @@ def decode(line: bytes) -> RawClick:
     values = orjson.loads(line)
     if (
         type(values) is not list
-        or not _FIRST_FIELDS <= len(values) <= len(_FIELD_TYPES)
-        or not all(isinstance(v, t) for v, t in zip(values, _FIELD_TYPES, strict=False))
+        or tuple(map(type, values)) not in _CLICK_TYPES
         or not 0 <= values[2] < _LATEST_TS
     ):
         raise ValueError(f"not a click: {line[:80]!r}")
