@@ -110,7 +110,7 @@ class Enricher:
     def _place(self, ip: str) -> dict[str, Any]:
         """Where the address is, and what is stored of it."""
         address = parse_ip(ip)
-        geo = self.geo.lookup(str(address)) if address else NO_GEO
+        geo = self.geo.lookup_address(address) if address else NO_GEO
         return _fitted({
             "ip": stored_ip(address, self.store_ip),
             "country": geo.country,

@@ -13,7 +13,7 @@ from typing import Any
 
 import maxminddb
 
-from app.core.client_ip import on_a_map, parse_ip
+from app.core.client_ip import Address, on_a_map, parse_ip
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class GeoLookup:
             self._reader, self._is_city = _open(path)
 
     def lookup(self, ip: str) -> Geo:
+        """The place of an address written as text (memoised)."""
         return self._lookup(ip) if self._reader is not None else NO_GEO
 
     def reload_if_changed(self) -> bool:
@@ -88,8 +89,13 @@ class GeoLookup:
         self._lookup.cache_clear()
 
     def _lookup_uncached(self, ip: str) -> Geo:
-        address = _public_address(ip)
-        if address is None or self._reader is None:
+        address = parse_ip(ip)
+        return NO_GEO if address is None else self.lookup_address(address)
+
+    def lookup_address(self, address: Address) -> Geo:
+        """The place of an address already parsed, not memoised (for a caller that keeps
+        its own memo, as the click enricher does)."""
+        if self._reader is None or not on_a_map(address):
             return NO_GEO
         try:
             record = self._reader.get(address)
@@ -135,12 +141,6 @@ def _open(path: str) -> tuple[maxminddb.Reader, bool]:
 def _file_id(path: str) -> tuple[int, int, int]:
     stat = os.stat(path)
     return stat.st_dev, stat.st_ino, stat.st_mtime_ns
-
-
-def _public_address(ip: str) -> str | None:
-    """The address to look up, or None for one that has no place on a map."""
-    address = parse_ip(ip)
-    return str(address) if address is not None and on_a_map(address) else None
 
 
 def _round(value: float | None) -> float | None:
