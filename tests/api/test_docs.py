@@ -1,6 +1,6 @@
 """/docs and /redoc: Swagger UI and ReDoc load their files from Tautan itself (as the
 fastapi-offline package ships them), never from a CDN, so they work on a box with no
-Internet and under their own strict Content-Security-Policy. tests/test_docs_browser.py
+Internet and under their own strict Content-Security-Policy. tests/system/test_docs_browser.py
 opens them in Chromium."""
 
 import base64

@@ -103,7 +103,7 @@ def _openapi() -> dict:
 # - negative_data_rejection on GET: a query string carries only strings, so a "wrong type"
 #   (`link=` for a list, `utm_medium=false`) reaches the app as a valid value;
 # - ignored_auth: it sends its unauthenticated calls past the ASGI app, to a real host;
-#   tests/test_isolation.py calls every route without a key, and with bad ones, instead.
+#   tests/api/test_isolation.py calls every route without a key, and with bad ones, instead.
 CONFIG = schemathesis.Config.from_dict(
     {
         "checks": {

@@ -85,7 +85,7 @@ MATRIX: dict[tuple[str, str], tuple[Access, ...]] = {
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """Every route is called with revoked and expired keys, all from one address: far more
-    failed authentication than a person's (tests/test_ratelimit.py tests that limit)."""
+    failed authentication than a person's (tests/api/test_ratelimit.py tests that limit)."""
     return settings.model_copy(update={"auth_failure_rate_limit": "1000000/minute"})
 
 
@@ -108,7 +108,7 @@ def api_routes(client: TestClient) -> list[tuple[str, str, int]]:
 def test_every_api_route_has_an_expectation(client: TestClient) -> None:
     missing = [f"{m} {p}" for m, p, _ in api_routes(client) if (m, p) not in MATRIX]
     assert not missing, (
-        f"routes with no expectation in tests/test_isolation.py MATRIX: {', '.join(missing)}"
+        f"routes with no expectation in tests/api/test_isolation.py MATRIX: {', '.join(missing)}"
     )
 
 

@@ -1,6 +1,6 @@
 """The `tautan` command line, run in this process as `tautan ARGS…` would run, with
 Typer's CliRunner: a subprocess per call would spend a second on imports each time
-(tests/test_cli.py keeps one real subprocess as a smoke test)."""
+(tests/system/test_cli_process.py keeps one real subprocess as a smoke test)."""
 
 import os
 import subprocess
