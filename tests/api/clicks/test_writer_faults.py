@@ -13,10 +13,12 @@ from starlette.testclient import TestClient
 from app.clicks.log import ClickLog, segment_paths
 from app.clicks.raw import RawClick
 from app.config import Settings
-from app.core.tables import Click, Link
+from app.core.database import create_engine
+from app.core.tables import Click, Link, LogOffset
 from app.main import create_app
 from tests.support.app import BASE_URL, DESKTOP_UA, PEER, create_link, make_key, run_in_transaction
 from tests.support.clicks import click_writer, with_writer
+from tests.support.databases import run
 
 
 def app_client(settings: Settings) -> TestClient:
@@ -150,3 +152,24 @@ def test_a_stop_during_a_long_catch_up_leaves_the_rest_for_the_next_start(
         time.sleep(0.3)
         assert click_rows(client) == logged
     assert segment_paths(Path(settings.spool_dir)) == []
+
+
+def test_a_stopped_writer_leaves_no_offsets_of_the_segments_it_deleted(
+    settings: Settings,
+) -> None:
+    with with_writer(app_client(settings)) as client:
+        create_link(client, make_key(client, "admin"), slug="off")
+        for _ in range(3):
+            assert client.get("/off", headers={"User-Agent": DESKTOP_UA}).status_code == 302
+        assert wait_until(lambda: click_rows(client) == 3)
+        assert wait_until(lambda: segment_paths(Path(settings.spool_dir)) == [])  # deleted
+    # The writer stopped with the app: nothing of the log is left, in files or in rows.
+    assert run(_offset_rows(settings.database_url)) == 0
+
+
+async def _offset_rows(url: str) -> int:
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        rows = await connection.scalar(select(func.count()).select_from(LogOffset))
+    await engine.dispose()
+    return rows or 0
