@@ -33,6 +33,7 @@ RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
 # After stop(): how long the writer goes on writing what the log holds. What is left then
 # stays in the log for the next start.
 DRAIN_S = 8.0
+FORGET_S = 1.0  # at stop, for the offsets of the segments last deleted
 LINKS = Link.__table__
 ADD_CLICKS = (
     update(LINKS)
@@ -138,7 +139,8 @@ class ClickWriter:
         if not self._finished:
             return
         try:
-            async with self.sessionmaker.begin() as session:
+            # Bounded: a database that is down must not hold up the stop.
+            async with asyncio.timeout(FORGET_S), self.sessionmaker.begin() as session:
                 await session.execute(
                     delete(LogOffset).where(LogOffset.segment.in_(self._finished))
                 )

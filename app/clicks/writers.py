@@ -28,7 +28,8 @@ WATCH_EVERY_S = 0.5
 QUICK_DEATH_S = 5.0
 RESTART_PAUSE_MAX_S = 30.0
 STARTUP_S = 10.0  # how long stop() waits for a writer that is still starting
-# How long stop() waits for a writer to exit: its drain (writer.DRAIN_S, 8 s) and a margin.
+# How long stop() waits for a writer to exit: its drain (writer.DRAIN_S, 8 s), its last
+# offsets forgotten (writer.FORGET_S, 1 s), and a margin.
 STOP_S = 10.0
 
 
