@@ -32,6 +32,7 @@ from app.clicks.raw import RawClick, decode, encode
 log = logging.getLogger(__name__)
 OPEN, SEALED = ".open", ".seg"
 NEW = ".new"  # a segment being created, not yet locked: no writer looks at it
+UNBORN_AFTER_S = 60  # a `.new` file older than this was left by a process that died
 COUNT_CHUNK = 1 << 20  # bytes read at a time when counting a segment's clicks
 STATS_FOLDER = "writers"  # where writer processes publish their figures, for /metrics
 
@@ -241,6 +242,7 @@ class LogReader:
     def __init__(self, directory: str) -> None:
         self.directory = _log_folder(directory)
         self._held: list[Segment] = []
+        _remove_unborn_segments(self.directory)
 
     async def next_batch(self, size: int, position_of: Callable[[str], Awaitable[int]]) -> Batch:
         """Up to `size` clicks: first from the segments held, then from newly claimed ones
@@ -298,6 +300,18 @@ class LogReader:
         for segment in self._held:
             segment.file.close()
         self._held = []
+
+
+def _remove_unborn_segments(directory: Path) -> None:
+    """Remove what a process killed while creating a segment left: an empty `.new` file
+    (clicks are appended only once it is renamed). One a live process is creating right
+    now is a few microseconds old: those of the last minute are left alone."""
+    stale = time.time() - UNBORN_AFTER_S
+    for path in directory.glob(f"*{NEW}"):
+        with contextlib.suppress(OSError):  # renamed or removed meanwhile
+            status = path.stat()
+            if status.st_size == 0 and status.st_mtime < stale:
+                path.unlink()
 
 
 def _claim(path: Path) -> IO[bytes] | None:

@@ -4,6 +4,7 @@ deleted once written; what a dead process left; the size cap."""
 import dataclasses
 import fcntl
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,17 @@ def test_a_disk_that_refuses_drops_clicks_without_raising(tmp_path: Path) -> Non
     log.close()  # at the next seal it tries again
     log.append(raw(3))
     assert (log.appended, log.dropped) == (1, 2)
+
+
+def test_an_empty_segment_left_half_created_by_a_dead_process_is_removed(
+    tmp_path: Path,
+) -> None:
+    # A process killed between creating a segment and renaming it leaves an empty `.new`.
+    dead = tmp_path / "00000000000000000001-999-abcd.new"
+    dead.touch()
+    an_hour_ago = time.time() - 3600
+    os.utime(dead, (an_hour_ago, an_hour_ago))
+    being_made = tmp_path / "00000000000000000002-998-abcd.new"  # by a live process, now
+    being_made.touch()
+    LogReader(str(tmp_path))
+    assert not dead.exists() and being_made.exists()
