@@ -243,15 +243,6 @@ class LogReader:
         self.directory = _log_folder(directory)
         self._held: list[Segment] = []
         _remove_unborn_segments(self.directory)
-        if old := sorted(self.directory.glob("*.jsonl")):
-            # The spool of the versions before the click log: its lines hold the peer and
-            # forwarding headers, not the address this version logs.
-            log.warning(
-                "%d spool file(s) of an older Tautan (%s …) hold clicks this version does "
-                "not read: start the older version once, with its database up, to write them",
-                len(old),
-                old[0].name,
-            )
 
     async def next_batch(self, size: int, position_of: Callable[[str], Awaitable[int]]) -> Batch:
         """Up to `size` clicks: first from the segments held, then from newly claimed ones

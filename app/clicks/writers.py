@@ -38,15 +38,20 @@ async def run_writer(settings: Settings) -> None:
     figures are published once it handles both: the supervisor signals it no earlier."""
     # Imported here: the supervisor below runs in the serving process, which has no use
     # for the parsers (tens of MB).
+    from app.clicks.intake import ClientIntake
+    from app.clicks.old_spool import convert_old_spool, old_spool_files
     from app.clicks.writer import ClickWriter
     from app.core.database import create_engine, create_sessionmaker
     from app.secret_key import SecretKey
 
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
-    writer = ClickWriter.for_settings(
-        settings, sessionmaker, SecretKey(sessionmaker, settings.secret_key)
-    )
+    secret_key = SecretKey(sessionmaker, settings.secret_key)
+    if old_spool_files(settings.spool_dir):  # left by a version before the click log
+        intake = ClientIntake(settings)
+        await intake.key_with(secret_key)
+        convert_old_spool(settings.spool_dir, intake)
+    writer = ClickWriter.for_settings(settings, sessionmaker, secret_key)
     enricher = writer.enricher
     enricher.warm()
     loop = asyncio.get_running_loop()

@@ -1,6 +1,7 @@
 """`tautan serve` as a real process: redirects over real HTTP become click rows, and a
 SIGTERM in the middle of traffic loses none of the clicks it answered."""
 
+import json
 import signal
 import subprocess
 import threading
@@ -13,7 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from app.core.database import create_engine
-from app.core.tables import Click
+from app.core.principal import DEFAULT_WORKSPACE
+from app.core.tables import Click, Workspace
 from tests.support.databases import run
 from tests.support.server import KEY, UAS, serving, stored_clicks
 
@@ -123,3 +125,37 @@ def test_serve_says_where_short_links_point_and_warns_when_they_cannot_reach_it(
     port = base.rsplit(":", 1)[1]
     assert f"warning: short links point at {stale} (port 1)" in log
     assert f"set TAUTAN_BASE_URL=http://127.0.0.1:{port}" in log
+
+
+def test_clicks_an_older_version_spooled_are_written_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The spool of a version before the click log, left by an outage across the upgrade:
+    its writers convert it at start, and its click is written."""
+    with serving(database_url, tmp_path) as (_, base):
+        api = httpx2.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"})
+        link = api.post("/api/links", json={"url": "https://shop.example/", "slug": "up"}).json()
+        api.close()
+    workspace = run(_default_workspace(database_url))
+    old = tmp_path / "spool" / "01700000000000000000-4242.jsonl"
+    fields = [link["id"], workspace, time.time(), "127.0.0.1", UAS[2], "", "", "203.0.113.9",
+              "", "", "link", ""]  # fmt: skip
+    old.write_text(json.dumps(fields) + "\n")
+    with serving(database_url, tmp_path):
+        deadline = time.monotonic() + 30
+        while run(stored_clicks(database_url)) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # a second conversion would be written by now
+    assert run(_click_rows(database_url)) == [("desktop", False, "direct")]
+    assert not old.exists()
+
+
+async def _default_workspace(url: str) -> int:
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        found = await connection.scalar(
+            select(Workspace.id).where(Workspace.name == DEFAULT_WORKSPACE)
+        )
+    await engine.dispose()
+    assert found is not None
+    return found

@@ -212,12 +212,3 @@ def test_an_empty_segment_left_half_created_by_a_dead_process_is_removed(
     being_made.touch()
     LogReader(str(tmp_path))
     assert not dead.exists() and being_made.exists()
-
-
-def test_the_spool_of_an_older_version_is_named_at_start(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    (tmp_path / "01700000000000000000-4242.jsonl").write_text("[1, 1, 1.7e9]\n")
-    LogReader(str(tmp_path))
-    assert "1 spool file(s) of an older Tautan (01700000000000000000-4242.jsonl" in caplog.text
-    assert "start the older version once" in caplog.text
