@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import asdict
 
-from app.clicks.log import stats_path
+from app.clicks.log import LogSize, stats_path
 from app.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,9 @@ async def run_writer(settings: Settings) -> None:
         publisher.cancel()
         publish()
         await engine.dispose()
+    if left := LogSize(settings.spool_dir).measure()[0]:  # a segment written in part counts whole
+        log.warning("stopping with segments of %d clicks in the click log: the next start "
+                    "writes what is left of them", left)  # fmt: skip
 
 
 def main() -> None:
