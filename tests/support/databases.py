@@ -5,9 +5,9 @@ import asyncio
 import os
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, make_url, text
+from sqlalchemy import delete, func, make_url, select, text
 
 from app.core.database import create_engine
 from app.core.principal import DEFAULT_WORKSPACE
@@ -68,3 +68,12 @@ async def clear(url: str) -> None:
                 query = query.where(table.c.name != DEFAULT_WORKSPACE)
             await connection.execute(query)
     await engine.dispose()
+
+
+async def count_rows(url: str, table: Any) -> int:
+    """How many rows `table` (a mapped class) holds in the database at `url`."""
+    engine = create_engine(url)
+    async with engine.connect() as connection:
+        found = await connection.scalar(select(func.count()).select_from(table))
+    await engine.dispose()
+    return found or 0

@@ -12,10 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
-from sqlalchemy import func, select
 
-from app.core.database import create_engine
 from app.core.tables import Click
+from tests.support.databases import count_rows
 
 TAUTAN = str(Path(sys.executable).parent / "tautan")  # the installed command
 KEY = "tk_serve_test_key_0123456789"  # the admin key of every server started here
@@ -30,11 +29,7 @@ UAS = [
 
 async def stored_clicks(url: str) -> int:
     """How many clicks the database at `url` holds."""
-    engine = create_engine(url)
-    async with engine.connect() as connection:
-        count = await connection.scalar(select(func.count()).select_from(Click))
-    await engine.dispose()
-    return count or 0
+    return await count_rows(url, Click)
 
 
 @contextmanager

@@ -2,7 +2,9 @@
 are served and capped ones are never served uncounted."""
 
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -27,17 +29,8 @@ from tests.support.server import ThrowawayPostgres
 def test_postgres_outage_loses_no_click(
     throwaway_postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:
-    migrate.upgrade(throwaway_postgres.url)
-    settings = Settings(
-        database_url=throwaway_postgres.url,
-        base_url=BASE_URL,
-        spool_dir=str(tmp_path / "spool"),
-        flush_interval_ms=20,
-        link_cache_ttl_s=0.2,
-    )
-    with with_writer(
-        TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER)
-    ) as client:
+    settings = settings_on(throwaway_postgres, tmp_path, flush_interval_ms=20, link_cache_ttl_s=0.2)
+    with app_with_writer(settings) as client:
         admin = make_key(client, "admin")
         create_link(client, admin, slug="up")
         create_link(client, admin, slug="unread")  # never followed: not in the cache
@@ -65,37 +58,20 @@ def test_postgres_outage_loses_no_click(
 
 
 def test_capped_links_are_not_served_uncounted_while_postgres_is_down(
-    throwaway_postgres: ThrowawayPostgres,  # noqa: F811 (the fixture)
-    tmp_path: Path,
+    throwaway_postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:
-    migrate.upgrade(throwaway_postgres.url)
-    settings = Settings(
-        database_url=throwaway_postgres.url, base_url=BASE_URL, spool_dir=str(tmp_path / "spool")
-    )
-    with with_writer(
-        TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER)
-    ) as client:
+    with app_with_writer(settings_on(throwaway_postgres, tmp_path)) as client:
         check_capped_links_without_database(
             client, make_key(client, "admin"), throwaway_postgres.stop, throwaway_postgres.start
         )
 
 
 def test_an_outage_serves_cached_links_of_a_batch_and_refuses_the_others(
-    throwaway_postgres: ThrowawayPostgres,  # noqa: F811 (the fixture)
-    tmp_path: Path,
+    throwaway_postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:
     """Links missed together while the database is down: the ones read before are served as
     they were read, the others get 503 (a guard of the outage behaviour for batched reads)."""
-    migrate.upgrade(throwaway_postgres.url)
-    settings = Settings(
-        database_url=throwaway_postgres.url,
-        base_url=BASE_URL,
-        spool_dir=str(tmp_path / "spool"),
-        link_cache_ttl_s=0.1,
-    )
-    with with_writer(
-        TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER)
-    ) as client:
+    with app_with_writer(settings_on(throwaway_postgres, tmp_path, link_cache_ttl_s=0.1)) as client:
         admin = make_key(client, "admin")
         for slug in ("up", "also-up", "unread"):
             create_link(client, admin, slug=slug)
@@ -111,3 +87,17 @@ def test_an_outage_serves_cached_links_of_a_batch_and_refuses_the_others(
         finally:
             throwaway_postgres.start()
         assert client.head("/unread").status_code == 302
+
+
+def settings_on(server: ThrowawayPostgres, tmp_path: Path, **changes: Any) -> Settings:
+    """Settings of an app on the throwaway server's database, migrated."""
+    migrate.upgrade(server.url)
+    return Settings(
+        database_url=server.url, base_url=BASE_URL, spool_dir=str(tmp_path / "spool"), **changes
+    )
+
+
+def app_with_writer(settings: Settings) -> AbstractContextManager[TestClient]:
+    return with_writer(
+        TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER)
+    )

@@ -6,33 +6,22 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.testclient import TestClient
 
 from app.clicks.log import ClickLog, segment_paths
 from app.clicks.raw import RawClick
 from app.config import Settings
-from app.core.database import create_engine
-from app.core.tables import Click, Link, LogOffset
+from app.core.tables import Link, LogOffset
 from app.main import create_app
 from tests.support.app import BASE_URL, DESKTOP_UA, PEER, create_link, make_key, run_in_transaction
-from tests.support.clicks import click_writer, with_writer
-from tests.support.databases import run
+from tests.support.clicks import click_writer, count_clicks, link_clicks, with_writer
+from tests.support.databases import count_rows, run
 
 
 def app_client(settings: Settings) -> TestClient:
     return TestClient(create_app(settings), base_url=BASE_URL, follow_redirects=False, client=PEER)
-
-
-def link_clicks(client: TestClient, slug: str) -> int:
-    return run_in_transaction(
-        client, lambda s: s.scalar(select(Link.clicks).where(Link.slug == slug))
-    )
-
-
-def click_rows(client: TestClient) -> int:
-    return run_in_transaction(client, lambda s: s.scalar(select(func.count()).select_from(Click)))
 
 
 def wait_until(done: Callable[[], bool], timeout: float = 20) -> bool:
@@ -108,7 +97,7 @@ def test_a_batch_the_database_fails_is_written_later_and_once(
         assert link_clicks(client, "sp") == 0
     assert wait_until(lambda: link_clicks(client, "sp") == 20), link_clicks(client, "sp")
     time.sleep(0.5)  # and nothing is written twice
-    assert link_clicks(client, "sp") == click_rows(client) == 20
+    assert link_clicks(client, "sp") == count_clicks(client) == 20
     assert segment_paths(Path(settings.spool_dir)) == []
 
 
@@ -122,7 +111,7 @@ def test_clicks_the_database_refuses_as_data_do_not_hold_up_the_rest(
     log_clicks(settings, [good, good, gone, good])
     assert wait_until(lambda: link_clicks(client, "hw") == 3), link_clicks(client, "hw")
     time.sleep(0.3)
-    assert click_rows(client) == 3
+    assert count_clicks(client) == 3
     assert click_writer(client).stats.clicks_rejected == 1
     assert segment_paths(Path(settings.spool_dir)) == []
 
@@ -150,7 +139,7 @@ def test_a_stop_during_a_long_catch_up_leaves_the_rest_for_the_next_start(
     with with_writer(app_client(settings)) as client:
         assert wait_until(lambda: link_clicks(client, "old") == logged, timeout=120)
         time.sleep(0.3)
-        assert click_rows(client) == logged
+        assert count_clicks(client) == logged
     assert segment_paths(Path(settings.spool_dir)) == []
 
 
@@ -161,15 +150,7 @@ def test_a_stopped_writer_leaves_no_offsets_of_the_segments_it_deleted(
         create_link(client, make_key(client, "admin"), slug="off")
         for _ in range(3):
             assert client.get("/off", headers={"User-Agent": DESKTOP_UA}).status_code == 302
-        assert wait_until(lambda: click_rows(client) == 3)
+        assert wait_until(lambda: count_clicks(client) == 3)
         assert wait_until(lambda: segment_paths(Path(settings.spool_dir)) == [])  # deleted
     # The writer stopped with the app: nothing of the log is left, in files or in rows.
-    assert run(_offset_rows(settings.database_url)) == 0
-
-
-async def _offset_rows(url: str) -> int:
-    engine = create_engine(url)
-    async with engine.connect() as connection:
-        rows = await connection.scalar(select(func.count()).select_from(LogOffset))
-    await engine.dispose()
-    return rows or 0
+    assert run(count_rows(settings.database_url, LogOffset)) == 0
