@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn, TextIO, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from rich.bar import Bar
@@ -154,7 +155,8 @@ def writer(
     processes: Annotated[int, typer.Option(min=1, help="writer processes")] = 1,
 ) -> None:
     """Write the clicks of the click log to the database (what `tautan serve` runs
-    TAUTAN_WRITERS of), until SIGTERM or Ctrl-C."""
+    TAUTAN_WRITERS of), until SIGTERM or Ctrl-C: the Redis Stream of TAUTAN_CLICK_STREAM
+    (from any machine), or else the segments in TAUTAN_SPOOL_DIR."""
     from app import migrate
     from app.clicks.writers import Writers
     from app.config import get_settings
@@ -166,7 +168,11 @@ def writer(
         signal.signal(signum, lambda *_: stop.set())
     click_writers = Writers(processes, settings.spool_dir)
     click_writers.start()
-    console.print(f"{processes} click writer(s) reading {settings.spool_dir}")
+    if settings.click_stream:  # its host, not a password it may hold
+        log = f"the click stream at {urlsplit(settings.click_stream).hostname or 'a local socket'}"
+    else:
+        log = settings.spool_dir
+    console.print(f"{processes} click writer(s) reading {log}")
     stop.wait()
     click_writers.stop()
 

@@ -3,6 +3,7 @@
 from functools import lru_cache
 from ipaddress import ip_network
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from limits import parse
 from pydantic import NonNegativeInt, PositiveInt, field_validator, model_validator
@@ -15,6 +16,7 @@ PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "placeholder", "de
 # while anything a person types from memory is usually far shorter.
 MIN_SECRET_LENGTH = 32
 GENERATE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 def _split(value: object) -> object:
@@ -52,6 +54,9 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     secret_key: str | None = None
     redis_url: str | None = None
+    # redis://host:port/db: the click log is the Redis Stream `tautan:clicks` there (writers
+    # on any machine); unset: the segment files of spool_dir alone.
+    click_stream: str | None = None
     write_rate_limit: str = "600/minute"  # per API key, on every API write
     write_rate_limit_per_ip: str = "1200/minute"  # per client address (IPv6: per /64)
     # Failed authentication (a wrong, revoked or expired key; a bad dashboard session) per
@@ -76,6 +81,15 @@ class Settings(BaseSettings):
     @classmethod
     def _rate(cls, value: str) -> str:
         parse(value)  # e.g. "600/minute"; raises a clear ValueError otherwise
+        return value
+
+    @field_validator("click_stream")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in REDIS_SCHEMES:
+            raise ValueError(
+                f"must be a Redis URL ({', '.join(REDIS_SCHEMES)}), e.g. redis://127.0.0.1:6379/0"
+            )
         return value
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 front of it that sends `GET|HEAD /{slug}` straight to the redirect handler."""
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from app.api_docs import serve_docs
 from app.clicks.intake import ClientIntake
 from app.clicks.log import ClickLog
 from app.clicks.retention import RetentionTask
+from app.clicks.stream import StreamForwarder
 from app.config import Settings, get_settings
 from app.core.database import create_engine, create_sessionmaker
 from app.core.errors import AppError
@@ -40,6 +42,9 @@ MAX_BODY_BYTES = 1024 * 1024
 # How long the start waits for the instance secret (kept in the database in development):
 # a server must come up while the database is down, to serve cached links and say so.
 SECRET_WAIT_S = 2.0
+# At shutdown, how long the last forwarding round to the click stream may take: what it
+# does not forward stays in the local log, for the next process on this machine.
+LAST_FORWARD_S = 3.0
 # Request headers (names and values together) past this are refused with 431 before the
 # redirect or FastAPI sees them: uvicorn's httptools parser has no limit of its own
 # (h11_max_incomplete_event_size applies to h11 only). A browser's real headers weigh a
@@ -150,7 +155,12 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         interval_s=settings.flush_interval_ms / 1000,
         max_bytes=settings.spool_max_mb * 1024 * 1024,
     )
-    metrics = Metrics(click_log, settings.spool_dir)
+    forwarder = None
+    if settings.click_stream:
+        forwarder = StreamForwarder(
+            settings.click_stream, settings.spool_dir, interval_s=settings.flush_interval_ms / 1000
+        )
+    metrics = Metrics(click_log, settings.spool_dir, forwarder)
     intake = ClientIntake(settings)
     rate_limiter = RateLimiter(settings)
     retention = RetentionTask(engine, settings.retention_days)
@@ -160,6 +170,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         keying = asyncio.create_task(intake.key_with(secret_key))
         await asyncio.wait([keying], timeout=SECRET_WAIT_S)  # at once, unless the database is down
         sealing = asyncio.create_task(click_log.run())
+        forwarding = asyncio.create_task(forwarder.run()) if forwarder else None
         # Without a retention, only PostgreSQL's monthly partitions need looking after.
         upkeep = None
         if settings.retention_days or engine.dialect.name == "postgresql":
@@ -175,6 +186,11 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
             await upkeep
         click_log.stop()
         await sealing
+        if forwarder and forwarding:  # what was logged last, if Redis answers at once
+            forwarder.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(forwarding, LAST_FORWARD_S)
+            await forwarder.close()
         keying.cancel()
         rate_limiter.close()
         await engine.dispose()

@@ -14,6 +14,7 @@ from prometheus_client.core import (
 )
 
 from app.clicks.log import ClickLog, LogSize, oldest_click_age, read_stats
+from app.clicks.stream import MAX_ENTRIES, StreamForwarder
 
 # The figures of WriterStats (and the enricher's), as metrics summed over writer processes
 # and per process (label `process`).
@@ -28,8 +29,11 @@ WRITER_COUNTERS = {
 
 
 class Metrics:
-    def __init__(self, click_log: ClickLog, spool_dir: str) -> None:
+    def __init__(
+        self, click_log: ClickLog, spool_dir: str, forwarder: StreamForwarder | None = None
+    ) -> None:
         self.click_log = click_log
+        self.forwarder = forwarder
         self.log_size = LogSize(spool_dir)
         self.spool_dir = spool_dir
         self.redirects = 0
@@ -71,8 +75,10 @@ class Metrics:
         yield GaugeMetricFamily(
             "tautan_click_log_lag_seconds",
             "Age of the oldest click not yet written: how far behind the dashboards are",
-            oldest_click_age(Path(self.spool_dir)),
+            self.lag_seconds(),
         )
+        if self.forwarder:
+            yield from self._stream(self.forwarder)
         writers = read_stats(self.spool_dir)
         yield GaugeMetricFamily("tautan_writers", "Writer processes running", len(writers))
         for name, help_text in WRITER_COUNTERS.items():
@@ -90,6 +96,36 @@ class Metrics:
             "Time writers took to enrich and write a batch of clicks",
             count_value=sum(w.get("batches", 0) for w in writers),
             sum_value=sum(w.get("busy_seconds", 0.0) for w in writers),
+        )
+
+    def lag_seconds(self) -> float:
+        """Age of the oldest click not yet written: in this machine's local log, or in the
+        click stream (as last measured)."""
+        local = oldest_click_age(Path(self.spool_dir))
+        return max(local, self.forwarder.oldest_s) if self.forwarder else local
+
+    def _stream(self, forwarder: StreamForwarder) -> Iterator[Metric]:
+        """The click stream (TAUTAN_CLICK_STREAM), as this process's forwarder last saw it."""
+        yield CounterMetricFamily(
+            "tautan_clicks_forwarded",
+            "Clicks this process forwarded from its local log to the click stream",
+            value=forwarder.forwarded,
+        )
+        yield CounterMetricFamily(
+            "tautan_click_stream_failures",
+            "Forwarding rounds the click stream did not answer (clicks wait in the local log)",
+            value=forwarder.failures,
+        )
+        yield GaugeMetricFamily(
+            "tautan_click_stream_entries",
+            "Entries in the click stream not yet written (forwarding holds back at "
+            f"{MAX_ENTRIES}: alert well before)",
+            forwarder.entries,
+        )
+        yield GaugeMetricFamily(
+            "tautan_click_stream_lag_seconds",
+            "Age of the oldest entry in the click stream not yet written",
+            forwarder.oldest_s,
         )
 
     def render(self) -> bytes:

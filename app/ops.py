@@ -1,6 +1,5 @@
 """Health, readiness and metrics for orchestrators, load balancers and Prometheus."""
 
-from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter
@@ -10,7 +9,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.api.deps import State
-from app.clicks.log import oldest_click_age
 
 router = APIRouter(tags=["ops"])
 
@@ -22,7 +20,9 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ok", "unavailable"]
     database: str = Field(description="`ok`, or `error: ` and the kind of failure")
-    queue_depth: int = Field(description="clicks in the click log, not yet written")
+    queue_depth: int = Field(
+        description="clicks in this machine's local click log, not yet written (or forwarded)"
+    )
     lag_seconds: float = Field(description="age of the oldest click not yet written")
 
 
@@ -49,7 +49,7 @@ async def readyz(state: State) -> JSONResponse:
         "status": "ok" if database == "ok" else "unavailable",
         "database": database,
         "queue_depth": state.metrics.log_size.measure()[0],
-        "lag_seconds": round(oldest_click_age(Path(state.settings.spool_dir)), 3),
+        "lag_seconds": round(state.metrics.lag_seconds(), 3),
     }
     return JSONResponse(body, status_code=200 if database == "ok" else 503)
 

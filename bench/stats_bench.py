@@ -34,7 +34,7 @@ import app.core.tables  # noqa: F401  (every table on Base.metadata)
 from app import migrate
 from app.clicks.enrich.enricher import Enricher
 from app.clicks.enrich.referrer import _classify_host
-from app.clicks.log import LogReader
+from app.clicks.log import SegmentSource
 from app.clicks.raw import RawClick
 from app.clicks.writer import ClickWriter
 from app.config import Settings
@@ -269,7 +269,7 @@ async def seed(
     settings = Settings(database_url=url, geoip_db=str(tmp / "GeoLite2-City.mmdb"))
     sessionmaker = create_sessionmaker(engine)
     writer = ClickWriter(
-        log_reader=LogReader(str(tmp / f"spool-{engine.dialect.name}")),
+        source=SegmentSource(str(tmp / f"spool-{engine.dialect.name}"), sessionmaker),
         sessionmaker=sessionmaker,
         enricher=Enricher(settings),
         secret_key=SecretKey(sessionmaker, "bench-" + "x" * 40),

@@ -17,6 +17,7 @@ from tests.support import databases
 from tests.support.app import BASE_URL, PEER, make_key
 from tests.support.clicks import with_writer
 from tests.support.databases import BACKENDS, empty_database, run
+from tests.support.stream import stream_url
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,6 +64,12 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         flush_interval_ms=20,
         link_cache_ttl_s=30,
     )
+
+
+@pytest.fixture
+def click_stream() -> str:
+    """TAUTAN_CLICK_STREAM: an empty Redis database of this test worker's own."""
+    return stream_url()
 
 
 @pytest.fixture

@@ -27,7 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from app.clicks.raw import RawClick, decode, encode
+from app.core.dialect import upsert_insert
+from app.core.tables import LogOffset
 
 log = logging.getLogger(__name__)
 OPEN, SEALED = ".open", ".seg"
@@ -35,6 +40,7 @@ NEW = ".new"  # a segment being created, not yet locked: no writer looks at it
 UNBORN_AFTER_S = 60  # a `.new` file older than this was left by a process that died
 COUNT_CHUNK = 1 << 20  # bytes read at a time when counting a segment's clicks
 STATS_FOLDER = "writers"  # where writer processes publish their figures, for /metrics
+FORGET_S = 1.0  # at a writer's stop, for the offsets of the segments last deleted
 
 
 def _log_folder(directory: str) -> Path:
@@ -231,7 +237,9 @@ class Segment:
 @dataclass
 class Batch:
     clicks: list[RawClick] = field(default_factory=list)
-    # To commit with the clicks: segment key -> bytes of it written once they are.
+    # What to commit with the clicks: where they are in the log (segment key -> bytes of it
+    # written once they are; or stream entry id -> its clicks). A batch whose lines were all
+    # unreadable has positions and no clicks: it is committed all the same.
     positions: dict[str, int] = field(default_factory=dict)
 
 
@@ -254,7 +262,7 @@ class LogReader:
         if len(batch.clicks) < size:
             held = {segment.path.name for segment in self._held}
             for path in segment_paths(self.directory):
-                if path.name in held or (file := _claim(path)) is None:
+                if path.name in held or (file := claim(path)) is None:
                     continue
                 segment = Segment(path, file, 0)
                 self._held.append(segment)  # let go by release() if what follows fails
@@ -314,7 +322,7 @@ def _remove_unborn_segments(directory: Path) -> None:
                 path.unlink()
 
 
-def _claim(path: Path) -> IO[bytes] | None:
+def claim(path: Path) -> IO[bytes] | None:
     """`path` opened and locked, or None: a serving process still appends to it, another
     writer has it, or it is gone (written, or renamed by sealing)."""
     try:
@@ -330,6 +338,63 @@ def _claim(path: Path) -> IO[bytes] | None:
         file.close()
         return None
     return file
+
+
+class SegmentSource:
+    """A writer's batches from the local log (LogReader), their positions committed in
+    `click_log_offsets` with the clicks. A segment's row is forgotten in the transaction
+    after the one that wrote it to its end, once the file is deleted."""
+
+    def __init__(self, directory: str, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.reader = LogReader(directory)
+        self.sessionmaker = sessionmaker
+        self._finished: list[str] = []  # segments deleted, whose offsets are to be forgotten
+
+    async def next_batch(self, size: int) -> Batch:
+        return await self.reader.next_batch(size, self._position_of)
+
+    async def _position_of(self, segment: str) -> int:
+        async with self.sessionmaker() as session:
+            position = await session.scalar(
+                select(LogOffset.position).where(LogOffset.segment == segment)
+            )
+        return position or 0
+
+    async def save(self, session: AsyncSession, batch: Batch) -> None:
+        """In the batch's transaction."""
+        if self._finished:  # deleted after an earlier batch: their offsets are no use now
+            await session.execute(delete(LogOffset).where(LogOffset.segment.in_(self._finished)))
+        insert = upsert_insert(session, LogOffset)
+        await session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["segment"], set_={"position": insert.excluded.position}
+            ),
+            [{"segment": key, "position": at} for key, at in sorted(batch.positions.items())],
+        )
+
+    async def committed(self) -> None:
+        """The batch saved is in the database (and with it, the forgetting of `_finished`)."""
+        self._finished = self.reader.committed()
+
+    def release(self) -> None:
+        self.reader.release()
+
+    async def close(self) -> None:
+        """At stop: let go of the segments, and forget the offsets of those deleted since the
+        last batch (no next batch will). Best effort, bounded: a database that is down must
+        not hold up the stop, and a row left is a few bytes, read by nobody."""
+        self.reader.release()
+        if not self._finished:
+            return
+        try:
+            async with asyncio.timeout(FORGET_S), self.sessionmaker.begin() as session:
+                await session.execute(
+                    delete(LogOffset).where(LogOffset.segment.in_(self._finished))
+                )
+        except Exception:
+            log.warning("forgetting the offsets of %d written segments failed", len(self._finished))
+        else:
+            self._finished = []
 
 
 def stats_path(spool_dir: str, pid: int) -> Path:

@@ -10,22 +10,23 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clicks.enrich.enricher import Enricher
-from app.clicks.log import LogReader
+from app.clicks.log import Batch, SegmentSource
 from app.clicks.raw import RawClick
 from app.clicks.rollups import update_rollups
 from app.clicks.store import store_for
+from app.clicks.stream import StreamSource
 from app.clicks.user_agents import UserAgentIds, key_of
 from app.clicks.visitors import Salts, mark_new_visitors
 from app.config import Settings
-from app.core.dialect import lock_writes, upsert_insert
-from app.core.tables import Link, LogOffset
+from app.core.dialect import lock_writes
+from app.core.tables import Link
 from app.secret_key import SecretKey
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,6 @@ RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
 # After stop(): how long the writer goes on writing what the log holds. What is left then
 # stays in the log for the next start.
 DRAIN_S = 8.0
-FORGET_S = 1.0  # at stop, for the offsets of the segments last deleted
 LINKS = Link.__table__
 ADD_CLICKS = (
     update(LINKS)
@@ -45,6 +45,27 @@ ADD_CLICKS = (
         updated_at=LINKS.c.updated_at,  # clicks are no edit of the link
     )
 )
+
+
+class ClickSource(Protocol):
+    """Where a writer's batches come from, and how their positions are committed: the
+    segment files of TAUTAN_SPOOL_DIR (log.SegmentSource) or the Redis Stream of
+    TAUTAN_CLICK_STREAM (stream.StreamSource)."""
+
+    async def next_batch(self, size: int) -> Batch:
+        """About `size` clicks, and their positions; none written before."""
+
+    async def save(self, session: AsyncSession, batch: Batch) -> None:
+        """Commit `batch`'s positions, in the transaction of its clicks."""
+
+    async def committed(self) -> None:
+        """The batch last saved is in the database."""
+
+    def release(self) -> None:
+        """The batch failed: its clicks are to be read again."""
+
+    async def close(self) -> None:
+        """At stop."""
 
 
 @dataclass
@@ -63,21 +84,20 @@ class ClickWriter:
     def __init__(
         self,
         *,
-        log_reader: LogReader,
+        source: ClickSource,
         sessionmaker: async_sessionmaker[AsyncSession],
         enricher: Enricher,
         secret_key: SecretKey,
         batch: int,
         interval_s: float,
     ) -> None:
-        self.log_reader, self.sessionmaker, self.enricher = log_reader, sessionmaker, enricher
+        self.source, self.sessionmaker, self.enricher = source, sessionmaker, enricher
         self.batch, self.interval_s = batch, interval_s
         self.salts = Salts(secret_key)
         self.user_agent_ids = UserAgentIds()
         self.stats = WriterStats()
         self._stop_at: float | None = None
         self._wake = asyncio.Event()
-        self._finished: list[str] = []  # segments deleted, whose offsets are to be forgotten
 
     @classmethod
     def for_settings(
@@ -86,9 +106,15 @@ class ClickWriter:
         sessionmaker: async_sessionmaker[AsyncSession],
         secret_key: SecretKey,
     ) -> "ClickWriter":
-        """A writer of the click log in TAUTAN_SPOOL_DIR, batched as the settings say."""
+        """A writer of the click log the settings name (the Redis Stream of
+        TAUTAN_CLICK_STREAM, or else the segments in TAUTAN_SPOOL_DIR), batched as they say."""
+        source: ClickSource
+        if settings.click_stream:
+            source = StreamSource(settings.click_stream, sessionmaker)
+        else:
+            source = SegmentSource(settings.spool_dir, sessionmaker)
         return cls(
-            log_reader=LogReader(settings.spool_dir),
+            source=source,
             sessionmaker=sessionmaker,
             enricher=Enricher(settings),
             secret_key=secret_key,
@@ -102,11 +128,12 @@ class ClickWriter:
         delay = RETRY_FIRST_S
         while self._stop_at is None or time.monotonic() < self._stop_at:
             try:
-                batch = await self.log_reader.next_batch(self.batch, self._position_of)
+                batch = await self.source.next_batch(self.batch)
                 if batch.positions:
-                    await self.write(batch.clicks, batch.positions)
+                    await self.write(batch.clicks, batch)
+                    await self.source.committed()
             except Exception:
-                self.log_reader.release()  # read again from what the database holds
+                self.source.release()  # read again from what the database holds
                 self.stats.writer_errors += 1
                 log.exception("writing clicks failed; they stay in the log, retry in %.1fs", delay)
                 if self._stop_at is not None:
@@ -115,13 +142,11 @@ class ClickWriter:
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
             delay = RETRY_FIRST_S
-            self._finished += self.log_reader.committed()
             if len(batch.clicks) < self.batch:  # the log is written to its end
                 if self._stop_at is not None:
                     break
                 await self._sleep(self.interval_s)
-        self.log_reader.release()
-        await self._forget_finished()
+        await self.source.close()
 
     def stop(self, drain_s: float = DRAIN_S) -> None:
         self._stop_at = time.monotonic() + drain_s
@@ -133,41 +158,19 @@ class ClickWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), seconds)
 
-    async def _forget_finished(self) -> None:
-        """At stop, the offsets of the segments deleted since the last batch (no next batch
-        will forget them now). Best effort: a row left is a few bytes, read by nobody."""
-        if not self._finished:
-            return
-        try:
-            # Bounded: a database that is down must not hold up the stop.
-            async with asyncio.timeout(FORGET_S), self.sessionmaker.begin() as session:
-                await session.execute(
-                    delete(LogOffset).where(LogOffset.segment.in_(self._finished))
-                )
-        except Exception:
-            log.warning("forgetting the offsets of %d written segments failed", len(self._finished))
-        else:
-            self._finished = []
-
-    async def _position_of(self, segment: str) -> int:
-        async with self.sessionmaker() as session:
-            position = await session.scalar(
-                select(LogOffset.position).where(LogOffset.segment == segment)
-            )
-        return position or 0
-
-    async def write(self, batch: list[RawClick], positions: dict[str, int] | None = None) -> None:
-        """Enrich `batch`, then write it and `positions` (segment -> bytes written)."""
+    async def write(self, clicks: list[RawClick], batch: Batch | None = None) -> None:
+        """Enrich `clicks`, then write them, with the positions of the log `batch` they
+        came in (if any)."""
         started = time.perf_counter()
-        await self.write_rows(await self._enrich(batch), positions or {})
+        await self.write_rows(await self._enrich(clicks), batch)
         self.stats.batches += 1
         self.stats.busy_seconds += time.perf_counter() - started
 
-    async def write_rows(self, rows: list[dict[str, Any]], positions: dict[str, int]) -> None:
-        """Click rows, their rollups and counters, and `positions`, in one transaction. Rows
-        the database refuses as data (a click of a link deleted meanwhile) are inserted one
-        by one, each refused one dropped and counted: one bad click must not hold up the
-        rest for ever."""
+    async def write_rows(self, rows: list[dict[str, Any]], batch: Batch | None = None) -> None:
+        """Click rows, their rollups and counters, and the positions of `batch`, in one
+        transaction. Rows the database refuses as data (a click of a link deleted meanwhile)
+        are inserted one by one, each refused one dropped and counted: one bad click must
+        not hold up the rest for ever."""
         async with self.sessionmaker() as session, session.begin():
             await lock_writes(session, alone=False)
             try:
@@ -181,8 +184,8 @@ class ClickWriter:
             await update_rollups(session, rows)
             if counters := _counters(rows):
                 await session.execute(ADD_CLICKS, counters)
-            await self._save_positions(session, positions)
-        self._finished = []
+            if batch is not None:
+                await self.source.save(session, batch)
         self.stats.clicks_written += len(rows)
         self.stats.bot_clicks += sum(row["is_bot"] for row in rows)
 
@@ -206,18 +209,6 @@ class ClickWriter:
             else:
                 taken.append(row)
         return taken
-
-    async def _save_positions(self, session: AsyncSession, positions: dict[str, int]) -> None:
-        if self._finished:  # deleted after an earlier batch: their offsets are no use now
-            await session.execute(delete(LogOffset).where(LogOffset.segment.in_(self._finished)))
-        if positions:
-            insert = upsert_insert(session, LogOffset)
-            await session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["segment"], set_={"position": insert.excluded.position}
-                ),
-                [{"segment": key, "position": at} for key, at in sorted(positions.items())],
-            )
 
     async def _enrich(self, batch: list[RawClick]) -> list[dict[str, Any]]:
         """The rows of the clicks (outside the write transaction: enrichment is CPU work,

@@ -29,7 +29,7 @@ QUICK_DEATH_S = 5.0
 RESTART_PAUSE_MAX_S = 30.0
 STARTUP_S = 10.0  # how long stop() waits for a writer that is still starting
 # How long stop() waits for a writer to exit: its drain (writer.DRAIN_S, 8 s), its last
-# offsets forgotten (writer.FORGET_S, 1 s), and a margin.
+# offsets forgotten (log.FORGET_S and stream.FORGET_S, 1 s), and a margin.
 STOP_S = 10.0
 
 
@@ -85,6 +85,8 @@ async def run_writer(settings: Settings) -> None:
         publisher.cancel()
         publish()
         await engine.dispose()
+    if settings.click_stream:
+        return
     if left := LogSize(settings.spool_dir).measure()[0]:  # a segment written in part counts whole
         log.warning("stopping with segments of %d clicks in the click log: the next start "
                     "writes what is left of them", left)  # fmt: skip

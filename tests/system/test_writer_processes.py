@@ -1,50 +1,25 @@
 """The click log and its writer processes under a real `tautan serve`: figures across
 processes, and a kill -9 of a writer mid-batch or of a serving worker mid-append loses no
-click the server answered and writes none twice."""
+click the server answered and writes none twice, with the local log alone and with the
+Redis Stream (TAUTAN_CLICK_STREAM)."""
 
 import os
 import signal
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
-from sqlalchemy import select
+import pytest
 
-from app.core.database import create_engine
-from app.core.tables import Click
-from tests.support.databases import run
-from tests.support.server import KEY, UAS, serving
-
-HUMAN = UAS[2]
+from tests.support.server import UAS, serving
+from tests.support.stream import entries_written, stream_url
+from tests.support.traffic import HUMAN, Traffic, create_link, referrers, wait_until
 
 
-async def _referrers(url: str) -> list[str]:
-    engine = create_engine(url)
-    async with engine.connect() as connection:
-        found = list(await connection.scalars(select(Click.referrer_url)))
-    await engine.dispose()
-    return found
-
-
-def referrers(url: str) -> list[str]:
-    return run(_referrers(url))
-
-
-def wait_until(done: Callable[[], bool], timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def create_link(base: str, slug: str) -> None:
-    with httpx2.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}) as api:
-        response = api.post("/api/links", json={"url": "https://shop.example/", "slug": slug})
-        assert response.status_code == 201, response.text
+@pytest.fixture(params=["segments", "stream"])
+def log_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment of a server whose click log is the local segments, or the stream."""
+    return {"TAUTAN_CLICK_STREAM": stream_url()} if request.param == "stream" else {}
 
 
 def metric_values(base: str) -> dict[str, float]:
@@ -57,45 +32,6 @@ def metric_values(base: str) -> dict[str, float]:
 
 def writer_pids(tmp_path: Path) -> list[int]:
     return sorted(int(p.stem) for p in (tmp_path / "spool" / "writers").glob("*.json"))
-
-
-class Traffic:
-    """Threads sending redirects, each with a Referer of its own, until stopped; which of
-    them were answered with a 302, and how many got no answer (a connection cut)."""
-
-    def __init__(self, base: str, slug: str, threads: int = 4) -> None:
-        self.answered: set[str] = set()
-        self.unanswered = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._send, args=(base, slug, n)) for n in range(threads)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _send(self, base: str, slug: str, thread: int) -> None:
-        with httpx2.Client(base_url=base, timeout=10) as client:
-            for n in range(20_000):  # bounded; stop() ends it sooner
-                if self._stop.is_set():
-                    return
-                referer = f"https://news.example/{thread}/{n}"
-                try:
-                    response = client.get(
-                        f"/{slug}", headers={"User-Agent": HUMAN, "Referer": referer}
-                    )
-                except httpx2.TransportError:
-                    with self._lock:
-                        self.unanswered += 1
-                    continue
-                if response.status_code == 302:
-                    with self._lock:
-                        self.answered.add(referer)
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
 
 
 def test_metrics_add_up_what_every_writer_process_did(database_url: str, tmp_path: Path) -> None:
@@ -119,11 +55,11 @@ def test_metrics_add_up_what_every_writer_process_did(database_url: str, tmp_pat
 
 
 def test_a_writer_killed_mid_batch_loses_no_click_and_writes_none_twice(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, log_env: dict[str, str]
 ) -> None:
     # Small batches and a short interval: a kill lands between a batch's reads and its
     # commit far more often than not.
-    env = {"TAUTAN_FLUSH_BATCH": "50", "TAUTAN_FLUSH_INTERVAL_MS": "50"}
+    env = {"TAUTAN_FLUSH_BATCH": "50", "TAUTAN_FLUSH_INTERVAL_MS": "50", **log_env}
     with serving(database_url, tmp_path, env=env) as (_, base):
         create_link(base, "k")
         assert wait_until(lambda: len(writer_pids(tmp_path)) == 1)
@@ -146,12 +82,13 @@ def test_a_writer_killed_mid_batch_loses_no_click_and_writes_none_twice(
         written = referrers(database_url)
     assert len(written) == len(set(written)), "a click was written twice"
     assert set(written) == answered
+    assert_through_the_stream(log_env)
 
 
 def test_a_serving_worker_killed_mid_append_loses_no_answered_click(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, log_env: dict[str, str]
 ) -> None:
-    with serving(database_url, tmp_path, "--workers", "2") as (process, base):
+    with serving(database_url, tmp_path, "--workers", "2", env=log_env) as (process, base):
         create_link(base, "w")
         traffic = Traffic(base, "w", threads=6)
         time.sleep(1.5)
@@ -168,6 +105,12 @@ def test_a_serving_worker_killed_mid_append_loses_no_answered_click(
     assert answered <= set(written), "an answered click was lost"
     # Logged but never answered: a request the kill cut off after its click was logged.
     assert len(set(written) - answered) <= traffic.unanswered
+    assert_through_the_stream(log_env)
+
+
+def assert_through_the_stream(log_env: dict[str, str]) -> None:
+    if stream := log_env.get("TAUTAN_CLICK_STREAM"):
+        assert entries_written(stream) > 0
 
 
 def serving_workers(server: int) -> list[int]:

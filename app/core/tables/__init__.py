@@ -11,6 +11,7 @@ from app.core.tables.link_tag import LinkTag
 from app.core.tables.log_offset import LogOffset
 from app.core.tables.rollup_day import RollupDay
 from app.core.tables.rollup_hour import RollupHour
+from app.core.tables.stream_entry import StreamEntry
 from app.core.tables.user_agent import UserAgent
 from app.core.tables.visitor_day import VisitorDay
 from app.core.tables.visitor_salt import VisitorSalt
@@ -18,6 +19,6 @@ from app.core.tables.workspace import Workspace
 
 __all__ = [
     "UTM_FIELDS", "ApiKey", "Base", "Click", "DashboardSession", "InstanceSecret", "Link",
-    "LinkTag", "LogOffset", "RollupDay", "RollupHour", "UserAgent", "VisitorDay",
-    "VisitorSalt", "Workspace",
+    "LinkTag", "LogOffset", "RollupDay", "RollupHour", "StreamEntry", "UserAgent",
+    "VisitorDay", "VisitorSalt", "Workspace",
 ]  # fmt: skip

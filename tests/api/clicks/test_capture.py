@@ -171,7 +171,7 @@ def test_values_the_database_refuses_do_not_hold_up_the_others(
     if backend == "postgresql":  # SQLite does not enforce lengths
         refused.append({**good, "country": "XYZ"})  # too long: a data exception
     assert client.portal is not None
-    client.portal.call(log_writer.write_rows, [*refused, good], {})
+    client.portal.call(log_writer.write_rows, [*refused, good])
     assert len(clicks_of(client, 1)) == 1
     assert log_writer.stats.clicks_rejected == len(refused)
     assert link_clicks(client, "ok") == 1

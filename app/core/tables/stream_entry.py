@@ -1,0 +1,18 @@
+"""Entries of the click stream already written."""
+
+from sqlalchemy import BigInteger
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.tables.base import Base
+
+
+class StreamEntry(Base):
+    """An entry of the Redis Stream click log (id `ms-seq`) whose clicks are written,
+    committed in the same transaction as they are: an entry delivered again (its writer
+    died before acknowledging it) is recognised, and none of its clicks written twice. The
+    row is deleted once the entry is acknowledged, since no one can be handed it again."""
+
+    __tablename__ = "click_stream_entries"
+
+    ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
