@@ -6,13 +6,19 @@ a second), for each N in turn on a fresh database.
 
     .venv/bin/python -m bench.writer_bench [--clicks 200000] [--processes 1 2]
         [--new-ua-share 0.05] [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+        [--stream redis://127.0.0.1:6379/8]
 
 The log is written first, in segments of 4,000 clicks (what one serving process seals every
 200 ms at 20,000 redirects/s); then the writers start, and their rate is counted from their
 first committed click (a writer process takes a few seconds to load its parsers) until
 every click is in the database. Each figure is compared with one writer's in the same run.
 The writers run as real processes, reading a real log, on SQLite in a temp dir and, with
-`--postgres`, in a new database on that (local) server, dropped at the end."""
+`--postgres`, in a new database on that (local) server, dropped at the end.
+
+With `--stream` (a Redis database the bench may empty), each run is done twice: writers
+reading the local log, then the same clicks forwarded into the Redis Stream first (as the
+serving processes' forwarders do; their rate is printed too) and read from there. The
+stream's figure is compared with the local log's."""
 
 import argparse
 import asyncio
@@ -30,6 +36,7 @@ from sqlalchemy import func, select
 
 from app import migrate
 from app.clicks.log import ClickLog
+from app.clicks.stream import StreamForwarder
 from app.core.database import create_engine
 from app.core.tables import Click
 from bench.databases import postgres_database
@@ -87,12 +94,33 @@ def fill_log(spool: Path, url: str, tmp: Path, args: argparse.Namespace) -> None
     log.close()
 
 
-def run_writers(url: str, spool: Path, tmp: Path, processes: int, clicks: int) -> float:
-    """`tautan writer --processes N` until the log is written; its clicks/s from its first
-    committed click on."""
+async def _forward(stream: str, spool: Path) -> StreamForwarder:
+    forwarder = StreamForwarder(stream, str(spool), interval_s=1)
+    await forwarder.redis.flushdb()
+    await forwarder.forward()
+    await forwarder.close()
+    return forwarder
+
+
+def forward_log(stream: str, spool: Path, clicks: int) -> None:
+    """The local log moved into the stream, as forwarders do; their rate printed."""
+    started = time.perf_counter()
+    forwarder = asyncio.run(_forward(stream, spool))
+    seconds = time.perf_counter() - started
+    assert forwarder.forwarded == clicks, f"{forwarder.forwarded:,} of {clicks:,} forwarded"
+    print(f"  forwarded {clicks:,} clicks to the stream: {clicks / seconds:,.0f} clicks/s")
+
+
+def run_writers(
+    url: str, spool: Path, tmp: Path, processes: int, clicks: int, stream: str | None = None
+) -> float:
+    """`tautan writer --processes N` until the log (or the stream) is written; its clicks/s
+    from its first committed click on."""
     env = {**os.environ, "TAUTAN_DATABASE_URL": url, "TAUTAN_SPOOL_DIR": str(spool),
            "TAUTAN_GEOIP_DB": str(tmp / "GeoLite2-City.mmdb"),
            "TAUTAN_SECRET_KEY": "bench-" + "x" * 40}  # fmt: skip
+    if stream:
+        env["TAUTAN_CLICK_STREAM"] = stream
     writer = subprocess.Popen(
         [TAUTAN, "writer", "--processes", str(processes)],
         env=env,
@@ -123,6 +151,7 @@ def main() -> None:
     parser.add_argument("--new-ua-share", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--postgres", help="also on this local PostgreSQL server")
+    parser.add_argument("--stream", help="also through the Redis Stream at this URL (emptied)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tautan-writer-bench-"))
     name = f"tautan_writer_bench_{os.getpid()}"
@@ -131,17 +160,22 @@ def main() -> None:
         for kind in kinds:
             rates = {}
             for processes in args.processes:
-                url = asyncio.run(_database(kind, args.postgres, name, tmp))
-                spool = tmp / f"spool-{kind}-{processes}"
-                fill_log(spool, url, tmp, args)
-                rates[processes] = run_writers(url, spool, tmp, processes, args.clicks)
-                print(
-                    f"{kind}: {processes} writer process(es): {rates[processes]:,.0f} clicks/s"
-                    f" = {rates[processes] / rates[args.processes[0]]:.2f} × "
-                    f"{args.processes[0]} ({args.clicks:,} clicks, "
-                    f"{args.new_ua_share:.0%} new User-Agents)",
-                    flush=True,
-                )
+                for log in ["segments", "stream"] if args.stream else ["segments"]:
+                    url = asyncio.run(_database(kind, args.postgres, name, tmp))
+                    spool = tmp / f"spool-{kind}-{processes}-{log}"
+                    fill_log(spool, url, tmp, args)
+                    stream = args.stream if log == "stream" else None
+                    if stream:
+                        forward_log(stream, spool, args.clicks)
+                    rate = run_writers(url, spool, tmp, processes, args.clicks, stream)
+                    rates[processes, log] = rate
+                    base = rates[args.processes[0], "segments"]
+                    print(
+                        f"{kind}, {log}: {processes} writer process(es): {rate:,.0f} clicks/s"
+                        f" = {rate / base:.2f} × {args.processes[0]} reading segments "
+                        f"({args.clicks:,} clicks, {args.new_ua_share:.0%} new User-Agents)",
+                        flush=True,
+                    )
     finally:
         if args.postgres:
             asyncio.run(postgres_database(args.postgres, name, create=False))
