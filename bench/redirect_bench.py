@@ -9,6 +9,10 @@ written by starting it once more.
     .venv/bin/python bench/redirect_bench.py [--duration 10] [--connections 64] [--rounds 3]
         [--workers 1 2] [--writers 1] [--warmup 2] [--exact 3]
         [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+        [--stream redis://127.0.0.1:6379/10]
+
+With `--stream` (a Redis database the bench may empty), Tautan's click log is that Redis
+Stream (TAUTAN_CLICK_STREAM): serving processes forward their clicks to it, writers read it.
 
 Uses `wrk` when installed (`apt-get install wrk`), else a built-in asyncio client (which
 is slower than the servers, so its figures measure the client more than the server).
@@ -32,12 +36,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import redis
 from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.clicks.log import LogSize  # noqa: E402
+from app.clicks.stream import STREAM  # noqa: E402
 from app.core.database import create_engine  # noqa: E402
 from app.core.tables import Click, Link  # noqa: E402
 from bench.databases import postgres_database  # noqa: E402
@@ -250,6 +256,14 @@ def create_links(port: int, prefix: str) -> None:
     response.raise_for_status()
 
 
+def unwritten(log_size: LogSize, stream: str | None) -> int:
+    """Clicks in the local log, and (with a stream) entries in the stream."""
+    if not stream:
+        return log_size.measure()[0]
+    with redis.Redis.from_url(stream) as client:
+        return log_size.measure()[0] + client.xlen(STREAM)
+
+
 def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -> None:
     print(f"\n== {label} ==")
     for workers in args.workers:
@@ -268,6 +282,10 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
         env = {"TAUTAN_DATABASE_URL": url, "TAUTAN_ADMIN_KEY": KEY, "TAUTAN_SPOOL_DIR": str(work / "spool"),
                "TAUTAN_WRITERS": str(args.writers),
                "TAUTAN_BASE_URL": f"http://127.0.0.1:{tautan_port}", "PYTHONPATH": str(ROOT)}  # fmt: skip
+        if args.stream:
+            env["TAUTAN_CLICK_STREAM"] = args.stream
+            with redis.Redis.from_url(args.stream) as client:
+                client.flushdb()
         # Each configuration loads links of its own, so its click rows can be told apart.
         loaded, exact_links = f"w{workers}-", f"x{workers}-"
         script = wrk_script(work, loaded) if shutil.which("wrk") else None
@@ -297,12 +315,12 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
         # Leaving `server` sent SIGTERM: the writers wrote what they could in their time.
         drain_s = time.monotonic() - stopping
         log_size = LogSize(str(work / "spool"))
-        left = log_size.measure()[0]
+        left = unwritten(log_size, args.stream)
         catch_up_s = 0.0
         if left:  # the next start writes it
             started = time.monotonic()
             with server(tautan, {**env, "TAUTAN_WRITERS": "1"}, tautan_port):
-                while log_size.measure()[0] and time.monotonic() - started < 600:
+                while unwritten(log_size, args.stream) and time.monotonic() - started < 600:
                     time.sleep(0.2)
             catch_up_s = time.monotonic() - started
         loaded_rows = asyncio.run(_count_rows(url, loaded))
@@ -312,7 +330,7 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
         p50 = {k: statistics.median(r["p50"] for r in v) for k, v in results.items()}
         p99 = {k: statistics.median(r["p99"] for r in v) for k, v in results.items()}
         print(f"-- {workers} worker(s), {args.writers} writer(s), {args.connections} connections, {args.rounds}×{args.duration}s, "
-              f"{'wrk' if script else 'built-in client'}")  # fmt: skip
+              f"{'wrk' if script else 'built-in client'}, click log: {'stream' if args.stream else 'segments'}")  # fmt: skip
         for name in ("ceiling", "tautan"):
             print(f"{name:8} {rps[name]:>9,.0f} req/s   p50 {p50[name]:6.2f} ms   p99 {p99[name]:6.2f} ms"
                   "   rounds: " + ", ".join(f"{r['ok'] / r['seconds']:,.0f}" for r in results[name]))  # fmt: skip
@@ -333,7 +351,7 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
         print(f"exact run: {exact['ok']:,} 302s received, {exact_rows:,} click rows -> "
               + ("0 lost" if not lost else f"MISMATCH ({lost:+,})"))  # fmt: skip
         print(
-            f"shutdown took {drain_s:.1f} s and left {left:,} clicks in the log, "
+            f"shutdown took {drain_s:.1f} s and left {left:,} clicks (stream: entries) in the log, "
             f"written by the next start in {catch_up_s:.1f} s (counted above)"
         )
         print(
@@ -365,6 +383,7 @@ def main() -> None:
     parser.add_argument(
         "--postgres", help="also run against this PostgreSQL server (a fresh database is made)"
     )
+    parser.add_argument("--stream", help="the click log as the Redis Stream at this URL (emptied)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tautan-bench-"))
     try:
