@@ -23,6 +23,7 @@ from rich.table import Table
 from app.core.principal import DEFAULT_WORKSPACE, SCOPES
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
     from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -35,8 +36,10 @@ app = typer.Typer(help="Tautan: UTM and click-tracking short links.", no_args_is
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 links_app = typer.Typer(help="Links.", no_args_is_help=True)
 geo_app = typer.Typer(help="The geo (IP address to place) database.", no_args_is_help=True)
+domains_app = typer.Typer(help="Branded domains.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(links_app, name="links")
+app.add_typer(domains_app, name="domains")
 app.add_typer(geo_app, name="geo")
 console = Console()
 
@@ -296,6 +299,9 @@ def links_create(
     utm_campaign: Annotated[str | None, typer.Option()] = None,
     utm_term: Annotated[str | None, typer.Option()] = None,
     utm_content: Annotated[str | None, typer.Option()] = None,
+    domain: Annotated[
+        str | None, typer.Option(help="a branded domain of the workspace (`domains add`)")
+    ] = None,
     workspace: Annotated[str, typer.Option(help="created if new")] = DEFAULT_WORKSPACE,
 ) -> None:
     """Create a short link; prints its short URL."""
@@ -318,6 +324,7 @@ def links_create(
         "utm_campaign": utm_campaign,
         "utm_term": utm_term,
         "utm_content": utm_content,
+        "domain": domain,
     }
     try:
         data = LinkCreate.model_validate({k: v for k, v in fields.items() if v is not None})
@@ -334,6 +341,90 @@ def links_create(
         return links.to_out(link, ctx).short_url
 
     print(in_transaction(create))
+
+
+def _invalid(exc: "ValidationError") -> typer.Exit:
+    for error in exc.errors():
+        where = ".".join(map(str, error["loc"]))
+        console.print(f"[red]error:[/red] {escape(where)}: {escape(error['msg'])}", soft_wrap=True)
+    return typer.Exit(1)
+
+
+@domains_app.command("add")
+def domains_add(
+    host: Annotated[str, typer.Argument(help="e.g. go.example.com")],
+    workspace: Annotated[str, typer.Option(help="created if new")] = DEFAULT_WORKSPACE,
+    root_url: Annotated[str | None, typer.Option(help="where / on the domain goes")] = None,
+    not_found_url: Annotated[
+        str | None, typer.Option(help="where a slug the domain lacks goes")
+    ] = None,
+) -> None:
+    """Register a branded domain for a workspace's links."""
+    from pydantic import ValidationError
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app import auth
+    from app.config import get_settings
+    from app.core.principal import Principal
+    from app.domains import service as domains
+    from app.domains.schemas import DomainCreate
+    from app.links.service import LinkContext
+
+    fields = {"host": host, "root_url": root_url, "not_found_url": not_found_url}
+    try:
+        data = DomainCreate.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    base_host = LinkContext(base_url=get_settings().base_url).short_host
+
+    async def add(session: AsyncSession) -> str:
+        owner = await auth.get_or_create_workspace(session, workspace)
+        domain = await domains.create_domain(session, Principal.operator(owner.id), data, base_host)
+        return domain.host
+
+    added = in_transaction(add)
+    console.print(
+        f"domain {escape(added)} added to workspace '{escape(workspace)}': point its DNS at "
+        "this server, and let the TLS proxy ask /api/domains/check (docs/domains.md)",
+        soft_wrap=True,
+    )
+
+
+@domains_app.command("list")
+def domains_list() -> None:
+    """List the branded domains, each with its workspace and its links."""
+    from app.core.principal import Principal
+    from app.domains import service as domains
+
+    table = Table("host", "workspace", "links", "root URL", "not-found URL")
+    for domain, workspace in in_transaction(
+        lambda s: domains.list_with_workspaces(s, Principal.operator()), deferred=True
+    ):
+        table.add_row(
+            escape(domain.host),
+            escape(workspace),
+            str(domain.links),
+            escape(domain.root_url or "-"),
+            escape(domain.not_found_url or "-"),
+        )
+    console.print(table)
+
+
+@domains_app.command("remove")
+def domains_remove(
+    host: Annotated[str, typer.Argument(help="the host, as `domains list` shows it")],
+) -> None:
+    """Remove a branded domain (refused while any of its links is active)."""
+    from app.core.principal import Principal
+    from app.core.urls import domain_host
+    from app.domains import service as domains
+
+    try:
+        stored = domain_host(host)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="HOST") from None
+    in_transaction(lambda s: domains.delete_domain(s, Principal.operator(), stored))
+    console.print(f"domain {escape(stored)} removed")
 
 
 def _progress_shown() -> bool:
@@ -556,7 +647,7 @@ def stats(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     operator = Principal.operator()
-    query = StatsQuery(start=start, end=end, tz=zone, links=(slug,))
+    query = StatsQuery(start=start, end=end, tz=zone, links=(("", slug),))
     scope = Scope(operator, query)
 
     async def gather(session: AsyncSession) -> tuple:

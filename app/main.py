@@ -29,12 +29,14 @@ from app.config import Settings, get_settings
 from app.core.database import create_engine, create_sessionmaker
 from app.core.errors import AppError
 from app.dashboard.routes import router as dashboard_router
+from app.domains.routes import router as domains_router
 from app.links.routes import router as links_router
 from app.links.service import LinkContext
 from app.metrics import Metrics
 from app.ratelimit import RateLimiter
 from app.redirect.cache import LinkCache
-from app.redirect.routes import RedirectHandler, slug_of
+from app.redirect.routes import RedirectHandler, is_root, slug_of
+from app.redirect.sites import Sites
 from app.secret_key import SecretKey
 from app.stats.routes import router as stats_router
 
@@ -114,17 +116,20 @@ class Dispatcher:
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        host = None
         if scope["type"] == "http":
             size = 0
             for name, value in scope["headers"]:  # a plain loop: the cheapest sum of lengths
                 size += len(name) + len(value)
+                if name == b"host":
+                    host = value
             if size > MAX_HEADER_BYTES:
                 return await _refuse_headers(send)
         if slug_of(scope) is not None:
-            await self.redirect(scope, receive, send)
+            await self.redirect(scope, send, host)
         elif scope["type"] == "http" and scope["path"].startswith("/api/"):
             await self.api_with_cors(scope, receive, send)
-        else:
+        elif not (is_root(scope) and await self.redirect.root(send, host)):
             await self.limited(scope, receive, send)
 
 
@@ -150,6 +155,9 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     )
     read_sessionmaker = create_sessionmaker(engine, deferred=True)
     cache = LinkCache(read_sessionmaker, settings.link_cache_ttl_s)
+    sites = Sites(
+        read_sessionmaker, LinkContext(settings.base_url).short_host, settings.link_cache_ttl_s
+    )
     click_log = ClickLog(
         settings.spool_dir,
         interval_s=settings.flush_interval_ms / 1000,
@@ -209,6 +217,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         redoc_url=None,
     )
     cache.watch(sessionmaker)
+    sites.watch(sessionmaker)
     api.state.tautan = AppState(
         settings=settings,
         engine=engine,
@@ -226,11 +235,12 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     install_error_handlers(api)
     api.include_router(ops.router)
     api.include_router(links_router, responses=API_ERROR_RESPONSES)
+    api.include_router(domains_router, responses=API_ERROR_RESPONSES)
     api.include_router(stats_router, responses=API_ERROR_RESPONSES)
     api.include_router(dashboard_router)
     serve_docs(api)
     return Dispatcher(
         api,
-        RedirectHandler(cache, click_log.append, intake, metrics, settings.client_hints),
+        RedirectHandler(sites, cache, click_log.append, intake, metrics, settings.client_hints),
         settings.cors_origins,
     )

@@ -14,7 +14,8 @@ entries it wrote in the same transaction as their clicks (table `click_stream_en
 then acknowledges and deletes them: the stream holds only what is not written yet. An entry
 delivered again (its writer died between the commit and the acknowledgement, or took it
 from a writer that looked dead) is recognised by its row and not written twice. Entries a
-dead writer held are taken over by the others once idle for CLAIM_IDLE_MS (XAUTOCLAIM)."""
+dead writer held are taken over by the others: at once when it was of the same machine,
+else once idle for CLAIM_IDLE_MS (XAUTOCLAIM)."""
 
 import asyncio
 import contextlib
@@ -71,8 +72,8 @@ def _gone(consumer: str) -> bool:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
-    except PermissionError:  # a process of another user has that pid now
-        return False
+    except PermissionError:  # alive, as another user's process
+        pass
     return False
 
 

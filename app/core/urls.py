@@ -6,6 +6,7 @@ from urllib.parse import SplitResult, quote, unquote_plus, urlsplit, urlunsplit
 import ada_url
 
 from app.core.tables import UTM_FIELDS, Link
+from app.core.tables.domain import MAX_HOST_LENGTH
 
 MAX_URL_LENGTH = 4096
 # Characters left as they are when a non-ASCII URL is percent-encoded.
@@ -110,3 +111,24 @@ def merge_utm(url: str, utm: dict[str, str | None]) -> str:
 
 def destination(link: Link) -> str:
     return merge_utm(link.url, {f: getattr(link, f) for f in UTM_FIELDS})
+
+
+def domain_host(text: str) -> str:
+    """A branded domain's host as browsers send it (lower case, IDN in punycode, no
+    trailing dot), or ValueError saying why `text` is not one: a domain name alone, no
+    scheme, port, path or address."""
+    text = text.strip()
+    if not text or any(c in text for c in "/\\@:?#[]") or any(c.isspace() for c in text):
+        raise ValueError("give a domain name alone, e.g. go.example.com (no scheme, port or path)")
+    host = browser_host(f"http://{text}/")
+    if host is None or len(host) > MAX_HOST_LENGTH:
+        raise ValueError("not a valid domain name")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        raise ValueError("an address is not a domain name: give the name that points at it")
+    if "." not in host or any(not label or len(label) > 63 for label in host.split(".")):
+        raise ValueError("not a valid domain name")
+    return host

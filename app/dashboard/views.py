@@ -91,7 +91,7 @@ def period_of(slug: str, start: str | None, end: str | None, tz: str) -> Period:
     why, for an unknown zone or a bad range."""
     zone = parse_zone(tz)
     lower, upper = parse_range(start or None, end or None, zone)
-    query = StatsQuery(start=lower, end=upper, tz=zone, links=(slug,))
+    query = StatsQuery(start=lower, end=upper, tz=zone, links=(("", slug),))
     last = upper - timedelta(microseconds=1)
     return Period(
         start or lower.astimezone(zone).date().isoformat(),

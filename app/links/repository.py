@@ -12,14 +12,18 @@ SORTS = {"created": Link.id, "clicks": Link.clicks, "unique_visitors": Link.uniq
          "bot_clicks": Link.bot_clicks}  # fmt: skip
 
 
-async def find(session: AsyncSession, principal: Principal, slug: str) -> Link | None:
-    """The link of `slug`, if the caller sees it."""
-    return await session.scalar(select(Link).where(*principal.sees(Link), Link.slug == slug))
+async def find(
+    session: AsyncSession, principal: Principal, slug: str, domain: str = ""
+) -> Link | None:
+    """The link of `slug` on `domain` ("" for the base host), if the caller sees it."""
+    query = select(Link).where(*principal.sees(Link), Link.domain == domain, Link.slug == slug)
+    return await session.scalar(query)
 
 
-async def slug_taken(session: AsyncSession, slug: str) -> bool:
-    """Whether any link, in any workspace, has `slug`."""
-    return bool(await session.scalar(select(exists().where(Link.slug == slug))))
+async def slug_taken(session: AsyncSession, domain: str, slug: str) -> bool:
+    """Whether any link, in any workspace, has `slug` on `domain`."""
+    taken = exists().where(Link.domain == domain, Link.slug == slug)
+    return bool(await session.scalar(select(taken)))
 
 
 async def count(session: AsyncSession, principal: Principal) -> int:
@@ -35,6 +39,7 @@ async def page(
     q: str | None,
     tag: str | None,
     utm_campaign: str | None,
+    domain: str | None = None,
     archived: bool,
     sort: str,
     after: tuple[int, int] | None,
@@ -55,6 +60,8 @@ async def page(
         query = query.where(Link.tag_rows.any(LinkTag.tag == tag))
     if utm_campaign:
         query = query.where(Link.utm_campaign == utm_campaign)
+    if domain is not None:
+        query = query.where(Link.domain == domain)
     column = SORTS[sort]
     if after is not None:
         value, link_id = after

@@ -7,8 +7,9 @@ from fastapi.responses import StreamingResponse
 from app.api.deps import ReadSession, ShortUrls, WriteSession, writes_of
 from app.api.errors import documented
 from app.auth import require_scopes
-from app.core.errors import AppError, Invalid
+from app.core.errors import AppError, Invalid, NotFound
 from app.core.principal import Principal
+from app.domains.service import domain_host_or_base
 from app.links import qr, service, transfer
 from app.links.schemas import (
     BulkCreate,
@@ -20,6 +21,7 @@ from app.links.schemas import (
     LinkRef,
     LinkUpdate,
 )
+from app.links.service import LinkContext
 
 router = APIRouter(prefix="/api/links", tags=["links"])
 
@@ -29,6 +31,20 @@ TagFilter = Annotated[str | None, Query(max_length=64)]
 
 
 LinksWrite = Annotated[Principal, Depends(writes_of(require_scopes("links:write")))]
+DomainParam = Annotated[
+    str | None,
+    Query(max_length=300, description="the link's branded domain (default: the base host)"),
+]
+
+
+def _domain(text: str | None, ctx: LinkContext) -> str:
+    """A link's domain as stored ("" for the base host); 404 for what is no domain."""
+    if text is None:
+        return ""
+    try:
+        return domain_host_or_base(text, ctx.short_host)
+    except ValueError:
+        raise NotFound("link") from None
 
 
 def _shown(link: LinkOut, principal: Principal) -> LinkOut | LinkRef:
@@ -84,6 +100,9 @@ async def list_links(
     q: TextFilter = None,
     tag: TagFilter = None,
     utm_campaign: Annotated[str | None, Query(max_length=255)] = None,
+    domain: Annotated[
+        str | None, Query(max_length=300, description="only the links on this domain")
+    ] = None,
     archived: bool = False,
     sort: Annotated[
         Literal["created", "clicks", "unique_visitors", "bot_clicks"],
@@ -98,6 +117,7 @@ async def list_links(
         q=q,
         tag=tag,
         utm_campaign=utm_campaign,
+        domain=None if domain is None else _domain(domain, ctx),
         archived=archived,
         sort=sort,
         cursor=cursor,
@@ -155,9 +175,14 @@ async def export_links(
 
 @router.get("/{slug}", response_model=LinkOut)
 async def get_link(
-    slug: str, principal: LinksRead, session: ReadSession, ctx: ShortUrls
+    slug: str,
+    principal: LinksRead,
+    session: ReadSession,
+    ctx: ShortUrls,
+    domain: DomainParam = None,
 ) -> LinkOut:
-    return service.to_out(await service.get_link(session, principal, slug), ctx)
+    link = await service.get_link(session, principal, slug, _domain(domain, ctx))
+    return service.to_out(link, ctx)
 
 
 @router.patch(
@@ -166,9 +191,14 @@ async def get_link(
     responses={200: {"description": f"The link as changed. {WRITE_ONLY}"}},
 )
 async def update_link(
-    slug: str, body: LinkUpdate, principal: LinksWrite, session: WriteSession, ctx: ShortUrls
+    slug: str,
+    body: LinkUpdate,
+    principal: LinksWrite,
+    session: WriteSession,
+    ctx: ShortUrls,
+    domain: DomainParam = None,
 ) -> LinkOut | LinkRef:
-    link = await service.update_link(session, principal, slug, body, ctx)
+    link = await service.update_link(session, principal, slug, body, ctx, _domain(domain, ctx))
     return _shown(service.to_out(link, ctx), principal)
 
 
@@ -177,6 +207,8 @@ async def delete_link(
     slug: str,
     principal: LinksWrite,
     session: WriteSession,
+    ctx: ShortUrls,
+    domain: DomainParam = None,
     purge: Annotated[
         bool, Query(description="erase the link and all its clicks and stats; irreversible")
     ] = False,
@@ -188,9 +220,9 @@ async def delete_link(
     clicks, its hourly and daily stats and its tags (for a GDPR erasure request, say). This
     is **irreversible**: the slug then answers 404, and the link's clicks leave every total."""
     if purge:
-        await service.purge_link(session, principal, slug)
+        await service.purge_link(session, principal, slug, _domain(domain, ctx))
     else:
-        await service.archive_link(session, principal, slug)
+        await service.archive_link(session, principal, slug, _domain(domain, ctx))
     return Response(status_code=204)
 
 
@@ -209,6 +241,7 @@ async def link_qr(
     principal: LinksRead,
     session: ReadSession,
     ctx: ShortUrls,
+    domain: DomainParam = None,
     format: Literal["svg", "png"] = "svg",
     size: Annotated[
         int,
@@ -232,9 +265,9 @@ async def link_qr(
     to fill `size` exactly. A `size` below the code's width in modules, quiet zone included,
     is refused with 422 (`invalid_parameter`) whose `details.minimum` is the smallest
     `size` this link's code takes with this `margin`: the size is never rounded up."""
-    link = await service.get_link(session, principal, slug)
+    link = await service.get_link(session, principal, slug, _domain(domain, ctx))
     try:
-        image = qr.qr_code(ctx.short_url(link.slug), kind=format, size=size,
+        image = qr.qr_code(ctx.short_url(link.slug, link.domain), kind=format, size=size,
                            margin=margin, dark=dark, light=light)  # fmt: skip
     except qr.SizeTooSmall as exc:
         details = {"field": "size", "minimum": exc.minimum}

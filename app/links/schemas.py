@@ -80,9 +80,19 @@ class LinkFields(BaseModel):
         return self
 
 
+DomainName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=300),
+    Field(
+        description="a branded domain of the workspace (POST /api/domains); default: the base host"
+    ),
+]
+
+
 class LinkCreate(LinkFields):
     url: Url
     slug: Slug | None = None
+    domain: DomainName | None = None
     redirect_code: Literal[301, 302, 307, 308] = 302
     forward_query: bool = True
 
@@ -90,6 +100,9 @@ class LinkCreate(LinkFields):
 class LinkUpdate(LinkFields):
     url: Url | None = None
     archived: bool | None = None
+    domain: DomainName | None = Field(
+        None, description="a link stays on its domain: any other is refused (422)"
+    )
 
     @model_validator(mode="after")
     def _required_stay_set(self) -> "LinkUpdate":
@@ -102,6 +115,7 @@ class LinkUpdate(LinkFields):
 
 class LinkOut(BaseModel):
     id: int
+    domain: str = Field(description="the host the link lives on")
     slug: str
     short_url: str
     url: str

@@ -5,6 +5,7 @@ import secrets
 import string
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +17,8 @@ from app.core.errors import AppError, Invalid, NotFound, validation_error
 from app.core.principal import Principal
 from app.core.tables import Link, LinkTag
 from app.core.urls import browser_host, destination, points_at
+from app.domains import repository as domains_repository
+from app.domains import service as domains
 from app.links import repository
 from app.links.schemas import LARGEST_INTEGER, LinkCreate, LinkOut, LinkUpdate
 
@@ -34,29 +37,40 @@ class LinkContext:
     def short_host(self) -> str:
         return browser_host(self.base_url) or ""
 
-    def short_url(self, slug: str) -> str:
-        return f"{self.base_url.rstrip('/')}/{slug}"
+    def short_url(self, slug: str, domain: str = "") -> str:
+        """On the base URL, or on the link's branded `domain` with the base URL's scheme."""
+        if not domain:
+            return f"{self.base_url.rstrip('/')}/{slug}"
+        return f"{urlsplit(self.base_url).scheme}://{domain}/{slug}"
+
+    def domain_of(self, link: Link) -> str:
+        """The host a link lives on."""
+        return link.domain or self.short_host
 
 
 def to_out(link: Link, ctx: LinkContext) -> LinkOut:
     fields = {name: getattr(link, name) for name in LinkOut.model_fields if hasattr(link, name)}
     return LinkOut(
-        **fields,
-        short_url=ctx.short_url(link.slug),
+        **fields | {"domain": ctx.domain_of(link)},
+        short_url=ctx.short_url(link.slug, link.domain),
         destination=destination(link),
         archived=link.archived_at is not None,
     )
 
 
-def _check_rules(link: Link, data: LinkCreate | LinkUpdate, ctx: LinkContext) -> None:
+def _check_rules(
+    link: Link, data: LinkCreate | LinkUpdate, ctx: LinkContext, registered: set[str]
+) -> None:
     """Refuse `data` for `link` (as it is before `data` applies) if the result would break
-    a rule: checked before anything changes, so a refused change leaves the link as it was."""
+    a rule: checked before anything changes, so a refused change leaves the link as it was.
+    `registered`: the registered domains among the hosts of `data`'s URLs."""
 
     def value(field: str) -> Any:
         return getattr(data if field in data.model_fields_set else link, field)
 
     for field in ("url", "fallback_url"):
-        if (url := value(field)) and points_at(url, ctx.short_host):
+        url = value(field)
+        if url and (points_at(url, ctx.short_host) or browser_host(url) in registered):
             # Whatever the spelling: one short link leading to another can loop.
             raise Invalid("redirect_loop", f"{field} must not point at this service", field)
     starts_at, expires_at = value("starts_at"), value("expires_at")
@@ -64,25 +78,41 @@ def _check_rules(link: Link, data: LinkCreate | LinkUpdate, ctx: LinkContext) ->
         raise Invalid("invalid_window", "expires_at must be after starts_at", "expires_at")
 
 
+async def _registered_among(
+    session: AsyncSession, bodies: list[LinkCreate] | list[LinkUpdate]
+) -> set[str]:
+    """The registered domains among the hosts the bodies' URLs lead to (one query)."""
+    hosts = {browser_host(url) for body in bodies for url in (body.url, body.fallback_url) if url}
+    return await domains_repository.registered(session, {host for host in hosts if host})
+
+
 def _apply(link: Link, data: LinkCreate | LinkUpdate) -> None:
-    for name in data.model_fields_set - {"tags", "archived", "slug"}:
+    for name in data.model_fields_set - {"tags", "archived", "slug", "domain"}:
         setattr(link, name, getattr(data, name))
     if "tags" in data.model_fields_set:
         link.tag_rows = [LinkTag(tag=tag) for tag in data.tags or []]
 
 
-async def _free_slug(session: AsyncSession) -> str:
+async def _free_slug(session: AsyncSession, domain: str) -> str:
     for _ in range(10):
         slug = _random_slug()
-        if not await repository.slug_taken(session, slug):
+        if not await repository.slug_taken(session, domain, slug):
             return slug
     raise AppError(503, "slug_space_exhausted", "could not find a free slug, try again")
 
 
-def _new_link(principal: Principal, data: LinkCreate, ctx: LinkContext, slug: str) -> Link:
-    link = Link(workspace_id=principal.workspace_id, slug=slug)
+def _new_link(
+    principal: Principal,
+    data: LinkCreate,
+    ctx: LinkContext,
+    *,
+    domain: str,
+    slug: str,
+    registered: set[str],
+) -> Link:
+    link = Link(workspace_id=principal.workspace_id, domain=domain, slug=slug)
     link.tag_rows = []
-    _check_rules(link, data, ctx)
+    _check_rules(link, data, ctx, registered)
     _apply(link, data)
     return link
 
@@ -94,12 +124,19 @@ def _random_slug() -> str:
 async def create_link(
     session: AsyncSession, principal: Principal, data: LinkCreate, ctx: LinkContext
 ) -> Link:
-    link = _new_link(principal, data, ctx, data.slug or await _free_slug(session))
+    domain = await domains.link_domain(session, principal.workspace_id, data.domain, ctx.short_host)
+    link = _new_link(
+        principal, data, ctx,
+        domain=domain,
+        slug=data.slug or await _free_slug(session, domain),
+        registered=await _registered_among(session, [data]),
+    )  # fmt: skip
     try:
         async with session.begin_nested():
             session.add(link)
     except IntegrityError:
-        raise AppError(409, "slug_taken", f"the slug '{link.slug}' is taken") from None
+        where = f" on {domain}" if domain else ""
+        raise AppError(409, "slug_taken", f"the slug '{link.slug}' is taken{where}") from None
     return link
 
 
@@ -110,19 +147,39 @@ async def create_links(
     valid ones are inserted INSERT_CHUNK at a time, in one statement, not a round trip
     each; a chunk the database refuses (a slug taken or repeated) is done again item by
     item, so that only the items at fault fail."""
-    results: list[Link | AppError] = []
-    valid: list[tuple[int, LinkCreate]] = []
+    results: list[Link | AppError | LinkCreate] = []
     for item in items:
         try:
-            data = LinkCreate.model_validate(item)
-            # A generated slug is not looked up first: a collision in 62^7 is the rare
-            # case the item-by-item retry handles.
-            results.append(_new_link(principal, data, ctx, data.slug or _random_slug()))
-            valid.append((len(results) - 1, data))
+            results.append(LinkCreate.model_validate(item))
         except ValidationError as exc:
             results.append(validation_error(exc.errors()))
+    bodies = [result for result in results if isinstance(result, LinkCreate)]
+    registered = await _registered_among(session, bodies)
+    domains_of: dict[str | None, str | AppError] = {}  # a body's `domain` -> the stored one
+    valid: list[tuple[int, LinkCreate]] = []
+    for index, data in enumerate(results):
+        if not isinstance(data, LinkCreate):
+            continue
+        if data.domain not in domains_of:
+            try:
+                domains_of[data.domain] = await domains.link_domain(
+                    session, principal.workspace_id, data.domain, ctx.short_host
+                )
+            except AppError as exc:
+                domains_of[data.domain] = exc
+        domain = domains_of[data.domain]
+        try:
+            if isinstance(domain, AppError):
+                raise domain
+            # A generated slug is not looked up first: a collision in 62^7 is the rare
+            # case the item-by-item retry handles.
+            slug = data.slug or _random_slug()
+            results[index] = _new_link(
+                principal, data, ctx, domain=domain, slug=slug, registered=registered
+            )
+            valid.append((index, data))
         except AppError as exc:
-            results.append(exc)
+            results[index] = exc
     for start in range(0, len(valid), INSERT_CHUNK):
         chunk = valid[start : start + INSERT_CHUNK]
         try:
@@ -134,21 +191,36 @@ async def create_links(
                     results[index] = await create_link(session, principal, data, ctx)
                 except AppError as exc:
                     results[index] = exc
-    return results
+    return results  # type: ignore[return-value]  # every body is a link or an error now
 
 
-async def get_link(session: AsyncSession, principal: Principal, slug: str) -> Link:
-    link = await repository.find(session, principal, slug)
+async def get_link(
+    session: AsyncSession, principal: Principal, slug: str, domain: str = ""
+) -> Link:
+    """The link of `slug` on `domain` ("" for the base host) the caller sees, else 404."""
+    link = await repository.find(session, principal, slug, domain)
     if link is None:
         raise NotFound("link")
     return link
 
 
 async def update_link(
-    session: AsyncSession, principal: Principal, slug: str, data: LinkUpdate, ctx: LinkContext
+    session: AsyncSession,
+    principal: Principal,
+    slug: str,
+    data: LinkUpdate,
+    ctx: LinkContext,
+    domain: str = "",
 ) -> Link:
-    link = await get_link(session, principal, slug)
-    _check_rules(link, data, ctx)
+    link = await get_link(session, principal, slug, domain)
+    if data.domain is not None and _stored_domain(data.domain, ctx) != link.domain:
+        raise Invalid(
+            "domain_fixed",
+            "a link stays on its domain (printed QR codes lead to it): create a new link on "
+            "the other domain instead",
+            "domain",
+        )
+    _check_rules(link, data, ctx, await _registered_among(session, [data]))
     was_capped = link.max_clicks is not None
     _apply(link, data)
     if link.max_clicks is not None and not was_capped:
@@ -162,16 +234,27 @@ async def update_link(
     return link
 
 
-async def archive_link(session: AsyncSession, principal: Principal, slug: str) -> Link:
-    link = await get_link(session, principal, slug)
+def _stored_domain(text: str, ctx: LinkContext) -> str | None:
+    try:
+        return domains.domain_host_or_base(text, ctx.short_host)
+    except ValueError:
+        return None
+
+
+async def archive_link(
+    session: AsyncSession, principal: Principal, slug: str, domain: str = ""
+) -> Link:
+    link = await get_link(session, principal, slug, domain)
     link.archived_at = link.archived_at or utcnow()
     await session.flush()
     return link
 
 
-async def purge_link(session: AsyncSession, principal: Principal, slug: str) -> None:
+async def purge_link(
+    session: AsyncSession, principal: Principal, slug: str, domain: str = ""
+) -> None:
     """Delete the link with its clicks, rollups and tags, for good (erasure on request)."""
-    link = await get_link(session, principal, slug)
+    link = await get_link(session, principal, slug, domain)
     await erase_link(session, link.id)
     await session.delete(link)  # its tags go with it
     await session.flush()
@@ -204,6 +287,7 @@ async def list_links(
     q: str | None = None,
     tag: str | None = None,
     utm_campaign: str | None = None,
+    domain: str | None = None,
     archived: bool = False,
     sort: str = "created",
     cursor: str | None = None,
@@ -218,6 +302,7 @@ async def list_links(
         q=q,
         tag=tag,
         utm_campaign=utm_campaign,
+        domain=domain,
         archived=archived,
         sort=sort,
         after=after,

@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import AppError, ErrorBody, Invalid
 from app.core.principal import Principal
 from app.core.tables import UTM_FIELDS, Link, Workspace
+from app.domains.service import domain_host_or_base
 from app.links import service
 from app.links.schemas import LinkRef
 from app.spreadsheet import as_text, plain
 
-IMPORT_COLUMNS = ("url", "slug", "title", "tags", *UTM_FIELDS)
+IMPORT_COLUMNS = ("url", "slug", "title", "tags", *UTM_FIELDS, "domain")
 EXPORT_COLUMNS = (
     *IMPORT_COLUMNS,
     "short_url",
@@ -140,7 +141,7 @@ async def import_links(
     SQLite there is one writer at a time). A dry run rolls each chunk back instead: slugs
     repeated in the file are found by reading it, slugs already taken by the database."""
     report = ImportReport(dry_run=dry_run)
-    slug_lines: dict[str, int] = {}  # the first line of each slug in the file
+    slug_lines: dict[tuple[object, str], int] = {}  # first line of each (domain, slug)
     valid: list[tuple[int, dict[str, object]]] = []
 
     def refuse(line: int, error: AppError) -> None:
@@ -157,18 +158,19 @@ async def import_links(
         if count % READ_SLICE == 0:
             await asyncio.sleep(0)  # let redirects and requests waiting on the loop run
         slug = body.get("slug") if isinstance(body, dict) else None
+        where = (_domain_of(body, ctx), slug) if isinstance(slug, str) else None
         if isinstance(body, AppError):
             refuse(line, body)
-        elif isinstance(slug, str) and slug in slug_lines:
+        elif where in slug_lines:
             refuse(
                 line,
                 AppError(
-                    409, "slug_taken", f"the slug '{slug}' is used on line {slug_lines[slug]}"
+                    409, "slug_taken", f"the slug '{slug}' is used on line {slug_lines[where]}"
                 ),
             )
         else:
-            if isinstance(slug, str):
-                slug_lines[slug] = line
+            if where is not None:
+                slug_lines[where] = line
             valid.append((line, body))
 
     # The first rollback of a dry run also takes what the caller wrote before it: the
@@ -185,7 +187,8 @@ async def import_links(
             if isinstance(result, AppError):
                 refuse(line, result)
             else:
-                report.links.append(LinkRef(slug=result.slug, short_url=ctx.short_url(result.slug)))
+                short_url = ctx.short_url(result.slug, result.domain)
+                report.links.append(LinkRef(slug=result.slug, short_url=short_url))
         await (session.rollback() if dry_run else session.commit())
         on_progress(start + len(chunk), len(valid))
     if dry_run:  # also when no row got as far as a chunk
@@ -193,6 +196,18 @@ async def import_links(
     report.errors.sort(key=lambda row: row.line)
     report.imported, report.refused = len(report.links), len(report.errors)
     return report
+
+
+def _domain_of(body: dict[str, object], ctx: service.LinkContext) -> object:
+    """The row's domain as links store it, as far as the file tells ("" for the base host;
+    as written when it is no domain: the row is refused for it later)."""
+    domain = body.get("domain")
+    if not isinstance(domain, str):
+        return ""
+    try:
+        return domain_host_or_base(domain, ctx.short_host)
+    except ValueError:
+        return domain
 
 
 def describe(error: ErrorBody) -> str:

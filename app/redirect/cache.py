@@ -45,9 +45,21 @@ SLOT_TAKERS = 4
 LINKS = Link.__table__
 READ = (
     select(Link)
-    .where(Link.slug.in_(bindparam("slugs", expanding=True)), Link.archived_at.is_(None))
+    .where(
+        Link.domain == bindparam("domain"),
+        Link.slug.in_(bindparam("slugs", expanding=True)),
+        Link.archived_at.is_(None),
+    )
     .options(raiseload(Link.tag_rows))
 )
+
+
+def link_key(domain: str, slug: str) -> str:
+    """What the cache knows a link by: its slug on the base host, `domain/slug` on a
+    branded domain (a slug has no `/`)."""
+    return f"{domain}/{slug}" if domain else slug
+
+
 # One slot of a capped link's max_clicks, taken only while one is left. The condition is
 # evaluated in the database, which serialises concurrent takers on the row, so no process
 # can overshoot, and a max_clicks changed by any process applies at once. A link whose cap
@@ -153,8 +165,9 @@ Wanted = tuple[str, asyncio.Future[Target | None], tuple[Target | None] | None]
 
 
 class LinkCache:
-    """Links by slug, and unknown slugs apart: a flood of slugs that lead nowhere (a scan, a
-    typo spreading) can only push out other unknown slugs, never a link. Full, the links
+    """Links by key (`link_key`: the slug, with its branded domain if any), and unknown keys
+    apart: a flood of slugs that lead nowhere (a scan, a typo spreading) can only push out
+    other unknown slugs, never a link. Full, the links
     make room by use (CLOCK, "second chance"): the oldest link not used since it was stored
     or last spared goes, a link used meanwhile goes to the back, flag cleared. A hit only
     sets that flag: nothing moves on the redirect's path. Unknown slugs go least recently
@@ -193,6 +206,7 @@ class LinkCache:
         self._read_options = {"isolation_level": "AUTOCOMMIT"} if postgresql else {}
 
     async def get(self, slug: str) -> Target | None:
+        """The link of a `link_key`, None when there is none."""
         entry = self._links.get(slug)
         if entry is not None and entry.fresh_until > time.monotonic():
             entry.used = True
@@ -210,7 +224,7 @@ class LinkCache:
                     self._unknown.move_to_end(slug)
                     return None
                 kept = (None,)
-            elif SLUG.fullmatch(slug) is None:
+            elif SLUG.fullmatch(slug.rpartition("/")[2]) is None:
                 return None  # no link can have it: nothing to read, nothing to remember
         # One database read per slug however many requests miss at once.
         pending = self._loading.get(slug)
@@ -280,12 +294,20 @@ class LinkCache:
             return True
         return False
 
-    async def _read(self, slugs: set[str]) -> dict[str, Target]:
+    async def _read(self, keys: set[str]) -> dict[str, Target]:
+        """The links of `keys`: a query per domain among them (mostly one)."""
+        by_domain: dict[str, list[str]] = {}
+        for key in keys:
+            domain, _, slug = key.rpartition("/")
+            by_domain.setdefault(domain, []).append(slug)
+        found = {}
         async with self._sessionmaker() as session:
             if self._read_options:
                 await session.connection(execution_options=self._read_options)
-            links = await session.scalars(READ, {"slugs": list(slugs)})
-            return {link.slug: Target.of(link) for link in links}
+            for domain, slugs in by_domain.items():
+                links = await session.scalars(READ, {"domain": domain, "slugs": slugs})
+                found.update((link_key(domain, link.slug), Target.of(link)) for link in links)
+        return found
 
     def _store(self, slug: str, target: Target | None) -> None:
         if target is None:
@@ -349,7 +371,7 @@ class LinkCache:
         """Forget each link a session of `sessionmaker` creates, changes or deletes, once
         that is committed (a created slug may be remembered as unknown; a changed one as it
         was)."""
-        on_commit(sessionmaker, Link, lambda link: link.slug, self.forget)
+        on_commit(sessionmaker, Link, lambda link: link_key(link.domain, link.slug), self.forget)
 
     def forget(self, slug: str) -> None:
         self._drop(slug)

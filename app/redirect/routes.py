@@ -10,14 +10,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import quote_from_bytes
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from app.clicks.enrich.known_bots import MAX_UA_LENGTH, preview_fetcher
 from app.clicks.intake import ClientIntake
 from app.clicks.raw import HINT_HEADERS, MAX_HINT_LENGTH, RawClick
 from app.core.slugs import RESERVED_SLUGS
 from app.metrics import Metrics
-from app.redirect.cache import LinkCache, Target
+from app.redirect.cache import LinkCache, Target, link_key
+from app.redirect.sites import Sites
 
 log = logging.getLogger(__name__)
 SLUG_PATH = re.compile(r"/([^/]+)")  # a path of one segment: a slug, unless the API's own
@@ -78,6 +79,11 @@ def slug_of(scope: Scope) -> str | None:
     return match[1]
 
 
+def is_root(scope: Scope) -> bool:
+    """`GET|HEAD /`: on a branded domain, the redirect's to answer."""
+    return scope["type"] == "http" and scope["path"] == "/" and scope["method"] in ("GET", "HEAD")
+
+
 def split_query(query: bytes) -> tuple[bytes, dict[bytes, bytes]]:
     """The query to forward (tracking parameters removed, unsafe bytes escaped so nothing
     can break out of the Location header) and the tracking parameters found."""
@@ -104,12 +110,14 @@ def location_of(target: Target, query: bytes) -> bytes:
 class RedirectHandler:
     def __init__(
         self,
+        sites: Sites,
         cache: LinkCache,
         record: Callable[[RawClick], None],
         intake: ClientIntake,
         metrics: Metrics,
         client_hints: str = "off",
     ) -> None:
+        self.sites = sites
         self.cache = cache
         self.record = record
         self.intake = intake
@@ -117,14 +125,20 @@ class RedirectHandler:
         self.hint_headers = CLIENT_HINT_HEADERS[client_hints]
         self.critical_hints = client_hints == "critical"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, send: Send, host: bytes | None) -> None:
+        """`GET|HEAD /{slug}` on the site `host` (the request's Host header) names."""
+        site = await self.sites.of(host)
+        if site is None:  # a host that is neither the base host nor a branded domain
+            return await _html(send, 404, PAGES[404])
         slug = scope["path"][1:]
         try:
-            target = await self.cache.get(slug)
+            target = await self.cache.get(link_key(site.domain, slug))
         except Exception as exc:  # a link not cached, and the database down
             log.warning("link %r unknown: the database did not answer (%r)", slug, exc)
             return await _html(send, 503, PAGES[503], RETRY_AFTER)
         if target is None:
+            if site.not_found_url:
+                return await _redirect(send, 302, site.not_found_url, NO_CACHE)
             return await _html(send, 404, PAGES[404])
         query, flags = split_query(scope["query_string"])
         tracked = scope["method"] == "GET" and flags.get(b"tautan_no_track") != b"1"
@@ -156,6 +170,18 @@ class RedirectHandler:
             # whatever happens to this process next.
             self._record(scope, target, flags)
         await response
+
+    async def root(self, send: Send, host: bytes | None) -> bool:
+        """`GET|HEAD /` on a branded domain: to its root_url, else the 404 page. False (and
+        nothing sent) on the base host or one Tautan does not serve: the app answers."""
+        site = await self.sites.of(host)
+        if site is None or not site.domain:
+            return False
+        if site.root_url:
+            await _redirect(send, 302, site.root_url, NO_CACHE)
+        else:
+            await _html(send, 404, PAGES[404])
+        return True
 
     def _record(self, scope: Scope, target: Target, flags: dict[bytes, bytes]) -> None:
         headers: dict[bytes, bytes] = {}

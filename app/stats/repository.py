@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.dialect import epoch_seconds
@@ -47,29 +47,52 @@ class Match:
         return column.in_(self.values)
 
 
+LinkRef = tuple[str, str]  # (domain as links store it, "" for the base host; slug)
+
+
+def by_domain(refs: Sequence[LinkRef]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for domain, slug in refs:
+        grouped.setdefault(domain, []).append(slug)
+    return grouped
+
+
+def named(refs: Sequence[LinkRef]) -> ColumnElement[bool]:
+    """The links of `refs`."""
+    return or_(*(and_(Link.domain == domain, Link.slug.in_(slugs))
+                 for domain, slugs in by_domain(refs).items()))  # fmt: skip
+
+
+# A link as the `link` breakdown and the clicks CSV name it: its slug, with its branded
+# domain in front (`go.tokoku.id/promo`), as the stats' `link` parameter takes it.
+LINK_NAME = case((Link.domain == "", Link.slug), else_=Link.domain + "/" + Link.slug)
+
+
 @dataclass(frozen=True)
 class StatsQuery:
     start: datetime  # UTC, inclusive
     end: datetime  # UTC, exclusive
     tz: ZoneInfo
-    links: tuple[str, ...] = ()
+    links: tuple[LinkRef, ...] = ()
     tag: Match | None = None
     utm_campaign: Match | None = None
     utm_source: Match | None = None
     utm_medium: Match | None = None
     country: Match | None = None
     device: Match | None = None
+    domain: Match | None = None  # hosts as links store them: "" for the base host
     include_bots: bool = False
+    base_host: str = ""  # what the base host's links show as in the `domain` breakdown
 
     @property
     def link_filters(self) -> list[ColumnElement[bool]]:
         filters = []
         if self.links:
-            filters.append(Link.slug.in_(self.links))
+            filters.append(named(self.links))
         if self.tag:
             has_tag = Link.tag_rows.any(LinkTag.tag.in_(self.tag.values))
             filters.append(~has_tag if self.tag.exclude else has_tag)
-        for name in ("utm_campaign", "utm_source", "utm_medium"):
+        for name in ("utm_campaign", "utm_source", "utm_medium", "domain"):
             match: Match | None = getattr(self, name)
             if match:
                 filters.append(match.condition(getattr(Link, name)))
@@ -176,19 +199,26 @@ class Scope:
         return conditions
 
 
-async def check_links(session: AsyncSession, principal: Principal, slugs: Sequence[str]) -> None:
-    """404 unless every slug names a link the key sees (its workspace's; every one for
-    admin). A slug of another workspace gets the same answer as one that does not exist;
-    the message names the unknown slugs."""
-    wanted = list(dict.fromkeys(slugs))
-    found: set[str] = set()
+def link_name(ref: LinkRef) -> str:
+    domain, slug = ref
+    return f"{domain}/{slug}" if domain else slug
+
+
+async def check_links(
+    session: AsyncSession, principal: Principal, links: Sequence[LinkRef]
+) -> None:
+    """404 unless every link is one the key sees (its workspace's; every one for admin). A
+    link of another workspace gets the same answer as one that does not exist; the message
+    names the unknown ones."""
+    wanted = list(dict.fromkeys(links))
+    found: set[LinkRef] = set()
     for start in range(0, len(wanted), LINKS_PER_LOOKUP):  # asyncpg takes 32,767 parameters
         chunk = wanted[start : start + LINKS_PER_LOOKUP]
-        visible = select(Link.slug).where(*principal.sees(Link), Link.slug.in_(chunk))
-        found.update(await session.scalars(visible))
-    unknown = [slug for slug in wanted if slug not in found]
+        visible = select(Link.domain, Link.slug).where(*principal.sees(Link), named(chunk))
+        found.update((domain, slug) for domain, slug in await session.execute(visible))
+    unknown = [link_name(ref) for ref in wanted if ref not in found]
     if unknown:
-        names = ", ".join(f"'{slug}'" for slug in unknown)
+        names = ", ".join(f"'{name}'" for name in unknown)
         message = f"link{'s' if len(unknown) > 1 else ''} {names} not found"
         raise AppError(404, "not_found", message, {"field": "link", "unknown": unknown})
 
@@ -296,7 +326,7 @@ CSV_COLUMNS = (
 
 async def raw_clicks(session: AsyncSession, scope: Scope) -> AsyncIterator[Sequence[Any]]:
     """Every click the filters select, oldest first, as rows in CSV_COLUMNS order."""
-    columns = [Link.slug if name == "link" else getattr(Click, name) for name in CSV_COLUMNS]
+    columns = [LINK_NAME if name == "link" else getattr(Click, name) for name in CSV_COLUMNS]
     query = (
         select(*columns)
         .join(Link, Link.id == Click.link_id)

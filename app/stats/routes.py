@@ -8,14 +8,15 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 from typing_extensions import TypeAliasType
 
-from app.api.deps import StatsSession
+from app.api.deps import ShortUrls, StatsSession
 from app.auth import require_scopes
 from app.core.errors import Invalid
 from app.core.principal import Principal
+from app.domains.service import domain_host_or_base
 from app.spreadsheet import as_text
 from app.stats import repository, service
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone
-from app.stats.repository import Match, Scope, StatsQuery
+from app.stats.repository import LinkRef, Match, Scope, StatsQuery
 from app.stats.schemas import Breakdown, Summary, Timeseries
 
 # Operation ids `stats_summary`, `stats_timeseries` …: the names generated clients give
@@ -31,6 +32,7 @@ CSV = {"text/csv": {"schema": {"type": "string"}}}
 
 
 def stats_query(
+    ctx: ShortUrls,
     from_: Annotated[
         str | None, Query(alias="from", description="date or datetime, inclusive")
     ] = None,
@@ -38,7 +40,10 @@ def stats_query(
     tz: Annotated[str, Query(description="IANA time zone for dates and buckets")] = "UTC",
     link: Annotated[
         list[str],
-        Query(description="slug; repeatable; 404 if one is not a link the key sees"),
+        Query(
+            description="slug (`host/slug` for a link on a branded domain); repeatable; 404 "
+            "if one is not a link the key sees"
+        ),
     ] = [],  # noqa: B006
     tag: Annotated[str | None, Query(description=MATCH_DOC)] = None,
     utm_campaign: Annotated[str | None, Query(description=MATCH_DOC)] = None,
@@ -46,6 +51,7 @@ def stats_query(
     utm_medium: Annotated[str | None, Query(description=MATCH_DOC)] = None,
     country: Annotated[str | None, Query(description=MATCH_DOC + " (ISO codes)")] = None,
     device: Annotated[str | None, Query(description=MATCH_DOC + " (device types)")] = None,
+    domain: Annotated[str | None, Query(description=MATCH_DOC + " (hosts)")] = None,
     include_bots: bool = False,
 ) -> StatsQuery:
     try:
@@ -55,11 +61,33 @@ def stats_query(
         raise Invalid("invalid_parameter", str(exc)) from None
     match = Match.parse
     return StatsQuery(
-        start=start, end=end, tz=zone, links=tuple(link), tag=match(tag),
+        start=start, end=end, tz=zone, links=tuple(_ref(name, ctx.short_host) for name in link),
+        tag=match(tag),
         utm_campaign=match(utm_campaign), utm_source=match(utm_source),
         utm_medium=match(utm_medium), country=match(country), device=match(device),
-        include_bots=include_bots,
+        domain=_domains(match(domain), ctx.short_host), include_bots=include_bots,
+        base_host=ctx.short_host,
     )  # fmt: skip
+
+
+def _ref(name: str, base_host: str) -> LinkRef:
+    """A `link` parameter: `slug` on the base host, or `host/slug`."""
+    host, _, slug = name.rpartition("/")
+    if not host:
+        return "", slug
+    try:
+        return domain_host_or_base(host, base_host), slug
+    except ValueError:
+        return host, slug  # no such domain: the link is reported not found
+
+
+def _domains(hosts: Match | None, base_host: str) -> Match | None:
+    """Hosts as links store them: the base host's are ""."""
+    if hosts is None:
+        return None
+    stored = tuple("" if host.lower().rstrip(".") == base_host else host.lower().rstrip(".")
+                   for host in hosts.values)  # fmt: skip
+    return Match(stored, hosts.exclude)
 
 
 QueryDep = Annotated[StatsQuery, Depends(stats_query)]

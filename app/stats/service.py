@@ -21,10 +21,11 @@ UNKNOWN, OTHER, NONE = "(unknown)", "(other)", "(none)"
 # a person is no bot.
 NONE_FOR_NULL = frozenset({"in_app", "bot_name"})
 LINK_DIMENSIONS = {
-    "link": Link.slug,
+    "link": repository.LINK_NAME,
     "utm_source": Link.utm_source,
     "utm_medium": Link.utm_medium,
     "utm_campaign": Link.utm_campaign,
+    "domain": Link.domain,
 }
 TIME_DIMENSIONS = ("hour_of_day", "weekday")
 CLICK_DIMENSIONS = (*ROLLUP_DIMENSIONS, "region", "city", "device_model", "referrer_domain")
@@ -150,6 +151,8 @@ async def breakdown(
     clicks."""
     if dimension in LINK_DIMENSIONS:
         counts = await _by_link_attribute(session, scope, dimension)
+        if dimension == "domain" and "" in counts:  # the base host's links
+            counts[scope.q.base_host] = counts.pop("")
     elif dimension in TIME_DIMENSIONS:
         counts = await _by_time(session, scope, dimension)
     else:

@@ -39,8 +39,8 @@ class Access:
     arguments of the call for an existing link `link` of workspace A and an unused slug
     `new`, which a route that makes links should use."""
 
-    scope: str
-    on_link: bool = False  # names A's link: a key of another workspace gets 404, not 403
+    scope: str | None  # None: open to all (the TLS proxies' domain check)
+    on_link: bool = False  # names A's link (or domain): a key of another workspace gets 404
     makes_link: bool = False
     request: Callable[[str, str], dict[str, Any]] = field(default=lambda link, new: {})
 
@@ -79,7 +79,24 @@ MATRIX: dict[tuple[str, str], tuple[Access, ...]] = {
     ("GET", "/api/stats/timeseries"): (Access("stats:read"),),
     ("GET", "/api/stats/breakdown/{dimension}"): (Access("stats:read"),),
     ("GET", "/api/stats/clicks.csv"): (Access("stats:read"),),
+    # A cell's domain, of workspace A, is `host_of(link)`; a new one `host_of(new)`.
+    ("POST", "/api/domains"): (
+        Access("links:write", request=lambda link, new: {"json": {"host": host_of(new)}}),
+    ),
+    ("GET", "/api/domains"): (Access("links:read"),),
+    ("GET", "/api/domains/check"): (
+        Access(None, request=lambda link, new: {"params": {"domain": host_of(link)}}),
+    ),
+    ("GET", "/api/domains/{host}"): (Access("links:read", on_link=True),),
+    ("PATCH", "/api/domains/{host}"): (
+        Access("links:write", on_link=True, request=lambda link, new: {"json": {"root_url": SHOP}}),
+    ),
+    ("DELETE", "/api/domains/{host}"): (Access("links:write", on_link=True),),
 }  # fmt: skip
+
+
+def host_of(slug: str) -> str:
+    return f"{slug}.acme.test"
 
 
 @pytest.fixture
@@ -97,7 +114,7 @@ def api_routes(client: TestClient) -> list[tuple[str, str, int]]:
     """(method, path, success status) of every route of the app outside NOT_API."""
     routes = []
     for route in iter_route_contexts(client.app.api.routes):  # type: ignore[attr-defined]
-        path = route.path
+        path = route.path.replace("{host:host}", "{host}")  # as OpenAPI names it
         if path in NOT_API_PATHS or path.startswith(NOT_API_PREFIXES):
             continue
         for method in sorted((route.methods or {"(any)"}) - {"HEAD"}):
@@ -146,6 +163,8 @@ def callers(client: TestClient) -> dict[str, Callable[[str], dict[str, str]]]:
 
 
 def expected_status(caller: str, access: Access, success: int) -> int:
+    if access.scope is None:
+        return success
     if caller in ("no key", "revoked key", "expired key"):
         return 401
     if caller == "key of A lacking the scope":
@@ -160,7 +179,8 @@ def test_every_api_route_answers_each_caller_as_designed(client: TestClient) -> 
     setup = headers_of["admin key"]("admin")
     acme = headers_of["key of A"]("links:write")
     b_key = headers_of["key of B"]("links:read")
-    unknown = client.get("/api/links/no-such-link", headers=b_key)
+    unknown_link = client.get("/api/links/no-such-link", headers=b_key).json()
+    unknown_domain = client.get("/api/domains/no-such.test", headers=b_key).json()
     wrong: list[str] = []
     cell = 0
     for method, path, success in api_routes(client):
@@ -169,17 +189,24 @@ def test_every_api_route_answers_each_caller_as_designed(client: TestClient) -> 
                 cell += 1
                 link, new = f"l{cell}", f"n{cell}"
                 create_link(client, acme, slug=link, url=SHOP, title="kept")
+                domain = f"/api/domains/{host_of(link)}"
+                if path.startswith("/api/domains"):
+                    assert client.post("/api/domains", json={"host": host_of(link)},
+                                       headers=acme).status_code == 201  # fmt: skip
                 before = client.get(f"/api/links/{link}", headers=setup).json()
-                url = path.format(slug=link, dimension="country")
-                response = client.request(method, url, headers=headers_of[caller](access.scope),
+                before_domain = client.get(domain, headers=setup).json()
+                url = path.format(slug=link, dimension="country", host=host_of(link))
+                response = client.request(method, url,
+                                          headers=headers_of[caller](access.scope or "links:read"),
                                           **access.request(link, new))  # fmt: skip
                 expected = expected_status(caller, access, success)
                 name = f"{method} {path} #{variant} by {caller}"
                 if response.status_code != expected:
                     wrong.append(f"{name}: {response.status_code}, expected {expected}")
                     continue
-                if expected == 404 and response.json() != unknown.json():
-                    wrong.append(f"{name}: 404 unlike an unknown slug's: {response.text}")
+                unknown = unknown_domain if path.startswith("/api/domains") else unknown_link
+                if expected == 404 and response.json() != unknown:
+                    wrong.append(f"{name}: 404 unlike an unknown one's: {response.text}")
                 if expected != success:  # refused: nothing changed, nothing made
                     after = client.get(f"/api/links/{link}", headers=setup)
                     if after.json() != before:
@@ -187,6 +214,10 @@ def test_every_api_route_answers_each_caller_as_designed(client: TestClient) -> 
                     made = client.get(f"/api/links/{new}", headers=setup).status_code
                     if access.makes_link and made != 404:
                         wrong.append(f"{name}: refused, but it made a link")
+                    if client.get(domain, headers=setup).json() != before_domain:
+                        wrong.append(f"{name}: refused, but the domain changed")
+                    if client.get(f"/api/domains/{host_of(new)}", headers=setup).status_code != 404:
+                        wrong.append(f"{name}: refused, but it made a domain")
     assert not wrong, "\n".join(wrong)
 
 

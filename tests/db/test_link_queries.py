@@ -34,9 +34,11 @@ async def test_a_caller_sees_its_workspaces_links_and_admin_sees_all(session: As
     assert await repository.find(session, member(shop), "sale") is not None
     assert await repository.find(session, member(shop), "menu") is None
     assert await repository.find(session, ADMIN, "menu") is not None
-    # A slug is taken whoever holds it: one namespace for every workspace.
-    assert await repository.slug_taken(session, "menu")
-    assert not await repository.slug_taken(session, "nothing")
+    # A slug on the base host is taken whoever holds it: one namespace for every workspace.
+    assert await repository.slug_taken(session, "", "menu")
+    assert not await repository.slug_taken(session, "", "nothing")
+    # On a branded domain, a namespace of the domain's own.
+    assert not await repository.slug_taken(session, "go.cafe.test", "menu")
     assert await repository.count(session, member(shop)) == 2  # archived ones included
     assert await repository.count(session, member(cafe)) == 1
     assert await page(session, member(shop)) == ["sale"]

@@ -4,7 +4,7 @@ is): clicks already recorded survive it, up and down, with their ids."""
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, literal_column, select, text
+from sqlalchemy import column, func, literal_column, select, table, text
 
 from app import migrate
 from app.core.database import create_engine
@@ -25,13 +25,18 @@ async def _record_clicks(url: str) -> list[int]:
     engine = create_engine(url)
     async with engine.begin() as connection:
         workspace = await connection.scalar(text("SELECT id FROM workspaces"))
+        # The links table as it was at that revision: the columns of today's may be more.
+        columns = ("id", "workspace_id", "slug", "url", "redirect_code", "forward_query",
+                   "created_at", "updated_at")  # fmt: skip
+        links = table("links", *map(column, columns))
         link = (
             await connection.execute(
-                Link.__table__.insert()
-                .values(workspace_id=workspace, slug="m", url="https://example.com/")
-                .returning(Link.id)
+                links.insert()
+                .values(workspace_id=workspace, slug="m", url="https://example.com/",
+                        redirect_code=302, forward_query=True, created_at=NOW, updated_at=NOW)
+                .returning(links.c.id)
             )
-        ).scalar_one()
+        ).scalar_one()  # fmt: skip
         ids = []
         for moment in MOMENTS:
             row = {

@@ -72,7 +72,7 @@ async def test_filters_match_links_and_clicks_and_exclusions_keep_unknowns(
     assert await clicks(tag=Match.parse("promo")) == 2
     assert await clicks(tag=Match.parse("-promo")) == 1
     assert await clicks(utm_campaign=Match.parse("june,july")) == 2
-    assert await clicks(links=("plain",)) == 1
+    assert await clicks(links=(("", "plain"),)) == 1
     assert await clicks(country=Match.parse("ID,MY")) == 2
     assert await clicks(country=Match.parse("-ID")) == 2  # MY, and the click of no known country
     assert await clicks(device=Match.parse("-desktop")) == 1
@@ -97,9 +97,11 @@ async def test_unknown_links_and_other_workspaces_links_are_the_same_404(
     shop, cafe = await add_workspace(session, "shop"), await add_workspace(session, "cafe")
     await add_link(session, shop, "sale")
     await add_link(session, cafe, "menu")
-    await repository.check_links(session, member(shop), ["sale", "sale"])
+    await repository.check_links(session, member(shop), [("", "sale"), ("", "sale")])
     with pytest.raises(AppError) as refused:
-        await repository.check_links(session, member(shop), ["sale", "menu", "gone"])
+        await repository.check_links(
+            session, member(shop), [("", "sale"), ("", "menu"), ("", "gone")]
+        )
     assert refused.value.status == 404
     assert refused.value.details == {"field": "link", "unknown": ["menu", "gone"]}
-    await repository.check_links(session, Principal.operator(), ["sale", "menu"])
+    await repository.check_links(session, Principal.operator(), [("", "sale"), ("", "menu")])

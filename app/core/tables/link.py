@@ -3,11 +3,12 @@
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.clock import utcnow
 from app.core.tables.base import Base, UTCDateTime
+from app.core.tables.domain import MAX_HOST_LENGTH
 
 if TYPE_CHECKING:
     from app.core.tables.link_tag import LinkTag
@@ -20,11 +21,15 @@ class Link(Base):
     __tablename__ = "links"
     # Never reuse the id of a deleted link on SQLite: clicks still on their way to it
     # (another process's cache, a spool) would land on the link that took it.
-    __table_args__ = {"sqlite_autoincrement": True}
+    # A slug is unique on its domain: the same slug on two domains is two links.
+    __table_args__ = (UniqueConstraint("domain", "slug"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
-    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    # The host of its branded domain (app/core/tables/domain.py), or "" for the base host
+    # (TAUTAN_BASE_URL's, whatever it is now). A link never moves: printed QR codes hold it.
+    domain: Mapped[str] = mapped_column(String(MAX_HOST_LENGTH), default="", server_default="")
+    slug: Mapped[str] = mapped_column(String(64))
     url: Mapped[str] = mapped_column(Text)
     title: Mapped[str | None] = mapped_column(String(500))
     utm_source: Mapped[str | None] = mapped_column(String(255))

@@ -8,9 +8,10 @@ from app.core.tables.base import Base
 
 class StreamEntry(Base):
     """An entry of the Redis Stream click log (id `ms-seq`) whose clicks are written,
-    committed in the same transaction as they are: an entry delivered again (its writer
-    died before acknowledging it) is recognised, and none of its clicks written twice. The
-    row is deleted once the entry is acknowledged, since no one can be handed it again."""
+    committed in the same transaction as they are: an entry handed out again (its writer
+    died before acknowledging it) is recognised, and none of its clicks written twice.
+    Rows are kept an hour, and longer while their entry is still pending
+    (app/clicks/stream.py)."""
 
     __tablename__ = "click_stream_entries"
 
