@@ -9,10 +9,12 @@ written by starting it once more.
     .venv/bin/python bench/redirect_bench.py [--duration 10] [--connections 64] [--rounds 3]
         [--workers 1 2] [--writers 1] [--warmup 2] [--exact 3]
         [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
-        [--stream redis://127.0.0.1:6379/10]
+        [--stream redis://127.0.0.1:6379/10] [--domain]
 
 With `--stream` (a Redis database the bench may empty), Tautan's click log is that Redis
 Stream (TAUTAN_CLICK_STREAM): serving processes forward their clicks to it, writers read it.
+With `--domain`, each round also loads links on a branded domain, asked for by its Host, and
+compares them with the base host's links.
 
 Uses `wrk` when installed (`apt-get install wrk`), else a built-in asyncio client (which
 is slower than the servers, so its figures measure the client more than the server).
@@ -51,6 +53,7 @@ from bench.databases import postgres_database  # noqa: E402
 BIN = Path(sys.executable).parent
 KEY = "tk_redirect_bench_key"
 LINKS = 100
+BRAND = "go.bench.test"
 AGENTS = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 334.0.4.32.98 (iPhone15,2; iOS 17_5; en_US; en; scale=3.00; 1179x2556; 612379432)",
     "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
@@ -67,7 +70,7 @@ request = function()
   local agent = agents[n %% #agents + 1]
   if n %% 20 == 0 then agent = agent .. " App/" .. math.random(1e9) end
   local visitor = n * 7919 %% 50000
-  return wrk.format("GET", paths[n %% #paths + 1], {
+  return wrk.format("GET", paths[n %% #paths + 1], {%(host)s
     ["User-Agent"] = agent, ["Referer"] = referers[n %% #referers + 1],
     ["X-Forwarded-For"] = "198." .. math.floor(visitor / 250) .. "." .. (visitor %% 250) .. ".7"})
 end
@@ -80,11 +83,13 @@ end
 """
 
 
-def wrk_script(work: Path, prefix: str) -> Path:
+def wrk_script(work: Path, prefix: str, host: str | None = None) -> Path:
+    """Requests for the links of `prefix`, with `host` as their Host header if given."""
     script = work / f"{prefix}bench.lua"
     quote = lambda items: ", ".join(json.dumps(i) for i in items)  # noqa: E731
+    header = f'["Host"] = {json.dumps(host)},' if host else ""
     script.write_text(WRK_SCRIPT % {"agents": quote(AGENTS), "referers": quote(REFERERS),
-                                    "links": LINKS, "prefix": prefix})  # fmt: skip
+                                    "links": LINKS, "prefix": prefix, "host": header})  # fmt: skip
     return script
 
 
@@ -179,7 +184,9 @@ def load_wrk(port: int, seconds: int, connections: int, script: Path) -> dict:
     return {"ok": result["requests"] - result["errors"], **result}
 
 
-async def _load_builtin(port: int, seconds: float, connections: int, prefix: str) -> dict:
+async def _load_builtin(
+    port: int, seconds: float, connections: int, prefix: str, host: str = "127.0.0.1"
+) -> dict:
     """Keep-alive HTTP/1.1 on `connections` sockets until the deadline; in-flight
     requests are awaited, so every response sent is counted."""
     latencies: list[float] = []
@@ -191,7 +198,7 @@ async def _load_builtin(port: int, seconds: float, connections: int, prefix: str
         while time.monotonic() < deadline:
             n += 1
             request = (
-                f"GET /{prefix}{n % LINKS + 1} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"GET /{prefix}{n % LINKS + 1} HTTP/1.1\r\nHost: {host}\r\n"
                 f"User-Agent: {AGENTS[n % len(AGENTS)]}\r\nReferer: {REFERERS[n % len(REFERERS)]}\r\n"
                 f"X-Forwarded-For: 198.{n * 7919 % 50000 // 250}.{n * 7919 % 250}.7\r\n\r\n"
             )
@@ -227,10 +234,17 @@ async def _load_builtin(port: int, seconds: float, connections: int, prefix: str
     }
 
 
-def load(port: int, seconds: int, connections: int, script: Path | None, prefix: str) -> dict:
+def load(
+    port: int,
+    seconds: int,
+    connections: int,
+    script: Path | None,
+    prefix: str,
+    host: str = "127.0.0.1",
+) -> dict:
     if script is not None:
         return load_wrk(port, seconds, connections, script)
-    return asyncio.run(_load_builtin(port, seconds, connections, prefix))
+    return asyncio.run(_load_builtin(port, seconds, connections, prefix, host))
 
 
 async def _count_rows(url: str, prefix: str) -> int:
@@ -245,14 +259,21 @@ async def _count_rows(url: str, prefix: str) -> int:
     return count or 0
 
 
-def create_links(port: int, prefix: str) -> None:
+def create_links(port: int, prefix: str, domain: str | None = None) -> None:
+    """LINKS links of slugs `prefix`N, on `domain` (registered first) if given."""
+    auth = {"Authorization": f"Bearer {KEY}"}
+    on = {"domain": domain} if domain else {}
+    if domain:
+        response = httpx.post(f"http://127.0.0.1:{port}/api/domains", json={"host": domain},
+                              headers=auth, timeout=60)  # fmt: skip
+        response.raise_for_status()
     links = [
         {"url": f"https://shop.example.com/p/{i}", "slug": f"{prefix}{i}", "utm_source": "ig",
-         "utm_campaign": "bench"}
+         "utm_campaign": "bench", **on}
         for i in range(1, LINKS + 1)
     ]  # fmt: skip
     response = httpx.post(f"http://127.0.0.1:{port}/api/links/bulk", json={"links": links},
-                          headers={"Authorization": f"Bearer {KEY}"}, timeout=60)  # fmt: skip
+                          headers=auth, timeout=60)  # fmt: skip
     response.raise_for_status()
 
 
@@ -287,22 +308,34 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
             with redis.Redis.from_url(args.stream) as client:
                 client.flushdb()
         # Each configuration loads links of its own, so its click rows can be told apart.
-        loaded, exact_links = f"w{workers}-", f"x{workers}-"
+        loaded, exact_links, branded = f"w{workers}-", f"x{workers}-", f"b{workers}-"
         script = wrk_script(work, loaded) if shutil.which("wrk") else None
+        branded_script = wrk_script(work, branded, BRAND) if script and args.domain else None
         results: dict[str, list[dict]] = {"ceiling": [], "tautan": []}
+        # (name, port, script, slugs, Host): what each round loads, in turn.
+        loads = [("ceiling", ceiling_port, script, loaded, "127.0.0.1"),
+                 ("tautan", tautan_port, script, loaded, "127.0.0.1")]  # fmt: skip
+        if args.domain:  # links on a branded domain, asked for with its Host
+            results["branded"] = []
+            loads.append(("branded", tautan_port, branded_script, branded, BRAND))
         with (
             server(ceiling, {"PYTHONPATH": str(ROOT)}, ceiling_port),
             server(tautan, env, tautan_port) as process,
         ):
             create_links(tautan_port, loaded)
             create_links(tautan_port, exact_links)
+            if args.domain:
+                create_links(tautan_port, branded, BRAND)
             if args.warmup:  # warm caches and parsers
-                load(tautan_port, args.warmup, args.connections, script, loaded)
-                load(ceiling_port, args.warmup, args.connections, script, loaded)
-            for _ in range(args.rounds):
-                for name, port in (("ceiling", ceiling_port), ("tautan", tautan_port)):
+                for _, port, its_script, slugs, host in loads:
+                    load(port, args.warmup, args.connections, its_script, slugs, host)
+            for round_ in range(args.rounds):
+                # The writer still works through the last round's clicks during the next:
+                # Tautan's two loads take turns at following the ceiling's.
+                tracked = loads[1:] if round_ % 2 == 0 else loads[:0:-1]
+                for name, port, its_script, slugs, host in [loads[0], *tracked]:
                     before = asyncio.run(_count_rows(url, loaded)) if name == "tautan" else 0
-                    result = load(port, args.duration, args.connections, script, loaded)
+                    result = load(port, args.duration, args.connections, its_script, slugs, host)
                     if name == "tautan":  # committed while the load lasted, and the lag left
                         result["committed"] = asyncio.run(_count_rows(url, loaded)) - before
                         result["lag"], result["depth"] = log_state(port)
@@ -331,7 +364,7 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
         p99 = {k: statistics.median(r["p99"] for r in v) for k, v in results.items()}
         print(f"-- {workers} worker(s), {args.writers} writer(s), {args.connections} connections, {args.rounds}×{args.duration}s, "
               f"{'wrk' if script else 'built-in client'}, click log: {'stream' if args.stream else 'segments'}")  # fmt: skip
-        for name in ("ceiling", "tautan"):
+        for name in results:
             print(f"{name:8} {rps[name]:>9,.0f} req/s   p50 {p50[name]:6.2f} ms   p99 {p99[name]:6.2f} ms"
                   "   rounds: " + ", ".join(f"{r['ok'] / r['seconds']:,.0f}" for r in results[name]))  # fmt: skip
         ratio, p99_ratio = rps["tautan"] / rps["ceiling"], p99["tautan"] / p99["ceiling"]
@@ -340,6 +373,9 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
         print(
             f"tracked / ceiling: {ratio:.2f} (target ≥ 0.95)   p99 ratio {p99_ratio:.2f} (target ≤ 3)"
         )
+        if args.domain:
+            print(f"branded domain / base host: {rps['branded'] / rps['tautan']:.2f} req/s, "
+                  f"p99 {p99['branded'] / p99['tautan']:.2f}")  # fmt: skip
         print(f"committed while the load lasted: {committed:,.0f} clicks/s = {committed / rps['ceiling']:.2f} "
               f"× ceiling (target ≥ 0.5); rounds: "
               + ", ".join(f"{r['committed'] / r['seconds']:,.0f}" for r in results["tautan"]))  # fmt: skip
@@ -384,6 +420,11 @@ def main() -> None:
         "--postgres", help="also run against this PostgreSQL server (a fresh database is made)"
     )
     parser.add_argument("--stream", help="the click log as the Redis Stream at this URL (emptied)")
+    parser.add_argument(
+        "--domain",
+        action="store_true",
+        help=f"also load links on a branded domain ({BRAND}, by its Host) in each round",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tautan-bench-"))
     try:

@@ -15,7 +15,7 @@ from app.links.schemas import LinkCreate, LinkOut, LinkUpdate
 PREVIEW_FIELDS = ("og_title", "og_description", "og_image")
 LIMIT_FIELDS = ("expires_at", "max_clicks", "fallback_url")
 TEXT_FIELDS = ("url", "title", *UTM_FIELDS, *PREVIEW_FIELDS, *LIMIT_FIELDS)
-FIELDS = (*TEXT_FIELDS, "slug", "tags", "redirect_code", "forward_query")  # those on the form
+FIELDS = (*TEXT_FIELDS, "slug", "tags", "redirect_code", "forward_query", "domain")  # on the form
 EXPIRES_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends; UTC here
 REDIRECT_CODES = (302, 301, 307, 308)
 # Only the offered codes become numbers: int() would raise on "²" or on 5,000 digits.
@@ -50,7 +50,8 @@ def values_of(link: LinkOut | None) -> dict[str, str]:
 
 def text_of(form: FormData) -> dict[str, str]:
     """The posted fields, as text to show again if the form is refused."""
-    values = {name: str(form.get(name, "")).strip() for name in (*TEXT_FIELDS, "slug", "tags")}
+    names = (*TEXT_FIELDS, "slug", "tags", "domain")
+    values = {name: str(form.get(name, "")).strip() for name in names}
     values["redirect_code"] = str(form.get("redirect_code", "302"))
     values["forward_query"] = "on" if form.get("forward_query") else ""
     return values
@@ -69,7 +70,7 @@ def _body(values: dict[str, str]) -> dict[str, Any]:
     return body
 
 
-def _errors(exc: ValidationError) -> FormErrors:
+def errors_from(exc: ValidationError) -> FormErrors:
     errors: dict[str, str] = {}
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else ""
@@ -79,9 +80,10 @@ def _errors(exc: ValidationError) -> FormErrors:
 
 def link_create(values: dict[str, str]) -> LinkCreate:
     try:
-        return LinkCreate.model_validate({**_body(values), "slug": values["slug"] or None})
+        body = {**_body(values), "slug": values["slug"] or None}
+        return LinkCreate.model_validate({**body, "domain": values["domain"] or None})
     except ValidationError as exc:
-        raise _errors(exc) from None
+        raise errors_from(exc) from None
 
 
 def link_update(values: dict[str, str], expires_at: datetime | None) -> LinkUpdate:
@@ -93,7 +95,7 @@ def link_update(values: dict[str, str], expires_at: datetime | None) -> LinkUpda
     try:
         return LinkUpdate.model_validate(body)
     except ValidationError as exc:
-        raise _errors(exc) from None
+        raise errors_from(exc) from None
 
 
 def errors_of(exc: FormErrors | AppError) -> dict[str, str]:

@@ -13,6 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from pydantic import ValidationError
 
 from app import auth
 from app.api.deps import (
@@ -27,11 +30,14 @@ from app.api.deps import (
 )  # fmt: skip
 from app.core.errors import AppError, NotFound, validation_error
 from app.core.principal import Principal
-from app.core.urls import merge_utm
+from app.core.tables import Link
+from app.core.urls import domain_host, merge_utm
 from app.dashboard import charts, forms, session, views
+from app.domains import service as domains
+from app.domains.schemas import DomainCreate, DomainOut
 from app.links import qr
 from app.links import service as links
-from app.links.schemas import LinkUpdate
+from app.links.schemas import LinkOut, LinkUpdate
 from app.stats import service as stats
 from app.stats.repository import Scope
 
@@ -60,6 +66,24 @@ SECURITY_HEADERS = {
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["number"] = lambda n: f"{n:,}"
 templates.env.filters["percent"] = lambda share: f"{share:.0%}"
+
+
+@pass_context
+def on_domain(context: Context, link: LinkOut, separator: str = "?") -> str:
+    """The query naming a link's branded domain in its dashboard paths ("" on the base host)."""
+    if link.domain == app_state(context["request"]).link_context.short_host:
+        return ""
+    return f"{separator}{urlencode({'domain': link.domain})}"
+
+
+templates.env.filters["on_domain"] = on_domain
+
+
+def _page_path(link: Link) -> str:
+    """A link's page: /dashboard/links/SLUG, with `?domain=` for a branded domain's link."""
+    return f"/dashboard/links/{link.slug}" + (
+        f"?{urlencode({'domain': link.domain})}" if link.domain else ""
+    )
 
 
 def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
@@ -106,6 +130,7 @@ Writing = Annotated[Principal, Depends(writes_of(session.signed_in("links:write"
 MayEdit = Annotated[Principal, Depends(session.signed_in("links:read", "links:write"))]
 MayReadStats = Annotated[Principal, Depends(session.signed_in("stats:read"))]
 SameOrigin = Depends(session.same_origin)
+DomainParam = Annotated[str | None, Query(max_length=300)]
 
 
 @router.get("/static/{name}")
@@ -158,13 +183,16 @@ async def link_list(
     sort: Literal["created", "clicks", "unique_visitors", "bot_clicks"] = "created",
     archived: bool = False,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
+    domain: DomainParam = None,
 ) -> Response:
+    on = None if not domain else links.domain_named(domain, ctx)
     rows, next_cursor = await links.list_links(
-        db, principal, q=q or None, tag=tag or None, archived=archived, sort=sort, cursor=cursor
-    )
+        db, principal, q=q or None, tag=tag or None, domain=on, archived=archived, sort=sort,
+        cursor=cursor,
+    )  # fmt: skip
     more = None
     if next_cursor:
-        query = {"q": q, "tag": tag, "sort": sort, "cursor": next_cursor}
+        query = {"q": q, "tag": tag, "sort": sort, "cursor": next_cursor, "domain": domain or ""}
         more = "?" + urlencode({**query, **({"archived": "true"} if archived else {})})
     return _page(
         request,
@@ -185,6 +213,7 @@ def _form_page(
     values: dict[str, str],
     *,
     slug: str | None = None,
+    domains_offered: list[str] | None = None,
     errors: dict[str, str] | None = None,
 ) -> Response:
     utm = {name: values.get(name) for name in forms.UTM_FIELDS}
@@ -200,13 +229,22 @@ def _form_page(
         general=[msg for name, msg in (errors or {}).items() if name not in forms.FIELDS],
         preview=preview,
         redirect_codes=forms.REDIRECT_CODES,
+        domains=domains_offered or [],
     )
+
+
+async def _domains_offered(db: Any, principal: Principal, ctx: links.LinkContext) -> list[str]:
+    """The hosts a new link of the caller's workspace may live on, the base host first."""
+    return [ctx.short_host, *await domains.hosts_of_workspace(db, principal.workspace_id)]
 
 
 # Not under /links/: a link's slug may be "new" and its page is /dashboard/links/new.
 @router.get("/new")
-async def new_link_form(request: Request, principal: MayWrite) -> Response:
-    return _form_page(request, principal, forms.values_of(None))
+async def new_link_form(
+    request: Request, principal: MayWrite, db: ReadSession, ctx: ShortUrls
+) -> Response:
+    offered = await _domains_offered(db, principal, ctx)
+    return _form_page(request, principal, forms.values_of(None), domains_offered=offered)
 
 
 @router.post("/new", dependencies=[SameOrigin])
@@ -217,44 +255,116 @@ async def create_link(
     try:
         link = await links.create_link(db, principal, forms.link_create(values), state.link_context)
     except (forms.FormErrors, AppError) as exc:  # nothing was written
-        return _form_page(request, principal, values, errors=forms.errors_of(exc))
-    return RedirectResponse(f"/dashboard/links/{link.slug}", status_code=303)
+        offered = await _domains_offered(db, principal, state.link_context)
+        errors = forms.errors_of(exc)
+        return _form_page(request, principal, values, domains_offered=offered, errors=errors)
+    return RedirectResponse(_page_path(link), status_code=303)
 
 
 @router.get("/links/{slug}/edit")
 async def edit_link_form(
-    request: Request, slug: str, principal: MayEdit, db: ReadSession, ctx: ShortUrls
+    request: Request,
+    slug: str,
+    principal: MayEdit,
+    db: ReadSession,
+    ctx: ShortUrls,
+    domain: DomainParam = None,
 ) -> Response:
-    link = links.to_out(await links.get_link(db, principal, slug), ctx)
+    found = await links.get_link(db, principal, slug, links.domain_named(domain, ctx))
+    link = links.to_out(found, ctx)
     return _form_page(request, principal, forms.values_of(link), slug=slug)
 
 
 @router.post("/links/{slug}/edit", dependencies=[SameOrigin])
 async def update_link(
-    request: Request, slug: str, principal: Writing, db: WriteSession, state: State
+    request: Request,
+    slug: str,
+    principal: Writing,
+    db: WriteSession,
+    state: State,
+    domain: DomainParam = None,
 ) -> Response:
     # Another's link is a 404 page, not a form; this one's expiry may be kept as stored.
-    link = await links.get_link(db, principal, slug)
+    on = links.domain_named(domain, state.link_context)
+    link = await links.get_link(db, principal, slug, on)
     values = forms.text_of(await request.form())
     try:
         edit = forms.link_update(values, link.expires_at)
-        await links.update_link(db, principal, slug, edit, state.link_context)
+        await links.update_link(db, principal, slug, edit, state.link_context, on)
     except (forms.FormErrors, AppError) as exc:  # nothing was written
         return _form_page(request, principal, values, slug=slug, errors=forms.errors_of(exc))
-    return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
+    return RedirectResponse(_page_path(link), status_code=303)
 
 
 @router.post("/links/{slug}/archive", dependencies=[SameOrigin])
-async def archive_link(slug: str, principal: Writing, db: WriteSession) -> Response:
+async def archive_link(
+    slug: str, principal: Writing, db: WriteSession, ctx: ShortUrls, domain: DomainParam = None
+) -> Response:
     """The link stops redirecting; its clicks and stats stay (as DELETE /api/links/{slug})."""
-    await links.archive_link(db, principal, slug)
-    return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
+    link = await links.archive_link(db, principal, slug, links.domain_named(domain, ctx))
+    return RedirectResponse(_page_path(link), status_code=303)
 
 
 @router.post("/links/{slug}/restore", dependencies=[SameOrigin])
-async def restore_link(slug: str, principal: Writing, db: WriteSession, state: State) -> Response:
-    await links.update_link(db, principal, slug, LinkUpdate(archived=False), state.link_context)
-    return RedirectResponse(f"/dashboard/links/{slug}", status_code=303)
+async def restore_link(
+    slug: str, principal: Writing, db: WriteSession, state: State, domain: DomainParam = None
+) -> Response:
+    on = links.domain_named(domain, state.link_context)
+    restore = LinkUpdate(archived=False)
+    link = await links.update_link(db, principal, slug, restore, state.link_context, on)
+    return RedirectResponse(_page_path(link), status_code=303)
+
+
+def _domains_page(
+    request: Request,
+    principal: Principal,
+    listed: list[DomainOut],
+    ctx: links.LinkContext,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    return _page(request, "domains.html", 422 if errors else 200, principal=principal,
+                 domains=listed, base_host=ctx.short_host, values=values or {},
+                 errors=errors or {})  # fmt: skip
+
+
+@router.get("/domains")
+async def domain_list(
+    request: Request, principal: MayRead, db: ReadSession, ctx: ShortUrls
+) -> Response:
+    return _domains_page(request, principal, await domains.list_domains(db, principal), ctx)
+
+
+@router.post("/domains", dependencies=[SameOrigin])
+async def add_domain(
+    request: Request, principal: Writing, db: WriteSession, ctx: ShortUrls
+) -> Response:
+    form = await request.form()
+    values = {
+        name: str(form.get(name, "")).strip() for name in ("host", "root_url", "not_found_url")
+    }
+    try:
+        body = DomainCreate.model_validate({k: v for k, v in values.items() if v})
+        await domains.create_domain(db, principal, body, ctx.short_host)
+    except ValidationError as exc:
+        errors = forms.errors_of(forms.errors_from(exc))
+    except AppError as exc:  # nothing was written
+        errors = forms.errors_of(exc)
+    else:
+        return RedirectResponse("/dashboard/domains", status_code=303)
+    listed = await domains.list_domains(db, principal)
+    return _domains_page(request, principal, listed, ctx, values, errors)
+
+
+@router.post("/domains/{host}/remove", dependencies=[SameOrigin])
+async def remove_domain(host: str, principal: Writing, db: WriteSession) -> Response:
+    """Refused, with how to go on, while any of its links is active."""
+    try:
+        stored = domain_host(host)
+    except ValueError:
+        raise NotFound("domain") from None
+    await domains.delete_domain(db, principal, stored)
+    return RedirectResponse("/dashboard/domains", status_code=303)
 
 
 From = Annotated[str | None, Query(alias="from", max_length=40)]
@@ -273,8 +383,10 @@ async def link_page(
     from_: From = None,
     to: To = None,
     tz: Zone = "UTC",
+    domain: DomainParam = None,
 ) -> Response:
-    link = links.to_out(await links.get_link(db, principal, slug), state.link_context)
+    on = links.domain_named(domain, state.link_context)
+    link = links.to_out(await links.get_link(db, principal, slug, on), state.link_context)
     context: dict[str, Any] = {
         "principal": principal,
         "link": link,
@@ -282,10 +394,10 @@ async def link_page(
         "no_geo": state.settings.geoip_db is None,
     }
     try:
-        period = views.period_of(link.slug, from_, to, tz)
+        period = views.period_of((on, slug), from_, to, tz)
     except ValueError as exc:
         context["range_error"] = str(exc)
-        period = views.period_of(link.slug, None, None, "UTC")
+        period = views.period_of((on, slug), None, None, "UTC")
     context["period"] = period
     if principal.may("stats:read"):
         context.update(await views.link_stats(stats_db, principal, period.query))
@@ -298,13 +410,15 @@ async def link_chart(
     principal: MayReadStats,
     db: ReadSession,
     stats_db: StatsSession,
+    ctx: ShortUrls,
     from_: From = None,
     to: To = None,
     tz: Zone = "UTC",
+    domain: DomainParam = None,
 ) -> Response:
-    link = await links.get_link(db, principal, slug)
+    link = await links.get_link(db, principal, slug, links.domain_named(domain, ctx))
     try:
-        period = views.period_of(link.slug, from_, to, tz)
+        period = views.period_of((link.domain, link.slug), from_, to, tz)
         scope = Scope(principal, period.query)
         buckets = await stats.timeseries(stats_db, scope, period.interval)
     except ValueError as exc:
@@ -318,10 +432,15 @@ async def link_chart(
 
 @router.get("/links/{slug}/qr.{kind}")
 async def link_qr(
-    slug: str, kind: Literal["svg", "png"], principal: MayRead, db: ReadSession, ctx: ShortUrls
+    slug: str,
+    kind: Literal["svg", "png"],
+    principal: MayRead,
+    db: ReadSession,
+    ctx: ShortUrls,
+    domain: DomainParam = None,
 ) -> Response:
-    link = await links.get_link(db, principal, slug)
-    image = qr.qr_code(ctx.short_url(link.slug), kind=kind, size=600, margin=4,
+    link = await links.get_link(db, principal, slug, links.domain_named(domain, ctx))
+    image = qr.qr_code(ctx.short_url(link.slug, link.domain), kind=kind, size=600, margin=4,
                        dark="000000", light="ffffff")  # fmt: skip
     disposition = f'attachment; filename="{link.slug}-qr.{kind}"'
     return Response(

@@ -14,7 +14,7 @@ from app.clicks.enrich.known_bots import PREVIEW_FETCHERS
 from app.core.principal import Principal
 from app.stats import service as stats
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone
-from app.stats.repository import Scope, StatsQuery
+from app.stats.repository import LinkRef, Scope, StatsQuery
 
 BREAKDOWNS = (
     ("country", "Country"),
@@ -86,12 +86,12 @@ class Period:
         return urlencode({"from": self.start, "to": self.end, "tz": self.tz})
 
 
-def period_of(slug: str, start: str | None, end: str | None, tz: str) -> Period:
+def period_of(link: LinkRef, start: str | None, end: str | None, tz: str) -> Period:
     """The period for the pickers' values (blank: the last 30 days); ValueError, saying
     why, for an unknown zone or a bad range."""
     zone = parse_zone(tz)
     lower, upper = parse_range(start or None, end or None, zone)
-    query = StatsQuery(start=lower, end=upper, tz=zone, links=(("", slug),))
+    query = StatsQuery(start=lower, end=upper, tz=zone, links=(link,))
     last = upper - timedelta(microseconds=1)
     return Period(
         start or lower.astimezone(zone).date().isoformat(),

@@ -7,9 +7,8 @@ from fastapi.responses import StreamingResponse
 from app.api.deps import ReadSession, ShortUrls, WriteSession, writes_of
 from app.api.errors import documented
 from app.auth import require_scopes
-from app.core.errors import AppError, Invalid, NotFound
+from app.core.errors import AppError, Invalid
 from app.core.principal import Principal
-from app.domains.service import domain_host_or_base
 from app.links import qr, service, transfer
 from app.links.schemas import (
     BulkCreate,
@@ -21,7 +20,6 @@ from app.links.schemas import (
     LinkRef,
     LinkUpdate,
 )
-from app.links.service import LinkContext
 
 router = APIRouter(prefix="/api/links", tags=["links"])
 
@@ -35,16 +33,6 @@ DomainParam = Annotated[
     str | None,
     Query(max_length=300, description="the link's branded domain (default: the base host)"),
 ]
-
-
-def _domain(text: str | None, ctx: LinkContext) -> str:
-    """A link's domain as stored ("" for the base host); 404 for what is no domain."""
-    if text is None:
-        return ""
-    try:
-        return domain_host_or_base(text, ctx.short_host)
-    except ValueError:
-        raise NotFound("link") from None
 
 
 def _shown(link: LinkOut, principal: Principal) -> LinkOut | LinkRef:
@@ -117,7 +105,7 @@ async def list_links(
         q=q,
         tag=tag,
         utm_campaign=utm_campaign,
-        domain=None if domain is None else _domain(domain, ctx),
+        domain=None if domain is None else service.domain_named(domain, ctx),
         archived=archived,
         sort=sort,
         cursor=cursor,
@@ -181,7 +169,7 @@ async def get_link(
     ctx: ShortUrls,
     domain: DomainParam = None,
 ) -> LinkOut:
-    link = await service.get_link(session, principal, slug, _domain(domain, ctx))
+    link = await service.get_link(session, principal, slug, service.domain_named(domain, ctx))
     return service.to_out(link, ctx)
 
 
@@ -198,7 +186,9 @@ async def update_link(
     ctx: ShortUrls,
     domain: DomainParam = None,
 ) -> LinkOut | LinkRef:
-    link = await service.update_link(session, principal, slug, body, ctx, _domain(domain, ctx))
+    link = await service.update_link(
+        session, principal, slug, body, ctx, service.domain_named(domain, ctx)
+    )
     return _shown(service.to_out(link, ctx), principal)
 
 
@@ -220,9 +210,9 @@ async def delete_link(
     clicks, its hourly and daily stats and its tags (for a GDPR erasure request, say). This
     is **irreversible**: the slug then answers 404, and the link's clicks leave every total."""
     if purge:
-        await service.purge_link(session, principal, slug, _domain(domain, ctx))
+        await service.purge_link(session, principal, slug, service.domain_named(domain, ctx))
     else:
-        await service.archive_link(session, principal, slug, _domain(domain, ctx))
+        await service.archive_link(session, principal, slug, service.domain_named(domain, ctx))
     return Response(status_code=204)
 
 
@@ -265,7 +255,7 @@ async def link_qr(
     to fill `size` exactly. A `size` below the code's width in modules, quiet zone included,
     is refused with 422 (`invalid_parameter`) whose `details.minimum` is the smallest
     `size` this link's code takes with this `margin`: the size is never rounded up."""
-    link = await service.get_link(session, principal, slug, _domain(domain, ctx))
+    link = await service.get_link(session, principal, slug, service.domain_named(domain, ctx))
     try:
         image = qr.qr_code(ctx.short_url(link.slug, link.domain), kind=format, size=size,
                            margin=margin, dark=dark, light=light)  # fmt: skip

@@ -241,6 +241,17 @@ def _stored_domain(text: str, ctx: LinkContext) -> str | None:
         return None
 
 
+def domain_named(text: str | None, ctx: LinkContext) -> str:
+    """The domain a request names a link on (`?domain=`), as links store it: "" for the
+    base host or none named; a 404 for what is no domain (no link can be on it)."""
+    if text is None:
+        return ""
+    stored = _stored_domain(text, ctx)
+    if stored is None:
+        raise NotFound("link")
+    return stored
+
+
 async def archive_link(
     session: AsyncSession, principal: Principal, slug: str, domain: str = ""
 ) -> Link:

@@ -11,7 +11,7 @@ import httpx2
 
 from app.core.tables import UTM_FIELDS
 from app.core.urls import merge_utm
-from tests.support.browser import REPORT_CSP
+from tests.support.browser import REPORT_CSP, SHOP_HOST, chromium
 from tests.support.server import KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,3 +152,65 @@ def test_marketer_signs_in_creates_a_link_and_sees_its_click(
     assert "spring" in page.text_content("table.links")
     assert errors == []
     context.close()
+
+
+BRAND = "go.tokoku.test"
+
+
+def test_marketer_adds_a_domain_and_a_link_on_it_that_redirects_by_host(
+    tautan_server: str, landing: str
+) -> None:
+    base = tautan_server
+    port = base.rsplit(":", 1)[1]
+    # The browser reaches the shop and the branded domain on this machine.
+    rules = f"--host-resolver-rules=MAP {SHOP_HOST} 127.0.0.1, MAP {BRAND} 127.0.0.1"
+    with chromium(rules) as browser:
+        context = browser.new_context(user_agent=PERSON_UA)
+        context.add_init_script(REPORT_CSP)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/dashboard/sign-in")
+        page.fill("#key", KEY)
+        with page.expect_navigation():
+            page.click("button:text('Sign in')")
+
+        page.click("nav >> text=Domains")
+        page.fill("#host", BRAND.upper())
+        page.fill("#root_url", f"{landing}/home")
+        with page.expect_navigation():
+            page.click("button:text('Add domain')")
+        assert BRAND in page.text_content("table.links")
+
+        page.goto(f"{base}/dashboard/new")
+        page.select_option("#domain", BRAND)
+        page.fill("#url", f"{landing}/on-brand")
+        page.fill("#slug", "promo")
+        with page.expect_navigation():
+            page.click("button:text('Create link')")
+        assert page.url == f"{base}/dashboard/links/promo?domain={BRAND}", page.inner_text("main")
+        assert page.text_content(".short").strip() == f"http://{BRAND}/promo"
+
+        # The same slug on the base host is another link.
+        page.goto(f"{base}/dashboard/new")
+        page.fill("#url", f"{landing}/on-base")
+        page.fill("#slug", "promo")
+        with page.expect_navigation():
+            page.click("button:text('Create link')")
+        assert page.url == f"{base}/dashboard/links/promo"
+
+        page.goto(f"http://{BRAND}:{port}/promo")  # Host: the domain (its port ignored)
+        assert page.url == f"{landing}/on-brand"
+        page.goto(f"{base}/promo")
+        assert page.url == f"{landing}/on-base"
+        page.goto(f"http://{BRAND}:{port}/")
+        assert page.url == f"{landing}/home"
+
+        wait_for_clicks(page, f"{base}/dashboard/links/promo?domain={BRAND}", "1")
+        for image in ("img.chart", "img.qr"):
+            assert page.eval_on_selector(image, "img => img.complete && img.naturalWidth > 0")
+        page.goto(f"{base}/dashboard/links")
+        assert BRAND in page.text_content("table.links")
+        assert errors == []
+        context.close()

@@ -701,3 +701,55 @@ def test_list_searches_filters_and_pages(client: TestClient, user: str) -> None:
     bad = client.get("/dashboard/links", params={"cursor": "!!"})
     assert bad.status_code == 400
     assert "the cursor is not one this API gave out" in text(bad.text)
+
+
+# Branded domains
+
+
+def test_the_domains_page_adds_lists_and_removes_a_workspaces_domains(
+    client: TestClient, user: str
+) -> None:
+    added = client.post(
+        "/dashboard/domains", data={"host": "GO.Toko.test", "root_url": "https://toko.example/"}
+    )
+    assert added.status_code == 303
+    page = text(client.get("/dashboard/domains").text)
+    assert "go.toko.test" in page and "https://toko.example/" in page
+    refused = client.post("/dashboard/domains", data={"host": "https://x.test/"})
+    assert refused.status_code == 422 and "domain name alone" in text(refused.text)
+    taken = client.post("/dashboard/domains", data={"host": "go.toko.test"})
+    assert taken.status_code == 422 and "registered already" in text(taken.text)
+
+    # A new link offers the domain, and its page and paths carry it.
+    form = client.get("/dashboard/new").text
+    assert '<option value="go.toko.test"' in form
+    made = client.post("/dashboard/new", data={"url": "https://shop.example.com/", "slug": "p",
+                                                "domain": "go.toko.test"})  # fmt: skip
+    assert made.headers["location"] == "/dashboard/links/p?domain=go.toko.test"
+    link_page = client.get(made.headers["location"]).text
+    assert "http://go.toko.test/p" in link_page
+    assert 'href="/dashboard/links/p/edit?domain=go.toko.test"' in link_page
+    assert client.get("/dashboard/links/p").status_code == 404  # not on the base host
+
+    in_use = client.post("/dashboard/domains/go.toko.test/remove")
+    assert in_use.status_code == 409 and "archive" in text(in_use.text)
+    archived = client.post("/dashboard/links/p/archive", params={"domain": "go.toko.test"})
+    assert archived.headers["location"] == "/dashboard/links/p?domain=go.toko.test"
+    removed = client.post("/dashboard/domains/go.toko.test/remove")
+    assert removed.status_code == 303
+    assert "go.toko.test" not in text(client.get("/dashboard/domains").text)
+
+
+def test_another_workspaces_domain_is_neither_shown_nor_offered_nor_removable(
+    client: TestClient, user: str
+) -> None:
+    _, other = new_key(client, *ALL_SCOPES, workspace="kopi")
+    response = client.post("/api/domains", json={"host": "go.kopi.test"}, headers=bearer(other))
+    assert response.status_code == 201
+    assert "go.kopi.test" not in client.get("/dashboard/domains").text
+    assert "go.kopi.test" not in client.get("/dashboard/new").text
+    assert client.post("/dashboard/domains/go.kopi.test/remove").status_code == 404
+    used = client.post(
+        "/dashboard/new", data={"url": "https://shop.example.com/", "domain": "go.kopi.test"}
+    )
+    assert used.status_code == 422 and "not a domain of this workspace" in text(used.text)
