@@ -20,6 +20,11 @@ async def of_workspace(session: AsyncSession, workspace_id: int, host: str) -> D
     return await session.scalar(query)
 
 
+async def hosts_of_workspace(session: AsyncSession, workspace_id: int) -> list[str]:
+    query = select(Domain.host).where(Domain.workspace_id == workspace_id).order_by(Domain.host)
+    return list(await session.scalars(query))
+
+
 async def visible(session: AsyncSession, principal: Principal) -> list[Domain]:
     query = select(Domain).where(*principal.sees(Domain)).order_by(Domain.host)
     return list(await session.scalars(query))

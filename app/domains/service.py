@@ -144,5 +144,9 @@ def domain_host_or_base(text: str, base_host: str) -> str:
     return domain_host(text)
 
 
+async def hosts_of_workspace(session: AsyncSession, workspace_id: int) -> list[str]:
+    return await repository.hosts_of_workspace(session, workspace_id)
+
+
 async def is_registered(session: AsyncSession, host: str) -> bool:
     return bool(await repository.registered(session, [host]))
