@@ -44,7 +44,7 @@ from app.core.tables import Click, Link, LinkTag, Workspace
 from app.secret_key import SecretKey
 from app.stats import service
 from app.stats.periods import parse_range, parse_zone
-from app.stats.repository import Match, Scope, StatsQuery
+from app.stats.repository import Match, Scope, StatsQuery, named
 from bench.databases import postgres_database
 
 console = Console(width=130)  # as wide when piped to a log file
@@ -335,7 +335,7 @@ def naive_steps(dialect: str, principal: Principal, q: StatsQuery) -> list[Step]
     link attributes), as a dashboard without rollups would do it."""
     where = [Click.workspace_id == principal.workspace_id, Click.ts >= q.start, Click.ts < q.end]
     if q.links:
-        where.append(Click.link_id.in_(select(Link.id).where(Link.slug.in_(q.links))))
+        where.append(Click.link_id.in_(select(Link.id).where(named(q.links))))
     if q.country:
         where.append(q.country.condition(Click.country))
     humans = [*where, Click.is_bot.is_(False)]
@@ -419,7 +419,7 @@ async def bench(name: str, url: str, tmp: Path, args: argparse.Namespace, now: d
         ):
             zone = parse_zone(tz)
             start, end = parse_range(first, datetime.now(zone).date().isoformat(), zone)
-            for scope, links in (("link", (slugs[0],)), ("workspace", ())):
+            for scope, links in (("link", (("", slugs[0]),)), ("workspace", ())):
                 q = StatsQuery(start=start, end=end, tz=zone, links=links, country=country)
                 console.print(f"  timing {name} {scope}{label}")
                 fast = await time_set(read, service_steps(principal, q), args.runs)

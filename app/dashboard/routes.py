@@ -185,9 +185,9 @@ async def link_list(
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     domain: DomainParam = None,
 ) -> Response:
-    on = None if not domain else links.domain_named(domain, ctx)
     rows, next_cursor = await links.list_links(
-        db, principal, q=q or None, tag=tag or None, domain=on, archived=archived, sort=sort,
+        db, principal, q=q or None, tag=tag or None, domain=links.domain_filter(domain, ctx),
+        archived=archived, sort=sort,
         cursor=cursor,
     )  # fmt: skip
     more = None

@@ -105,7 +105,7 @@ async def list_links(
         q=q,
         tag=tag,
         utm_campaign=utm_campaign,
-        domain=None if domain is None else service.domain_named(domain, ctx),
+        domain=service.domain_filter(domain, ctx),
         archived=archived,
         sort=sort,
         cursor=cursor,

@@ -241,6 +241,16 @@ def _stored_domain(text: str, ctx: LinkContext) -> str | None:
         return None
 
 
+def domain_filter(text: str | None, ctx: LinkContext) -> str | None:
+    """A list's `domain` filter as links store it (None: no filter); 422 for no domain."""
+    if not text:
+        return None
+    stored = _stored_domain(text, ctx)
+    if stored is None:
+        raise Invalid("invalid_parameter", "domain: not a domain name", "domain")
+    return stored
+
+
 def domain_named(text: str | None, ctx: LinkContext) -> str:
     """The domain a request names a link on (`?domain=`), as links store it: "" for the
     base host or none named; a 404 for what is no domain (no link can be on it)."""

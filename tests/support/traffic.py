@@ -79,3 +79,11 @@ class Traffic:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=60)
+
+    def written(self, database_url: str) -> list[str]:
+        """Stop, then the Referers of the click rows once there are as many as answered
+        clicks, and a second more: anything written twice would be by then."""
+        self.stop()
+        assert wait_until(lambda: len(referrers(database_url)) >= len(self.answered))
+        time.sleep(1)
+        return referrers(database_url)

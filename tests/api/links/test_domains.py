@@ -96,6 +96,8 @@ def test_links_live_on_their_domain_with_a_slug_of_its_own(client: TestClient, o
     assert same.status_code == 200 and same.json()["title"] == "t"
     listed = client.get("/api/links", params={"domain": BRAND}, headers=owner).json()["links"]
     assert [link["short_url"] for link in listed] == [f"http://{BRAND}/promo"]
+    bad = client.get("/api/links", params={"domain": "not a host"}, headers=owner)
+    assert bad.status_code == 422
     qr = client.get("/api/links/promo/qr", params={"domain": BRAND, "format": "png"}, headers=owner)
     image = Image.open(io.BytesIO(qr.content))
     assert [code.text for code in zxingcpp.read_barcodes(image)] == [f"http://{BRAND}/promo?qr=1"]
