@@ -627,7 +627,9 @@ def reenrich(
 
 @app.command()
 def stats(
-    slug: Annotated[str, typer.Argument(help="the link's slug")],
+    slug: Annotated[
+        str, typer.Argument(help="the link's slug (HOST/SLUG for one on a branded domain)")
+    ],
     from_: Annotated[str | None, typer.Option("--from", help="date, inclusive")] = None,
     to: Annotated[str | None, typer.Option(help="date, inclusive")] = None,
     tz: Annotated[str, typer.Option(help="IANA time zone")] = "UTC",
@@ -635,8 +637,11 @@ def stats(
     """A terminal summary of a link's KPIs (human clicks; the last 30 days by default)."""
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from app.config import get_settings
     from app.core.principal import Principal
+    from app.domains.service import domain_host_or_base
     from app.links import service as links
+    from app.links.service import LinkContext
     from app.stats import service as stats_service
     from app.stats.periods import parse_range, parse_zone
     from app.stats.repository import Scope, StatsQuery
@@ -647,11 +652,20 @@ def stats(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     operator = Principal.operator()
-    query = StatsQuery(start=start, end=end, tz=zone, links=(("", slug),))
+    host, _, bare = slug.rpartition("/")
+    try:
+        domain = (
+            domain_host_or_base(host, LinkContext(get_settings().base_url).short_host)
+            if host
+            else ""
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="SLUG") from None
+    query = StatsQuery(start=start, end=end, tz=zone, links=((domain, bare),))
     scope = Scope(operator, query)
 
     async def gather(session: AsyncSession) -> tuple:
-        await links.get_link(session, operator, slug)  # refuses an unknown slug
+        await links.get_link(session, operator, bare, domain)  # refuses an unknown link
         return (
             await stats_service.summary(session, scope),
             await stats_service.timeseries(session, scope, "day"),

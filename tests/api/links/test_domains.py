@@ -218,6 +218,9 @@ def test_the_command_line_adds_lists_and_removes_domains(database_url: str) -> N
     assert made.stdout.strip() == f"http://{BRAND}/p"
     listed = tautan(database_url, "domains", "list")
     assert BRAND in listed.stdout and "toko" in listed.stdout
+    stats = tautan(database_url, "stats", f"{BRAND}/p")
+    assert stats.returncode == 0 and "clicks 0" in stats.stdout
+    assert tautan(database_url, "stats", "p").returncode == 1  # not on the base host
     refused = tautan(database_url, "domains", "remove", BRAND)
     assert refused.returncode == 1 and "archive" in refused.stdout
     assert BRAND in tautan(database_url, "domains", "list").stdout
