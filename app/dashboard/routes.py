@@ -199,6 +199,8 @@ async def link_list(
         "links.html",
         principal=principal,
         links=[links.to_out(link, ctx) for link in rows],
+        domains=await _domains_offered(db, principal, ctx),
+        domain=domain or "",
         q=q,
         tag=tag,
         sort=sort,

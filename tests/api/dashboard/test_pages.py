@@ -730,6 +730,14 @@ def test_the_domains_page_adds_lists_and_removes_a_workspaces_domains(
     assert "http://go.toko.test/p" in link_page
     assert 'href="/dashboard/links/p/edit?domain=go.toko.test"' in link_page
     assert client.get("/dashboard/links/p").status_code == 404  # not on the base host
+    client.post("/dashboard/new", data={"url": "https://shop.example.com/", "slug": "q"})
+    listed = client.get("/dashboard/links", params={"domain": "go.toko.test"}).text
+    assert '<option value="go.toko.test" selected>' in listed
+    assert "links/p?domain=go.toko.test" in listed and "/dashboard/links/q" not in listed
+    assert (
+        "/dashboard/links/q"
+        in client.get("/dashboard/links", params={"domain": "tautan.test"}).text
+    )
 
     in_use = client.post("/dashboard/domains/go.toko.test/remove")
     assert in_use.status_code == 409 and "archive" in text(in_use.text)
