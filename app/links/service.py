@@ -61,9 +61,10 @@ def to_out(link: Link, ctx: LinkContext) -> LinkOut:
 def _check_rules(
     link: Link, data: LinkCreate | LinkUpdate, ctx: LinkContext, registered: set[str]
 ) -> None:
-    """Refuse `data` for `link` (as it is before `data` applies) if the result would break
-    a rule: checked before anything changes, so a refused change leaves the link as it was.
-    `registered`: the registered domains among the hosts of `data`'s URLs."""
+    """Refuse `data` for `link` (as it is before `data` applies, or a new link it made) if
+    the result would break a rule: checked before anything changes, so a refused change
+    leaves the link as it was. `registered`: the registered domains among the hosts of
+    `data`'s URLs."""
 
     def value(field: str) -> Any:
         return getattr(data if field in data.model_fields_set else link, field)
@@ -101,18 +102,10 @@ async def _free_slug(session: AsyncSession, domain: str) -> str:
     raise AppError(503, "slug_space_exhausted", "could not find a free slug, try again")
 
 
-def _new_link(
-    principal: Principal,
-    data: LinkCreate,
-    ctx: LinkContext,
-    *,
-    domain: str,
-    slug: str,
-    registered: set[str],
-) -> Link:
+def _new_link(principal: Principal, data: LinkCreate, *, domain: str, slug: str) -> Link:
+    """The link `data` describes, unchecked (_check_rules) and not yet added."""
     link = Link(workspace_id=principal.workspace_id, domain=domain, slug=slug)
     link.tag_rows = []
-    _check_rules(link, data, ctx, registered)
     _apply(link, data)
     return link
 
@@ -126,11 +119,9 @@ async def create_link(
 ) -> Link:
     domain = await domains.link_domain(session, principal.workspace_id, data.domain, ctx.short_host)
     link = _new_link(
-        principal, data, ctx,
-        domain=domain,
-        slug=data.slug or await _free_slug(session, domain),
-        registered=await _registered_among(session, [data]),
-    )  # fmt: skip
+        principal, data, domain=domain, slug=data.slug or await _free_slug(session, domain)
+    )
+    _check_rules(link, data, ctx, await _registered_among(session, [data]))
     try:
         async with session.begin_nested():
             session.add(link)
@@ -147,19 +138,25 @@ async def create_links(
     valid ones are inserted INSERT_CHUNK at a time, in one statement, not a round trip
     each; a chunk the database refuses (a slug taken or repeated) is done again item by
     item, so that only the items at fault fail."""
-    results: list[Link | AppError | LinkCreate] = []
+    results: list[Link | AppError] = []
+    bodies: dict[int, LinkCreate] = {}
     for item in items:
         try:
-            results.append(LinkCreate.model_validate(item))
+            data = LinkCreate.model_validate(item)
         except ValidationError as exc:
             results.append(validation_error(exc.errors()))
-    bodies = [result for result in results if isinstance(result, LinkCreate)]
-    registered = await _registered_among(session, bodies)
+            continue
+        # A generated slug is not looked up first: a collision in 62^7 is the rare case
+        # the item-by-item retry handles.
+        results.append(_new_link(principal, data, domain="", slug=data.slug or _random_slug()))
+        bodies[len(results) - 1] = data
+    # The database is read only now, the links built: on SQLite a write session's first
+    # statement takes the write lock, which other writers (a capped link taking its slot,
+    # the click writer) then wait for until the commit.
+    registered = await _registered_among(session, list(bodies.values()))
     domains_of: dict[str | None, str | AppError] = {}  # a body's `domain` -> the stored one
     valid: list[tuple[int, LinkCreate]] = []
-    for index, data in enumerate(results):
-        if not isinstance(data, LinkCreate):
-            continue
+    for index, data in bodies.items():
         if data.domain not in domains_of:
             try:
                 domains_of[data.domain] = await domains.link_domain(
@@ -167,19 +164,17 @@ async def create_links(
                 )
             except AppError as exc:
                 domains_of[data.domain] = exc
-        domain = domains_of[data.domain]
+        link, domain = results[index], domains_of[data.domain]
+        assert isinstance(link, Link)
         try:
             if isinstance(domain, AppError):
                 raise domain
-            # A generated slug is not looked up first: a collision in 62^7 is the rare
-            # case the item-by-item retry handles.
-            slug = data.slug or _random_slug()
-            results[index] = _new_link(
-                principal, data, ctx, domain=domain, slug=slug, registered=registered
-            )
-            valid.append((index, data))
+            _check_rules(link, data, ctx, registered)
         except AppError as exc:
             results[index] = exc
+        else:
+            link.domain = domain
+            valid.append((index, data))
     for start in range(0, len(valid), INSERT_CHUNK):
         chunk = valid[start : start + INSERT_CHUNK]
         try:
@@ -191,7 +186,7 @@ async def create_links(
                     results[index] = await create_link(session, principal, data, ctx)
                 except AppError as exc:
                     results[index] = exc
-    return results  # type: ignore[return-value]  # every body is a link or an error now
+    return results
 
 
 async def get_link(
