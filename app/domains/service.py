@@ -144,6 +144,15 @@ def domain_host_or_base(text: str, base_host: str) -> str:
     return domain_host(text)
 
 
+def stored_or_as_given(text: str, base_host: str) -> str:
+    """A host as links store it ("" for the base host); as given when it names no domain,
+    so that it matches no link."""
+    try:
+        return domain_host_or_base(text, base_host)
+    except ValueError:
+        return text
+
+
 async def hosts_of_workspace(session: AsyncSession, workspace_id: int) -> list[str]:
     return await repository.hosts_of_workspace(session, workspace_id)
 

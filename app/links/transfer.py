@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import AppError, ErrorBody, Invalid
 from app.core.principal import Principal
 from app.core.tables import UTM_FIELDS, Link, Workspace
-from app.domains.service import domain_host_or_base
+from app.domains.service import stored_or_as_given
 from app.links import service
 from app.links.schemas import LinkRef
 from app.spreadsheet import as_text, plain
@@ -199,15 +199,10 @@ async def import_links(
 
 
 def _domain_of(body: dict[str, object], ctx: service.LinkContext) -> object:
-    """The row's domain as links store it, as far as the file tells ("" for the base host;
-    as written when it is no domain: the row is refused for it later)."""
+    """The row's domain as links store it, as far as the file tells (a row naming no
+    domain is refused for it later)."""
     domain = body.get("domain")
-    if not isinstance(domain, str):
-        return ""
-    try:
-        return domain_host_or_base(domain, ctx.short_host)
-    except ValueError:
-        return domain
+    return stored_or_as_given(domain, ctx.short_host) if isinstance(domain, str) else ""
 
 
 def describe(error: ErrorBody) -> str:

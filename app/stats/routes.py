@@ -12,7 +12,7 @@ from app.api.deps import ShortUrls, StatsSession
 from app.auth import require_scopes
 from app.core.errors import Invalid
 from app.core.principal import Principal
-from app.domains.service import domain_host_or_base
+from app.domains.service import stored_or_as_given
 from app.spreadsheet import as_text
 from app.stats import repository, service
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone
@@ -73,21 +73,14 @@ def stats_query(
 def _ref(name: str, base_host: str) -> LinkRef:
     """A `link` parameter: `slug` on the base host, or `host/slug`."""
     host, _, slug = name.rpartition("/")
-    if not host:
-        return "", slug
-    try:
-        return domain_host_or_base(host, base_host), slug
-    except ValueError:
-        return host, slug  # no such domain: the link is reported not found
+    return (stored_or_as_given(host, base_host) if host else ""), slug
 
 
 def _domains(hosts: Match | None, base_host: str) -> Match | None:
     """Hosts as links store them: the base host's are ""."""
     if hosts is None:
         return None
-    stored = tuple("" if host.lower().rstrip(".") == base_host else host.lower().rstrip(".")
-                   for host in hosts.values)  # fmt: skip
-    return Match(stored, hosts.exclude)
+    return Match(tuple(stored_or_as_given(h, base_host) for h in hosts.values), hosts.exclude)
 
 
 QueryDep = Annotated[StatsQuery, Depends(stats_query)]
