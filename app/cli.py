@@ -91,12 +91,16 @@ def in_transaction(work: Callable[["AsyncSession"], Awaitable[T]], *, deferred: 
 
 @app.command("migrate")
 def migrate_command() -> None:
-    """Apply every migration (alembic upgrade head)."""
+    """Apply every migration (alembic upgrade head; and ClickHouse's, when it is the click
+    store)."""
     from app import migrate
     from app.config import get_settings
 
-    migrate.upgrade(get_settings().database_url)
+    settings = get_settings()
+    migrate.upgrade_stores(settings)
     console.print("database is at the latest migration")
+    if settings.clickhouse_url:
+        console.print("ClickHouse is at the latest migration")
 
 
 @app.command()
@@ -114,7 +118,7 @@ def serve(
     from app.config import get_settings
 
     settings = get_settings()
-    migrate.upgrade(settings.database_url)
+    migrate.upgrade_stores(settings)
     token = in_transaction(lambda s: auth.ensure_admin_key(s, settings.admin_key))
     if token:
         console.print("[bold]An admin API key was created. It is shown this once:[/bold]")
@@ -165,7 +169,7 @@ def writer(
     from app.config import get_settings
 
     settings = get_settings()
-    migrate.upgrade(settings.database_url)
+    migrate.upgrade_stores(settings)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -637,6 +641,7 @@ def stats(
     """A terminal summary of a link's KPIs (human clicks; the last 30 days by default)."""
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from app.clickhouse.client import connect
     from app.config import get_settings
     from app.core.principal import Principal
     from app.domains.service import domain_host_or_base
@@ -666,11 +671,20 @@ def stats(
 
     async def gather(session: AsyncSession) -> tuple:
         await links.get_link(session, operator, bare, domain)  # refuses an unknown link
+        url = get_settings().clickhouse_url
+        clickhouse = connect(url) if url else None
+        try:
+            return await summarise(stats_service.reads_for(session, clickhouse))
+        finally:
+            if clickhouse:
+                await clickhouse.close()
+
+    async def summarise(reads: "stats_service.Reads") -> tuple:
         return (
-            await stats_service.summary(session, scope),
-            await stats_service.timeseries(session, scope, "day"),
+            await stats_service.summary(reads, scope),
+            await stats_service.timeseries(reads, scope, "day"),
             {
-                d: await stats_service.breakdown(session, scope, d, 5)
+                d: await stats_service.breakdown(reads, scope, d, 5)
                 for d in ("country", "device_type", "referrer_source")
             },
         )

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # redis://host:port/db: the click log is the Redis Stream `tautan:clicks` there (writers
     # on any machine); unset: the segment files of spool_dir alone.
     click_stream: str | None = None
+    # http(s)://user:password@host:8123/database (a server) or chdb:///DIR (embedded):
+    # clicks and their KPIs live in ClickHouse; unset: in the SQL database.
+    clickhouse_url: str | None = None
     write_rate_limit: str = "600/minute"  # per API key, on every API write
     write_rate_limit_per_ip: str = "1200/minute"  # per client address (IPv6: per /64)
     # Failed authentication (a wrong, revoked or expired key; a bad dashboard session) per
@@ -90,6 +93,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must be a Redis URL ({', '.join(REDIS_SCHEMES)}), e.g. redis://127.0.0.1:6379/0"
             )
+        return value
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https", "chdb"):
+                raise ValueError(
+                    "must be http(s)://user:password@host:8123/database or chdb:///DIR"
+                )
+            if parts.scheme == "chdb" and not (parts.netloc + parts.path).strip("/"):
+                raise ValueError("chdb:///DIR names the folder of the embedded database")
         return value
 
     @model_validator(mode="after")

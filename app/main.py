@@ -21,6 +21,7 @@ from app.api.errors import (
     refuse_nul_characters,
 )
 from app.api_docs import serve_docs
+from app.clickhouse.client import connect
 from app.clicks.intake import ClientIntake
 from app.clicks.log import ClickLog
 from app.clicks.retention import RetentionTask
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     intake = ClientIntake(settings)
     rate_limiter = RateLimiter(settings)
     retention = RetentionTask(engine, settings.retention_days)
+    clickhouse = connect(settings.clickhouse_url) if settings.clickhouse_url else None
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -203,6 +205,8 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         rate_limiter.close()
         await engine.dispose()
         await read_engine.dispose()
+        if clickhouse:
+            await clickhouse.close()
 
     api = FastAPI(
         title="Tautan",
@@ -231,6 +235,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         metrics=metrics,
         secret_key=secret_key,
         retention=retention,
+        clickhouse=clickhouse,
     )
     install_error_handlers(api)
     api.include_router(ops.router)

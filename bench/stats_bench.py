@@ -44,7 +44,7 @@ from app.core.tables import Click, Link, LinkTag, Workspace
 from app.secret_key import SecretKey
 from app.stats import service
 from app.stats.periods import parse_range, parse_zone
-from app.stats.repository import Match, Scope, StatsQuery, named
+from app.stats.repository import Match, Scope, SqlReads, StatsQuery, named
 from bench.databases import postgres_database
 
 console = Console(width=130)  # as wide when piped to a log file
@@ -322,11 +322,11 @@ Step = tuple[str, Callable[[AsyncSession], Awaitable[Any]]]
 def service_steps(principal: Principal, q: StatsQuery) -> list[Step]:
     scope = Scope(principal, q)
     steps: list[Step] = [
-        ("summary", lambda s: service.summary(s, scope)),
-        ("timeseries day", lambda s: service.timeseries(s, scope, "day")),
+        ("summary", lambda s: service.summary(SqlReads(s), scope)),
+        ("timeseries day", lambda s: service.timeseries(SqlReads(s), scope, "day")),
     ]
     for d in BREAKDOWNS:
-        steps.append((f"top {d}", lambda s, d=d: service.breakdown(s, scope, d, 10)))
+        steps.append((f"top {d}", lambda s, d=d: service.breakdown(SqlReads(s), scope, d, 10)))
     return steps
 
 

@@ -15,6 +15,7 @@ from app.config import Settings
 from app.main import create_app
 from tests.support import databases
 from tests.support.app import BASE_URL, PEER, make_key
+from tests.support.clickhouse import ENGINES, fresh_clickhouse
 from tests.support.clicks import with_writer
 from tests.support.databases import BACKENDS, empty_database, run
 from tests.support.stream import stream_url
@@ -64,6 +65,13 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         flush_interval_ms=20,
         link_cache_ttl_s=30,
     )
+
+
+@pytest.fixture(params=ENGINES)
+def clickhouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """TAUTAN_CLICKHOUSE_URL: an empty ClickHouse at the latest schema, embedded (chdb) and
+    the server of TAUTAN_TEST_CLICKHOUSE_URL (skipped when unset)."""
+    return fresh_clickhouse(request.param, tmp_path)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.clickhouse.client import ClickHouse
 from app.clicks.log import ClickLog
 from app.clicks.retention import RetentionTask
 from app.config import Settings
@@ -33,6 +34,7 @@ from app.metrics import Metrics
 from app.ratelimit import RateLimiter
 from app.redirect.cache import LinkCache
 from app.secret_key import SecretKey
+from app.stats.service import Reads, reads_for
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class AppState:
     metrics: Metrics
     secret_key: SecretKey
     retention: RetentionTask
+    clickhouse: ClickHouse | None  # the click store, if not the SQL database
 
 
 def app_state(request: Request) -> AppState:
@@ -86,6 +89,14 @@ async def stats_session(state: State) -> AsyncIterator[AsyncSession]:
 WriteSession = Annotated[AsyncSession, Depends(write_session, scope="function")]
 ReadSession = Annotated[AsyncSession, Depends(read_session)]
 StatsSession = Annotated[AsyncSession, Depends(stats_session)]
+
+
+def stats_reads(state: State, session: StatsSession) -> Reads:
+    """The click store's reads for the stats (ClickHouse's, or the SQL database's)."""
+    return reads_for(session, state.clickhouse)
+
+
+StatsReads = Annotated[Reads, Depends(stats_reads)]
 
 
 def link_context(state: State) -> LinkContext:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.clicks.store import Counts, store_for
+from app.clicks.store.sql import Counts, store_for
 
 # The click attributes with few values, which the daily rollup counts. Attributes with
 # many (region, city, device_model, referrer_domain) would add about a rollup row per

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.clicks.store import store_for
+from app.clicks.store.sql import store_for
 from app.core.dialect import upsert_insert
 from app.core.tables import VisitorDay, VisitorSalt
 from app.secret_key import SecretKey

@@ -1,6 +1,9 @@
 """The click writer: reads batches from the click log, enriches them, and writes each in one
 transaction — click rows, rollups, link counters, and how far into the log it has written.
-Runs in writer processes of its own (app/clicks/writers.py), never beside the redirect."""
+With ClickHouse as the click store, the transaction keeps the rows for ClickHouse instead of
+the click rows and rollups, and they are inserted there once it is committed
+(app/clicks/store/clickhouse.py). Runs in writer processes of its own
+(app/clicks/writers.py), never beside the redirect."""
 
 import asyncio
 import contextlib
@@ -16,11 +19,13 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.clickhouse.client import ClickHouse
 from app.clicks.enrich.enricher import Enricher
 from app.clicks.log import Batch, SegmentSource
 from app.clicks.raw import RawClick
 from app.clicks.rollups import update_rollups
-from app.clicks.store import store_for
+from app.clicks.store.clickhouse import ClickHouseStore
+from app.clicks.store.sql import store_for
 from app.clicks.stream import StreamSource
 from app.clicks.user_agents import UserAgentIds, key_of
 from app.clicks.visitors import Salts, mark_new_visitors
@@ -90,8 +95,10 @@ class ClickWriter:
         secret_key: SecretKey,
         batch: int,
         interval_s: float,
+        clickhouse: ClickHouseStore | None = None,
     ) -> None:
         self.source, self.sessionmaker, self.enricher = source, sessionmaker, enricher
+        self.clickhouse = clickhouse
         self.batch, self.interval_s = batch, interval_s
         self.salts = Salts(secret_key)
         self.user_agent_ids = UserAgentIds()
@@ -105,9 +112,11 @@ class ClickWriter:
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
         secret_key: SecretKey,
+        clickhouse: ClickHouse | None = None,
     ) -> "ClickWriter":
         """A writer of the click log the settings name (the Redis Stream of
-        TAUTAN_CLICK_STREAM, or else the segments in TAUTAN_SPOOL_DIR), batched as they say."""
+        TAUTAN_CLICK_STREAM, or else the segments in TAUTAN_SPOOL_DIR), batched as they say,
+        into `clickhouse` if given (TAUTAN_CLICKHOUSE_URL), else the SQL database."""
         source: ClickSource
         if settings.click_stream:
             source = StreamSource(settings.click_stream, sessionmaker)
@@ -120,6 +129,7 @@ class ClickWriter:
             secret_key=secret_key,
             batch=settings.flush_batch,
             interval_s=settings.flush_interval_ms / 1000,
+            clickhouse=ClickHouseStore(clickhouse) if clickhouse else None,
         )
 
     async def run(self) -> None:
@@ -132,6 +142,8 @@ class ClickWriter:
                 if batch.positions:
                     await self.write(batch.clicks, batch)
                     await self.source.committed()
+                elif self.clickhouse is not None:  # idle: insert what other writers left
+                    await self.clickhouse.insert(self.sessionmaker)
             except Exception:
                 self.source.release()  # read again from what the database holds
                 self.stats.writer_errors += 1
@@ -168,26 +180,41 @@ class ClickWriter:
 
     async def write_rows(self, rows: list[dict[str, Any]], batch: Batch | None = None) -> None:
         """Click rows, their rollups and counters, and the positions of `batch`, in one
-        transaction. Rows the database refuses as data (a click of a link deleted meanwhile)
-        are inserted one by one, each refused one dropped and counted: one bad click must
-        not hold up the rest for ever."""
+        transaction (the rows kept for ClickHouse, with it as the click store, and inserted
+        there once committed). Rows the SQL database refuses as data (a click of a link
+        deleted meanwhile) are inserted one by one, each refused one dropped and counted:
+        one bad click must not hold up the rest for ever."""
+        kept = None
         async with self.sessionmaker() as session, session.begin():
             await lock_writes(session, alone=False)
-            try:
-                async with session.begin_nested():
-                    await mark_new_visitors(session, rows)
-                    await store_for(session).insert_clicks(session, rows)
-            except Exception as exc:  # the driver's own, raised past SQLAlchemy
-                if not _refused_as_data(exc):
-                    raise
-                rows = await self._one_by_one(session, rows)
-            await update_rollups(session, rows)
+            if self.clickhouse is not None:
+                await mark_new_visitors(session, rows)
+                kept = await self.clickhouse.keep(session, rows)
+            else:
+                rows = await self._insert_clicks(session, rows)
+                await update_rollups(session, rows)
             if counters := _counters(rows):
                 await session.execute(ADD_CLICKS, counters)
             if batch is not None:
                 await self.source.save(session, batch)
         self.stats.clicks_written += len(rows)
         self.stats.bot_clicks += sum(row["is_bot"] for row in rows)
+        if self.clickhouse is not None:
+            await self.clickhouse.insert(self.sessionmaker, kept)
+
+    async def _insert_clicks(
+        self, session: AsyncSession, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The click rows, inserted in the SQL database: those it takes."""
+        try:
+            async with session.begin_nested():
+                await mark_new_visitors(session, rows)
+                await store_for(session).insert_clicks(session, rows)
+        except Exception as exc:  # the driver's own, raised past SQLAlchemy
+            if not _refused_as_data(exc):
+                raise
+            return await self._one_by_one(session, rows)
+        return rows
 
     async def _one_by_one(
         self, session: AsyncSession, rows: list[dict[str, Any]]

@@ -38,6 +38,7 @@ async def run_writer(settings: Settings) -> None:
     figures are published once it handles both: the supervisor signals it no earlier."""
     # Imported here: the supervisor below runs in the serving process, which has no use
     # for the parsers (tens of MB).
+    from app.clickhouse.client import connect
     from app.clicks.intake import ClientIntake
     from app.clicks.old_spool import convert_old_spool, old_spool_files
     from app.clicks.writer import ClickWriter
@@ -51,7 +52,8 @@ async def run_writer(settings: Settings) -> None:
         intake = ClientIntake(settings)
         await intake.key_with(secret_key)
         convert_old_spool(settings.spool_dir, intake)
-    writer = ClickWriter.for_settings(settings, sessionmaker, secret_key)
+    clickhouse = connect(settings.clickhouse_url) if settings.clickhouse_url else None
+    writer = ClickWriter.for_settings(settings, sessionmaker, secret_key, clickhouse)
     enricher = writer.enricher
     enricher.warm()
     loop = asyncio.get_running_loop()
@@ -85,6 +87,8 @@ async def run_writer(settings: Settings) -> None:
         publisher.cancel()
         publish()
         await engine.dispose()
+        if clickhouse is not None:
+            await clickhouse.close()
     if settings.click_stream:
         return
     if left := LogSize(settings.spool_dir).measure()[0]:  # a segment written in part counts whole

@@ -22,7 +22,7 @@ from app.api.deps import (
     ReadSession,
     ShortUrls,
     State,
-    StatsSession,
+    StatsReads,
     WriteSession,
     app_state,
     limit_client_writes,
@@ -380,7 +380,7 @@ async def link_page(
     slug: str,
     principal: MayRead,
     db: ReadSession,
-    stats_db: StatsSession,
+    stats_reads: StatsReads,
     state: State,
     from_: From = None,
     to: To = None,
@@ -402,7 +402,7 @@ async def link_page(
         period = views.period_of((on, slug), None, None, "UTC")
     context["period"] = period
     if principal.may("stats:read"):
-        context.update(await views.link_stats(stats_db, principal, period.query))
+        context.update(await views.link_stats(stats_reads, principal, period.query))
     return _page(request, "link.html", **context)
 
 
@@ -411,7 +411,7 @@ async def link_chart(
     slug: str,
     principal: MayReadStats,
     db: ReadSession,
-    stats_db: StatsSession,
+    stats_reads: StatsReads,
     ctx: ShortUrls,
     from_: From = None,
     to: To = None,
@@ -422,7 +422,7 @@ async def link_chart(
     try:
         period = views.period_of((link.domain, link.slug), from_, to, tz)
         scope = Scope(principal, period.query)
-        buckets = await stats.timeseries(stats_db, scope, period.interval)
+        buckets = await stats.timeseries(stats_reads, scope, period.interval)
     except ValueError as exc:
         raise AppError(422, "invalid_parameter", str(exc)) from None
     return Response(

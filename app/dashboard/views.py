@@ -8,8 +8,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.clicks.enrich.known_bots import PREVIEW_FETCHERS
 from app.core.principal import Principal
 from app.stats import service as stats
@@ -101,17 +99,17 @@ def period_of(link: LinkRef, start: str | None, end: str | None, tz: str) -> Per
     )
 
 
-async def link_stats(db: AsyncSession, principal: Principal, q: StatsQuery) -> dict[str, Any]:
+async def link_stats(reads: stats.Reads, principal: Principal, q: StatsQuery) -> dict[str, Any]:
     """The link page's numbers: summary, breakdown tables, and where it was shared."""
     scope = Scope(principal, q)
-    summary = await stats.summary(db, scope)
+    summary = await stats.summary(reads, scope)
     tables = []
     for dimension, title in BREAKDOWNS:
         limit = 24 if dimension == "hour_of_day" else BREAKDOWN_ROWS
-        rows = await stats.breakdown(db, scope, dimension, limit)
+        rows = await stats.breakdown(reads, scope, dimension, limit)
         if dimension == "hour_of_day":
             rows = by_hour(rows)
         tables.append((title, rows))
     with_bots = Scope(principal, dataclasses.replace(q, include_bots=True))
-    bots = await stats.breakdown(db, with_bots, "bot_name", 1000)
+    bots = await stats.breakdown(reads, with_bots, "bot_name", 1000)
     return {"summary": summary, "tables": tables, "shared_on": shared_on(bots)}

@@ -223,90 +223,6 @@ async def check_links(
         raise AppError(404, "not_found", message, {"field": "link", "unknown": unknown})
 
 
-async def per_link_from_rollups(
-    session: AsyncSession, scope: Scope
-) -> list[tuple[int, bool, int, int]]:
-    """(link_id, is_bot, clicks, visitors), humans and bots both, a link's rows to be added
-    up: the whole days from the daily rollup of a dimension every click has a value of (a
-    row a link and day rather than 24), the hours around them from the hourly rollup."""
-
-    def by_link(table: Any, conditions: list[ColumnElement[bool]]) -> Select[Any]:
-        columns = (table.link_id, table.is_bot)
-        sums = (func.sum(table.clicks), func.sum(table.visitors))
-        return select(*columns, *sums).where(*conditions).group_by(*columns)
-
-    queries = [by_link(RollupHour, scope.hours(bots=None, start=start, end=end))
-               for start, end in scope.around_days]  # fmt: skip
-    if scope.days is not None:
-        queries.append(by_link(RollupDay, scope.days_of(EVERY_CLICK_DIMENSION, bots=None)))
-    rows = []
-    for query in queries:
-        rows += [tuple(row) for row in await session.execute(query)]
-    return rows  # type: ignore[return-value]
-
-
-async def per_link_from_clicks(
-    session: AsyncSession, scope: Scope
-) -> list[tuple[int, bool, int, int]]:
-    """(link_id, is_bot, clicks, visitors), humans and bots both, from raw clicks."""
-    query = select(Click.link_id, Click.is_bot, func.count(), NEW_VISITORS)
-    query = query.where(*scope.clicks(bots=None)).group_by(Click.link_id, Click.is_bot)
-    return [tuple(row) for row in await session.execute(query)]  # type: ignore[misc]
-
-
-async def counted_hours(
-    session: AsyncSession, scope: Scope
-) -> tuple[datetime | None, datetime | None]:
-    """The first and last hour with a counted click, from the hourly rollup."""
-    hours = select(func.min(RollupHour.hour), func.max(RollupHour.hour))
-    first, last = (await session.execute(hours.where(*scope.hours(bots=scope.bots)))).one()
-    return first, last
-
-
-async def edge_click(
-    session: AsyncSession, scope: Scope, *, last: bool, within_hour: datetime | None = None
-) -> datetime | None:
-    """The time of the first (or `last`) counted click, in `within_hour` if given."""
-    window = {"start": within_hour, "end": within_hour + timedelta(hours=1)} if within_hour else {}
-    query = select(Click.ts).where(*scope.clicks(bots=scope.bots, **window))
-    return await session.scalar(query.order_by(Click.ts.desc() if last else Click.ts).limit(1))
-
-
-async def per_hour(session: AsyncSession, scope: Scope) -> list[Totals]:
-    """(UTC hour, clicks, visitors) from the hourly rollup."""
-    query = select(RollupHour.hour, func.sum(RollupHour.clicks), func.sum(RollupHour.visitors))
-    query = query.where(*scope.hours(bots=scope.bots)).group_by(RollupHour.hour)
-    return [(hour, clicks, visitors) for hour, clicks, visitors in await session.execute(query)]
-
-
-async def per_slot(session: AsyncSession, scope: Scope) -> list[Totals]:
-    """(start of the 15-minute UTC slot, clicks, visitors) from raw clicks."""
-    # Integer division: one group per slot.
-    slot = (epoch_seconds(session, Click.ts) // int(SLOT.total_seconds())).label("slot")
-    query = select(slot, func.count(), NEW_VISITORS).where(*scope.clicks(bots=scope.bots))
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    rows = await session.execute(query.group_by(slot))
-    return [(epoch + int(n) * SLOT, clicks, visitors) for n, clicks, visitors in rows]
-
-
-async def per_value_from_days(session: AsyncSession, scope: Scope, dimension: str) -> list[Totals]:
-    """(value, clicks, visitors) of a click attribute over the whole days, from the daily
-    rollup (NO_VALUE where the attribute is null)."""
-    query = select(RollupDay.value, func.sum(RollupDay.clicks), func.sum(RollupDay.visitors))
-    query = query.where(*scope.days_of(dimension, bots=scope.bots)).group_by(RollupDay.value)
-    return [tuple(row) for row in await session.execute(query)]  # type: ignore[misc]
-
-
-async def per_value_from_clicks(
-    session: AsyncSession, scope: Scope, dimension: str, start: datetime, end: datetime
-) -> list[Totals]:
-    """(value, clicks, visitors) of a click attribute in [start, end), from raw clicks."""
-    column = getattr(Click, dimension)
-    query = select(column, func.count(), NEW_VISITORS)
-    query = query.where(*scope.clicks(bots=scope.bots, start=start, end=end)).group_by(column)
-    return [tuple(row) for row in await session.execute(query)]  # type: ignore[misc]
-
-
 async def link_values(session: AsyncSession, ids: list[int], column: Any) -> dict[int, Any]:
     """Each link's value of a link column (a slug, a UTM field)."""
     values: dict[int, Any] = {}
@@ -324,16 +240,99 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-async def raw_clicks(session: AsyncSession, scope: Scope) -> AsyncIterator[Sequence[Any]]:
-    """Every click the filters select, oldest first, as rows in CSV_COLUMNS order."""
-    columns = [LINK_NAME if name == "link" else getattr(Click, name) for name in CSV_COLUMNS]
-    query = (
-        select(*columns)
-        .join(Link, Link.id == Click.link_id)
-        .where(*scope.clicks(bots=scope.bots))
-        .order_by(Click.id)
-        .execution_options(yield_per=1000)
-    )
-    async for partition in (await session.stream(query)).partitions():
-        for row in partition:
-            yield row
+class SqlReads:
+    """The stats' reads of clicks and rollups in the SQL database (stats/clickhouse.py has
+    the same for ClickHouse)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def per_link_from_rollups(self, scope: Scope) -> list[tuple[int, bool, int, int]]:
+        """(link_id, is_bot, clicks, visitors), humans and bots both, a link's rows to be added
+        up: the whole days from the daily rollup of a dimension every click has a value of (a
+        row a link and day rather than 24), the hours around them from the hourly rollup."""
+
+        def by_link(table: Any, conditions: list[ColumnElement[bool]]) -> Select[Any]:
+            columns = (table.link_id, table.is_bot)
+            sums = (func.sum(table.clicks), func.sum(table.visitors))
+            return select(*columns, *sums).where(*conditions).group_by(*columns)
+
+        queries = [by_link(RollupHour, scope.hours(bots=None, start=start, end=end))
+                   for start, end in scope.around_days]  # fmt: skip
+        if scope.days is not None:
+            queries.append(by_link(RollupDay, scope.days_of(EVERY_CLICK_DIMENSION, bots=None)))
+        rows = []
+        for query in queries:
+            rows += [tuple(row) for row in await self.session.execute(query)]
+        return rows  # type: ignore[return-value]
+
+    async def per_link_from_clicks(self, scope: Scope) -> list[tuple[int, bool, int, int]]:
+        """(link_id, is_bot, clicks, visitors), humans and bots both, from raw clicks."""
+        query = select(Click.link_id, Click.is_bot, func.count(), NEW_VISITORS)
+        query = query.where(*scope.clicks(bots=None)).group_by(Click.link_id, Click.is_bot)
+        return [tuple(row) for row in await self.session.execute(query)]  # type: ignore[misc]
+
+    async def counted_hours(self, scope: Scope) -> tuple[datetime | None, datetime | None]:
+        """The first and last hour with a counted click, from the hourly rollup."""
+        hours = select(func.min(RollupHour.hour), func.max(RollupHour.hour))
+        first, last = (await self.session.execute(hours.where(*scope.hours(bots=scope.bots)))).one()
+        return first, last
+
+    async def edge_click(
+        self, scope: Scope, *, last: bool, within_hour: datetime | None = None
+    ) -> datetime | None:
+        """The time of the first (or `last`) counted click, in `within_hour` if given."""
+        window = (
+            {"start": within_hour, "end": within_hour + timedelta(hours=1)} if within_hour else {}
+        )
+        query = select(Click.ts).where(*scope.clicks(bots=scope.bots, **window))
+        return await self.session.scalar(
+            query.order_by(Click.ts.desc() if last else Click.ts).limit(1)
+        )
+
+    async def per_hour(self, scope: Scope) -> list[Totals]:
+        """(UTC hour, clicks, visitors) from the hourly rollup."""
+        query = select(RollupHour.hour, func.sum(RollupHour.clicks), func.sum(RollupHour.visitors))
+        query = query.where(*scope.hours(bots=scope.bots)).group_by(RollupHour.hour)
+        return [
+            (hour, clicks, visitors) for hour, clicks, visitors in await self.session.execute(query)
+        ]
+
+    async def per_slot(self, scope: Scope) -> list[Totals]:
+        """(start of the 15-minute UTC slot, clicks, visitors) from raw clicks."""
+        # Integer division: one group per slot.
+        slot = (epoch_seconds(self.session, Click.ts) // int(SLOT.total_seconds())).label("slot")
+        query = select(slot, func.count(), NEW_VISITORS).where(*scope.clicks(bots=scope.bots))
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        rows = await self.session.execute(query.group_by(slot))
+        return [(epoch + int(n) * SLOT, clicks, visitors) for n, clicks, visitors in rows]
+
+    async def per_value_from_days(self, scope: Scope, dimension: str) -> list[Totals]:
+        """(value, clicks, visitors) of a click attribute over the whole days, from the daily
+        rollup (NO_VALUE where the attribute is null)."""
+        query = select(RollupDay.value, func.sum(RollupDay.clicks), func.sum(RollupDay.visitors))
+        query = query.where(*scope.days_of(dimension, bots=scope.bots)).group_by(RollupDay.value)
+        return [tuple(row) for row in await self.session.execute(query)]  # type: ignore[misc]
+
+    async def per_value_from_clicks(
+        self, scope: Scope, dimension: str, start: datetime, end: datetime
+    ) -> list[Totals]:
+        """(value, clicks, visitors) of a click attribute in [start, end), from raw clicks."""
+        column = getattr(Click, dimension)
+        query = select(column, func.count(), NEW_VISITORS)
+        query = query.where(*scope.clicks(bots=scope.bots, start=start, end=end)).group_by(column)
+        return [tuple(row) for row in await self.session.execute(query)]  # type: ignore[misc]
+
+    async def raw_clicks(self, scope: Scope) -> AsyncIterator[Sequence[Any]]:
+        """Every click the filters select, oldest first, as rows in CSV_COLUMNS order."""
+        columns = [LINK_NAME if name == "link" else getattr(Click, name) for name in CSV_COLUMNS]
+        query = (
+            select(*columns)
+            .join(Link, Link.id == Click.link_id)
+            .where(*scope.clicks(bots=scope.bots))
+            .order_by(Click.id)
+            .execution_options(yield_per=1000)
+        )
+        async for partition in (await self.session.stream(query)).partitions():
+            for row in partition:
+                yield row

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 from typing_extensions import TypeAliasType
 
-from app.api.deps import ShortUrls, StatsSession
+from app.api.deps import ShortUrls, StatsReads, StatsSession
 from app.auth import require_scopes
 from app.core.errors import Invalid
 from app.core.principal import Principal
@@ -96,8 +96,8 @@ ScopeDep = Annotated[Scope, Depends(stats_scope)]
 
 
 @router.get("/summary", response_model=Summary)
-async def summary(scope: ScopeDep, session: StatsSession) -> dict:
-    return await service.summary(session, scope)
+async def summary(scope: ScopeDep, reads: StatsReads) -> dict:
+    return await service.summary(reads, scope)
 
 
 # Named, so that OpenAPI holds it as the schema `Interval` (generated clients get an enum
@@ -108,14 +108,14 @@ IntervalName = TypeAliasType("Interval", Interval)
 @router.get("/timeseries", response_model=Timeseries)
 async def timeseries(
     scope: ScopeDep,
-    session: StatsSession,
+    reads: StatsReads,
     interval: Annotated[
         IntervalName | None, Query(description="default: from the range's length")
     ] = None,
 ) -> dict:
     interval = interval or default_interval(scope.q.start, scope.q.end)
     try:
-        buckets = await service.timeseries(session, scope, interval)
+        buckets = await service.timeseries(reads, scope, interval)
     except ValueError as exc:
         raise Invalid("invalid_parameter", str(exc), "interval") from None
     return {"interval": interval, "tz": scope.q.tz.key, "buckets": buckets}
@@ -128,11 +128,11 @@ Dimension = TypeAliasType("Dimension", Literal[service.DIMENSIONS])  # type: ign
 @router.get("/breakdown/{dimension}", response_model=Breakdown)
 async def breakdown(
     scope: ScopeDep,
-    session: StatsSession,
+    reads: StatsReads,
     dimension: Annotated[Dimension, Path()],
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
 ) -> dict:
-    rows = await service.breakdown(session, scope, dimension, limit)
+    rows = await service.breakdown(reads, scope, dimension, limit)
     return {"dimension": dimension, "rows": rows}
 
 
@@ -145,7 +145,7 @@ def _cell(value: object) -> object:
     response_class=StreamingResponse,
     responses={200: {"description": "CSV with a header row", "content": CSV}},
 )
-async def clicks_csv(scope: ScopeDep, session: StatsSession) -> StreamingResponse:
+async def clicks_csv(scope: ScopeDep, reads: StatsReads) -> StreamingResponse:
     """Raw clicks, oldest first, streamed as CSV (RFC 4180) with a header row; booleans
     (`new_visitor`, `is_bot`) are `true` or `false`."""
 
@@ -153,7 +153,7 @@ async def clicks_csv(scope: ScopeDep, session: StatsSession) -> StreamingRespons
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(repository.CSV_COLUMNS)
-        async for row in repository.raw_clicks(session, scope):
+        async for row in reads.raw_clicks(scope):
             writer.writerow([_cell(v) for v in row])
             if buffer.tell() > 64_000:
                 yield buffer.getvalue()

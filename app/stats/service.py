@@ -1,6 +1,7 @@
 """KPIs: which source answers (the rollups when they can give the answer exactly: the range
 falls on whole UTC hours and no click attribute is filtered on; else raw clicks, which give
-the same numbers), and the shape of the answers. The reads are app/stats/repository.py's."""
+the same numbers), and the shape of the answers. The reads are app/stats/repository.py's
+(SqlReads), or app/stats/clickhouse.py's with ClickHouse as the click store."""
 
 from bisect import bisect_right
 from collections import defaultdict
@@ -10,11 +11,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clickhouse.client import ClickHouse
 from app.clicks.rollups import NO_VALUE, ROLLUP_DIMENSIONS
 from app.core.tables import Link
 from app.stats import repository
+from app.stats.clickhouse import ClickHouseReads
 from app.stats.periods import Interval, bucket_starts, is_hour_aligned
-from app.stats.repository import Scope
+from app.stats.repository import Scope, SqlReads
 
 UNKNOWN, OTHER, NONE = "(unknown)", "(other)", "(none)"
 # Dimensions whose missing value is a fact, not a gap: an ordinary browser is in no app,
@@ -33,6 +36,15 @@ DIMENSIONS = (*CLICK_DIMENSIONS, *LINK_DIMENSIONS, *TIME_DIMENSIONS)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
+Reads = SqlReads | ClickHouseReads
+
+
+def reads_for(session: AsyncSession, clickhouse: ClickHouse | None) -> Reads:
+    """The reads of the click store: ClickHouse's when it is one (TAUTAN_CLICKHOUSE_URL),
+    else the SQL database's. `session` reads the links either way."""
+    return ClickHouseReads(session, clickhouse) if clickhouse else SqlReads(session)
+
+
 @dataclass
 class Count:
     clicks: int = 0
@@ -43,17 +55,17 @@ class Count:
         self.visitors += visitors
 
 
-async def _per_link(session: AsyncSession, scope: Scope) -> list[tuple[int, bool, int, int]]:
+async def _per_link(reads: Reads, scope: Scope) -> list[tuple[int, bool, int, int]]:
     if scope.q.rollups_apply:
-        return await repository.per_link_from_rollups(session, scope)
-    return await repository.per_link_from_clicks(session, scope)
+        return await reads.per_link_from_rollups(scope)
+    return await reads.per_link_from_clicks(scope)
 
 
-async def summary(session: AsyncSession, scope: Scope) -> dict[str, Any]:
-    rows = await _per_link(session, scope)
+async def summary(reads: Reads, scope: Scope) -> dict[str, Any]:
+    rows = await _per_link(reads, scope)
     counted = [r for r in rows if scope.q.include_bots or not r[1]]
     clicks = sum(r[2] for r in counted)
-    first, last = await _first_and_last(session, scope) if clicks else (None, None)
+    first, last = await _first_and_last(reads, scope) if clicks else (None, None)
     return {
         "clicks": clicks,
         "unique_visitors": sum(r[3] for r in counted),
@@ -64,34 +76,30 @@ async def summary(session: AsyncSession, scope: Scope) -> dict[str, Any]:
     }
 
 
-async def _first_and_last(
-    session: AsyncSession, scope: Scope
-) -> tuple[datetime | None, datetime | None]:
+async def _first_and_last(reads: Reads, scope: Scope) -> tuple[datetime | None, datetime | None]:
     """The first and last counted click. The rollups tell in which hours they fall, so
     only those two hours of raw clicks are read; if those were purged, the hour it is."""
     first_hour = last_hour = None
     if scope.q.rollups_apply:
-        first_hour, last_hour = await repository.counted_hours(session, scope)
-    first = await repository.edge_click(session, scope, last=False, within_hour=first_hour)
-    last = await repository.edge_click(session, scope, last=True, within_hour=last_hour)
+        first_hour, last_hour = await reads.counted_hours(scope)
+    first = await reads.edge_click(scope, last=False, within_hour=first_hour)
+    last = await reads.edge_click(scope, last=True, within_hour=last_hour)
     return first or first_hour, last or last_hour
 
 
-async def _slots(session: AsyncSession, scope: Scope, *, rollups: bool) -> list[Any]:
+async def _slots(reads: Reads, scope: Scope, *, rollups: bool) -> list[Any]:
     """Clicks and visitors per UTC hour (rollups) or per 15 minutes (raw clicks)."""
     if rollups:
-        return await repository.per_hour(session, scope)
-    return await repository.per_slot(session, scope)
+        return await reads.per_hour(scope)
+    return await reads.per_slot(scope)
 
 
-async def timeseries(
-    session: AsyncSession, scope: Scope, interval: Interval
-) -> list[dict[str, Any]]:
+async def timeseries(reads: Reads, scope: Scope, interval: Interval) -> list[dict[str, Any]]:
     q = scope.q
     starts = bucket_starts(q.start, q.end, interval, q.tz)
     rollups = q.rollups_apply and all(is_hour_aligned(s) for s in starts)
     counts = [Count() for _ in starts]
-    for slot, clicks, visitors in await _slots(session, scope, rollups=rollups):
+    for slot, clicks, visitors in await _slots(reads, scope, rollups=rollups):
         counts[bisect_right(starts, slot) - 1].add(clicks, visitors)
     return [
         {"start": start.isoformat(), "clicks": c.clicks, "unique_visitors": c.visitors}
@@ -100,63 +108,57 @@ async def timeseries(
 
 
 async def _by_click_attribute(
-    session: AsyncSession, scope: Scope, dimension: str
+    reads: Reads, scope: Scope, dimension: str
 ) -> dict[str | None, Count]:
     q = scope.q
     counts: dict[str | None, Count] = defaultdict(Count)
     edges = [(q.start, q.end)]  # what raw clicks must answer
     if q.rollups_apply and dimension in ROLLUP_DIMENSIONS and scope.days is not None:
-        for value, clicks, visitors in await repository.per_value_from_days(
-            session, scope, dimension
-        ):
+        for value, clicks, visitors in await reads.per_value_from_days(scope, dimension):
             counts[value].add(clicks, visitors)
         edges = scope.around_days
     for start, end in edges:  # one query each, so that each reads only its own range
-        for value, clicks, visitors in await repository.per_value_from_clicks(
-            session, scope, dimension, start, end
+        for value, clicks, visitors in await reads.per_value_from_clicks(
+            scope, dimension, start, end
         ):
             counts[value].add(clicks, visitors)
     return counts
 
 
-async def _by_link_attribute(
-    session: AsyncSession, scope: Scope, dimension: str
-) -> dict[str | None, Count]:
+async def _by_link_attribute(reads: Reads, scope: Scope, dimension: str) -> dict[str | None, Count]:
     per_link: dict[int, Count] = defaultdict(Count)
-    for link_id, is_bot, clicks, visitors in await _per_link(session, scope):
+    for link_id, is_bot, clicks, visitors in await _per_link(reads, scope):
         if scope.q.include_bots or not is_bot:
             per_link[link_id].add(clicks, visitors)
-    values = await repository.link_values(session, list(per_link), LINK_DIMENSIONS[dimension])
+    values = await repository.link_values(reads.session, list(per_link), LINK_DIMENSIONS[dimension])
     counts: dict[str | None, Count] = defaultdict(Count)
     for link_id, count in per_link.items():
         counts[values.get(link_id)].add(count.clicks, count.visitors)
     return counts
 
 
-async def _by_time(session: AsyncSession, scope: Scope, dimension: str) -> dict[str | None, Count]:
+async def _by_time(reads: Reads, scope: Scope, dimension: str) -> dict[str | None, Count]:
     counts: dict[str | None, Count] = defaultdict(Count)
     rollups = scope.q.rollups_apply and scope.q.whole_hour_zone
-    for slot, clicks, visitors in await _slots(session, scope, rollups=rollups):
+    for slot, clicks, visitors in await _slots(reads, scope, rollups=rollups):
         local = slot.astimezone(scope.q.tz)
         value = str(local.hour) if dimension == "hour_of_day" else WEEKDAYS[local.weekday()]
         counts[value].add(clicks, visitors)
     return counts
 
 
-async def breakdown(
-    session: AsyncSession, scope: Scope, dimension: str, limit: int
-) -> list[dict[str, Any]]:
+async def breakdown(reads: Reads, scope: Scope, dimension: str, limit: int) -> list[dict[str, Any]]:
     """Rows largest first; nulls form `(unknown)` (`(none)` for in_app and bot_name), rows
     past `limit` are summed into `(other)`, so the rows always add up to the summary's
     clicks."""
     if dimension in LINK_DIMENSIONS:
-        counts = await _by_link_attribute(session, scope, dimension)
+        counts = await _by_link_attribute(reads, scope, dimension)
         if dimension == "domain" and "" in counts:  # the base host's links
             counts[scope.q.base_host] = counts.pop("")
     elif dimension in TIME_DIMENSIONS:
-        counts = await _by_time(session, scope, dimension)
+        counts = await _by_time(reads, scope, dimension)
     else:
-        counts = await _by_click_attribute(session, scope, dimension)
+        counts = await _by_click_attribute(reads, scope, dimension)
     merged: dict[str, Count] = defaultdict(Count)
     missing = NONE if dimension in NONE_FOR_NULL else UNKNOWN
     for value, count in counts.items():

@@ -28,7 +28,9 @@ def member(workspace_id: int) -> Principal:
 
 
 async def devices(session: AsyncSession, scope: Scope) -> dict[str, tuple[int, int]]:
-    rows = await repository.per_value_from_clicks(session, scope, "device_type", START, END)
+    rows = await repository.SqlReads(session).per_value_from_clicks(
+        scope, "device_type", START, END
+    )
     return {value: (clicks, visitors) for value, clicks, visitors in rows}
 
 
@@ -84,10 +86,10 @@ async def test_slots_are_quarter_hours_of_utc(session: AsyncSession) -> None:
     ten = START + timedelta(hours=10)
     for moment in (ten, ten + timedelta(minutes=14, seconds=59), ten + timedelta(minutes=15)):
         await add_click(session, sale, moment)
-    slots = sorted(await repository.per_slot(session, scope_of(member(shop))))
+    slots = sorted(await repository.SqlReads(session).per_slot(scope_of(member(shop))))
     assert slots == [(ten, 2, 2), (ten + timedelta(minutes=15), 1, 1)]
-    first = await repository.edge_click(session, scope_of(member(shop)), last=False)
-    last = await repository.edge_click(session, scope_of(member(shop)), last=True)
+    first = await repository.SqlReads(session).edge_click(scope_of(member(shop)), last=False)
+    last = await repository.SqlReads(session).edge_click(scope_of(member(shop)), last=True)
     assert (first, last) == (ten, ten + timedelta(minutes=15))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from app.clickhouse.client import connect
 from app.clicks.raw import RawClick
 from app.clicks.writer import ClickWriter
 from app.config import Settings
@@ -41,12 +42,15 @@ def write_log(settings: Settings) -> None:
     async def drain() -> None:
         engine = create_engine(settings.database_url)
         sessionmaker = create_sessionmaker(engine)
+        clickhouse = connect(settings.clickhouse_url) if settings.clickhouse_url else None
         writer = ClickWriter.for_settings(
-            settings, sessionmaker, SecretKey(sessionmaker, settings.secret_key)
+            settings, sessionmaker, SecretKey(sessionmaker, settings.secret_key), clickhouse
         )
         writer.stop(drain_s=60)  # stops once the log is written to its end
         await writer.run()
         await engine.dispose()
+        if clickhouse:
+            await clickhouse.close()
 
     run(drain())
 
@@ -56,7 +60,9 @@ def click_writer(client: TestClient) -> ClickWriter:
     if (writer := getattr(client, "click_writer", None)) is None:
         state = state_of(client)
         settings = state.settings
-        writer = ClickWriter.for_settings(settings, state.sessionmaker, state.secret_key)
+        writer = ClickWriter.for_settings(
+            settings, state.sessionmaker, state.secret_key, state.clickhouse
+        )
         client.click_writer = writer  # type: ignore[attr-defined]
     return writer
 

@@ -4,6 +4,7 @@
 from app.core.tables.api_key import ApiKey
 from app.core.tables.base import Base
 from app.core.tables.click import Click
+from app.core.tables.clickhouse_batch import ClickHouseBatch
 from app.core.tables.dashboard_session import DashboardSession
 from app.core.tables.domain import Domain
 from app.core.tables.instance_secret import InstanceSecret
@@ -19,7 +20,7 @@ from app.core.tables.visitor_salt import VisitorSalt
 from app.core.tables.workspace import Workspace
 
 __all__ = [
-    "UTM_FIELDS", "ApiKey", "Base", "Click", "DashboardSession", "Domain", "InstanceSecret", "Link",
+    "UTM_FIELDS", "ApiKey", "Base", "Click", "ClickHouseBatch", "DashboardSession", "Domain", "InstanceSecret", "Link",
     "LinkTag", "LogOffset", "RollupDay", "RollupHour", "StreamEntry", "UserAgent",
     "VisitorDay", "VisitorSalt", "Workspace",
 ]  # fmt: skip

@@ -1,18 +1,24 @@
 """For any click set and any filter, every view of the KPIs tells the same total:
-time series == summary == each breakdown == CSV rows."""
+time series == summary == each breakdown == CSV rows; with the clicks in the SQL database
+and in ClickHouse (embedded, and the server of TAUTAN_TEST_CLICKHOUSE_URL when set)."""
 
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
 from hypothesis import strategies as st
 from sqlalchemy import delete, update
 from starlette.testclient import TestClient
 
+from app.config import Settings
 from app.core.tables import Click, Link, RollupDay, RollupHour
 from app.stats.service import DIMENSIONS
-from tests.support.app import create_link, make_key, run_in_transaction
+from tests.support.app import create_link, make_key, run_in_transaction, state_of
+from tests.support.clickhouse import ENGINES, clear, fresh_clickhouse
 from tests.support.clicks import raw_click, seed_clicks
 
 START = datetime(2026, 3, 25, tzinfo=UTC)  # spans Europe's change to summer time
@@ -56,7 +62,15 @@ filters = st.fixed_dictionaries(
 )
 
 
-@settings(
+@pytest.fixture(params=["sql", *ENGINES])
+def settings(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Settings:
+    """The click store: the SQL database, or ClickHouse."""
+    if request.param == "sql":
+        return settings
+    return settings.model_copy(update={"clickhouse_url": fresh_clickhouse(request.param, tmp_path)})
+
+
+@examples(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(clicks=clicks, params=filters)
@@ -70,6 +84,8 @@ def test_every_view_adds_up_to_the_summary(
         for i in range(3)
     ]
     run_in_transaction(client, _forget_clicks)
+    if state_of(client).clickhouse:
+        clear(client)
     seed_clicks(client, [
         raw_click(links[link], START + timedelta(minutes=minute), ua=AGENTS[agent],
                   referer=REFERERS[referer], ip=f"203.0.113.{ip}", trigger="qr" if qr else "link")

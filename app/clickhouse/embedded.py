@@ -1,0 +1,161 @@
+"""Embedded ClickHouse (chdb) for `chdb:///DIR`. A chdb folder can be open in one process
+only (a second one fails with `Code: 36 … EmbeddedServer`), and a process can hold one
+folder at a time. So one process owns DIR: the first that needs it and takes the lock
+`DIR/owner.lock`. It runs the statements of every other process of the machine, which
+send them through the Unix socket `DIR/owner.sock`. When the owner exits or is killed, the
+lock is free; the next process that needs the store takes it over. An insert cut short by
+that is sent again: its token keeps it from being stored twice."""
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+from app.clickhouse.client import ClickHouse, ClickHouseError, insert_statement, parameter_text
+
+log = logging.getLogger(__name__)
+ATTEMPTS = 40  # about 10 s in all: an owner killed mid-statement is replaced meanwhile
+PAUSE_S = 0.25
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
+LENGTH = struct.Struct("!I")
+OK, FAILED = b"+", b"-"
+
+
+class _Owner:
+    """This process's hold on a folder: the chdb session, and the socket the other
+    processes reach it by."""
+
+    def __init__(self, folder: Path, lock: int) -> None:
+        from chdb import session  # only where chdb:/// is configured
+
+        self.folder, self.lock, self.users = folder, lock, 0
+        self.session = session.Session(str(folder / "data"))
+        self.server: asyncio.Server | None = None
+
+    def run(self, sql: str, params: dict[str, str], fmt: str | None, body: bytes | None) -> bytes:
+        text = sql if body is None else sql + "\n" + body.decode()
+        try:
+            result = self.session.query(text, fmt or "Null", params=params or None)
+        except Exception as exc:  # chdb's ChdbError, or a RuntimeError of its binding
+            raise ClickHouseError(str(exc)) from None
+        return result.bytes() if fmt else b""
+
+    async def serve(self, socket_path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):  # left by an owner that was killed
+            os.unlink(socket_path)
+        self.server = await asyncio.start_unix_server(self._answer, path=str(socket_path))
+        os.chmod(socket_path, 0o600)
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            request = json.loads(await _read_frame(reader))
+            body = await _read_frame(reader) if request["body"] else None
+            try:
+                answer = await asyncio.to_thread(
+                    self.run, request["sql"], request["params"], request["fmt"], body
+                )
+                writer.write(OK + LENGTH.pack(len(answer)) + answer)
+            except ClickHouseError as exc:
+                message = str(exc).encode()
+                writer.write(FAILED + LENGTH.pack(len(message)) + message)
+            await writer.drain()
+        writer.close()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        await asyncio.to_thread(self.session.close)
+        fcntl.flock(self.lock, fcntl.LOCK_UN)
+        os.close(self.lock)
+
+
+_owners: dict[Path, _Owner] = {}  # at most one: chdb holds one folder per process
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    (length,) = LENGTH.unpack(await reader.readexactly(LENGTH.size))
+    return await reader.readexactly(length)
+
+
+class Embedded(ClickHouse):
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder).resolve()
+        self.socket_path = self.folder / "owner.sock"
+        if len(str(self.socket_path)) > MAX_SOCKET_PATH:
+            raise ValueError(f"the chdb folder's path is too long for a socket: {self.folder}")
+        self._owner: _Owner | None = None
+
+    async def _run(self, sql: str, params: dict[str, Any], fmt: str | None) -> bytes:
+        return await self._send(sql, params, fmt, None)
+
+    async def insert(self, table: str, body: bytes, token: str) -> None:
+        await self._send(insert_statement(table, token), {}, None, body)
+
+    async def _send(
+        self, sql: str, params: dict[str, Any], fmt: str | None, body: bytes | None
+    ) -> bytes:
+        texts = {name: parameter_text(value) for name, value in params.items()}
+        for _ in range(ATTEMPTS):
+            owner = self._owner or await self._take_over()
+            if owner is not None:
+                return await asyncio.to_thread(owner.run, sql, texts, fmt, body)
+            try:
+                return await self._ask({"sql": sql, "params": texts, "fmt": fmt}, body)
+            except (OSError, asyncio.IncompleteReadError):  # no owner, or it just died
+                await asyncio.sleep(PAUSE_S)
+        raise ClickHouseError(f"no process answers for the chdb folder {self.folder}")
+
+    async def _take_over(self) -> _Owner | None:
+        """This process's owner of the folder, if it holds it or can take it now."""
+        owner = _owners.get(self.folder)
+        if owner is None:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            lock = os.open(self.folder / "owner.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(lock)
+                return None  # another process owns it
+            try:
+                owner = await asyncio.to_thread(_Owner, self.folder, lock)
+                await owner.serve(self.socket_path)
+            except BaseException:
+                os.close(lock)  # also lets go of the lock
+                raise
+            log.info("this process owns the embedded ClickHouse in %s", self.folder)
+            _owners[self.folder] = owner
+        owner.users += 1
+        self._owner = owner
+        return owner
+
+    async def _ask(self, request: dict[str, Any], body: bytes | None) -> bytes:
+        """The owner's answer, on a connection of its own (a Unix socket costs microseconds
+        to open, and requests of one process need not wait for each other)."""
+        reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
+        try:
+            header = json.dumps({**request, "body": body is not None}).encode()
+            writer.write(LENGTH.pack(len(header)) + header)
+            if body is not None:
+                writer.write(LENGTH.pack(len(body)) + body)
+            await writer.drain()
+            status = await reader.readexactly(1)
+            answer = await _read_frame(reader)
+        finally:
+            writer.close()
+        if status != OK:
+            raise ClickHouseError(answer.decode(errors="replace"))
+        return answer
+
+    async def close(self) -> None:
+        if self._owner is not None:
+            owner, self._owner = self._owner, None
+            owner.users -= 1
+            if owner.users == 0:
+                del _owners[self.folder]
+                await owner.close()

@@ -1,0 +1,227 @@
+"""The stats' reads with ClickHouse as the click store: the queries of SqlReads
+(app/stats/repository.py), on the tables and views of migrations/clickhouse/, which hold
+what the SQL store's clicks and rollups hold. So app/stats/service.py shapes both into the
+same answers. Which links a request counts is the SQL database's to say (links live there);
+ClickHouse then reads their clicks by workspace, or by link id."""
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clickhouse.client import ClickHouse
+from app.core.tables import Link
+from app.stats.repository import (
+    CSV_COLUMNS,
+    EVERY_CLICK_DIMENSION,
+    LINK_NAME,
+    SLOT,
+    Match,
+    Scope,
+    Totals,
+    link_values,
+)
+
+CSV_PAGE = 10_000  # rows a CSV query reads at a time
+# The click attributes a breakdown may read from raw clicks (service.CLICK_DIMENSIONS).
+CLICK_ATTRIBUTES = frozenset({
+    "country", "device_type", "os", "browser", "device_brand", "referrer_source", "in_app",
+    "trigger", "language", "bot_name", "region", "city", "device_model", "referrer_domain",
+})  # fmt: skip
+Where = tuple[list[str], dict[str, Any]]  # conditions and their parameters
+
+
+class ClickHouseReads:
+    def __init__(self, session: AsyncSession, clickhouse: ClickHouse) -> None:
+        self.session, self.clickhouse = session, clickhouse
+        self._links: dict[Scope, Where] = {}
+
+    async def _of(self, scope: Scope) -> Where:
+        """The conditions for the links in scope (looked up once a request)."""
+        if scope not in self._links:
+            if scope.q.link_filters:
+                ids = await self.session.scalars(
+                    select(Link.id).where(*scope.principal.sees(Link), *scope.q.link_filters)
+                )
+                self._links[scope] = (["link_id IN {links:Array(UInt32)}"], {"links": sorted(ids)})
+            elif scope.principal.is_admin:
+                self._links[scope] = ([], {})
+            else:
+                workspace = scope.principal.workspace_id
+                self._links[scope] = (
+                    ["workspace_id = {workspace:UInt32}"],
+                    {"workspace": workspace},
+                )
+        return self._links[scope]
+
+    async def _hours(
+        self, scope: Scope, *, bots: bool | None, start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Where:  # fmt: skip
+        conditions, params = await self._of(scope)
+        start, end = (
+            max(start or scope.q.start, scope.q.start),
+            min(end or scope.q.end, scope.q.end),
+        )
+        conditions = [
+            *conditions,
+            "hour >= {start:DateTime('UTC')}",
+            "hour < {end:DateTime('UTC')}",
+        ]
+        params = {
+            **params,
+            "start": start.replace(microsecond=0),
+            "end": end.replace(microsecond=0),
+        }
+        return _bots(conditions, params, bots)
+
+    async def _days(self, scope: Scope, dimension: str, *, bots: bool | None) -> Where:
+        assert scope.days is not None
+        conditions, params = await self._of(scope)
+        first, last = scope.days
+        conditions = [*conditions, "dimension = {dimension:String}", "day >= {first:Date}",
+                      "day < {last:Date}"]  # fmt: skip
+        params = {**params, "dimension": dimension, "first": first, "last": last}
+        return _bots(conditions, params, bots)
+
+    async def _clicks(
+        self, scope: Scope, *, bots: bool | None, start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Where:  # fmt: skip
+        conditions, params = await self._of(scope)
+        start, end = (
+            max(start or scope.q.start, scope.q.start),
+            min(end or scope.q.end, scope.q.end),
+        )
+        conditions = [*conditions, "ts >= {start:DateTime64(6, 'UTC')}",
+                      "ts < {end:DateTime64(6, 'UTC')}"]  # fmt: skip
+        params = {**params, "start": start, "end": end}
+        for name, column, match in (("country", "country", scope.q.country),
+                                    ("device", "device_type", scope.q.device)):  # fmt: skip
+            if match:
+                conditions.append(_matches(column, name, match))
+                params[name] = list(match.values)
+        return _bots(conditions, params, bots)
+
+    async def _sums(self, sql: str, where: Where) -> list[Any]:
+        conditions, params = where
+        return await self.clickhouse.query(
+            sql.format(where=" AND ".join(conditions) or "1"), **params
+        )
+
+    async def per_link_from_rollups(self, scope: Scope) -> list[tuple[int, bool, int, int]]:
+        """As SqlReads.per_link_from_rollups: whole days from the daily view, the hours
+        around them from the hourly one."""
+        by_link = ("SELECT link_id, is_bot, sum(clicks), sum(visitors) FROM {table} "
+                   "WHERE {{where}} GROUP BY link_id, is_bot")  # fmt: skip
+        rows = []
+        for start, end in scope.around_days:
+            where = await self._hours(scope, bots=None, start=start, end=end)
+            rows += await self._sums(by_link.format(table="rollup_hours"), where)
+        if scope.days is not None:
+            where = await self._days(scope, EVERY_CLICK_DIMENSION, bots=None)
+            rows += await self._sums(by_link.format(table="rollup_days"), where)
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+    async def per_link_from_clicks(self, scope: Scope) -> list[tuple[int, bool, int, int]]:
+        rows = await self._sums(
+            "SELECT link_id, is_bot, count(), countIf(new_visitor) FROM clicks "
+            "WHERE {where} GROUP BY link_id, is_bot",
+            await self._clicks(scope, bots=None),
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+    async def counted_hours(self, scope: Scope) -> tuple[datetime | None, datetime | None]:
+        [(first, last)] = await self._sums(
+            "SELECT minOrNull(hour), maxOrNull(hour) FROM rollup_hours WHERE {where}",
+            await self._hours(scope, bots=scope.bots),
+        )
+        return first, last
+
+    async def edge_click(
+        self, scope: Scope, *, last: bool, within_hour: datetime | None = None
+    ) -> datetime | None:
+        window = (
+            {"start": within_hour, "end": within_hour + timedelta(hours=1)} if within_hour else {}
+        )
+        order = "DESC" if last else "ASC"
+        rows = await self._sums(
+            f"SELECT ts FROM clicks WHERE {{where}} ORDER BY ts {order} LIMIT 1",
+            await self._clicks(scope, bots=scope.bots, **window),
+        )
+        return rows[0][0] if rows else None
+
+    async def per_hour(self, scope: Scope) -> list[Totals]:
+        rows = await self._sums(
+            "SELECT hour, sum(clicks), sum(visitors) FROM rollup_hours WHERE {where} GROUP BY hour",
+            await self._hours(scope, bots=scope.bots),
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+    async def per_slot(self, scope: Scope) -> list[Totals]:
+        minutes = int(SLOT.total_seconds() // 60)
+        rows = await self._sums(
+            f"SELECT toStartOfInterval(ts, INTERVAL {minutes} MINUTE) AS slot, count(), "
+            "countIf(new_visitor) FROM clicks WHERE {where} GROUP BY slot",
+            await self._clicks(scope, bots=scope.bots),
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+    async def per_value_from_days(self, scope: Scope, dimension: str) -> list[Totals]:
+        rows = await self._sums(
+            "SELECT value, sum(clicks), sum(visitors) FROM rollup_days WHERE {where} "
+            "GROUP BY value",
+            await self._days(scope, dimension, bots=scope.bots),
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+    async def per_value_from_clicks(
+        self, scope: Scope, dimension: str, start: datetime, end: datetime
+    ) -> list[Totals]:
+        if dimension not in CLICK_ATTRIBUTES:
+            raise ValueError(f"no click attribute {dimension!r}")
+        rows = await self._sums(
+            f"SELECT {dimension}, count(), countIf(new_visitor) FROM clicks WHERE {{where}} "
+            f"GROUP BY {dimension}",
+            await self._clicks(scope, bots=scope.bots, start=start, end=end),
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+    async def raw_clicks(self, scope: Scope) -> AsyncIterator[Sequence[Any]]:
+        """As SqlReads.raw_clicks: oldest first (ids follow the order of receipt), a page
+        of CSV_PAGE rows at a time; `link` named as the SQL database names it."""
+        columns = ", ".join("link_id" if name == "link" else name for name in CSV_COLUMNS)
+        link_at = CSV_COLUMNS.index("link")
+        conditions, params = await self._clicks(scope, bots=scope.bots)
+        after = -1
+        while True:
+            page = await self.clickhouse.query(
+                f"SELECT {columns} FROM clicks WHERE {' AND '.join(conditions)} "
+                f"AND id > {{after:Int64}} ORDER BY id LIMIT {CSV_PAGE}",
+                **params,
+                after=after,
+            )
+            if not page:
+                return
+            ids = sorted({row[link_at] for row in page})
+            names = await link_values(self.session, ids, LINK_NAME)
+            for row in page:
+                row[link_at] = names.get(row[link_at])
+                yield row
+            after = page[-1][0]
+
+
+def _bots(conditions: list[str], params: dict[str, Any], bots: bool | None) -> Where:
+    if bots is None:
+        return conditions, params
+    return [*conditions, "is_bot = {bot:Bool}"], {**params, "bot": bots}
+
+
+def _matches(column: str, name: str, match: Match) -> str:
+    """As Match.condition: `column` in the values, or (excluding) null or not in them."""
+    values = f"{{{name}:Array(String)}}"
+    if match.exclude:
+        return f"({column} IS NULL OR {column} NOT IN {values})"
+    return f"{column} IN {values}"

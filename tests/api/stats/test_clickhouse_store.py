@@ -1,0 +1,206 @@
+"""ClickHouse as the click store (TAUTAN_CLICKHOUSE_URL): the stats give the SQL store's
+answers for the same clicks, a batch is stored once however often it is sent, and a batch
+that did not reach ClickHouse is inserted by a later round."""
+
+import csv
+import dataclasses
+import io
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, func, select
+from starlette.testclient import TestClient
+
+from app.clickhouse.client import ClickHouseError, Server
+from app.clicks.raw import RawClick
+from app.clicks.store.clickhouse import ClickHouseStore
+from app.config import Settings
+from app.core.tables import ClickHouseBatch, Link, VisitorDay
+from app.main import create_app
+from app.stats.service import DIMENSIONS
+from tests.support.app import BASE_URL, PEER, create_link, make_key, run_in_transaction, state_of
+from tests.support.clickhouse import query
+from tests.support.clicks import click_writer, raw_click, seed_clicks, with_writer
+from tests.support.geo import JAKARTA, JAKARTA_V4, MUNICH, write_mmdb
+
+START = datetime(2026, 3, 25, tzinfo=UTC)  # spans Europe's change to summer time
+AGENTS = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 334.0.0.42.95",
+    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+]
+REFERERS = ["", "https://l.instagram.com/", "https://t.co/x", "https://www.google.com/"]
+ADDRESSES = ["36.64.0.7", "36.64.1.9", "81.10.0.3", "203.0.113.5", "203.0.113.6"]
+QUERIES: list[dict[str, Any]] = [
+    {},
+    {"tz": "Asia/Kolkata"},
+    {"from": "2026-03-26T10:30:00", "to": "2026-04-02T05:15:00"},
+    {"country": "ID", "tz": "Europe/Berlin"},
+    {"device": "-desktop", "include_bots": "true"},
+    {"link": "go.brand.test/sale", "utm_campaign": "spring"},
+    {"tag": "-even", "domain": "127.0.0.1"},
+]
+
+
+def seeded_answers(client: TestClient, clicks: list[RawClick]) -> dict[str, Any]:
+    """Every stats answer for QUERIES, after writing `clicks` through the app's writer."""
+    seed_clicks(client, clicks)
+    reader = make_key(client, "stats:read")
+    answers: dict[str, Any] = {}
+    for asked in QUERIES:
+        params = {"from": "2026-03-24", "to": "2026-04-05"} | asked
+
+        def get(path: str, params: dict = params, **extra: object) -> Any:
+            response = client.get(f"/api/stats/{path}", params={**params, **extra}, headers=reader)
+            assert response.status_code == 200, response.text
+            return response.json() if path != "clicks.csv" else response.text
+
+        key = str(sorted(params.items()))
+        answers[key + " summary"] = get("summary")
+        for interval in ("hour", "day", "week"):
+            answers[f"{key} {interval}"] = get("timeseries", interval=interval)
+        for dimension in DIMENSIONS:
+            answers[f"{key} {dimension}"] = get(f"breakdown/{dimension}", limit=5)
+        rows = list(csv.DictReader(io.StringIO(get("clicks.csv"))))
+        assert len(rows) == answers[key + " summary"]["clicks"]
+        # Ids differ, and so do visitor ids: a day's salt is made anew once the one of the
+        # first run is deleted (two days on, here while the first run wrote later days).
+        answers[key + " csv"] = sorted(str({**row, "id": 0, "visitor_id": 0}) for row in rows)
+    return answers
+
+
+def test_clickhouse_gives_the_sql_stores_answers(
+    settings: Settings, clickhouse_url: str, tmp_path: Path
+) -> None:
+    geo = write_mmdb(
+        tmp_path / "city.mmdb", "GeoIP2-City", {JAKARTA_V4: JAKARTA, "81.10.0.0/16": MUNICH}
+    )
+    settings = settings.model_copy(update={"geoip_db": str(geo)})
+    rng = random.Random(7)
+    with with_writer(TestClient(create_app(settings), base_url=BASE_URL, client=PEER)) as sql:
+        admin = make_key(sql, "admin")
+        assert (
+            sql.post("/api/domains", json={"host": "go.brand.test"}, headers=admin).status_code
+            == 201
+        )
+        links = [
+            create_link(sql, admin, slug="sale", utm_campaign="spring", tags=["even"]),
+            create_link(sql, admin, slug="menu", utm_campaign="autumn"),
+            create_link(sql, admin, slug="sale", domain="go.brand.test", utm_campaign="spring"),
+        ]
+        clicks = [
+            raw_click(rng.choice(links), START + timedelta(minutes=rng.randrange(11 * 24 * 60)),
+                      ua=rng.choice(AGENTS), referer=rng.choice(REFERERS),
+                      ip=rng.choice(ADDRESSES), language=rng.choice(["id-ID", "de", ""]),
+                      trigger=rng.choice(["link", "link", "qr"]))
+            for _ in range(400)
+        ]  # fmt: skip
+        in_sql = seeded_answers(sql, clicks)
+    assert (
+        in_sql[str(sorted({"from": "2026-03-24", "to": "2026-04-05"}.items())) + " summary"][
+            "clicks"
+        ]
+        > 300
+    )
+    in_clickhouse_settings = settings.model_copy(update={"clickhouse_url": clickhouse_url})
+    app = create_app(in_clickhouse_settings)
+    with with_writer(TestClient(app, base_url=BASE_URL, client=PEER)) as clickhouse:
+        # The same links, and the visitors' first clicks of a day to be marked anew.
+        run_in_transaction(clickhouse, lambda s: s.execute(delete(VisitorDay)))
+        in_clickhouse = seeded_answers(clickhouse, clicks)
+        assert query(clickhouse, "SELECT count() FROM clicks") == [[len(clicks)]]
+    assert in_clickhouse.keys() == in_sql.keys()
+    for key in in_sql:
+        assert in_clickhouse[key] == in_sql[key], key
+
+
+@pytest.fixture
+def clickhouse_client(settings: Settings, clickhouse_url: str) -> Any:
+    app = create_app(settings.model_copy(update={"clickhouse_url": clickhouse_url}))
+    with with_writer(TestClient(app, base_url=BASE_URL, client=PEER)) as client:
+        yield client
+
+
+def totals(client: TestClient) -> list[list[int]]:
+    """Clicks, and what each view counted of them."""
+    return [
+        query(client, "SELECT count() FROM clicks")[0],
+        query(client, "SELECT sum(clicks) FROM rollup_hours")[0],
+        query(client, "SELECT sum(clicks) FROM rollup_days WHERE dimension = 'device_type'")[0],
+    ]
+
+
+def test_a_batch_sent_twice_is_stored_once(clickhouse_client: TestClient) -> None:
+    client = clickhouse_client
+    link = create_link(client, make_key(client, "admin"), url="https://shop.test/")
+    store = click_writer(client).clickhouse
+    assert store is not None
+    clicks = [raw_click(link, START + timedelta(minutes=n), ip=f"203.0.113.{n}") for n in range(5)]
+    seed_clicks(client, clicks)
+    assert totals(client) == [[5], [5], [5]]
+
+    # The same body and token again (a writer killed between ClickHouse's insert and the
+    # deletion of the kept batch; then a second writer inserts what it left).
+    rows = _rows(client, clicks)
+    kept = run_in_transaction(client, lambda s: store.keep(s, rows))
+    batch = run_in_transaction(
+        client, lambda s: s.execute(select(ClickHouseBatch.body, ClickHouseBatch.token)
+                                    .where(ClickHouseBatch.id == kept))
+    ).one()  # fmt: skip
+    assert client.portal is not None
+    for _ in range(2):
+        client.portal.call(store.clickhouse.insert, "clicks", batch.body, batch.token)
+    assert totals(client) == [[10], [10], [10]]  # once: the batch's own 5, not 10 more
+    client.portal.call(store.insert, state_of(client).sessionmaker, kept)
+    assert totals(client) == [[10], [10], [10]]
+    assert run_in_transaction(client, _kept_batches) == 0
+
+
+def _rows(client: TestClient, clicks: list[RawClick]) -> list[dict[str, Any]]:
+    writer = click_writer(client)
+    assert client.portal is not None
+    rows = client.portal.call(writer._enrich, [_with_workspace(client, c) for c in clicks])
+    for row in rows:
+        row["new_visitor"] = False
+    return rows
+
+
+def _with_workspace(client: TestClient, click: RawClick) -> RawClick:
+    workspace = run_in_transaction(
+        client, lambda s: s.scalar(select(Link.workspace_id).where(Link.id == click.link_id))
+    )
+    return dataclasses.replace(click, workspace_id=workspace)
+
+
+async def _kept_batches(session: Any) -> int:
+    return await session.scalar(select(func.count()).select_from(ClickHouseBatch))
+
+
+def test_a_batch_clickhouse_did_not_take_is_inserted_by_a_later_round(
+    clickhouse_client: TestClient,
+) -> None:
+    client = clickhouse_client
+    state = state_of(client)
+    link = create_link(client, make_key(client, "admin"), url="https://shop.test/")
+    writer = click_writer(client)
+    assert writer.clickhouse is not None and client.portal is not None
+    working = writer.clickhouse
+    writer.clickhouse = ClickHouseStore(Server("http://127.0.0.1:9"))  # nothing listens there
+    clicks = [raw_click(link, START + timedelta(minutes=n), ip=f"203.0.113.{n}") for n in range(3)]
+    with pytest.raises(ClickHouseError):
+        seed_clicks(client, clicks)
+    # Committed in the SQL database: the link's counters, and the batch kept for ClickHouse.
+    assert run_in_transaction(client, lambda s: s.scalar(select(Link.clicks))) == 3
+    assert run_in_transaction(client, _kept_batches) == 1
+    assert totals(client) == [[0], [0], [0]]
+    # Another writer's round takes it once it is left long enough.
+    later = ClickHouseStore(working.clickhouse, left_after=timedelta(0))
+    assert client.portal.call(later.insert, state.sessionmaker) == 1
+    assert totals(client) == [[3], [3], [3]]
+    assert run_in_transaction(client, _kept_batches) == 0
+    writer.clickhouse = working
