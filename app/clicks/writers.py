@@ -61,7 +61,7 @@ async def run_writer(settings: Settings) -> None:
         loop.add_signal_handler(signum, writer.stop)
     path = stats_path(settings.spool_dir, os.getpid())
     with contextlib.suppress(OSError):
-        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def publish() -> None:
         figures = {"pid": os.getpid(), **asdict(writer.stats)}

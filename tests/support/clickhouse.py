@@ -59,3 +59,13 @@ def clear(client: TestClient) -> None:
     assert clickhouse is not None and client.portal is not None
     for table in ("clicks", "rollup_hours", "rollup_days"):
         client.portal.call(clickhouse.execute, f"TRUNCATE TABLE {table}")
+
+
+def referrers(url: str) -> list[str]:
+    """The Referers of the clicks ClickHouse at `url` holds (asking the process that owns
+    an embedded one, if another does)."""
+
+    async def read(clickhouse: ClickHouse) -> list[str]:
+        return [row[0] for row in await clickhouse.query("SELECT referrer_url FROM clicks")]
+
+    return run(_at(url, read))

@@ -46,7 +46,8 @@ class Traffic:
     """Threads sending redirects, each with a Referer of its own, until stopped; which of
     them were answered with a 302, and how many got no answer (a connection cut)."""
 
-    def __init__(self, base: str, slug: str, threads: int = 4) -> None:
+    def __init__(self, base: str, slug: str, threads: int = 4, name: str = "news") -> None:
+        self.name = name  # in the Referers: two Traffics' clicks tell apart
         self.answered: set[str] = set()
         self.unanswered = 0
         self._stop = threading.Event()
@@ -62,7 +63,7 @@ class Traffic:
             for n in range(20_000):  # bounded; stop() ends it sooner
                 if self._stop.is_set():
                     return
-                referer = f"https://news.example/{thread}/{n}"
+                referer = f"https://{self.name}.example/{thread}/{n}"
                 try:
                     response = client.get(
                         f"/{slug}", headers={"User-Agent": HUMAN, "Referer": referer}
@@ -80,10 +81,13 @@ class Traffic:
         for thread in self._threads:
             thread.join(timeout=60)
 
-    def written(self, database_url: str) -> list[str]:
-        """Stop, then the Referers of the click rows once there are as many as answered
-        clicks, and a second more: anything written twice would be by then."""
+    def written(
+        self, database_url: str, stored: Callable[[str], list[str]] = referrers
+    ) -> list[str]:
+        """Stop, then the Referers of the click rows (those `stored` reads at
+        `database_url`) once there are as many as answered clicks, and a second more:
+        anything written twice would be by then."""
         self.stop()
-        assert wait_until(lambda: len(referrers(database_url)) >= len(self.answered))
+        assert wait_until(lambda: len(stored(database_url)) >= len(self.answered))
         time.sleep(1)
-        return referrers(database_url)
+        return stored(database_url)

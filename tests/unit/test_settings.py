@@ -1,5 +1,7 @@
 """Settings a production server refuses to start with, and the ones it takes."""
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -44,3 +46,19 @@ def test_a_retention_under_one_day_is_refused() -> None:
         retention.cutoff(0)
     with pytest.raises(ValueError):
         Settings(retention_days=0)
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("clickhouse://db:9000/x", "http(s)://user:password@host:8123/database or chdb:///DIR"),
+        ("db.internal:8123", "http(s)://user:password@host:8123/database or chdb:///DIR"),
+        ("chdb://", "names the folder"),
+        ("chdb:///", "names the folder"),
+    ],
+)
+def test_a_clickhouse_url_is_a_server_or_a_chdb_folder(url: str, refused: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(refused)):
+        Settings(clickhouse_url=url)
+    for good in ("https://tautan:pw@ch.internal:8443/tautan", "chdb:///var/lib/tautan/ch"):
+        assert Settings(clickhouse_url=good).clickhouse_url == good

@@ -1,0 +1,86 @@
+"""The ClickHouse schema's migrations: applied once each, in order, by `tautan migrate`
+with the SQL database's; the raw clicks kept as TAUTAN_RETENTION_DAYS says; a misnamed or
+misnumbered migration file refused."""
+
+from pathlib import Path
+
+import pytest
+
+from app.clickhouse import schema
+from app.clickhouse.client import ClickHouse, connect
+from tests.support.cli import command
+from tests.support.clickhouse import TABLES
+from tests.support.databases import run
+
+
+async def _inspect(url: str) -> tuple[list[int], set[str], str]:
+    clickhouse: ClickHouse = connect(url)
+    try:
+        versions = await schema.applied(clickhouse)
+        tables = {t for (t,) in await clickhouse.query("SHOW TABLES")}
+        [(clicks,)] = await clickhouse.query(
+            "SELECT create_table_query FROM system.tables "
+            "WHERE database = currentDatabase() AND name = 'clicks'"
+        )
+        return versions, tables, clicks
+    finally:
+        await clickhouse.close()
+
+
+def test_tautan_migrate_applies_both_schemas_once(database_url: str, tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'chdb'}"
+    env = {"TAUTAN_DATABASE_URL": database_url, "TAUTAN_CLICKHOUSE_URL": url,
+           "TAUTAN_RETENTION_DAYS": "30"}  # fmt: skip
+    for _ in range(2):  # the second time, nothing is left to apply
+        result = command("migrate", env=env)
+        assert result.returncode == 0, result.stdout
+        assert "ClickHouse is at the latest migration" in result.stdout
+    versions, tables, clicks = run(_inspect(url))
+    assert versions == [m.version for m in schema.migrations()]  # each once
+    assert set(TABLES) <= tables
+    assert "TTL toDateTime(ts) + toIntervalDay(_CAST(30" in clicks
+    result = command("migrate", env={**env, "TAUTAN_RETENTION_DAYS": None})
+    assert result.returncode == 0
+    assert " TTL " not in run(_inspect(url))[2]  # kept for ever again
+
+
+def test_the_retention_applies_on_the_server_too(tmp_path: Path, clickhouse_url: str) -> None:
+    async def keep(days: int | None) -> str:
+        clickhouse = connect(clickhouse_url)
+        try:
+            await schema.upgrade(clickhouse, days)
+        finally:
+            await clickhouse.close()
+        return (await _inspect(clickhouse_url))[2]
+
+    assert "toIntervalDay(_CAST(7" in run(keep(7))
+    assert " TTL " not in run(keep(None))
+
+
+@pytest.mark.parametrize(
+    ("names", "refused"),
+    [
+        (["0001_clicks.sql", "clicks_2.sql"], "named NNNN_name.sql"),
+        (["0001_clicks.sql", "0003_views.sql"], "numbered 1, 2, 3"),
+        (["0002_clicks.sql"], "numbered 1, 2, 3"),
+    ],
+)
+def test_misnamed_or_misnumbered_migrations_are_refused(
+    tmp_path: Path, names: list[str], refused: str
+) -> None:
+    for name in names:
+        (tmp_path / name).write_text("SELECT 1;")
+    with pytest.raises(ValueError, match=refused):
+        schema.migrations(tmp_path)
+
+
+def test_a_migrations_statements_split_at_semicolons_without_comments(tmp_path: Path) -> None:
+    (tmp_path / "0001_two.sql").write_text(
+        "-- a comment; with a semicolon\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n\n"
+        "CREATE TABLE b (x UInt8) ENGINE = Memory;\n"
+    )
+    [migration] = schema.migrations(tmp_path)
+    assert migration.statements == (
+        "CREATE TABLE a (x UInt8) ENGINE = Memory",
+        "CREATE TABLE b (x UInt8) ENGINE = Memory",
+    )
