@@ -2,8 +2,8 @@
 front of it that sends `GET|HEAD /{slug}` straight to the redirect handler."""
 
 import asyncio
-import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,6 +41,7 @@ from app.redirect.sites import Sites
 from app.secret_key import SecretKey
 from app.stats.routes import router as stats_router
 
+log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 # How long the start waits for the instance secret (kept in the database in development):
 # a server must come up while the database is down, to serve cached links and say so.
@@ -198,8 +199,12 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
         await sealing
         if forwarder and forwarding:  # what was logged last, if Redis answers at once
             forwarder.stop()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(forwarding, LAST_FORWARD_S)
+            except TimeoutError:
+                log.warning("the click stream did not take this process's last clicks in "
+                            "%.0f s: they wait in the local log for the next start on this "
+                            "machine", LAST_FORWARD_S)  # fmt: skip
             await forwarder.close()
         keying.cancel()
         rate_limiter.close()

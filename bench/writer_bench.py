@@ -6,7 +6,7 @@ a second), for each N in turn on a fresh database.
 
     .venv/bin/python -m bench.writer_bench [--clicks 200000] [--processes 1 2]
         [--new-ua-share 0.05] [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
-        [--stream redis://127.0.0.1:6379/8]
+        [--stream redis://127.0.0.1:6379/8] [--chdb]
 
 The log is written first, in segments of 4,000 clicks (what one serving process seals every
 200 ms at 20,000 redirects/s); then the writers start, and their rate is counted from their
@@ -18,7 +18,12 @@ The writers run as real processes, reading a real log, on SQLite in a temp dir a
 With `--stream` (a Redis database the bench may empty), each run is done twice: writers
 reading the local log, then the same clicks forwarded into the Redis Stream first (as the
 serving processes' forwarders do; their rate is printed too) and read from there. The
-stream's figure is compared with the local log's."""
+stream's figure is compared with the local log's.
+
+With `--chdb`, each run is done once more with embedded ClickHouse as the click store
+(TAUTAN_CLICKHOUSE_URL=chdb:///DIR): a click counts as written once its batch is in
+ClickHouse (the links' counters hold it, and no batch waits in `clickhouse_batches`); at
+the end ClickHouse's own count is checked. Its figure is compared with the SQL store's."""
 
 import argparse
 import asyncio
@@ -35,10 +40,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from app import migrate
+from app.clickhouse.client import connect
 from app.clicks.log import ClickLog
 from app.clicks.stream import StreamForwarder
+from app.config import Settings
 from app.core.database import create_engine
-from app.core.tables import Click
+from app.core.tables import Click, ClickHouseBatch, Link
 from bench.databases import postgres_database
 from bench.stats_bench import make_links, raw_clicks, world
 
@@ -47,12 +54,28 @@ LIVE_RATE = 20_000  # clicks/s of the stream logged
 TAUTAN = str(Path(sys.executable).parent / "tautan")
 
 
-async def _count(url: str) -> int:
+async def _count(url: str, clickhouse: bool = False) -> int:
+    """Clicks written: rows of `clicks`; with ClickHouse as the store, the links' counters
+    (committed with each batch), less one while a batch waits to go to ClickHouse."""
     engine = create_engine(url)
     async with engine.connect() as connection:
-        count = await connection.scalar(select(func.count()).select_from(Click))
+        if clickhouse:
+            counted = func.coalesce(func.sum(Link.clicks + Link.bot_clicks), 0)
+            count = await connection.scalar(select(counted))
+            count -= bool(await connection.scalar(select(func.count(ClickHouseBatch.id))))
+        else:
+            count = await connection.scalar(select(func.count()).select_from(Click))
     await engine.dispose()
     return count or 0
+
+
+async def _clickhouse_count(url: str) -> int:
+    clickhouse = connect(url)
+    try:
+        [(count,)] = await clickhouse.query("SELECT count() FROM clicks")
+    finally:
+        await clickhouse.close()
+    return int(count)
 
 
 async def _database(kind: str, server: str | None, name: str, tmp: Path) -> str:
@@ -112,8 +135,9 @@ def forward_log(stream: str, spool: Path, clicks: int) -> None:
 
 
 def run_writers(
-    url: str, spool: Path, tmp: Path, processes: int, clicks: int, stream: str | None = None
-) -> float:
+    url: str, spool: Path, tmp: Path, processes: int, clicks: int, stream: str | None = None,
+    clickhouse: str | None = None,
+) -> float:  # fmt: skip
     """`tautan writer --processes N` until the log (or the stream) is written; its clicks/s
     from its first committed click on."""
     env = {**os.environ, "TAUTAN_DATABASE_URL": url, "TAUTAN_SPOOL_DIR": str(spool),
@@ -121,6 +145,8 @@ def run_writers(
            "TAUTAN_SECRET_KEY": "bench-" + "x" * 40}  # fmt: skip
     if stream:
         env["TAUTAN_CLICK_STREAM"] = stream
+    if clickhouse:
+        env["TAUTAN_CLICKHOUSE_URL"] = clickhouse
     writer = subprocess.Popen(
         [TAUTAN, "writer", "--processes", str(processes)],
         env=env,
@@ -130,7 +156,7 @@ def run_writers(
     try:
         deadline = time.monotonic() + 1800
         first: tuple[float, int] | None = None
-        while (written := asyncio.run(_count(url))) < clicks:
+        while (written := asyncio.run(_count(url, bool(clickhouse)))) < clicks:
             if writer.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the writers stopped at {written:,} of {clicks:,} clicks")
             if first is None and written:
@@ -152,6 +178,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--postgres", help="also on this local PostgreSQL server")
     parser.add_argument("--stream", help="also through the Redis Stream at this URL (emptied)")
+    parser.add_argument("--chdb", action="store_true", help="also into embedded ClickHouse")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tautan-writer-bench-"))
     name = f"tautan_writer_bench_{os.getpid()}"
@@ -160,19 +187,33 @@ def main() -> None:
         for kind in kinds:
             rates = {}
             for processes in args.processes:
-                for log in ["segments", "stream"] if args.stream else ["segments"]:
+                logs = ["segments", "stream"] if args.stream else ["segments"]
+                runs = [(log, "sql") for log in logs] + (
+                    [("segments", "chdb")] if args.chdb else []
+                )
+                for log, store in runs:
                     url = asyncio.run(_database(kind, args.postgres, name, tmp))
-                    spool = tmp / f"spool-{kind}-{processes}-{log}"
+                    spool = tmp / f"spool-{kind}-{processes}-{log}-{store}"
                     fill_log(spool, url, tmp, args)
                     stream = args.stream if log == "stream" else None
                     if stream:
                         forward_log(stream, spool, args.clicks)
-                    rate = run_writers(url, spool, tmp, processes, args.clicks, stream)
-                    rates[processes, log] = rate
-                    base = rates[args.processes[0], "segments"]
+                    clickhouse = None
+                    if store == "chdb":
+                        clickhouse = f"chdb://{tmp / f'chdb-{kind}-{processes}'}"
+                        migrate.upgrade_stores(
+                            Settings(database_url=url, clickhouse_url=clickhouse)
+                        )
+                    rate = run_writers(url, spool, tmp, processes, args.clicks, stream, clickhouse)
+                    if clickhouse:
+                        stored = asyncio.run(_clickhouse_count(clickhouse))
+                        assert stored == args.clicks, f"{stored:,} of {args.clicks:,} in ClickHouse"
+                    rates[processes, log, store] = rate
+                    base = rates[args.processes[0], "segments", "sql"]
+                    into = f"{log} into {'embedded ClickHouse' if clickhouse else kind}"
                     print(
-                        f"{kind}, {log}: {processes} writer process(es): {rate:,.0f} clicks/s"
-                        f" = {rate / base:.2f} × {args.processes[0]} reading segments "
+                        f"{kind}, {into}: {processes} writer process(es): {rate:,.0f} clicks/s"
+                        f" = {rate / base:.2f} × {args.processes[0]} reading segments into {kind} "
                         f"({args.clicks:,} clicks, {args.new_ua_share:.0%} new User-Agents)",
                         flush=True,
                     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -188,6 +188,7 @@ class ClickWriter:
         async with self.sessionmaker() as session, session.begin():
             await lock_writes(session, alone=False)
             if self.clickhouse is not None:
+                rows = await self._of_links_there(session, rows)
                 await mark_new_visitors(session, rows)
                 kept = await self.clickhouse.keep(session, rows)
             else:
@@ -214,6 +215,20 @@ class ClickWriter:
             if not _refused_as_data(exc):
                 raise
             return await self._one_by_one(session, rows)
+        return rows
+
+    async def _of_links_there(
+        self, session: AsyncSession, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The rows whose link is still there: ClickHouse has no foreign key to refuse a
+        click of a link erased meanwhile, as the SQL database does."""
+        ids = {row["link_id"] for row in rows}
+        there = set(await session.scalars(select(LINKS.c.id).where(LINKS.c.id.in_(ids))))
+        if len(there) < len(ids):
+            taken = [row for row in rows if row["link_id"] in there]
+            self.stats.clicks_rejected += len(rows) - len(taken)
+            log.warning("%d clicks of erased links dropped", len(rows) - len(taken))
+            return taken
         return rows
 
     async def _one_by_one(

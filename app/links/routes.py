@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import ReadSession, ShortUrls, WriteSession, writes_of
+from app.api.deps import ReadSession, ShortUrls, State, WriteSession, writes_of
 from app.api.errors import documented
 from app.auth import require_scopes
 from app.core.errors import AppError, Invalid
@@ -198,6 +198,7 @@ async def delete_link(
     principal: LinksWrite,
     session: WriteSession,
     ctx: ShortUrls,
+    state: State,
     domain: DomainParam = None,
     purge: Annotated[
         bool, Query(description="erase the link and all its clicks and stats; irreversible")
@@ -210,7 +211,8 @@ async def delete_link(
     clicks, its hourly and daily stats and its tags (for a GDPR erasure request, say). This
     is **irreversible**: the slug then answers 404, and the link's clicks leave every total."""
     if purge:
-        await service.purge_link(session, principal, slug, service.domain_named(domain, ctx))
+        on = service.domain_named(domain, ctx)
+        await service.purge_link(session, principal, slug, on, state.clickhouse)
     else:
         await service.archive_link(session, principal, slug, service.domain_named(domain, ctx))
     return Response(status_code=204)

@@ -11,7 +11,9 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clickhouse.client import ClickHouse
 from app.clicks.retention import erase_link
+from app.clicks.store import clickhouse as clickhouse_store
 from app.core.clock import utcnow
 from app.core.errors import AppError, Invalid, NotFound, validation_error
 from app.core.principal import Principal
@@ -267,11 +269,18 @@ async def archive_link(
 
 
 async def purge_link(
-    session: AsyncSession, principal: Principal, slug: str, domain: str = ""
+    session: AsyncSession,
+    principal: Principal,
+    slug: str,
+    domain: str = "",
+    clickhouse: ClickHouse | None = None,
 ) -> None:
-    """Delete the link with its clicks, rollups and tags, for good (erasure on request)."""
+    """Delete the link with its clicks, rollups and tags, for good (erasure on request);
+    its clicks in ClickHouse too, when that is the click store."""
     link = await get_link(session, principal, slug, domain)
     await erase_link(session, link.id)
+    if clickhouse is not None:
+        await clickhouse_store.erase_link(clickhouse, link.id)
     await session.delete(link)  # its tags go with it
     await session.flush()
 

@@ -36,6 +36,16 @@ def entries_written(url: str) -> int:
         return sum(group["entries-read"] or 0 for group in groups)
 
 
+def stream_state(url: str) -> dict:
+    """The stream's length, and its group's pending entries per consumer (for a failure's
+    message)."""
+    with redis.Redis.from_url(url) as client:
+        if not client.exists("tautan:clicks"):
+            return {}
+        pending = client.xpending("tautan:clicks", "tautan-writers")
+        return {"length": client.xlen("tautan:clicks"), "pending": pending}
+
+
 class ThrowawayRedis:
     """A Redis server of the test's own (appending every write to its file, as a production
     one should), which the test may stop and start on the same port and data."""

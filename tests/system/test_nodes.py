@@ -17,7 +17,7 @@ from app.clickhouse.client import chdb_folder
 from tests.support import clickhouse, traffic
 from tests.support.clickhouse import fresh_clickhouse
 from tests.support.server import TAUTAN, serving
-from tests.support.stream import entries_written, stream_url
+from tests.support.stream import entries_written, stream_state, stream_url
 from tests.support.traffic import Traffic, create_link, wait_until
 
 
@@ -77,7 +77,11 @@ def test_nodes_and_writers_lose_and_repeat_no_click(
             two.stop()
             answered = one.answered | two.answered
             # Once all are in, and a second more: anything written twice would be by then.
-            assert wait_until(lambda: len(stored(where)) >= len(answered))
+            assert wait_until(lambda: len(stored(where)) >= len(answered)), (
+                f"{len(stored(where))} of {len(answered)} answered clicks written; "
+                f"stream: {stream_state(env['TAUTAN_CLICK_STREAM'])}; "
+                f"node 2 logged: {node2.stdout.read()[-3000:]}"  # type: ignore[union-attr]
+            )
             time.sleep(1)
             written = stored(where)
         finally:

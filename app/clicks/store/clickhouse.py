@@ -82,3 +82,11 @@ class ClickHouseStore:
             async with sessionmaker.begin() as session:
                 await session.execute(delete(BATCHES).where(BATCHES.c.id == batch_id))
         return len(batches)
+
+
+async def erase_link(clickhouse: ClickHouse, link_id: int) -> None:
+    """Delete every click of a link, and its rows of the KPI views (erasure on request)."""
+    for table in ("clicks", "rollup_hours", "rollup_days"):
+        await clickhouse.execute(
+            f"DELETE FROM {table} WHERE link_id = {{link:UInt32}}", link=link_id
+        )

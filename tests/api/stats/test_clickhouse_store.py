@@ -204,3 +204,34 @@ def test_a_batch_clickhouse_did_not_take_is_inserted_by_a_later_round(
     assert totals(client) == [[3], [3], [3]]
     assert run_in_transaction(client, _kept_batches) == 0
     writer.clickhouse = working
+
+
+def test_an_erased_link_leaves_clickhouse_and_its_late_clicks_are_dropped(
+    clickhouse_client: TestClient,
+) -> None:
+    client = clickhouse_client
+    admin = make_key(client, "admin")
+    kept, erased = create_link(client, admin, slug="kept"), create_link(client, admin, slug="gone")
+    when = START + timedelta(hours=1)
+    seed_clicks(client, [raw_click(link, when) for link in (kept, erased, erased)])
+    assert query(client, "SELECT link_id, count() FROM clicks GROUP BY link_id ORDER BY link_id") == [
+        [kept["id"], 1], [erased["id"], 2],
+    ]  # fmt: skip
+    assert client.delete("/api/links/gone?purge=true", headers=admin).status_code == 204
+    for table in ("clicks", "rollup_hours", "rollup_days"):
+        assert query(client, f"SELECT DISTINCT link_id FROM {table}") == [[kept["id"]]], table
+    # A click of it still in the click log when it was erased: not stored, and counted.
+    writer = click_writer(client)
+    rejected = writer.stats.clicks_rejected
+    click = _with_workspace(client, raw_click(kept, when))
+    late = [click, dataclasses.replace(click, link_id=erased["id"])]
+    assert client.portal is not None
+    client.portal.call(writer.write, late)
+    assert query(client, "SELECT link_id, count() FROM clicks GROUP BY link_id") == [
+        [kept["id"], 2]
+    ]
+    assert writer.stats.clicks_rejected == rejected + 1
+    summary = client.get(
+        "/api/stats/summary", params={"from": "2026-03-25", "to": "2026-03-25"}, headers=admin
+    )
+    assert summary.json()["clicks"] == 2
