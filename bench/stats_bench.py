@@ -6,7 +6,10 @@ against the same set computed naively from raw clicks. See bench/README.md.
         --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test [--chdb]
 
 With `--chdb`, the same clicks go once more into embedded ClickHouse (clicks and their KPI
-views in chdb, links in a SQLite file), and the dashboard set is timed on it too.
+views in chdb, links in a SQLite file), and the dashboard set is timed on it too;
+`--chdb-clicks 10000000` then copies them inside ClickHouse (new ids and visitor ids, the
+same links and times, through the same views) up to that many, as the writer would take
+an hour to.
 """
 
 import argparse
@@ -421,6 +424,8 @@ async def bench(
         workspace, link_ids, slugs = await make_links(engine, args.links)
         rate = await seed(engine, url, tmp, args, workspace, link_ids, now, clickhouse)
         console.print(f"[bold]{name}: the writer stored {rate:,.0f} clicks/s[/]")
+        if clickhouse and args.chdb_clicks > args.clicks:
+            await multiply(clickhouse, -(-args.chdb_clicks // args.clicks))
         if args.seed_only:
             return {"name": name, "rate": rate, "rows": [], "top": slugs[0]}
         if name == "postgresql":  # what autovacuum does to a live server after a bulk load
@@ -455,6 +460,20 @@ async def bench(
         return {"name": name, "rate": rate, "rows": rows, "top": slugs[0]}
     finally:
         await engine.dispose()
+
+
+async def multiply(clickhouse: ClickHouse, times: int) -> None:
+    """The clicks copied inside ClickHouse until there are `times` as many."""
+    started = time.perf_counter()
+    original = 1 << 40  # above every id the writer gives (batch id << 24, + place)
+    for copy in range(1, times):
+        await clickhouse.execute(
+            "INSERT INTO clicks SELECT * REPLACE (id + {copy:UInt64} * {original:UInt64} AS id, "
+            "concat(visitor_id, {tag:String}) AS visitor_id) FROM clicks WHERE id < {original:UInt64}",
+            copy=copy, original=original, tag=f"~{copy}",
+        )  # fmt: skip
+    [(count,)] = await clickhouse.query("SELECT count() FROM clicks")
+    console.print(f"  chdb: copied to {count:,} clicks in {time.perf_counter() - started:,.0f} s")
 
 
 def revision() -> str:
@@ -559,6 +578,9 @@ def cli() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the databases, to EXPLAIN")
     parser.add_argument("--seed-only", action="store_true", help="measure the writer only")
     parser.add_argument("--chdb", action="store_true", help="also with embedded ClickHouse")
+    parser.add_argument(
+        "--chdb-clicks", type=int, default=0, help="copy ClickHouse's clicks up to this many"
+    )
     parser.add_argument(
         "--new-ua-share", type=float, default=0.05,
         help="share of clicks whose User-Agent the writer has never seen (default 0.05)",

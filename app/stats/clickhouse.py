@@ -42,10 +42,21 @@ class ClickHouseReads:
         """The conditions for the links in scope (looked up once a request)."""
         if scope not in self._links:
             if scope.q.link_filters:
-                ids = await self.session.scalars(
-                    select(Link.id).where(*scope.principal.sees(Link), *scope.q.link_filters)
+                found = await self.session.execute(
+                    select(Link.workspace_id, Link.id).where(
+                        *scope.principal.sees(Link), *scope.q.link_filters
+                    )
                 )
-                self._links[scope] = (["link_id IN {links:Array(UInt32)}"], {"links": sorted(ids)})
+                rows = found.all()
+                workspaces, links = sorted({w for w, _ in rows}), sorted({i for _, i in rows})
+                # The workspaces first: the clicks are ordered by workspace, then link.
+                self._links[scope] = (
+                    [
+                        "workspace_id IN {workspaces:Array(UInt32)}",
+                        "link_id IN {links:Array(UInt32)}",
+                    ],
+                    {"workspaces": workspaces, "links": links},
+                )
             elif scope.principal.is_admin:
                 self._links[scope] = ([], {})
             else:
