@@ -11,8 +11,10 @@ COPY pyproject.toml constraints.txt README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
 # Editable, so `tautan migrate` finds alembic.ini and migrations/ beside the code; the
-# runtime dependencies only, at the versions of constraints.txt (those `make` installs).
-RUN pip install --no-cache-dir -c constraints.txt -e .
+# runtime dependencies only, at the versions of constraints.txt (those `make` installs),
+# with the client of a ClickHouse server (TAUTAN_CLICKHOUSE_URL=http(s)://…; embedded chdb,
+# some 270 MB, is left out).
+RUN pip install --no-cache-dir -c constraints.txt -e '.[clickhouse]'
 USER tautan
 VOLUME /data
 EXPOSE 8000
