@@ -426,6 +426,8 @@ async def bench(
         console.print(f"[bold]{name}: the writer stored {rate:,.0f} clicks/s[/]")
         if clickhouse and args.chdb_clicks > args.clicks:
             await multiply(clickhouse, -(-args.chdb_clicks // args.clicks))
+        if clickhouse:
+            await merge_parts(clickhouse)
         if args.seed_only:
             return {"name": name, "rate": rate, "rows": [], "top": slugs[0]}
         if name == "postgresql":  # what autovacuum does to a live server after a bulk load
@@ -466,14 +468,37 @@ async def multiply(clickhouse: ClickHouse, times: int) -> None:
     """The clicks copied inside ClickHouse until there are `times` as many."""
     started = time.perf_counter()
     original = 1 << 40  # above every id the writer gives (batch id << 24, + place)
+    columns = [name for (name,) in await clickhouse.query(
+        "SELECT name FROM system.columns WHERE database = currentDatabase() "
+        "AND table = 'clicks' ORDER BY position"
+    )]  # fmt: skip
+    copied = {
+        "id": "id + {copy:UInt64} * {original:UInt64}",
+        "visitor_id": "concat(visitor_id, {tag:String})",
+    }
+    select = ", ".join(copied.get(name, name) for name in columns)
     for copy in range(1, times):
         await clickhouse.execute(
-            "INSERT INTO clicks SELECT * REPLACE (id + {copy:UInt64} * {original:UInt64} AS id, "
-            "concat(visitor_id, {tag:String}) AS visitor_id) FROM clicks WHERE id < {original:UInt64}",
+            f"INSERT INTO clicks ({', '.join(columns)}) SELECT {select} FROM clicks "
+            "WHERE id < {original:UInt64}",
             copy=copy, original=original, tag=f"~{copy}",
         )  # fmt: skip
     [(count,)] = await clickhouse.query("SELECT count() FROM clicks")
     console.print(f"  chdb: copied to {count:,} clicks in {time.perf_counter() - started:,.0f} s")
+
+
+async def merge_parts(clickhouse: ClickHouse) -> None:
+    """Merge each table's parts, as a live server's background merges do within minutes
+    of a burst of inserts (each insert is a part of its own at first)."""
+    count = "SELECT count() FROM system.parts WHERE database = currentDatabase() AND active"
+    [(before,)] = await clickhouse.query(count)
+    started = time.perf_counter()
+    for table in ("clicks", "rollup_hours", "rollup_days"):
+        await clickhouse.execute(f"OPTIMIZE TABLE {table} FINAL")
+    [(after,)] = await clickhouse.query(count)
+    console.print(
+        f"  chdb: {before:,} parts merged into {after:,} in {time.perf_counter() - started:,.0f} s"
+    )
 
 
 def revision() -> str:

@@ -84,8 +84,12 @@ class Server(ClickHouse):
         if fmt is None:
             await self._call(lambda client: client.command(sql, parameters=params or None))
             return b""
+        # Counts as JSON numbers, as chdb gives them (servers before 24.x quote them).
+        settings = {"output_format_json_quote_64bit_integers": 0}
         result: bytes = await self._call(
-            lambda client: client.raw_query(sql, parameters=params or None, fmt=fmt)
+            lambda client: client.raw_query(
+                sql, parameters=params or None, settings=settings, fmt=fmt
+            )
         )
         return result
 

@@ -29,7 +29,7 @@ def member(workspace_id: int) -> Principal:
 
 async def devices(session: AsyncSession, scope: Scope) -> dict[str, tuple[int, int]]:
     rows = await repository.SqlReads(session).per_value_from_clicks(
-        scope, "device_type", START, END
+        scope, "device_type", [(START, END)]
     )
     return {value: (clicks, visitors) for value, clicks, visitors in rows}
 
