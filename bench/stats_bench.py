@@ -6,10 +6,11 @@ against the same set computed naively from raw clicks. See bench/README.md.
         --postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test [--chdb]
 
 With `--chdb`, the same clicks go once more into embedded ClickHouse (clicks and their KPI
-views in chdb, links in a SQLite file), and the dashboard set is timed on it too;
-`--chdb-clicks 10000000` then copies them inside ClickHouse (new ids and visitor ids, the
-same links and times, through the same views) up to that many, as the writer would take
-an hour to.
+views in chdb, links in a SQLite file), and the dashboard set is timed on it too.
+`--copy-to 10000000` then copies the seeded clicks inside each database up to that many
+(new ids and visitor ids, the same links and times; the SQL rollups and counters scaled
+to match, ClickHouse's views fed by the copies), where the writer would take an hour; the
+naive sets are skipped then (minutes each at that size).
 """
 
 import argparse
@@ -46,6 +47,7 @@ from app.clicks.enrich.referrer import _classify_host
 from app.clicks.log import SegmentSource
 from app.clicks.raw import RawClick
 from app.clicks.store.clickhouse import ClickHouseStore
+from app.clicks.store.sql import CLICK_COLUMNS
 from app.clicks.writer import ClickWriter
 from app.config import Settings
 from app.core.database import create_engine, create_sessionmaker
@@ -424,8 +426,11 @@ async def bench(
         workspace, link_ids, slugs = await make_links(engine, args.links)
         rate = await seed(engine, url, tmp, args, workspace, link_ids, now, clickhouse)
         console.print(f"[bold]{name}: the writer stored {rate:,.0f} clicks/s[/]")
-        if clickhouse and args.chdb_clicks > args.clicks:
-            await multiply(clickhouse, -(-args.chdb_clicks // args.clicks))
+        copied = args.copy_to > args.clicks
+        if copied and clickhouse:
+            await multiply(clickhouse, -(-args.copy_to // args.clicks))
+        elif copied:
+            await multiply_sql(engine, -(-args.copy_to // args.clicks))
         if clickhouse:
             await merge_parts(clickhouse)
         if args.seed_only:
@@ -448,7 +453,7 @@ async def bench(
                 q = StatsQuery(start=start, end=end, tz=zone, links=links, country=country)
                 console.print(f"  timing {name} {scope}{label}")
                 fast = await time_set(read, service_steps(principal, q, clickhouse), args.runs)
-                if clickhouse:  # no naive set: ClickHouse is the analytics engine itself
+                if clickhouse or copied:  # ClickHouse is the engine a naive set would use
                     rows.append((scope + label, fast.summary["clicks"], fast, None))
                     continue
                 naive = await time_set(read, naive_steps(name, principal, q), args.runs)
@@ -462,6 +467,37 @@ async def bench(
         return {"name": name, "rate": rate, "rows": rows, "top": slugs[0]}
     finally:
         await engine.dispose()
+
+
+async def multiply_sql(engine: AsyncEngine, times: int) -> None:
+    """The clicks copied in the SQL database until there are `times` as many, with the
+    rollups and the links' counters scaled to match (each copy counts as its original)."""
+    started = time.perf_counter()
+    columns = ", ".join(f'"{c}"' for c in CLICK_COLUMNS)
+    # New visitor ids of the same length: the copy's number in place of two hex digits.
+    copies = columns.replace('"visitor_id"', "substr(:tag || visitor_id, 1, 32)")
+    async with engine.begin() as connection:
+        last = await connection.scalar(select(func.max(Click.id)))
+        for copy in range(1, times):
+            await connection.execute(
+                text(
+                    f"INSERT INTO clicks ({columns}) SELECT {copies} FROM clicks WHERE id <= :last"
+                ),
+                {"tag": f"{copy:02x}", "last": last},
+            )
+        for table in ("rollup_hours", "rollup_days"):
+            await connection.execute(
+                text(f"UPDATE {table} SET clicks = clicks * :n, visitors = visitors * :n"),
+                {"n": times},
+            )
+        await connection.execute(
+            text("UPDATE links SET clicks = clicks * :n, unique_visitors = unique_visitors * :n, "
+                 "bot_clicks = bot_clicks * :n"), {"n": times},
+        )  # fmt: skip
+        count = await connection.scalar(select(func.count()).select_from(Click))
+    console.print(
+        f"  {engine.dialect.name}: copied to {count:,} clicks in {time.perf_counter() - started:,.0f} s"
+    )
 
 
 async def multiply(clickhouse: ClickHouse, times: int) -> None:
@@ -528,7 +564,7 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
     verdict = {True: "[green]PASS[/]", False: "[red]FAIL[/]"}
     for result in results:
         db = result["name"]
-        seeded = max(args.clicks, args.chdb_clicks) if db == "chdb" else args.clicks
+        seeded = max(args.clicks, args.copy_to)
         small = f" (at {seeded:,} clicks)" if seeded < TARGET_CLICKS[db] else ""
         for scope, clicks, fast, naive in result["rows"]:
             ms = fast.median
@@ -605,7 +641,7 @@ def cli() -> None:
     parser.add_argument("--seed-only", action="store_true", help="measure the writer only")
     parser.add_argument("--chdb", action="store_true", help="also with embedded ClickHouse")
     parser.add_argument(
-        "--chdb-clicks", type=int, default=0, help="copy ClickHouse's clicks up to this many"
+        "--copy-to", type=int, default=0, help="copy the seeded clicks up to this many"
     )
     parser.add_argument(
         "--new-ua-share", type=float, default=0.05,

@@ -17,12 +17,6 @@ from urllib.parse import urlsplit
 
 Rows = list[list[Any]]
 TOKEN = re.compile(r"[0-9a-f]{32}")
-# What an insert sets: the token names the body, and the materialized views check it too
-# (by default a view misses a body whose first try reached the clicks only).
-INSERT_SETTINGS = (
-    "insert_deduplicate = 1, deduplicate_blocks_in_dependent_materialized_views = 1, "
-    "insert_deduplication_token = '{token}'"
-)
 
 
 class ClickHouseError(Exception):
@@ -50,11 +44,16 @@ class ClickHouse(ABC):
     async def close(self) -> None: ...
 
 
-def insert_statement(table: str, token: str) -> str:
+def insert_settings(token: str) -> dict[str, int | str]:
+    """What an insert sets: the token names the body, and the materialized views check it
+    too (by default a view misses a body whose first try reached the clicks only)."""
     if not TOKEN.fullmatch(token):
         raise ValueError(f"an insert token is 32 hex digits, not {token!r}")
-    settings = INSERT_SETTINGS.format(token=token)
-    return f"INSERT INTO {table} SETTINGS {settings} FORMAT JSONEachRow"
+    return {
+        "insert_deduplicate": 1,
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
+        "insert_deduplication_token": token,
+    }
 
 
 class Server(ClickHouse):
@@ -94,12 +93,7 @@ class Server(ClickHouse):
         return result
 
     async def insert(self, table: str, body: bytes, token: str) -> None:
-        insert_statement(table, token)  # checks the token
-        settings = {
-            "insert_deduplicate": 1,
-            "deduplicate_blocks_in_dependent_materialized_views": 1,
-            "insert_deduplication_token": token,
-        }
+        settings = insert_settings(token)
         await self._call(
             lambda client: client.raw_insert(
                 table, insert_block=body, settings=settings, fmt="JSONEachRow"

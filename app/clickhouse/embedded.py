@@ -16,7 +16,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from app.clickhouse.client import ClickHouse, ClickHouseError, insert_statement, parameter_text
+from app.clickhouse.client import ClickHouse, ClickHouseError, insert_settings, parameter_text
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 40  # about 10 s in all: an owner killed mid-statement is replaced meanwhile
@@ -95,7 +95,12 @@ class Embedded(ClickHouse):
         return await self._send(sql, params, fmt, None)
 
     async def insert(self, table: str, body: bytes, token: str) -> None:
-        await self._send(insert_statement(table, token), {}, None, body)
+        settings = ", ".join(
+            f"{name} = {value!r}" for name, value in insert_settings(token).items()
+        )
+        await self._send(
+            f"INSERT INTO {table} SETTINGS {settings} FORMAT JSONEachRow", {}, None, body
+        )
 
     async def _send(
         self, sql: str, params: dict[str, Any], fmt: str | None, body: bytes | None

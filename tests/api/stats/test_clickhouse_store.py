@@ -235,3 +235,24 @@ def test_an_erased_link_leaves_clickhouse_and_its_late_clicks_are_dropped(
         "/api/stats/summary", params={"from": "2026-03-25", "to": "2026-03-25"}, headers=admin
     )
     assert summary.json()["clicks"] == 2
+
+
+@pytest.mark.parametrize("value", ["ID') OR 1=1 --", "a\\tb\\\\", "x\ty", "'", "{links:String}"])
+def test_filter_values_reach_clickhouse_as_values(
+    clickhouse_client: TestClient, value: str
+) -> None:
+    client = clickhouse_client
+    admin = make_key(client, "admin")
+    seed_clicks(client, [raw_click(create_link(client, admin), START + timedelta(hours=1))])
+    params = {"from": "2026-03-25", "to": "2026-03-25", "country": value, "device": value}
+    response = client.get("/api/stats/breakdown/country", params=params, headers=admin)
+    assert response.status_code == 200, response.text
+    assert (
+        response.json()["rows"] == []
+    )  # no click has that country: nothing matched, nothing broke
+    excluded = client.get(
+        "/api/stats/summary",
+        params={**params, "country": "-" + value, "device": None},
+        headers=admin,
+    )
+    assert excluded.json()["clicks"] == 1
