@@ -5,7 +5,7 @@ same answers. Which links a request counts is the SQL database's to say (links l
 ClickHouse then reads their clicks by workspace, or by link id."""
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -153,23 +153,30 @@ class ClickHouseReads:
         )
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
-    async def counted_hours(self, scope: Scope) -> tuple[datetime | None, datetime | None]:
-        [(first, last)] = await self._sums(
-            "SELECT minOrNull(hour), maxOrNull(hour) FROM rollup_hours WHERE {where}",
-            await self._hours(scope, bots=scope.bots),
-        )
-        return first, last
+    async def first_and_last(self, scope: Scope) -> tuple[datetime | None, datetime | None]:
+        """As SqlReads.first_and_last (the hours from the hourly view, then the clicks in
+        those two hours; the hour itself where they were purged), in one query."""
+        clicks, params = await self._clicks(scope, bots=scope.bots)
+        where = " AND ".join(clicks)
+        if not scope.q.rollups_apply:
+            [(first, last)] = await self.clickhouse.query(
+                f"SELECT minOrNull(ts), maxOrNull(ts) FROM clicks WHERE {where}", **params
+            )
+            return first, last
+        hours, hour_params = await self._hours(scope, bots=scope.bots)
 
-    async def edge_click(
-        self, scope: Scope, *, last: bool, within_hour: datetime | None = None
-    ) -> datetime | None:
-        window = [(within_hour, within_hour + timedelta(hours=1))] if within_hour else None
-        order = "DESC" if last else "ASC"
-        rows = await self._sums(
-            f"SELECT ts FROM clicks WHERE {{where}} ORDER BY ts {order} LIMIT 1",
-            await self._clicks(scope, bots=scope.bots, ranges=window),
+        def within(edge: str, hour: str) -> str:  # the clicks of the first or last hour
+            return (f"(SELECT {edge}(ts) FROM clicks WHERE {where} "
+                    f"AND toStartOfHour(ts) = (SELECT {hour} FROM counted))")  # fmt: skip
+
+        [(first_hour, last_hour, first, last)] = await self.clickhouse.query(
+            "WITH counted AS (SELECT minOrNull(hour) AS first, maxOrNull(hour) AS last "
+            f"FROM rollup_hours WHERE {' AND '.join(hours)}) "
+            f"SELECT first, last, {within('minOrNull', 'first')}, "
+            f"{within('maxOrNull', 'last')} FROM counted",
+            **params | hour_params,  # the names they share hold the same values
         )
-        return rows[0][0] if rows else None
+        return first or first_hour, last or last_hour
 
     async def per_hour(self, scope: Scope) -> list[Totals]:
         rows = await self._sums(

@@ -272,6 +272,16 @@ class SqlReads:
         query = query.where(*scope.clicks(bots=None)).group_by(Click.link_id, Click.is_bot)
         return [tuple(row) for row in await self.session.execute(query)]  # type: ignore[misc]
 
+    async def first_and_last(self, scope: Scope) -> tuple[datetime | None, datetime | None]:
+        """The first and last counted click. The rollups tell in which hours they fall, so
+        only those two hours of raw clicks are read; if those were purged, the hour it is."""
+        first_hour = last_hour = None
+        if scope.q.rollups_apply:
+            first_hour, last_hour = await self.counted_hours(scope)
+        first = await self.edge_click(scope, last=False, within_hour=first_hour)
+        last = await self.edge_click(scope, last=True, within_hour=last_hour)
+        return first or first_hour, last or last_hour
+
     async def counted_hours(self, scope: Scope) -> tuple[datetime | None, datetime | None]:
         """The first and last hour with a counted click, from the hourly rollup."""
         hours = select(func.min(RollupHour.hour), func.max(RollupHour.hour))

@@ -6,7 +6,6 @@ the same numbers), and the shape of the answers. The reads are app/stats/reposit
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,7 +64,7 @@ async def summary(reads: Reads, scope: Scope) -> dict[str, Any]:
     rows = await _per_link(reads, scope)
     counted = [r for r in rows if scope.q.include_bots or not r[1]]
     clicks = sum(r[2] for r in counted)
-    first, last = await _first_and_last(reads, scope) if clicks else (None, None)
+    first, last = await reads.first_and_last(scope) if clicks else (None, None)
     return {
         "clicks": clicks,
         "unique_visitors": sum(r[3] for r in counted),
@@ -74,17 +73,6 @@ async def summary(reads: Reads, scope: Scope) -> dict[str, Any]:
         "first_click": first,
         "last_click": last,
     }
-
-
-async def _first_and_last(reads: Reads, scope: Scope) -> tuple[datetime | None, datetime | None]:
-    """The first and last counted click. The rollups tell in which hours they fall, so
-    only those two hours of raw clicks are read; if those were purged, the hour it is."""
-    first_hour = last_hour = None
-    if scope.q.rollups_apply:
-        first_hour, last_hour = await reads.counted_hours(scope)
-    first = await reads.edge_click(scope, last=False, within_hour=first_hour)
-    last = await reads.edge_click(scope, last=True, within_hour=last_hour)
-    return first or first_hour, last or last_hour
 
 
 async def _slots(reads: Reads, scope: Scope, *, rollups: bool) -> list[Any]:
