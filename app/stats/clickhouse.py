@@ -5,7 +5,7 @@ same answers. Which links a request counts is the SQL database's to say (links l
 ClickHouse then reads their clicks by workspace, or by link id."""
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -155,26 +155,26 @@ class ClickHouseReads:
 
     async def first_and_last(self, scope: Scope) -> tuple[datetime | None, datetime | None]:
         """As SqlReads.first_and_last (the hours from the hourly view, then the clicks in
-        those two hours; the hour itself where they were purged), in one query."""
-        clicks, params = await self._clicks(scope, bots=scope.bots)
-        where = " AND ".join(clicks)
-        if not scope.q.rollups_apply:
-            [(first, last)] = await self.clickhouse.query(
-                f"SELECT minOrNull(ts), maxOrNull(ts) FROM clicks WHERE {where}", **params
+        those two hours; the hour itself where they were purged), in two queries."""
+        first_hour = last_hour = None
+        ranges = None  # the query's range
+        if scope.q.rollups_apply:
+            [(first_hour, last_hour)] = await self._sums(
+                "SELECT minOrNull(hour), maxOrNull(hour) FROM rollup_hours WHERE {where}",
+                await self._hours(scope, bots=scope.bots),
             )
-            return first, last
-        hours, hour_params = await self._hours(scope, bots=scope.bots)
-
-        def within(edge: str, hour: str) -> str:  # the clicks of the first or last hour
-            return (f"(SELECT {edge}(ts) FROM clicks WHERE {where} "
-                    f"AND toStartOfHour(ts) = (SELECT {hour} FROM counted))")  # fmt: skip
-
-        [(first_hour, last_hour, first, last)] = await self.clickhouse.query(
-            "WITH counted AS (SELECT minOrNull(hour) AS first, maxOrNull(hour) AS last "
-            f"FROM rollup_hours WHERE {' AND '.join(hours)}) "
-            f"SELECT first, last, {within('minOrNull', 'first')}, "
-            f"{within('maxOrNull', 'last')} FROM counted",
-            **params | hour_params,  # the names they share hold the same values
+            if first_hour is not None and last_hour is not None:
+                hour = timedelta(hours=1)
+                ranges = [(first_hour, first_hour + hour), (last_hour, last_hour + hour)]
+        conditions, params = await self._clicks(scope, bots=scope.bots, ranges=ranges)
+        # Each edge from its own hour (the other's clicks may be there, the edge's purged).
+        [(first, last)] = await self.clickhouse.query(
+            "SELECT minOrNullIf(ts, ts < {first_end:DateTime64(6, 'UTC')}), "
+            "maxOrNullIf(ts, ts >= {last_start:DateTime64(6, 'UTC')}) "
+            f"FROM clicks WHERE {' AND '.join(conditions)}",
+            **params,
+            first_end=first_hour + timedelta(hours=1) if first_hour else scope.q.end,
+            last_start=last_hour or scope.q.start,
         )
         return first or first_hour, last or last_hour
 
