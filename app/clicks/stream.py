@@ -103,11 +103,15 @@ class StreamForwarder:
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        """Until stop(); then one last round for what the process logged last."""
+        """Until stop(); then one last round for what the process logged last, begun after
+        stop() (a round under way then may have listed the segments before the last one
+        was sealed)."""
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.interval_s)
-            await self.forward()
+            if not self._stopping.is_set():
+                await self.forward()
+        await self.forward()
 
     def stop(self) -> None:
         self._stopping.set()
