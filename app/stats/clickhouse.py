@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clickhouse.client import ClickHouse
 from app.core.tables import Link
 from app.stats.repository import (
+    CLICK_DIMENSIONS,
     CSV_COLUMNS,
     EVERY_CLICK_DIMENSION,
     LINK_NAME,
@@ -25,11 +26,6 @@ from app.stats.repository import (
 )
 
 CSV_PAGE = 10_000  # rows a CSV query reads at a time
-# The click attributes a breakdown may read from raw clicks (service.CLICK_DIMENSIONS).
-CLICK_ATTRIBUTES = frozenset({
-    "country", "device_type", "os", "browser", "device_brand", "referrer_source", "in_app",
-    "trigger", "language", "bot_name", "region", "city", "device_model", "referrer_domain",
-})  # fmt: skip
 Where = tuple[list[str], dict[str, Any]]  # conditions and their parameters
 
 
@@ -206,7 +202,7 @@ class ClickHouseReads:
         self, scope: Scope, dimension: str, ranges: list[tuple[datetime, datetime]]
     ) -> list[Totals]:
         """As SqlReads.per_value_from_clicks, in one query for all the ranges."""
-        if dimension not in CLICK_ATTRIBUTES:
+        if dimension not in CLICK_DIMENSIONS:
             raise ValueError(f"no click attribute {dimension!r}")
         if not ranges:  # the whole days held all of it
             return []

@@ -12,12 +12,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.clicks.rollups import ROLLUP_DIMENSIONS
 from app.core.dialect import epoch_seconds
 from app.core.errors import AppError
 from app.core.principal import Principal
 from app.core.tables import Click, Link, LinkTag, RollupDay, RollupHour
 from app.stats.periods import is_hour_aligned
 
+# The click attributes a breakdown reads: those of the daily rollup, and those with many
+# values, from raw clicks only.
+CLICK_DIMENSIONS = (*ROLLUP_DIMENSIONS, "region", "city", "device_model", "referrer_domain")
 # Each click counts once in the daily rollup of each dimension: this one gives a link's day.
 EVERY_CLICK_DIMENSION = "device_type"
 SLOT = timedelta(minutes=15)  # every time zone's offset is a multiple of this

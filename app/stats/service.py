@@ -16,7 +16,7 @@ from app.core.tables import Link
 from app.stats import repository
 from app.stats.clickhouse import ClickHouseReads
 from app.stats.periods import Interval, bucket_starts, is_hour_aligned
-from app.stats.repository import Scope, SqlReads
+from app.stats.repository import CLICK_DIMENSIONS, Scope, SqlReads
 
 UNKNOWN, OTHER, NONE = "(unknown)", "(other)", "(none)"
 # Dimensions whose missing value is a fact, not a gap: an ordinary browser is in no app,
@@ -30,7 +30,6 @@ LINK_DIMENSIONS = {
     "domain": Link.domain,
 }
 TIME_DIMENSIONS = ("hour_of_day", "weekday")
-CLICK_DIMENSIONS = (*ROLLUP_DIMENSIONS, "region", "city", "device_model", "referrer_domain")
 DIMENSIONS = (*CLICK_DIMENSIONS, *LINK_DIMENSIONS, *TIME_DIMENSIONS)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 

@@ -25,14 +25,13 @@ from tests.support.app import BASE_URL, PEER, create_link, make_key, run_in_tran
 from tests.support.clickhouse import query
 from tests.support.clicks import click_writer, raw_click, seed_clicks, with_writer
 from tests.support.geo import JAKARTA, JAKARTA_V4, MUNICH, write_mmdb
+from tests.support.server import UAS
 
 START = datetime(2026, 3, 25, tzinfo=UTC)  # spans Europe's change to summer time
+# A phone of each kind, a desktop and a preview fetcher, and Instagram's in-app browser.
 AGENTS = [
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+    *UAS,
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 334.0.0.42.95",
-    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
 ]
 REFERERS = ["", "https://l.instagram.com/", "https://t.co/x", "https://www.google.com/"]
 ADDRESSES = ["36.64.0.7", "36.64.1.9", "81.10.0.3", "203.0.113.5", "203.0.113.6"]
