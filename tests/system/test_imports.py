@@ -4,15 +4,33 @@ chunk, so that other writers get in between two chunks."""
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
 import pytest
+from sqlalchemy import func, select
 
+from app.core.database import create_engine
 from app.core.tables import Link
 from app.links.transfer import IMPORT_CHUNK
-from tests.support.databases import count_rows, run
+from tests.support.databases import run
 from tests.support.server import KEY, serving
+
+
+async def counts_while(alive: Callable[[], bool], database_url: str) -> set[int]:
+    """The imported links counted again and again while `alive()`, on one engine: a new
+    engine for each count was slow enough, on a busy machine, to miss every chunk."""
+    engine = create_engine(database_url)
+    seen = set()
+    try:
+        while alive():
+            async with engine.connect() as connection:
+                links = await connection.scalar(select(func.count()).select_from(Link))
+            seen.add((links or 0) - 1)  # the capped link aside
+    finally:
+        await engine.dispose()
+    return seen
 
 
 def test_a_big_import_lets_other_writes_through_between_chunks(
@@ -49,9 +67,7 @@ def test_a_big_import_lets_other_writes_through_between_chunks(
             # Counted from outside the server (whose event loop the import shares with the
             # requests it answers): a count between none and all shows that the import
             # commits as it goes.
-            seen = set()
-            while importing.is_alive():
-                seen.add(run(count_rows(database_url, Link)) - 1)  # the capped link aside
+            seen = run(counts_while(importing.is_alive, database_url))
             clicking.join()
             assert any(0 < count < rows for count in seen), sorted(seen)
             assert capped_status == [302]
