@@ -40,7 +40,7 @@ class Access:
     `new`, which a route that makes links should use."""
 
     scope: str | None  # None: open to all (the TLS proxies' domain check)
-    on_link: bool = False  # names A's link (or domain): a key of another workspace gets 404
+    on_link: bool = False  # names A's link (domain, template): another workspace's key gets 404
     makes_link: bool = False
     request: Callable[[str, str], dict[str, Any]] = field(default=lambda link, new: {})
 
@@ -92,6 +92,17 @@ MATRIX: dict[tuple[str, str], tuple[Access, ...]] = {
         Access("links:write", on_link=True, request=lambda link, new: {"json": {"root_url": SHOP}}),
     ),
     ("DELETE", "/api/domains/{host}"): (Access("links:write", on_link=True),),
+    # A cell's UTM template, of workspace A, is named as its link; a new one as `new`.
+    ("POST", "/api/utm-templates"): (
+        Access("links:write", request=lambda link, new: {"json": {"name": new, "utm_source": "x"}}),
+    ),
+    ("GET", "/api/utm-templates"): (Access("links:read"),),
+    ("GET", "/api/utm-templates/{name}"): (Access("links:read", on_link=True),),
+    ("PATCH", "/api/utm-templates/{name}"): (
+        Access("links:write", on_link=True,
+               request=lambda link, new: {"json": {"utm_source": "y", "name": new}}),
+    ),
+    ("DELETE", "/api/utm-templates/{name}"): (Access("links:write", on_link=True),),
 }  # fmt: skip
 
 
@@ -114,7 +125,8 @@ def api_routes(client: TestClient) -> list[tuple[str, str, int]]:
     """(method, path, success status) of every route of the app outside NOT_API."""
     routes = []
     for route in iter_route_contexts(client.app.api.routes):  # type: ignore[attr-defined]
-        path = route.path.replace("{host:host}", "{host}")  # as OpenAPI names it
+        # as OpenAPI names them
+        path = route.path.replace("{host:host}", "{host}").replace("{name:path}", "{name}")
         if path in NOT_API_PATHS or path.startswith(NOT_API_PREFIXES):
             continue
         for method in sorted((route.methods or {"(any)"}) - {"HEAD"}):
@@ -181,6 +193,7 @@ def test_every_api_route_answers_each_caller_as_designed(client: TestClient) -> 
     b_key = headers_of["key of B"]("links:read")
     unknown_link = client.get("/api/links/no-such-link", headers=b_key).json()
     unknown_domain = client.get("/api/domains/no-such.test", headers=b_key).json()
+    unknown_template = client.get("/api/utm-templates/no-such-template", headers=b_key).json()
     wrong: list[str] = []
     cell = 0
     for method, path, success in api_routes(client):
@@ -193,9 +206,14 @@ def test_every_api_route_answers_each_caller_as_designed(client: TestClient) -> 
                 if path.startswith("/api/domains"):
                     assert client.post("/api/domains", json={"host": host_of(link)},
                                        headers=acme).status_code == 201  # fmt: skip
+                template = f"/api/utm-templates/{link}"
+                if path.startswith("/api/utm-templates"):
+                    assert client.post("/api/utm-templates", json={"name": link, "utm_source": "a"},
+                                       headers=acme).status_code == 201  # fmt: skip
                 before = client.get(f"/api/links/{link}", headers=setup).json()
                 before_domain = client.get(domain, headers=setup).json()
-                url = path.format(slug=link, dimension="country", host=host_of(link))
+                before_template = client.get(template, headers=setup).json()
+                url = path.format(slug=link, dimension="country", host=host_of(link), name=link)
                 response = client.request(method, url,
                                           headers=headers_of[caller](access.scope or "links:read"),
                                           **access.request(link, new))  # fmt: skip
@@ -204,7 +222,9 @@ def test_every_api_route_answers_each_caller_as_designed(client: TestClient) -> 
                 if response.status_code != expected:
                     wrong.append(f"{name}: {response.status_code}, expected {expected}")
                     continue
-                unknown = unknown_domain if path.startswith("/api/domains") else unknown_link
+                unknown = (unknown_domain if path.startswith("/api/domains") else
+                           unknown_template if path.startswith("/api/utm-templates") else
+                           unknown_link)  # fmt: skip
                 if expected == 404 and response.json() != unknown:
                     wrong.append(f"{name}: 404 unlike an unknown one's: {response.text}")
                 if expected != success:  # refused: nothing changed, nothing made
@@ -218,6 +238,10 @@ def test_every_api_route_answers_each_caller_as_designed(client: TestClient) -> 
                         wrong.append(f"{name}: refused, but the domain changed")
                     if client.get(f"/api/domains/{host_of(new)}", headers=setup).status_code != 404:
                         wrong.append(f"{name}: refused, but it made a domain")
+                    if client.get(template, headers=setup).json() != before_template:
+                        wrong.append(f"{name}: refused, but the template changed")
+                    if client.get(f"/api/utm-templates/{new}", headers=setup).status_code != 404:
+                        wrong.append(f"{name}: refused, but it made a template")
     assert not wrong, "\n".join(wrong)
 
 

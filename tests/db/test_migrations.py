@@ -64,6 +64,7 @@ def test_rebuilding_links_keeps_what_refers_to_them(backend: str, tmp_path: Path
     assert rows["clicks"] == 1 and rows["link_tags"] == 1 and rows.get("broken", 0) == 0
 
     migrate.downgrade(url, "da4dbbbfcd9c")  # drops a column of `links`: a rebuild
-    assert run(_rows(url)) == rows
+    # Less the click's `route` rollup row, which the targeting migration adds.
+    assert run(_rows(url)) == rows | {"rollup_days": rows["rollup_days"] - 1}
     migrate.upgrade(url)
     assert run(_rows(url)) == rows

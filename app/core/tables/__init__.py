@@ -15,6 +15,7 @@ from app.core.tables.rollup_day import RollupDay
 from app.core.tables.rollup_hour import RollupHour
 from app.core.tables.stream_entry import StreamEntry
 from app.core.tables.user_agent import UserAgent
+from app.core.tables.utm_template import UtmTemplate
 from app.core.tables.visitor_day import VisitorDay
 from app.core.tables.visitor_salt import VisitorSalt
 from app.core.tables.workspace import Workspace
@@ -22,5 +23,5 @@ from app.core.tables.workspace import Workspace
 __all__ = [
     "UTM_FIELDS", "ApiKey", "Base", "Click", "ClickHouseBatch", "DashboardSession", "Domain", "InstanceSecret", "Link",
     "LinkTag", "LogOffset", "RollupDay", "RollupHour", "StreamEntry", "UserAgent",
-    "VisitorDay", "VisitorSalt", "Workspace",
+    "UtmTemplate", "VisitorDay", "VisitorSalt", "Workspace",
 ]  # fmt: skip

@@ -47,6 +47,8 @@ class Click(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     ip: Mapped[str | None] = mapped_column(String(45))
     trigger: Mapped[str] = mapped_column(String(8))
+    # The name of the link's rule or variant that chose the destination; null: its own url.
+    route: Mapped[str | None] = mapped_column(String(64))
     # The raw User-Agent and client hints the device fields came from (`user_agents.id`;
     # no foreign key: the writer inserts the User-Agent first, and rows are never deleted).
     user_agent_id: Mapped[int | None] = mapped_column(Integer)

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.clock import utcnow
@@ -46,6 +46,12 @@ class Link(Base):
     og_title: Mapped[str | None] = mapped_column(String(300))
     og_description: Mapped[str | None] = mapped_column(String(1000))
     og_image: Mapped[str | None] = mapped_column(Text)
+    # Targeting (app/redirect/targeting.py): rules by device, OS, country and language, as
+    # the API takes them ([{name, if, url}]); A/B variants ([{name, url, weight}]); the
+    # argon2 hash of the link's password.
+    rules: Mapped[list[dict] | None] = mapped_column(JSON)
+    variants: Mapped[list[dict] | None] = mapped_column(JSON)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
     # Kept up to date by the click writer, for max_clicks and listings: human clicks,
     # their unique visitors (per UTC day, summed), and bot and preview fetches.
     clicks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -63,3 +69,7 @@ class Link(Base):
     @property
     def tags(self) -> list[str]:
         return sorted(row.tag for row in self.tag_rows)
+
+    @property
+    def has_password(self) -> bool:
+        return self.password_hash is not None
