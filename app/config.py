@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     # Failed authentication (a wrong, revoked or expired key; a bad dashboard session) per
     # client address, on every route that checks one: guessing keys stays slow.
     auth_failure_rate_limit: str = "30/minute"
+    # Password attempts on a protected link, per client address and link (right or wrong).
+    password_rate_limit: str = "10/minute"
     retention_days: PositiveInt | None = None  # unset: raw clicks are kept
     cors_origins: Annotated[list[str], NoDecode] = []
     import_max_bytes: int = 10 * 1024 * 1024  # CSV uploads to POST /api/links/import
@@ -80,7 +82,10 @@ class Settings(BaseSettings):
                 data[name] = _split(data[name])
         return data
 
-    @field_validator("write_rate_limit", "write_rate_limit_per_ip", "auth_failure_rate_limit")
+    @field_validator(
+        "write_rate_limit", "write_rate_limit_per_ip", "auth_failure_rate_limit",
+        "password_rate_limit",
+    )  # fmt: skip
     @classmethod
     def _rate(cls, value: str) -> str:
         parse(value)  # e.g. "600/minute"; raises a clear ValueError otherwise

@@ -38,8 +38,10 @@ from app.ratelimit import RateLimiter
 from app.redirect.cache import LinkCache
 from app.redirect.routes import RedirectHandler, is_root, slug_of
 from app.redirect.sites import Sites
+from app.redirect.targeting import Places
 from app.secret_key import SecretKey
 from app.stats.routes import router as stats_router
+from app.utm_templates.routes import router as utm_templates_router
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
@@ -128,7 +130,7 @@ class Dispatcher:
             if size > MAX_HEADER_BYTES:
                 return await _refuse_headers(send)
         if slug_of(scope) is not None:
-            await self.redirect(scope, send, host)
+            await self.redirect(scope, receive, send, host)
         elif scope["type"] == "http" and scope["path"].startswith("/api/"):
             await self.api_with_cors(scope, receive, send)
         elif not (is_root(scope) and await self.redirect.root(send, host)):
@@ -173,6 +175,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     metrics = Metrics(click_log, settings.spool_dir, forwarder)
     intake = ClientIntake(settings)
     rate_limiter = RateLimiter(settings)
+    places = Places(settings.geoip_db)  # for links' country rules
     retention = RetentionTask(engine, settings.retention_days)
     clickhouse = connect(settings.clickhouse_url) if settings.clickhouse_url else None
 
@@ -208,6 +211,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
             await forwarder.close()
         keying.cancel()
         rate_limiter.close()
+        places.close()
         await engine.dispose()
         await read_engine.dispose()
         if clickhouse:
@@ -246,11 +250,21 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     api.include_router(ops.router)
     api.include_router(links_router, responses=API_ERROR_RESPONSES)
     api.include_router(domains_router, responses=API_ERROR_RESPONSES)
+    api.include_router(utm_templates_router, responses=API_ERROR_RESPONSES)
     api.include_router(stats_router, responses=API_ERROR_RESPONSES)
     api.include_router(dashboard_router)
     serve_docs(api)
     return Dispatcher(
         api,
-        RedirectHandler(sites, cache, click_log.append, intake, metrics, settings.client_hints),
+        RedirectHandler(
+            sites,
+            cache,
+            click_log.append,
+            intake,
+            metrics,
+            rate_limiter.hit_password,
+            places,
+            settings.client_hints,
+        ),
         settings.cors_origins,
     )

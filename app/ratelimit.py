@@ -41,6 +41,7 @@ class RateLimiter:
         self.per_key = parse(settings.write_rate_limit)
         self.per_address = parse(settings.write_rate_limit_per_ip)
         self.failures_per_address = parse(settings.auth_failure_rate_limit)
+        self.passwords_per_address = parse(settings.password_rate_limit)
         self.resolver = ClientResolver(settings.trusted_proxies)
         redis_url = settings.redis_url
         uri = "async+" + redis_url if redis_url else "async+memory://"
@@ -78,6 +79,15 @@ class RateLimiter:
                 address,
             )
 
+    async def hit_password(self, request: Request, link_id: int) -> int | None:
+        """Count a password attempt of the request's client on a link: None while under the
+        limit, else the seconds until another may be made."""
+        address = self.client_address(request) or ""
+        limit = self.passwords_per_address
+        if await self.limiter.hit(limit, "password", str(link_id), address):
+            return None
+        return await self._retry_after(limit, "password", str(link_id), address)
+
     async def _count_failure(self, address: str) -> None:
         await self.limiter.hit(self.failures_per_address, "auth", address)
 
@@ -106,10 +116,14 @@ class RateLimiter:
             await self._refuse(limit, f"over {limit} writes for {whose}; retry later", *identity)
 
     async def _refuse(self, limit: RateLimitItem, message: str, *identity: str) -> NoReturn:
-        """429, with Retry-After: when the oldest hit in the window leaves it."""
-        stats = await self.limiter.get_window_stats(limit, *identity)
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        """429, with Retry-After."""
+        retry_after = await self._retry_after(limit, *identity)
         raise AppError(429, "rate_limited", message, headers={"Retry-After": str(retry_after)})
+
+    async def _retry_after(self, limit: RateLimitItem, *identity: str) -> int:
+        """Seconds until the oldest hit in the window leaves it."""
+        stats = await self.limiter.get_window_stats(limit, *identity)
+        return max(1, math.ceil(stats.reset_time - time.time()))
 
     def close(self) -> None:
         """Drop the Redis connections (limits offers no close of its own)."""

@@ -34,6 +34,8 @@ class RawClick:
     trigger: str  # link | qr
     # The device's client hints (HINT_HEADERS), one `name: value` line each.
     client_hints: str = ""
+    # The name of the link's rule or variant that chose the destination; "": its own url.
+    route: str = ""
 
 
 _as_row = attrgetter(*(f.name for f in fields(RawClick)))  # far cheaper than astuple
@@ -45,11 +47,13 @@ def encode(click: RawClick) -> bytes:
 
 
 # Each field's type, in order (`ts` may be written as an integer), with or without the last
-# field (a line logged before client_hints was added). A line that is JSON but not a click
+# fields (a line logged before client_hints, or route, was added). A line that is JSON but not a click
 # of these types (a disk's stray bytes that happen to parse) must be refused here: past this
 # point it would fail every batch it is in, for ever.
-_TEXTS = (str,) * 7
-_CLICK_TYPES = frozenset((int, int, ts, *_TEXTS[:texts]) for ts in (int, float) for texts in (6, 7))
+_TEXTS = (str,) * 8
+_CLICK_TYPES = frozenset(
+    (int, int, ts, *_TEXTS[:texts]) for ts in (int, float) for texts in (6, 7, 8)
+)
 _LATEST_TS = 32_503_680_000  # the year 3000: a time past it is no click's
 
 

@@ -16,7 +16,7 @@ from app.clicks.store.sql import Counts, store_for
 # time (hour_of_day, weekday) come from the hourly rollup.
 ROLLUP_DIMENSIONS = (
     "country", "device_type", "os", "browser", "device_brand", "referrer_source", "in_app",
-    "trigger", "language", "bot_name",
+    "trigger", "language", "bot_name", "route",
 )  # fmt: skip
 NO_VALUE = ""  # a null attribute, kept as a key (primary keys cannot hold NULL)
 # The rollups' keys, as update_rollups counts them: each table's primary key, then workspace_id.

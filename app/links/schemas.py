@@ -1,13 +1,15 @@
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -46,6 +48,84 @@ Timestamp = Annotated[
 ]
 
 
+# Targeting (app/redirect/targeting.py). A rule or variant's name is what a click records
+# as its `route`, and what the `route` breakdown shows.
+MAX_RULES = 20
+MAX_VARIANTS = 10
+DEVICE_TYPES = ("mobile", "tablet", "desktop", "tv", "console", "wearable", "bot", "other")
+RouteName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_NUL)
+]
+OsName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_NUL)
+]
+Country = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}$")
+]
+Language = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z]{2,3}$")
+]
+
+
+def _values(kind: Any, most: int) -> Any:
+    """A condition's values: at least one, at most `most`, each once."""
+    return Annotated[
+        list[kind],
+        Field(min_length=1, max_length=most),
+        AfterValidator(lambda values: list(dict.fromkeys(values))),
+    ]
+
+
+class Conditions(BaseModel):
+    """What a visitor must be for a rule to send them on: every condition given must hold,
+    and one of its values must match (`os` without regard to case)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: _values(Literal[DEVICE_TYPES], len(DEVICE_TYPES)) | None = Field(  # type: ignore[valid-type]
+        None, description="device types, as a click's `device_type`"
+    )
+    os: _values(OsName, 20) | None = Field(None, description="as a click's `os`, e.g. iOS")  # type: ignore[valid-type]
+    country: _values(Country, 250) | None = Field(None, description="ISO 3166-1 alpha-2 codes")  # type: ignore[valid-type]
+    language: _values(Language, 50) | None = Field(  # type: ignore[valid-type]
+        None, description="primary language tags of Accept-Language, e.g. id"
+    )
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The conditions a rule has, without the others as nulls."""
+        return {name: values for name, values in handler(self).items() if values is not None}
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> "Conditions":
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            raise ValueError("a rule needs at least one condition: device, os, country or language")
+        return self
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+    name: RouteName
+    conditions: Conditions = Field(alias="if")
+    url: Url
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: RouteName
+    url: Url
+    weight: Annotated[int, Field(gt=0, le=100, description="per cent of the clicks")]
+
+
+Password = Annotated[
+    str,
+    StringConstraints(min_length=4, max_length=128, pattern=NO_NUL),
+    Field(description="write-only; visitors must give it (stored as an argon2 hash)"),
+]
+
+
 class LinkFields(BaseModel):
     """Fields a client may set on a link, all optional (PATCH applies the ones it sends)."""
 
@@ -67,6 +147,22 @@ class LinkFields(BaseModel):
     og_title: Annotated[str, StringConstraints(max_length=300, pattern=NO_NUL)] | None = None
     og_description: Annotated[str, StringConstraints(max_length=1000, pattern=NO_NUL)] | None = None
     og_image: Url | None = None
+    rules: Annotated[list[Rule], Field(max_length=MAX_RULES)] | None = Field(
+        None, description="the first rule whose conditions all match sends the visitor to its url"
+    )
+    variants: Annotated[list[Variant], Field(max_length=MAX_VARIANTS)] | None = Field(
+        None,
+        description="an A/B split by weight, in per cent of the clicks, sticky for a visitor "
+        "within a UTC day; the clicks no variant takes (100 less the weights) go to `url`",
+    )
+    password: Password | None = None
+
+    @field_validator("variants")
+    @classmethod
+    def _weights(cls, variants: list[Variant] | None) -> list[Variant] | None:
+        if variants and sum(variant.weight for variant in variants) > 100:
+            raise ValueError("the variants' weights are per cent of the clicks: at most 100 in all")
+        return variants
 
     @field_validator("tags")
     @classmethod
@@ -93,6 +189,9 @@ class LinkCreate(LinkFields):
     url: Url
     slug: Slug | None = None
     domain: DomainName | None = None
+    utm_template: RouteName | None = Field(
+        None, description="a UTM template of the workspace: fills the UTM fields not given"
+    )
     redirect_code: Literal[301, 302, 307, 308] = 302
     forward_query: bool = True
 
@@ -136,6 +235,9 @@ class LinkOut(BaseModel):
     og_title: str | None
     og_description: str | None
     og_image: str | None
+    rules: list[Rule] | None
+    variants: list[Variant] | None
+    has_password: bool
     clicks: int = Field(description="human clicks")
     unique_visitors: int = Field(description="unique visitors per UTC day, summed")
     bot_clicks: int = Field(description="bot and link-preview fetches")

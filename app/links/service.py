@@ -1,5 +1,6 @@
 """Links: create, read, list, update and archive, scoped to the caller's workspace."""
 
+import asyncio
 import base64
 import secrets
 import string
@@ -16,13 +17,15 @@ from app.clicks.retention import erase_link
 from app.clicks.store import clickhouse as clickhouse_store
 from app.core.clock import utcnow
 from app.core.errors import AppError, Invalid, NotFound, validation_error
+from app.core.passwords import hash_password
 from app.core.principal import Principal
-from app.core.tables import Link, LinkTag
+from app.core.tables import UTM_FIELDS, Link, LinkTag
 from app.core.urls import browser_host, destination, points_at
 from app.domains import repository as domains_repository
 from app.domains import service as domains
 from app.links import repository
 from app.links.schemas import LARGEST_INTEGER, LinkCreate, LinkOut, LinkUpdate
+from app.utm_templates import repository as templates
 
 SLUG_ALPHABET = string.ascii_letters + string.digits
 GENERATED_SLUG_LENGTH = 7
@@ -71,8 +74,21 @@ def _check_rules(
     def value(field: str) -> Any:
         return getattr(data if field in data.model_fields_set else link, field)
 
-    for field in ("url", "fallback_url"):
-        url = value(field)
+    urls = [("url", value("url")), ("fallback_url", value("fallback_url"))]
+    names: dict[str, str] = {}  # route name -> where it was first given
+    for kind in ("rules", "variants"):
+        for index, route in enumerate(value(kind) or []):
+            where, name = f"{kind}.{index}", _route_field(route, "name")
+            if name in names:
+                # A click records the name: two routes of one name could not be told apart.
+                raise Invalid(
+                    "route_name_taken",
+                    f"{where}.name: '{name}' is {names[name]}'s name too",
+                    f"{where}.name",
+                )
+            names[name] = where
+            urls.append((f"{where}.url", _route_field(route, "url")))
+    for field, url in urls:
         if url and (points_at(url, ctx.short_host) or browser_host(url) in registered):
             # Whatever the spelling: one short link leading to another can loop.
             raise Invalid("redirect_loop", f"{field} must not point at this service", field)
@@ -81,19 +97,83 @@ def _check_rules(
         raise Invalid("invalid_window", "expires_at must be after starts_at", "expires_at")
 
 
+def _route_field(route: object, field: str) -> str:
+    """A field of a rule or variant, whether from a request body or as a link stores it."""
+    return route[field] if isinstance(route, dict) else getattr(route, field)
+
+
 async def _registered_among(
     session: AsyncSession, bodies: list[LinkCreate] | list[LinkUpdate]
 ) -> set[str]:
     """The registered domains among the hosts the bodies' URLs lead to (one query)."""
-    hosts = {browser_host(url) for body in bodies for url in (body.url, body.fallback_url) if url}
+    hosts = {
+        browser_host(url)
+        for body in bodies
+        for url in (
+            body.url,
+            body.fallback_url,
+            *(route.url for route in [*(body.rules or []), *(body.variants or [])]),
+        )
+        if url
+    }
     return await domains_repository.registered(session, {host for host in hosts if host})
 
 
+# Fields a link does not store as they come (or at all).
+NOT_STORED_AS_GIVEN = {
+    "tags", "archived", "slug", "domain", "rules", "variants", "password", "utm_template"
+}  # fmt: skip
+
+
 def _apply(link: Link, data: LinkCreate | LinkUpdate) -> None:
-    for name in data.model_fields_set - {"tags", "archived", "slug", "domain"}:
+    """`data`'s fields on `link`, but for its password (`_set_password`)."""
+    for name in data.model_fields_set - NOT_STORED_AS_GIVEN:
         setattr(link, name, getattr(data, name))
     if "tags" in data.model_fields_set:
         link.tag_rows = [LinkTag(tag=tag) for tag in data.tags or []]
+    # Stored as the API takes them (`if`, not `conditions`); none is null, not [].
+    if "rules" in data.model_fields_set:
+        link.rules = [rule.model_dump() for rule in data.rules or []] or None
+    if "variants" in data.model_fields_set:
+        link.variants = [variant.model_dump() for variant in data.variants or []] or None
+
+
+async def _set_password(link: Link, data: LinkCreate | LinkUpdate) -> None:
+    """The password `data` gives (null removes it), hashed in a thread: a hash costs
+    about 100 ms of CPU, which the event loop's redirects must not wait for."""
+    if "password" in data.model_fields_set:
+        password = data.password
+        link.password_hash = (
+            None if password is None else await asyncio.to_thread(hash_password, password)
+        )
+
+
+async def _with_templates(
+    session: AsyncSession, workspace_id: int, bodies: list[LinkCreate]
+) -> list[LinkCreate | AppError]:
+    """Each body with its UTM template's values in the UTM fields it does not give (one
+    query for all); a 422 for a body naming a template the workspace does not have."""
+    found = await templates.named(
+        session, workspace_id, {body.utm_template for body in bodies if body.utm_template}
+    )
+    filled: list[LinkCreate | AppError] = []
+    for body in bodies:
+        if body.utm_template is None:
+            filled.append(body)
+        elif (template := found.get(body.utm_template)) is None:
+            filled.append(
+                Invalid(
+                    "unknown_utm_template",
+                    f"utm_template: the workspace has no UTM template '{body.utm_template}'",
+                    "utm_template",
+                )
+            )
+        else:
+            values = {name: getattr(template, name) for name in UTM_FIELDS}
+            missing = {name: value for name, value in values.items()
+                       if value is not None and getattr(body, name) is None}  # fmt: skip
+            filled.append(body.model_copy(update=missing))
+    return filled
 
 
 async def _free_slug(session: AsyncSession, domain: str) -> str:
@@ -119,11 +199,16 @@ def _random_slug() -> str:
 async def create_link(
     session: AsyncSession, principal: Principal, data: LinkCreate, ctx: LinkContext
 ) -> Link:
+    (filled,) = await _with_templates(session, principal.workspace_id, [data])
+    if isinstance(filled, AppError):
+        raise filled
+    data = filled
     domain = await domains.link_domain(session, principal.workspace_id, data.domain, ctx.short_host)
     link = _new_link(
         principal, data, domain=domain, slug=data.slug or await _free_slug(session, domain)
     )
     _check_rules(link, data, ctx, await _registered_among(session, [data]))
+    await _set_password(link, data)
     try:
         async with session.begin_nested():
             session.add(link)
@@ -140,16 +225,24 @@ async def create_links(
     valid ones are inserted INSERT_CHUNK at a time, in one statement, not a round trip
     each; a chunk the database refuses (a slug taken or repeated) is done again item by
     item, so that only the items at fault fail."""
-    results: list[Link | AppError] = []
-    bodies: dict[int, LinkCreate] = {}
+    parsed: list[LinkCreate | AppError] = []
     for item in items:
         try:
-            data = LinkCreate.model_validate(item)
+            parsed.append(LinkCreate.model_validate(item))
         except ValidationError as exc:
-            results.append(validation_error(exc.errors()))
+            parsed.append(validation_error(exc.errors()))
+    given = [data for data in parsed if isinstance(data, LinkCreate)]
+    filled = iter(await _with_templates(session, principal.workspace_id, given))
+    results: list[Link | AppError] = []
+    bodies: dict[int, LinkCreate] = {}
+    for data in parsed:
+        if isinstance(data, LinkCreate):
+            data = next(filled)
+        if isinstance(data, AppError):
+            results.append(data)
             continue
-        # A generated slug is not looked up first: a collision in 62^7 is the rare case
-        # the item-by-item retry handles.
+        # A generated slug is not looked up first: a collision in 62^7 is the rare case the
+        # item-by-item retry handles.
         results.append(_new_link(principal, data, domain="", slug=data.slug or _random_slug()))
         bodies[len(results) - 1] = data
     # The database is read only now, the links built: on SQLite a write session's first
@@ -176,6 +269,7 @@ async def create_links(
             results[index] = exc
         else:
             link.domain = domain
+            await _set_password(link, data)
             valid.append((index, data))
     for start in range(0, len(valid), INSERT_CHUNK):
         chunk = valid[start : start + INSERT_CHUNK]
@@ -218,6 +312,7 @@ async def update_link(
             "domain",
         )
     _check_rules(link, data, ctx, await _registered_among(session, [data]))
+    await _set_password(link, data)
     was_capped = link.max_clicks is not None
     _apply(link, data)
     if link.max_clicks is not None and not was_capped:

@@ -5,6 +5,7 @@ import asyncio
 import csv
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
+import orjson
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,9 +17,12 @@ from app.links import service
 from app.links.schemas import LinkRef
 from app.spreadsheet import as_text, plain
 
-IMPORT_COLUMNS = ("url", "slug", "title", "tags", *UTM_FIELDS, "domain")
+# Rules and variants as the API takes them, in JSON, one column each.
+LINK_COLUMNS = ("url", "slug", "title", "tags", *UTM_FIELDS, "domain", "rules", "variants")
+JSON_COLUMNS = ("rules", "variants")
+IMPORT_COLUMNS = (*LINK_COLUMNS, "utm_template")
 EXPORT_COLUMNS = (
-    *IMPORT_COLUMNS,
+    *LINK_COLUMNS,
     "short_url",
     "destination",
     "clicks",
@@ -28,7 +32,7 @@ EXPORT_COLUMNS = (
     "archived",
 )
 # An export can be imported as it is: the columns it adds are accepted and left unused.
-KNOWN_COLUMNS = frozenset(EXPORT_COLUMNS) | {"workspace"}
+KNOWN_COLUMNS = frozenset(EXPORT_COLUMNS) | frozenset(IMPORT_COLUMNS) | {"workspace"}
 TAG_SEPARATOR = "|"
 EXPORT_PAGE = 500
 IMPORT_CHUNK = 500  # rows validated and created together
@@ -78,7 +82,7 @@ def _columns(header: list[str]) -> list[str]:
     return columns
 
 
-def _link_body(columns: list[str], cells: list[str]) -> dict[str, object]:
+def _link_body(columns: list[str], cells: list[str]) -> dict[str, object] | AppError:
     """The POST /api/links body a row stands for: empty cells are left out."""
     body: dict[str, object] = {}
     for name, cell in zip(columns, cells, strict=False):
@@ -87,6 +91,11 @@ def _link_body(columns: list[str], cells: list[str]) -> dict[str, object]:
         if name == "tags":
             tags = (plain(tag.strip()) for tag in cell.split(TAG_SEPARATOR))
             body["tags"] = [tag for tag in tags if tag]
+        elif name in JSON_COLUMNS:
+            try:
+                body[name] = orjson.loads(plain(cell))
+            except orjson.JSONDecodeError as exc:
+                return Invalid("invalid_row", f"{name}: not JSON ({exc})", name)
         else:
             body[name] = plain(cell)
     return body
@@ -251,8 +260,10 @@ def _csv_cells(link: Link, ctx: service.LinkContext) -> list[object]:
     out = service.to_out(link, ctx)
     cells = out.model_dump(include=set(EXPORT_COLUMNS)) | {"created_at": out.created_at.isoformat()}
     # Tag by tag, as the import reads them (as_text on the whole cell would quote twice).
-    tags = TAG_SEPARATOR.join(map(str, map(as_text, out.tags)))
-    return [tags if name == "tags" else as_text(cells[name]) for name in EXPORT_COLUMNS]
+    cells["tags"] = TAG_SEPARATOR.join(map(str, map(as_text, out.tags)))
+    for name in JSON_COLUMNS:
+        cells[name] = orjson.dumps(cells[name]).decode() if cells[name] else ""
+    return [cells[name] if name == "tags" else as_text(cells[name]) for name in EXPORT_COLUMNS]
 
 
 async def export_csv(

@@ -18,8 +18,9 @@ from sqlalchemy.orm import raiseload
 
 from app.core.database import SQLITE_BUSY_TIMEOUT_S, on_commit
 from app.core.slugs import SLUG_PATTERN
-from app.core.tables import Link
-from app.core.urls import destination
+from app.core.tables import UTM_FIELDS, Link
+from app.core.urls import merge_utm
+from app.redirect.targeting import Targeting
 
 log = logging.getLogger(__name__)
 # Links kept: every link a process serves often, many times over (a Target is well under a
@@ -89,6 +90,8 @@ class Target:
     exhausted: bool  # every max_clicks slot taken, as far as this process knows
     fallback_url: str | None
     preview_page: bytes | None  # for link-preview fetchers, when the link has og_* fields
+    targeting: Targeting | None  # when the link has rules or variants
+    password_hash: str | None  # when visitors must give a password
 
     @property
     def weight(self) -> int:
@@ -99,11 +102,14 @@ class Target:
             + len(self.fragment)
             + len(self.fallback_url or "")
             + len(self.preview_page or b"")
+            + (self.targeting.weight if self.targeting else 0)
+            + len(self.password_hash or "")
         )
 
     @classmethod
     def of(cls, link: Link) -> "Target":
-        to = destination(link)
+        utm = {name: getattr(link, name) for name in UTM_FIELDS}
+        to = merge_utm(link.url, utm)
         location, hash_, fragment = to.partition("#")
         return cls(
             link.id,
@@ -118,6 +124,8 @@ class Target:
             link.max_clicks is not None and link.served_clicks >= link.max_clicks,
             link.fallback_url,
             preview_page(link, to),
+            Targeting.of(link.rules, link.variants, lambda url: merge_utm(url, utm)),
+            link.password_hash,
         )
 
     def is_live(self, now: datetime) -> bool:
@@ -130,8 +138,9 @@ class Target:
 
 def preview_page(link: Link, to: str) -> bytes | None:
     """A page with the link's Open Graph and Twitter Card tags, which sends a person who
-    opens it on to `to` (unless the link has a max_clicks: then the destination is given
-    only with a slot); None when the link sets none of them."""
+    opens it on to `to` (unless the link has a max_clicks or a password: then the
+    destination is given only with a slot, or the password); None when the link sets none
+    of them."""
     if not (link.og_title or link.og_description or link.og_image):
         return None
     tags = []
@@ -142,7 +151,7 @@ def preview_page(link: Link, to: str) -> bytes | None:
             tags.append(f'<meta name="twitter:{name}" content="{escape(value)}">')
     card = "summary_large_image" if link.og_image else "summary"
     title = escape(link.og_title or link.title or link.slug)
-    onward = "" if link.max_clicks is not None else escape(to)
+    onward = "" if link.max_clicks is not None or link.password_hash else escape(to)
     refresh = f'<meta http-equiv="refresh" content="0; url={onward}">' if onward else ""
     body = f'<a href="{onward}">{title}</a>' if onward else title
     return (

@@ -2,7 +2,7 @@ from ipaddress import ip_address, ip_network
 
 import pytest
 
-from app.clicks.enrich.enricher import primary_language
+from app.clicks.enrich.language import primary_language
 from app.core.client_ip import ClientResolver, Networks, on_a_map, stored_ip
 
 TRUSTED = [ip_network("127.0.0.1/32"), ip_network("::1/128"), ip_network("10.0.0.0/8")]

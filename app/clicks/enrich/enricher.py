@@ -11,6 +11,7 @@ from app.clicks.enrich import reference
 from app.clicks.enrich.bots import bot_name
 from app.clicks.enrich.geo import NO_GEO, GeoLookup
 from app.clicks.enrich.known_bots import MAX_UA_LENGTH, known_bot
+from app.clicks.enrich.language import primary_language
 from app.clicks.enrich.referrer import classify_referrer
 from app.clicks.enrich.useragent import UserAgentInfo, guess_user_agent, parse_user_agent
 from app.clicks.raw import RawClick
@@ -40,14 +41,6 @@ DEVICE_FIELDS = (
 MAX_LENGTH = {
     c.name: c.type.length for c in Click.__table__.columns if getattr(c.type, "length", None)
 }
-
-
-def primary_language(accept_language: str) -> str | None:
-    """`id` for `id-ID,id;q=0.9,en;q=0.8`; None when absent or not a language tag."""
-    tag = accept_language.split(",", 1)[0].split(";", 1)[0].strip()
-    primary = tag.split("-", 1)[0].lower()
-    # ISO 639 primary subtags are 2 or 3 letters; anything else is noise.
-    return primary if primary.isascii() and primary.isalpha() and 2 <= len(primary) <= 3 else None
 
 
 def _fitted(fields: dict[str, Any]) -> dict[str, Any]:
@@ -140,6 +133,7 @@ class Enricher:
             **self.place(raw.ip),
             **source,
             "trigger": raw.trigger,
+            "route": raw.route[: MAX_LENGTH["route"]] or None,
         }
 
 

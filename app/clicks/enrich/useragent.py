@@ -122,6 +122,13 @@ def parse_user_agent(ua: str, client_hints: str = "") -> UserAgentInfo:
     return info
 
 
+def device_and_os(ua: str) -> tuple[str, str | None]:
+    """The device type and OS of a User-Agent as ua-parser reads them (memoised): what a
+    link's rules ask in the redirect, where the reference device database is too slow."""
+    info = _quick(ua[:MAX_UA_LENGTH])
+    return info.device_type, info.os
+
+
 def parse_client_hints(client_hints: str) -> dict[str, str]:
     hints = {}
     for line in client_hints.splitlines():
