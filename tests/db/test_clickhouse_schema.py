@@ -2,6 +2,7 @@
 with the SQL database's; the raw clicks kept as TAUTAN_RETENTION_DAYS says; a misnamed or
 misnumbered migration file refused."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from app.clickhouse import schema
 from app.clickhouse.client import ClickHouse, connect
 from tests.support.cli import command
-from tests.support.clickhouse import TABLES
+from tests.support.clickhouse import TABLES, drop_tables
 from tests.support.databases import run
 
 
@@ -84,3 +85,53 @@ def test_a_migrations_statements_split_at_semicolons_without_comments(tmp_path: 
         "CREATE TABLE a (x UInt8) ENGINE = Memory",
         "CREATE TABLE b (x UInt8) ENGINE = Memory",
     )
+
+
+def test_the_route_migration_counts_the_clicks_stored_before_it_once(
+    tmp_path: Path, clickhouse_url: str
+) -> None:
+    """Clicks stored before clicks had a route went to their link's own url: the `route`
+    rows of the daily view say so, once, even when the migration is run again (cut short
+    before it was recorded); clicks stored after it are counted by their route."""
+
+    async def scenario() -> tuple[dict, dict]:
+        clickhouse = connect(clickhouse_url)
+        try:
+            await drop_tables(clickhouse)
+            first, second = schema.migrations()[:2]
+            await schema.applied(clickhouse)  # the record table
+            for statement in first.statements:
+                await clickhouse.execute(statement)
+            await clickhouse.execute(
+                "INSERT INTO tautan_migrations (version, name) VALUES (1, 'clicks')"
+            )
+            await clickhouse.insert("clicks", _clicks(range(5)), "a" * 32)
+            await schema.upgrade(clickhouse)
+            for statement in second.statements:  # a run cut short, done again
+                await clickhouse.execute(statement)
+            await clickhouse.insert("clicks", _clicks(range(5, 8), route="ios"), "b" * 32)
+            return await _sums(clickhouse, "route"), await _sums(clickhouse, "trigger")
+        finally:
+            await clickhouse.close()
+
+    routes, triggers = run(scenario())
+    assert routes == {"": 5, "ios": 3}
+    assert sum(routes.values()) == sum(triggers.values()) == 8
+
+
+def _clicks(ids: range, route: str | None = None) -> bytes:
+    rows = [
+        {"id": i, "link_id": 1, "workspace_id": 1, "ts": "2026-12-01 10:00:00", "visitor_id": str(i),
+         "new_visitor": True, "is_bot": False, "device_type": "mobile", "referrer_source": "direct",
+         "trigger": "link"} | ({"route": route} if route else {})
+        for i in ids
+    ]  # fmt: skip
+    return "\n".join(map(json.dumps, rows)).encode()
+
+
+async def _sums(clickhouse: ClickHouse, dimension: str) -> dict:
+    rows = await clickhouse.query(
+        "SELECT value, sum(clicks) FROM rollup_days WHERE dimension = {d:String} GROUP BY value",
+        d=dimension,
+    )
+    return dict(rows)

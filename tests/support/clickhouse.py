@@ -24,7 +24,7 @@ def fresh_clickhouse(engine: str, tmp_path: Path) -> str:
         url = f"chdb://{tmp_path / 'chdb'}"
     elif SERVER_URL:
         url = SERVER_URL
-        run(_at(url, _drop_tables))
+        run(_at(url, drop_tables))
     else:
         import pytest
 
@@ -33,7 +33,7 @@ def fresh_clickhouse(engine: str, tmp_path: Path) -> str:
     return url
 
 
-async def _drop_tables(clickhouse: ClickHouse) -> None:
+async def drop_tables(clickhouse: ClickHouse) -> None:
     for table in TABLES:
         await clickhouse.execute(f"DROP TABLE IF EXISTS {table}")
 

@@ -76,10 +76,13 @@ def raw_click(
     ip: str = "203.0.113.5",
     language: str = "",
     trigger: str = "link",
+    route: str = "",
 ) -> RawClick:
     """A click on `link` (as the API returned it) received at `when`, from `ip` (its own
     digest too: one visitor per address); its workspace is filled in by `seed_clicks`."""
-    return RawClick(link["id"], 0, when.timestamp(), ip, ip, ua, referer, language, trigger)
+    return RawClick(
+        link["id"], 0, when.timestamp(), ip, ip, ua, referer, language, trigger, route=route
+    )
 
 
 def seed_clicks(client: TestClient, clicks: list[RawClick]) -> None:

@@ -96,7 +96,8 @@ def test_clickhouse_gives_the_sql_stores_answers(
             raw_click(rng.choice(links), START + timedelta(minutes=rng.randrange(11 * 24 * 60)),
                       ua=rng.choice(AGENTS), referer=rng.choice(REFERERS),
                       ip=rng.choice(ADDRESSES), language=rng.choice(["id-ID", "de", ""]),
-                      trigger=rng.choice(["link", "link", "qr"]))
+                      trigger=rng.choice(["link", "link", "qr"]),
+                      route=rng.choice(["", "", "ios", "variant-b"]))
             for _ in range(400)
         ]  # fmt: skip
         in_sql = seeded_answers(sql, clicks)

@@ -45,6 +45,7 @@ clicks = st.lists(
         st.integers(0, len(REFERERS) - 1),
         st.integers(1, 6),  # client address
         st.booleans(),  # scanned from a QR code
+        st.sampled_from(["", "ios", "variant-b"]),  # the rule or variant that sent it
     ),
     max_size=40,
 )
@@ -88,8 +89,9 @@ def test_every_view_adds_up_to_the_summary(
         clear(client)
     seed_clicks(client, [
         raw_click(links[link], START + timedelta(minutes=minute), ua=AGENTS[agent],
-                  referer=REFERERS[referer], ip=f"203.0.113.{ip}", trigger="qr" if qr else "link")
-        for link, minute, agent, referer, ip, qr in clicks
+                  referer=REFERERS[referer], ip=f"203.0.113.{ip}", trigger="qr" if qr else "link",
+                  route=route)
+        for link, minute, agent, referer, ip, qr, route in clicks
     ])  # fmt: skip
     reader = make_key(client, "stats:read")
     params = {"from": "2026-03-24", "to": "2026-04-05"} | params
