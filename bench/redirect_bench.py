@@ -9,12 +9,15 @@ written by starting it once more.
     .venv/bin/python bench/redirect_bench.py [--duration 10] [--connections 64] [--rounds 3]
         [--workers 1 2] [--writers 1] [--warmup 2] [--exact 3]
         [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
-        [--stream redis://127.0.0.1:6379/10] [--domain]
+        [--stream redis://127.0.0.1:6379/10] [--domain] [--targeted]
 
 With `--stream` (a Redis database the bench may empty), Tautan's click log is that Redis
 Stream (TAUTAN_CLICK_STREAM): serving processes forward their clicks to it, writers read it.
 With `--domain`, each round also loads links on a branded domain, asked for by its Host, and
-compares them with the base host's links.
+compares them with the base host's links. With `--targeted`, each round also loads links
+with 5 rules (device, OS, country and language conditions, none of which the load's
+visitors meet, so that every rule is tried) and 2 variants, against a real `.mmdb`, and
+compares them with the plain links.
 
 Uses `wrk` when installed (`apt-get install wrk`), else a built-in asyncio client (which
 is slower than the servers, so its figures measure the client more than the server).
@@ -25,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -49,11 +53,27 @@ from app.clicks.stream import STREAM  # noqa: E402
 from app.core.database import create_engine  # noqa: E402
 from app.core.tables import Click, Link  # noqa: E402
 from bench.databases import postgres_database  # noqa: E402
+from bench.stats_bench import world  # noqa: E402
 
 BIN = Path(sys.executable).parent
 KEY = "tk_redirect_bench_key"
 LINKS = 100
 BRAND = "go.bench.test"
+# Rules the load's visitors (phones with no Accept-Language, from 198.x addresses) never
+# meet: each redirect tries every condition (a memoised User-Agent, a country lookup, the
+# language), then picks a variant.
+RULES = [
+    {"name": "tv", "if": {"device": ["tv", "console"]}, "url": "https://shop.example.com/tv"},
+    {"name": "windows", "if": {"os": ["Windows"]}, "url": "https://shop.example.com/pc"},
+    {"name": "android-id", "if": {"os": ["Android"], "country": ["ID"]},
+     "url": "https://play.google.com/store/apps/x"},
+    {"name": "german", "if": {"language": ["de"]}, "url": "https://shop.example.com/de"},
+    {"name": "japan", "if": {"country": ["JP"]}, "url": "https://shop.example.com/jp"},
+]  # fmt: skip
+VARIANTS = [
+    {"name": "a", "url": "https://shop.example.com/a", "weight": 50},
+    {"name": "b", "url": "https://shop.example.com/b", "weight": 50},
+]
 AGENTS = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 334.0.4.32.98 (iPhone15,2; iOS 17_5; en_US; en; scale=3.00; 1179x2556; 612379432)",
     "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
@@ -259,8 +279,9 @@ async def _count_rows(url: str, prefix: str) -> int:
     return count or 0
 
 
-def create_links(port: int, prefix: str, domain: str | None = None) -> None:
-    """LINKS links of slugs `prefix`N, on `domain` (registered first) if given."""
+def create_links(port: int, prefix: str, domain: str | None = None, **extra: object) -> None:
+    """LINKS links of slugs `prefix`N, on `domain` (registered first) if given, with the
+    `extra` fields of a link body."""
     auth = {"Authorization": f"Bearer {KEY}"}
     on = {"domain": domain} if domain else {}
     if domain:
@@ -269,7 +290,7 @@ def create_links(port: int, prefix: str, domain: str | None = None) -> None:
         response.raise_for_status()
     links = [
         {"url": f"https://shop.example.com/p/{i}", "slug": f"{prefix}{i}", "utm_source": "ig",
-         "utm_campaign": "bench", **on}
+         "utm_campaign": "bench", **on, **extra}
         for i in range(1, LINKS + 1)
     ]  # fmt: skip
     response = httpx.post(f"http://127.0.0.1:{port}/api/links/bulk", json={"links": links},
@@ -303,14 +324,19 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
         env = {"TAUTAN_DATABASE_URL": url, "TAUTAN_ADMIN_KEY": KEY, "TAUTAN_SPOOL_DIR": str(work / "spool"),
                "TAUTAN_WRITERS": str(args.writers),
                "TAUTAN_BASE_URL": f"http://127.0.0.1:{tautan_port}", "PYTHONPATH": str(ROOT)}  # fmt: skip
+        if args.targeted:  # country rules look addresses up in a real database
+            env["TAUTAN_GEOIP_DB"] = str(work / "geo.mmdb")
+            world(random.Random(1), work / "geo.mmdb")
         if args.stream:
             env["TAUTAN_CLICK_STREAM"] = args.stream
             with redis.Redis.from_url(args.stream) as client:
                 client.flushdb()
         # Each configuration loads links of its own, so its click rows can be told apart.
         loaded, exact_links, branded = f"w{workers}-", f"x{workers}-", f"b{workers}-"
+        targeted = f"t{workers}-"
         script = wrk_script(work, loaded) if shutil.which("wrk") else None
         branded_script = wrk_script(work, branded, BRAND) if script and args.domain else None
+        targeted_script = wrk_script(work, targeted) if script and args.targeted else None
         results: dict[str, list[dict]] = {"ceiling": [], "tautan": []}
         # (name, port, script, slugs, Host): what each round loads, in turn.
         loads = [("ceiling", ceiling_port, script, loaded, "127.0.0.1"),
@@ -318,6 +344,9 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
         if args.domain:  # links on a branded domain, asked for with its Host
             results["branded"] = []
             loads.append(("branded", tautan_port, branded_script, branded, BRAND))
+        if args.targeted:  # links with rules and variants
+            results["targeted"] = []
+            loads.append(("targeted", tautan_port, targeted_script, targeted, "127.0.0.1"))
         with (
             server(ceiling, {"PYTHONPATH": str(ROOT)}, ceiling_port),
             server(tautan, env, tautan_port) as process,
@@ -326,6 +355,8 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
             create_links(tautan_port, exact_links)
             if args.domain:
                 create_links(tautan_port, branded, BRAND)
+            if args.targeted:
+                create_links(tautan_port, targeted, rules=RULES, variants=VARIANTS)
             if args.warmup:  # warm caches and parsers
                 for _, port, its_script, slugs, host in loads:
                     load(port, args.warmup, args.connections, its_script, slugs, host)
@@ -376,6 +407,9 @@ def bench_database(url: str, label: str, args: argparse.Namespace, work: Path) -
         if args.domain:
             print(f"branded domain / base host: {rps['branded'] / rps['tautan']:.2f} req/s, "
                   f"p99 {p99['branded'] / p99['tautan']:.2f}")  # fmt: skip
+        if args.targeted:
+            print(f"5 rules and 2 variants / plain links: {rps['targeted'] / rps['tautan']:.2f} "
+                  f"req/s (target ≥ 0.9), p99 {p99['targeted'] / p99['tautan']:.2f}")  # fmt: skip
         print(f"committed while the load lasted: {committed:,.0f} clicks/s = {committed / rps['ceiling']:.2f} "
               f"× ceiling (target ≥ 0.5); rounds: "
               + ", ".join(f"{r['committed'] / r['seconds']:,.0f}" for r in results["tautan"]))  # fmt: skip
@@ -424,6 +458,11 @@ def main() -> None:
         "--domain",
         action="store_true",
         help=f"also load links on a branded domain ({BRAND}, by its Host) in each round",
+    )
+    parser.add_argument(
+        "--targeted",
+        action="store_true",
+        help="also load links with 5 rules and 2 variants in each round",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tautan-bench-"))

@@ -51,25 +51,31 @@ class Rule:
     to: Destination
 
 
+UNKNOWN: Any = object()  # a fact not worked out yet
+
+
 class Visitor:
     """What rules may ask of the visitor of one redirect, each worked out on first use."""
 
-    __slots__ = ("_accept_language", "_address", "_device", "_places", "_user_agent")
+    __slots__ = ("_accept_language", "_address", "_country", "_device", "_places", "_user_agent")
 
     def __init__(
         self, user_agent: str, accept_language: str, address: str, places: "Places"
     ) -> None:
         self._user_agent, self._accept_language = user_agent, accept_language
         self._address, self._places = address, places
-        self._device: tuple[str, str | None] | None = None
+        self._device: tuple[str, str | None] = UNKNOWN
+        self._country: str | None = UNKNOWN
 
     def device_and_os(self) -> tuple[str, str | None]:
-        if self._device is None:
+        if self._device is UNKNOWN:
             self._device = device_and_os(self._user_agent)
         return self._device
 
     def country(self) -> str | None:
-        return self._places.country(self._address)
+        if self._country is UNKNOWN:
+            self._country = self._places.country(self._address)
+        return self._country
 
     def language(self) -> str | None:
         return primary_language(self._accept_language)
