@@ -306,6 +306,10 @@ def links_create(
     domain: Annotated[
         str | None, typer.Option(help="a branded domain of the workspace (`domains add`)")
     ] = None,
+    utm_template: Annotated[
+        str | None,
+        typer.Option(help="a UTM template of the workspace: fills the UTM fields not given"),
+    ] = None,
     workspace: Annotated[str, typer.Option(help="created if new")] = DEFAULT_WORKSPACE,
 ) -> None:
     """Create a short link; prints its short URL."""
@@ -329,6 +333,7 @@ def links_create(
         "utm_term": utm_term,
         "utm_content": utm_content,
         "domain": domain,
+        "utm_template": utm_template,
     }
     try:
         data = LinkCreate.model_validate({k: v for k, v in fields.items() if v is not None})

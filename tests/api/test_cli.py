@@ -40,6 +40,24 @@ def test_links_create_prints_a_working_short_url(client: TestClient, database_ur
     assert taken.returncode == 1 and "taken" in taken.stdout
 
 
+def test_links_create_takes_a_utm_template(
+    client: TestClient, writer: dict, database_url: str
+) -> None:
+    template = {"name": "mail", "utm_source": "newsletter", "utm_medium": "email"}
+    assert client.post("/api/utm-templates", json=template, headers=writer).status_code == 201
+    result = tautan(database_url, "links", "create", "https://shop.example/t", "--slug", "tpl",
+                    "--utm-template", "mail", "--utm-medium", "sms")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (
+        client.get("/tpl").headers["location"]
+        == "https://shop.example/t?utm_source=newsletter&utm_medium=sms"
+    )
+    unknown = tautan(
+        database_url, "links", "create", "https://shop.example/", "--utm-template", "x"
+    )
+    assert unknown.returncode == 1 and "no UTM template 'x'" in unknown.stdout
+
+
 def test_stats_prints_a_summary(client: TestClient, writer: dict, database_url: str) -> None:
     link = create_link(client, writer, slug="st")
     day = datetime(2026, 3, 10, 12, tzinfo=UTC)
