@@ -182,6 +182,9 @@ class RedirectHandler:
         self.password_checks = asyncio.Semaphore(PASSWORD_CHECKS)
         self.hint_headers = CLIENT_HINT_HEADERS[client_hints]
         self.critical_hints = client_hints == "critical"
+        # A password form asks for the hints (not critically: Chromium would send its post
+        # twice), so that the post which is the click carries them.
+        self.form_hint_headers = CLIENT_HINT_HEADERS["ask" if client_hints != "off" else "off"]
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send, host: bytes | None
@@ -209,6 +212,7 @@ class RedirectHandler:
         live = target.is_live(datetime.now(UTC))
         headers = _wanted_headers(scope)
         route = None
+        hint_headers = self.hint_headers if method != "POST" else ()
         if live and target.preview_page and method != "POST" and _is_preview_fetch(headers):
             # A capped or protected link's preview page does not carry the destination: it
             # takes no slot, and asks no password.
@@ -234,10 +238,10 @@ class RedirectHandler:
                 # it post the password to the destination.
                 code = 303 if method == "POST" else target.code
                 location = location_of(to, target.forward_query, query)
-                response = _redirect(send, code, location, _caching(target), *self.hint_headers)
+                response = _redirect(send, code, location, _caching(target), *hint_headers)
             elif target.fallback_url:
                 fallback = target.fallback_url.encode()
-                response = _redirect(send, 302, fallback, NO_CACHE, *self.hint_headers)
+                response = _redirect(send, 302, fallback, NO_CACHE, *hint_headers)
             else:
                 return await _html(send, 410, PAGES[410])
             self.metrics.redirects += 1
@@ -264,7 +268,7 @@ class RedirectHandler:
         again with a word when the password given was wrong, or 429 past the attempts a
         client may make on a link."""
         if scope["method"] != "POST":
-            return partial(_password_page, 401, "")
+            return partial(_password_page, 401, "", *self.form_hint_headers)
         retry_after = await self.password_attempt(Request(scope), target.link_id)
         if retry_after is not None:
             message = f"Too many attempts: try again in {retry_after} seconds."
@@ -311,9 +315,14 @@ class RedirectHandler:
         flags: dict[bytes, bytes],
         route: str | None,
     ) -> None:
-        if self.critical_hints and b"sec-ch-ua" in headers and b"sec-ch-ua-model" not in headers:
+        if (
+            self.critical_hints
+            and scope["method"] != "POST"
+            and b"sec-ch-ua" in headers
+            and b"sec-ch-ua-model" not in headers
+        ):
             # Chromium repeats this request at once with its hints (Critical-CH): that one
-            # is the click.
+            # is the click. (A password's post is not repeated: it was not asked to be.)
             self.metrics.hint_restarts += 1
             return
         address = self._client(scope, headers)
