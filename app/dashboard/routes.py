@@ -30,16 +30,17 @@ from app.api.deps import (
 )  # fmt: skip
 from app.core.errors import AppError, NotFound, validation_error
 from app.core.principal import Principal
-from app.core.tables import Link
+from app.core.tables import Link, UtmTemplate
 from app.core.urls import domain_host, merge_utm
 from app.dashboard import charts, forms, session, views
 from app.domains import service as domains
 from app.domains.schemas import DomainCreate, DomainOut
 from app.links import qr
 from app.links import service as links
-from app.links.schemas import LinkOut, LinkUpdate
+from app.links.schemas import DEVICE_TYPES, LinkOut, LinkUpdate
 from app.stats import service as stats
 from app.stats.repository import Scope
+from app.utm_templates import service as utm_templates
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -212,14 +213,26 @@ async def link_list(
 def _form_page(
     request: Request,
     principal: Principal,
-    values: dict[str, str],
+    values: dict[str, Any],
     *,
     slug: str | None = None,
     domains_offered: list[str] | None = None,
+    templates_offered: list[UtmTemplate] | None = None,
+    has_password: bool = False,
+    password_typed: bool = False,
     errors: dict[str, str] | None = None,
 ) -> Response:
+    """The new-link form (`slug` None) or a link's edit form, showing `values` (never a
+    password) and `errors` beside their fields."""
     utm = {name: values.get(name) for name in forms.UTM_FIELDS}
+    template = {t.name: t for t in templates_offered or []}.get(values.get("utm_template", ""))
+    if template is not None:  # as the API fills them: the fields left blank
+        utm = {name: value or getattr(template, name) for name, value in utm.items()}
     preview = merge_utm(values.get("url", ""), utm) if values.get("url") else ""
+    rows = {
+        kind: [*(values.get(field) or []), *[forms.blank_row(kind)] * forms.BLANK_ROWS]
+        for kind, field in forms.KINDS.items()
+    }
     return _page(
         request,
         "link_form.html",
@@ -228,10 +241,19 @@ def _form_page(
         values=values,
         slug=slug,
         errors=errors or {},
-        general=[msg for name, msg in (errors or {}).items() if name not in forms.FIELDS],
+        general=[
+            msg for name, msg in (errors or {}).items() if not forms.shown_beside_a_field(name)
+        ],
         preview=preview,
         redirect_codes=forms.REDIRECT_CODES,
         domains=domains_offered or [],
+        templates=templates_offered or [],
+        utm_fields=forms.UTM_FIELDS,
+        rule_rows=rows["rule"],
+        variant_rows=rows["variant"],
+        device_types=DEVICE_TYPES,
+        has_password=has_password,
+        password_typed=password_typed,
     )
 
 
@@ -245,21 +267,34 @@ async def _domains_offered(db: Any, principal: Principal, ctx: links.LinkContext
 async def new_link_form(
     request: Request, principal: MayWrite, db: ReadSession, ctx: ShortUrls
 ) -> Response:
-    offered = await _domains_offered(db, principal, ctx)
-    return _form_page(request, principal, forms.values_of(None), domains_offered=offered)
+    return _form_page(
+        request,
+        principal,
+        forms.values_of(None),
+        domains_offered=await _domains_offered(db, principal, ctx),
+        templates_offered=await utm_templates.templates_for_new_links(db, principal),
+    )
 
 
 @router.post("/new", dependencies=[SameOrigin])
 async def create_link(
     request: Request, principal: Writing, db: WriteSession, state: State
 ) -> Response:
-    values = forms.text_of(await request.form())
+    form = await request.form()
+    values = forms.text_of(form)
     try:
-        link = await links.create_link(db, principal, forms.link_create(values), state.link_context)
+        data = forms.link_create(values, forms.password_of(form))
+        link = await links.create_link(db, principal, data, state.link_context)
     except (forms.FormErrors, AppError) as exc:  # nothing was written
-        offered = await _domains_offered(db, principal, state.link_context)
-        errors = forms.errors_of(exc)
-        return _form_page(request, principal, values, domains_offered=offered, errors=errors)
+        return _form_page(
+            request,
+            principal,
+            values,
+            domains_offered=await _domains_offered(db, principal, state.link_context),
+            templates_offered=await utm_templates.templates_for_new_links(db, principal),
+            password_typed=bool(forms.password_of(form)),
+            errors=forms.errors_of(exc),
+        )
     return RedirectResponse(_page_path(link), status_code=303)
 
 
@@ -274,7 +309,8 @@ async def edit_link_form(
 ) -> Response:
     found = await links.get_link(db, principal, slug, links.domain_named(domain, ctx))
     link = links.to_out(found, ctx)
-    return _form_page(request, principal, forms.values_of(link), slug=slug)
+    values = forms.values_of(link)
+    return _form_page(request, principal, values, slug=slug, has_password=link.has_password)
 
 
 @router.post("/links/{slug}/edit", dependencies=[SameOrigin])
@@ -289,12 +325,21 @@ async def update_link(
     # Another's link is a 404 page, not a form; this one's expiry may be kept as stored.
     on = links.domain_named(domain, state.link_context)
     link = await links.get_link(db, principal, slug, on)
-    values = forms.text_of(await request.form())
+    form = await request.form()
+    values = forms.text_of(form)
     try:
-        edit = forms.link_update(values, link.expires_at)
+        edit = forms.link_update(values, forms.password_of(form), link.expires_at)
         await links.update_link(db, principal, slug, edit, state.link_context, on)
     except (forms.FormErrors, AppError) as exc:  # nothing was written
-        return _form_page(request, principal, values, slug=slug, errors=forms.errors_of(exc))
+        return _form_page(
+            request,
+            principal,
+            values,
+            slug=slug,
+            has_password=link.password_hash is not None,
+            password_typed=bool(forms.password_of(form)),
+            errors=forms.errors_of(exc),
+        )
     return RedirectResponse(_page_path(link), status_code=303)
 
 
@@ -403,6 +448,8 @@ async def link_page(
     context["period"] = period
     if principal.may("stats:read"):
         context.update(await views.link_stats(stats_reads, principal, period.query))
+        if link.rules or link.variants:
+            context["routes"] = await views.routes(stats_reads, principal, period.query, link)
     return _page(request, "link.html", **context)
 
 

@@ -1,6 +1,6 @@
 """What the link page shows: the period its pickers chose, its numbers from the stats
-service, which breakdowns in which order, and where the link was shared, as told by the
-link-preview fetchers that came for it."""
+service, which breakdowns in which order, where the link was shared, as told by the
+link-preview fetchers that came for it, and how its rules and variants compare."""
 
 import dataclasses
 from collections import Counter
@@ -10,6 +10,9 @@ from urllib.parse import urlencode
 
 from app.clicks.enrich.known_bots import PREVIEW_FETCHERS
 from app.core.principal import Principal
+from app.core.tables import UTM_FIELDS
+from app.core.urls import merge_utm
+from app.links.schemas import LinkOut, Rule
 from app.stats import service as stats
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone
 from app.stats.repository import LinkRef, Scope, StatsQuery
@@ -113,3 +116,65 @@ async def link_stats(reads: stats.Reads, principal: Principal, q: StatsQuery) ->
     with_bots = Scope(principal, dataclasses.replace(q, include_bots=True))
     bots = await stats.breakdown(reads, with_bots, "bot_name", 1000)
     return {"summary": summary, "tables": tables, "shared_on": shared_on(bots)}
+
+
+ROUTE_ROWS = 1000  # far more than a link has routes: no `(other)` row
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteRow:
+    """A line of the Routes card: a rule, a variant, the link's own URL, or a route the
+    link no longer has that clicks in the period took."""
+
+    kind: str  # "rule", "variant", "own" or "gone"
+    name: str
+    destination: str
+    conditions: str = ""
+    weight: int | None = None
+    clicks: int = 0
+    unique_visitors: int = 0
+    share: float = 0.0
+
+
+def _conditions(rule: Rule) -> str:
+    """A rule's conditions as the page reads them: `device: mobile · country: ID, MY`."""
+    given = rule.conditions.model_dump()
+    return " · ".join(f"{name}: {', '.join(values)}" for name, values in given.items())
+
+
+async def routes(
+    reads: stats.Reads, principal: Principal, q: StatsQuery, link: LinkOut
+) -> list[RouteRow]:
+    """The link's rules, variants and own URL side by side, in the order the redirect
+    weighs them, with the clicks and visitors each took in the period (the `route`
+    breakdown); then the routes the link no longer has that clicks in the period took."""
+    scope = Scope(principal, q)
+    taken = {row["value"]: row for row in await stats.breakdown(reads, scope, "route", ROUTE_ROWS)}
+    # The clicks no rule or variant took (a click's null route).
+    own = [taken.pop(stats.NONE)] if stats.NONE in taken else []
+
+    def line(kind: str, name: str, destination: str, **more: Any) -> RouteRow:
+        rows = own if kind == "own" else [taken.pop(name)] if name in taken else []
+        return RouteRow(
+            kind,
+            name,
+            destination,
+            **more,
+            clicks=sum(row["clicks"] for row in rows),
+            unique_visitors=sum(row["unique_visitors"] for row in rows),
+            share=sum(row["share"] for row in rows),
+        )
+
+    utm = {name: getattr(link, name) for name in UTM_FIELDS}
+    variants = link.variants or []
+    lines = [
+        line("rule", rule.name, merge_utm(rule.url, utm), conditions=_conditions(rule))
+        for rule in link.rules or []
+    ]
+    lines += [
+        line("variant", variant.name, merge_utm(variant.url, utm), weight=variant.weight)
+        for variant in variants
+    ]
+    rest = 100 - sum(variant.weight for variant in variants) if variants else None
+    lines.append(line("own", "", link.destination, weight=rest))
+    return lines + [line("gone", name, "") for name in list(taken)]

@@ -53,8 +53,19 @@ Timestamp = Annotated[
 MAX_RULES = 20
 MAX_VARIANTS = 10
 DEVICE_TYPES = ("mobile", "tablet", "desktop", "tv", "console", "wearable", "bot", "other")
+
+
+def _plain_name(name: str) -> str:
+    if name.startswith("(") and name.endswith(")"):
+        # The `route` breakdown's own rows are `(none)` and `(other)`.
+        raise ValueError("a name in parentheses could be taken for a row of the breakdown")
+    return name
+
+
 RouteName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_NUL)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_NUL),
+    AfterValidator(_plain_name),
 ]
 OsName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NO_NUL)
@@ -189,9 +200,9 @@ class LinkCreate(LinkFields):
     url: Url
     slug: Slug | None = None
     domain: DomainName | None = None
-    utm_template: RouteName | None = Field(
-        None, description="a UTM template of the workspace: fills the UTM fields not given"
-    )
+    utm_template: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None
+    ) = Field(None, description="a UTM template of the workspace: fills the UTM fields not given")
     redirect_code: Literal[301, 302, 307, 308] = 302
     forward_query: bool = True
 

@@ -37,8 +37,8 @@ class Timeseries(BaseModel):
 class BreakdownRow(BaseModel):
     value: str = Field(
         description=(
-            "the dimension's value; `(unknown)` when not known (`(none)` for in_app and "
-            "bot_name: no app, no bot), `(other)` past limit"
+            "the dimension's value; `(unknown)` when not known (`(none)` for in_app, route and "
+            "bot_name: no app, no rule or variant, no bot), `(other)` past limit"
         )
     )
     clicks: int

@@ -21,7 +21,7 @@ from app.stats.repository import CLICK_DIMENSIONS, Scope, SqlReads
 UNKNOWN, OTHER, NONE = "(unknown)", "(other)", "(none)"
 # Dimensions whose missing value is a fact, not a gap: an ordinary browser is in no app,
 # a person is no bot.
-NONE_FOR_NULL = frozenset({"in_app", "bot_name"})
+NONE_FOR_NULL = frozenset({"in_app", "bot_name", "route"})
 LINK_DIMENSIONS = {
     "link": repository.LINK_NAME,
     "utm_source": Link.utm_source,
@@ -132,7 +132,7 @@ async def _by_time(reads: Reads, scope: Scope, dimension: str) -> dict[str | Non
 
 
 async def breakdown(reads: Reads, scope: Scope, dimension: str, limit: int) -> list[dict[str, Any]]:
-    """Rows largest first; nulls form `(unknown)` (`(none)` for in_app and bot_name), rows
+    """Rows largest first; nulls form `(unknown)` (`(none)` for in_app, bot_name and route), rows
     past `limit` are summed into `(other)`, so the rows always add up to the summary's
     clicks."""
     if dimension in LINK_DIMENSIONS:

@@ -22,6 +22,12 @@ async def named(
     return {template.name: template for template in await session.scalars(query)}
 
 
+async def of_workspace(session: AsyncSession, workspace_id: int) -> list[UtmTemplate]:
+    """The workspace's templates, by name (code point order, as `visible`)."""
+    query = select(UtmTemplate).where(UtmTemplate.workspace_id == workspace_id)
+    return sorted(await session.scalars(query), key=lambda template: template.name)
+
+
 async def find(session: AsyncSession, principal: Principal, name: str) -> list[UtmTemplate]:
     """The templates of `name` the caller sees: one at most, but for admin, who sees every
     workspace's (its own first)."""

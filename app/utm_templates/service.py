@@ -91,5 +91,11 @@ async def delete_template(session: AsyncSession, principal: Principal, name: str
     await session.flush()
 
 
+async def templates_for_new_links(session: AsyncSession, principal: Principal) -> list[UtmTemplate]:
+    """The templates a new link of the caller's workspace may name: its own workspace's
+    only (an admin sees every workspace's, but a link takes its own's)."""
+    return await repository.of_workspace(session, principal.workspace_id)
+
+
 async def list_templates(session: AsyncSession, principal: Principal) -> list[UtmTemplateOut]:
     return [to_out(template) for template in await repository.visible(session, principal)]

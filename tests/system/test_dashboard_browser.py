@@ -214,3 +214,70 @@ def test_marketer_adds_a_domain_and_a_link_on_it_that_redirects_by_host(
         assert BRAND in page.text_content("table.links")
         assert errors == []
         context.close()
+
+
+def test_marketer_makes_a_password_link_with_a_rule_and_a_visitor_gets_through(
+    tautan_server: str, landing: str, browser: Any
+) -> None:
+    """The Targeting and Password fields of the form, then the password page as a visitor
+    sees it: it holds no destination, refuses a wrong password, and lets the right one
+    through to the rule's URL; the link page counts that click against the rule."""
+    base = tautan_server
+    errors: list[str] = []
+
+    def watched(context: Any) -> Any:
+        context.add_init_script(REPORT_CSP)
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if is_error(m) else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        return page
+
+    def is_error(message: Any) -> bool:
+        # Chromium logs any 4xx document as an error: the password page's 401 is its design.
+        refused = message.location.get("url") == f"{base}/vip" and "status of 401" in message.text
+        return message.type == "error" and not refused
+
+    marketer = browser.new_context(user_agent=PERSON_UA, viewport={"width": 1280, "height": 900})
+    page = watched(marketer)
+    page.goto(f"{base}/dashboard/sign-in")
+    page.fill("#key", KEY)
+    with page.expect_navigation():
+        page.click("button:text('Sign in')")
+    page.goto(f"{base}/dashboard/new")
+    page.fill("#url", f"{landing}/everyone")
+    page.fill("#slug", "vip")
+    page.fill("#rule-0-name", "desktops")
+    page.check("input[name='rule-0-device'][value='desktop']")
+    page.fill("#rule-0-url", f"{landing}/desktop")
+    page.fill("#password", "open sesame")
+    with page.expect_navigation():
+        page.click("button:text('Create link')")
+    link_page = f"{base}/dashboard/links/vip"
+    assert page.url == link_page, page.inner_text("main")
+    assert "password" in page.text_content(".short")
+
+    visitor = browser.new_context(user_agent=PERSON_UA)
+    door = watched(visitor)
+    response = door.goto(f"{base}/vip")
+    assert response is not None and response.status == 401
+    assert door.text_content("h1") == "This link is protected"
+    assert SHOP_HOST not in door.content()  # neither the link's URL nor the rule's
+    door.fill("#password", "guess")
+    with door.expect_navigation():
+        door.click("button:text('Continue')")
+    assert "Wrong password" in door.text_content("[role=alert]")
+    assert SHOP_HOST not in door.content()
+    door.fill("#password", "open sesame")
+    with door.expect_navigation():
+        door.click("button:text('Continue')")
+    assert door.url == f"{landing}/desktop"  # the rule's URL: a desktop browser
+    assert door.text_content("h1") == "Landing page"
+
+    wait_for_clicks(page, link_page, "1")
+    route = page.locator("section.routes tr", has_text="desktops")
+    assert route.locator("td.num").all_text_contents() == ["—", "1", "1", "100%"]
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "artifacts" / "dashboard-routes.png"), full_page=True)
+    assert errors == []
+    visitor.close()
+    marketer.close()

@@ -54,16 +54,26 @@ function mergeUtm(url, utm) {
   return `${path}?${pairs.join("&")}${fragment}`;
 }
 
+// A UTM template chosen on the new-link form fills the fields left blank, as the server
+// does; its option carries its values (data-utm-source …).
+function templateValue(form, name) {
+  const select = form.elements.utm_template;
+  const option = select ? select.selectedOptions[0] : undefined;
+  const key = name.replace(/_(\w)/g, (_, c) => c.toUpperCase());
+  return (option && option.dataset[key]) || "";
+}
+
 function watchForm(form) {
   const output = document.getElementById("destination-preview");
   const update = () => {
     const url = form.elements.url.value.trim();
     const utm = Object.fromEntries(
-      UTM_FIELDS.map((name) => [name, form.elements[name].value.trim()]),
+      UTM_FIELDS.map((name) => [name, form.elements[name].value.trim() || templateValue(form, name)]),
     );
     output.textContent = url ? mergeUtm(url, utm) : "";
   };
   form.addEventListener("input", update);
+  form.addEventListener("change", update);
   update();
 }
 

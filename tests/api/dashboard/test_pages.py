@@ -13,7 +13,7 @@ from app import auth
 from app.config import Settings
 from app.dashboard import session
 from app.main import create_app
-from tests.support.app import BASE_URL, PEER, create_link, run_in_transaction
+from tests.support.app import BASE_URL, DESKTOP_UA, PEER, create_link, run_in_transaction
 from tests.support.clicks import raw_click, seed_clicks, with_writer
 
 IPHONE = (
@@ -761,3 +761,306 @@ def test_another_workspaces_domain_is_neither_shown_nor_offered_nor_removable(
         "/dashboard/new", data={"url": "https://shop.example.com/", "domain": "go.kopi.test"}
     )
     assert used.status_code == 422 and "not a domain of this workspace" in text(used.text)
+
+
+# Targeting, passwords and UTM templates through the form
+
+
+def input_value(html: str, name: str) -> str | None:
+    """The value an <input name=…> shows (None when the page has no such field)."""
+    match = re.search(rf'<input id="{name}" name="{name}"[^>]*?value="([^"]*)"', html)
+    return unescape(match[1]) if match else None
+
+
+def ticked(html: str, name: str) -> list[str]:
+    return re.findall(rf'name="{name}" value="([^"]+)" checked>', html)
+
+
+TARGETED = {
+    "url": "https://shop.example.com/sale",
+    "slug": "targeted",
+    "redirect_code": "302",
+    "rule-0-name": "iphone-id",
+    "rule-0-device": ["mobile", "tablet"],
+    "rule-0-os": "iOS",
+    "rule-0-country": "id, my",
+    "rule-0-url": "https://apps.apple.com/app/x",
+    # A blank row between two rules is left out: the rules keep the rows' order.
+    "rule-1-name": "", "rule-1-os": "", "rule-1-country": "", "rule-1-language": "",
+    "rule-1-url": "",
+    "rule-2-name": "indonesian",
+    "rule-2-language": "id",
+    "rule-2-url": "https://shop.example.com/id",
+    "rule-3-name": "", "rule-3-url": "",
+    "variant-0-name": "b",
+    "variant-0-url": "https://shop.example.com/sale-b",
+    "variant-0-weight": "30",
+    "variant-1-name": "c",
+    "variant-1-url": "https://shop.example.com/sale-c",
+    "variant-1-weight": "20",
+    "variant-2-name": "", "variant-2-url": "", "variant-2-weight": "",
+}  # fmt: skip
+
+
+def test_rules_and_variants_through_the_form(client: TestClient, user: str) -> None:
+    form = client.get("/dashboard/new").text
+    for field in ("rule-0-name", "rule-1-url", "variant-1-weight", "password"):
+        assert f'name="{field}"' in form, field
+    assert 'name="rule-2-name"' not in form  # two blank rows, no more
+    assert ticked(form, "rule-0-device") == []
+    response = client.post("/dashboard/new", data=TARGETED)
+    assert response.status_code == 303, text(response.text)
+    link = client.get("/api/links/targeted", headers=bearer(user)).json()
+    assert link["rules"] == [
+        {"name": "iphone-id", "if": {"device": ["mobile", "tablet"], "os": ["iOS"],
+                                     "country": ["ID", "MY"]},
+         "url": "https://apps.apple.com/app/x"},
+        {"name": "indonesian", "if": {"language": ["id"]}, "url": "https://shop.example.com/id"},
+    ]  # fmt: skip
+    assert link["variants"] == [
+        {"name": "b", "url": "https://shop.example.com/sale-b", "weight": 30},
+        {"name": "c", "url": "https://shop.example.com/sale-c", "weight": 20},
+    ]
+    assert link["has_password"] is False
+    to = client.get("/targeted", headers={"User-Agent": DESKTOP_UA, "Accept-Language": "id-ID"})
+    assert to.headers["location"] == "https://shop.example.com/id"
+
+    # The edit form shows them, each in its row, and two blank rows of each kind after.
+    edit = client.get("/dashboard/links/targeted/edit").text
+    assert input_value(edit, "rule-0-name") == "iphone-id"
+    assert ticked(edit, "rule-0-device") == ["mobile", "tablet"]
+    assert (input_value(edit, "rule-0-country"), input_value(edit, "rule-0-os")) == (
+        "ID, MY",
+        "iOS",
+    )
+    assert input_value(edit, "rule-1-language") == "id"
+    assert (input_value(edit, "rule-2-name"), input_value(edit, "rule-3-name")) == ("", "")
+    assert input_value(edit, "rule-4-name") is None
+    assert input_value(edit, "variant-1-weight") == "20"
+    assert input_value(edit, "variant-3-name") == ""
+
+    # Changed: the first rule's countries and URL; blanked: the second rule and a variant.
+    changed = {
+        **TARGETED,
+        "rule-0-country": "SG",
+        "rule-0-url": "https://apps.apple.com/app/sg",
+        "rule-2-name": "", "rule-2-language": "", "rule-2-url": "",
+        "variant-0-name": "", "variant-0-url": "", "variant-0-weight": "",
+    }  # fmt: skip
+    assert client.post("/dashboard/links/targeted/edit", data=changed).status_code == 303
+    link = client.get("/api/links/targeted", headers=bearer(user)).json()
+    assert link["rules"] == [
+        {"name": "iphone-id", "if": {"device": ["mobile", "tablet"], "os": ["iOS"],
+                                     "country": ["SG"]},
+         "url": "https://apps.apple.com/app/sg"},
+    ]  # fmt: skip
+    assert [variant["name"] for variant in link["variants"]] == ["c"]
+    # The redirect of this process forgot the removed rule at once.
+    to = client.get("/targeted", headers={"User-Agent": DESKTOP_UA, "Accept-Language": "id-ID"})
+    assert to.headers["location"] != "https://shop.example.com/id"
+
+    # Every row left blank (no box ticked): no rule, no variant.
+    blank = {key: ("" if key.startswith(("rule-", "variant-")) else value)
+             for key, value in TARGETED.items() if not key.endswith("-device")}  # fmt: skip
+    assert client.post("/dashboard/links/targeted/edit", data=blank).status_code == 303
+    link = client.get("/api/links/targeted", headers=bearer(user)).json()
+    assert (link["rules"], link["variants"]) == (None, None)
+    assert client.get("/targeted").headers["location"] == "https://shop.example.com/sale"
+
+
+def test_an_edit_without_targeting_rows_leaves_the_rules(client: TestClient, user: str) -> None:
+    """A form from before targeting (or a script's) says nothing of rules: they stay."""
+    rules = [{"name": "ios", "if": {"os": ["iOS"]}, "url": "https://apps.apple.com/app/x"}]
+    create_link(client, bearer(user), slug="promo", rules=rules)
+    edit = client.post("/dashboard/links/promo/edit", data={"url": "https://a.example/"})
+    assert edit.status_code == 303
+    assert client.get("/api/links/promo", headers=bearer(user)).json()["rules"] == rules
+
+
+@pytest.mark.parametrize(
+    ("rows", "field", "message"),
+    [
+        # The bad row comes after a blank one: its error is beside the row it is shown in.
+        ({"rule-2-name": "loop", "rule-2-os": "iOS", "rule-2-url": f"{BASE_URL}/other"},
+         "rule-1-url", "this URL must not point at this service"),
+        ({"rule-2-name": "ids", "rule-2-country": "ID, IDN", "rule-2-url": "https://a.example/"},
+         "rule-1-country", "'IDN' is no two-letter country code (ISO 3166), e.g. ID"),
+        ({"rule-2-name": "any", "rule-2-url": "https://a.example/"},
+         "rule-1", "a rule needs at least one condition: device, os, country or language"),
+        ({"rule-2-name": "", "rule-2-os": "iOS", "rule-2-url": "https://a.example/"},
+         "rule-1-name", "a name is required"),
+        ({"rule-2-name": "x", "rule-2-os": "iOS"}, "rule-1-url", "a URL is required"),
+        ({"rule-2-name": "x", "rule-2-device": "fridge", "rule-2-url": "https://a.example/"},
+         "rule-1-device", "Input should be 'mobile', 'tablet'"),
+        ({"variant-0-name": "ios", "variant-0-url": "https://a.example/", "variant-0-weight": "5"},
+         "variant-0-name", "'ios' is rule 1's name too"),
+        ({"variant-0-name": "b", "variant-0-url": "https://a.example/", "variant-0-weight": "lots"},
+         "variant-0-weight", "a whole number of per cent, 1 to 100"),
+        ({"variant-0-name": "b", "variant-0-url": "https://a.example/", "variant-0-weight": "60",
+          "variant-1-name": "c", "variant-1-url": "https://b.example/", "variant-1-weight": "50"},
+         "variants", "the variants' weights are per cent of the clicks: at most 100 in all"),
+    ],
+)  # fmt: skip
+def test_a_bad_rule_or_variant_is_shown_beside_its_row_and_nothing_changes(
+    client: TestClient, user: str, rows: dict[str, str], field: str, message: str
+) -> None:
+    rules = [{"name": "ios", "if": {"os": ["iOS"]}, "url": "https://apps.apple.com/app/x"}]
+    before = create_link(client, bearer(user), slug="promo", title="Before", rules=rules)
+    form = {
+        "url": "https://shop.example.com/",
+        "title": "After",
+        "rule-0-name": "ios", "rule-0-os": "iOS", "rule-0-url": "https://apps.apple.com/app/y",
+        "rule-1-name": "", "rule-1-url": "",
+        **rows,
+    }  # fmt: skip
+    for path in ("/dashboard/links/promo/edit", "/dashboard/new"):
+        response = client.post(path, data=form)
+        assert response.status_code == 422, path
+        assert field_error(response.text, field).startswith(message), text(response.text)
+        assert "The link was not saved: see the fields marked below." in text(response.text)
+        # What was typed is still there, each row where it was shown.
+        assert input_value(response.text, "rule-0-url") == "https://apps.apple.com/app/y"
+        assert input_value(response.text, "title") == "After"
+        for key, value in rows.items():
+            if not key.endswith("-device"):
+                shown = key.replace("rule-2-", "rule-1-")
+                assert input_value(response.text, shown) == value, shown
+    assert client.get("/api/links/promo", headers=bearer(user)).json() == before
+    assert api_slugs(client, user) == ["promo"]
+
+
+def test_password_set_kept_and_removed_through_the_form(client: TestClient, user: str) -> None:
+    form = {"url": "https://private.example/deal", "slug": "vip", "password": "open sesame"}
+    assert client.post("/dashboard/new", data=form).status_code == 303
+    assert client.get("/api/links/vip", headers=bearer(user)).json()["has_password"] is True
+    assert client.get("/vip").status_code == 401
+    assert client.post("/vip", data={"password": "open sesame"}).status_code == 303
+    page = client.get("/dashboard/links/vip").text
+    assert '<span class="tag" title="Visitors must give its password">password</span>' in page
+
+    edit = client.get("/dashboard/links/vip/edit").text
+    assert "open sesame" not in edit and "argon2" not in edit
+    assert input_value(edit, "password") is None  # the field has no value at all
+    assert "leave this blank to keep it" in text(edit)
+    assert 'name="remove_password"' in edit
+    # Blank: kept.
+    kept = {"url": "https://private.example/deal", "title": "VIP", "password": ""}
+    assert client.post("/dashboard/links/vip/edit", data=kept).status_code == 303
+    link = client.get("/api/links/vip", headers=bearer(user)).json()
+    assert (link["title"], link["has_password"]) == ("VIP", True)
+    assert client.post("/vip", data={"password": "open sesame"}).status_code == 303
+    # A new one replaces it.
+    new = {**kept, "password": "new secret"}
+    assert client.post("/dashboard/links/vip/edit", data=new).status_code == 303
+    assert client.post("/vip", data={"password": "open sesame"}).status_code == 401
+    assert client.post("/vip", data={"password": "new secret"}).status_code == 303
+    # A refused form does not show it back, and says to type it again.
+    refused = client.post("/dashboard/links/vip/edit", data={**new, "url": "ftp://x.example/"})
+    assert refused.status_code == 422
+    assert "new secret" not in refused.text
+    assert field_error(refused.text, "password").startswith("Type the password again")
+    both = client.post("/dashboard/links/vip/edit", data={**new, "remove_password": "on"})
+    assert field_error(both.text, "password") == "type a new password or remove it, not both"
+    short = client.post("/dashboard/links/vip/edit", data={**kept, "password": "abc"})
+    assert field_error(short.text, "password") == "String should have at least 4 characters"
+    assert client.post("/vip", data={"password": "new secret"}).status_code == 303
+    # Removed.
+    removed = {**kept, "remove_password": "on"}
+    assert client.post("/dashboard/links/vip/edit", data=removed).status_code == 303
+    assert client.get("/api/links/vip", headers=bearer(user)).json()["has_password"] is False
+    assert client.get("/vip").status_code == 302
+    edit = client.get("/dashboard/links/vip/edit").text
+    assert 'name="remove_password"' not in edit
+    assert "password</span>" not in client.get("/dashboard/links/vip").text
+
+
+def test_a_utm_template_fills_the_utm_fields_left_blank(client: TestClient, user: str) -> None:
+    template = {"name": "Newsletter", "utm_source": "newsletter", "utm_medium": "email",
+                "utm_campaign": "weekly"}  # fmt: skip
+    assert client.post("/api/utm-templates", json=template, headers=bearer(user)).status_code == 201
+    _, other = new_key(client, *ALL_SCOPES, workspace="kopi")
+    theirs = {"name": "Theirs", "utm_source": "x"}
+    assert client.post("/api/utm-templates", json=theirs, headers=bearer(other)).status_code == 201
+
+    form = client.get("/dashboard/new").text
+    assert '<option value="">None</option>' in form
+    assert re.search(r'<option value="Newsletter" data-utm-source="newsletter" '
+                     r'data-utm-medium="email" data-utm-campaign="weekly">', form)  # fmt: skip
+    assert "Theirs" not in form
+    assert 'name="utm_template"' not in client.get("/dashboard/links/x/edit").text  # a 404 page
+    made = {"url": "https://shop.example.com/", "slug": "news", "utm_template": "Newsletter",
+            "utm_campaign": "june"}  # fmt: skip
+    assert client.post("/dashboard/new", data=made).status_code == 303
+    link = client.get("/api/links/news", headers=bearer(user)).json()
+    assert (link["utm_source"], link["utm_medium"], link["utm_campaign"]) == (
+        "newsletter",
+        "email",
+        "june",
+    )
+    edit = client.get("/dashboard/links/news/edit").text
+    assert 'name="utm_template"' not in edit  # a template fills a new link only
+    assert input_value(edit, "utm_source") == "newsletter"
+
+    unknown = client.post("/dashboard/new", data={**made, "slug": "n2", "utm_template": "Theirs"})
+    assert unknown.status_code == 422
+    assert field_error(unknown.text, "utm_template") == (
+        "utm_template: the workspace has no UTM template 'Theirs'"
+    )
+    # The preview shows what will be saved: the template's values in the blank fields.
+    refused = client.post("/dashboard/new", data={**made, "slug": "a b"})
+    preview = re.search(r'<output id="destination-preview"[^>]*>([^<]*)</output>', refused.text)
+    assert preview is not None and unescape(preview[1]) == (
+        "https://shop.example.com/?utm_source=newsletter&utm_medium=email&utm_campaign=june"
+    )
+    assert '<option value="Newsletter" data-utm-source' in refused.text
+    assert re.search(r'<option value="Newsletter"[^>]* selected>', refused.text)
+
+
+def test_without_templates_the_form_says_how_to_add_one(client: TestClient, user: str) -> None:
+    form = client.get("/dashboard/new").text
+    assert 'name="utm_template"' not in form
+    assert "POST /api/utm-templates" in text(form)
+
+
+def test_link_page_shows_its_routes_side_by_side(client: TestClient, user: str) -> None:
+    link = create_link(
+        client, bearer(user), slug="ab", utm_campaign="spring",
+        rules=[{"name": "ios", "if": {"os": ["iOS"], "country": ["ID"]},
+                "url": "https://apps.apple.com/app/x"}],
+        variants=[{"name": "b", "url": "https://shop.example.com/b", "weight": 30},
+                  {"name": "c", "url": "https://shop.example.com/c", "weight": 20}],
+    )  # fmt: skip
+    day = datetime(2026, 3, 10, 9, tzinfo=UTC)
+    seed_clicks(client, [
+        raw_click(link, day, ua=IPHONE, route="ios"),
+        raw_click(link, day, route="b", ip="198.51.100.1"),
+        raw_click(link, day, route="b", ip="198.51.100.2"),
+        raw_click(link, day, route="b", ip="198.51.100.2"),
+        raw_click(link, day),
+        raw_click(link, day, route="old-test", ip="198.51.100.3"),
+        raw_click(link, day, ua=WHATSAPP),  # a preview fetch: not a click of any route
+    ])  # fmt: skip
+    response = client.get("/dashboard/links/ab", params={"from": "2026-03-01", "to": "2026-03-31"})
+    assert response.status_code == 200
+    page = text(response.text)
+    assert "Clicks 6 Unique visitors" in page
+    routes = text(
+        re.search(r'<section class="card routes">(.*?)</section>', response.text, re.S)[1]
+    )  # type: ignore[index]
+    assert routes.startswith(
+        "Routes Route Destination Weight Clicks Unique visitors Share of clicks"
+    )
+    assert (
+        "ios rule os: iOS · country: ID https://apps.apple.com/app/x?utm_campaign=spring — 1 1 17% "
+        "b variant https://shop.example.com/b?utm_campaign=spring 30% 3 2 50% "
+        "c variant https://shop.example.com/c?utm_campaign=spring 20% 0 0 0% "
+        "(link's own URL) https://shop.example.com/?utm_campaign=spring 50% 1 1 17% "
+        "old-test no longer on the link — — 1 1 17%"
+    ) in routes
+    # Another range: every route, with no click.
+    empty = text(client.get("/dashboard/links/ab", params={"from": "2026-04-01"}).text)
+    assert "b variant https://shop.example.com/b?utm_campaign=spring 30% 0 0 0%" in empty
+    assert "old-test" not in empty
+    # A link without rules or variants has no such card.
+    create_link(client, bearer(user), slug="plain")
+    assert "Routes" not in text(client.get("/dashboard/links/plain").text)

@@ -67,6 +67,7 @@ def _rule(index: int, **change: Any) -> dict[str, Any]:
         ({"variants": [VARIANTS[0] | {"url": "http://TAUTAN.test./x"}]}, "redirect_loop", "variants.0.url"),
         ({"rules": [_rule(0, name="a")], "variants": [VARIANTS[0]]}, "route_name_taken", "variants.0.name"),
         ({"password": "abc"}, "validation_error", "password"),
+        ({"variants": [VARIANTS[0] | {"name": "(none)"}]}, "validation_error", "variants.0.name"),
     ],
 )  # fmt: skip
 def test_bad_targeting_is_refused_pointing_at_the_rule(

@@ -104,7 +104,7 @@ def test_the_first_matching_rule_sends_the_visitor(geo_client: TestClient, write
     )
     breakdown = geo_client.get("/api/stats/breakdown/route", headers=writer).json()["rows"]
     assert {row["value"]: row["clicks"] for row in breakdown} == {
-        "android-id": 2, "indonesian": 2, "(unknown)": 2, "ios": 2, "ipad": 1
+        "android-id": 2, "indonesian": 2, "(none)": 2, "ios": 2, "ipad": 1
     }  # fmt: skip
 
 
@@ -134,7 +134,7 @@ def test_variants_split_visitors_and_keep_each_on_one(geo_client: TestClient, wr
     by_route = {row["value"]: row for row in rows}
     assert by_route["a"]["unique_visitors"] == shares["https://a.example/"]
     assert by_route["a"]["clicks"] == 2 * shares["https://a.example/"]
-    assert by_route["(unknown)"]["unique_visitors"] == shares["https://own.example/"]
+    assert by_route["(none)"]["unique_visitors"] == shares["https://own.example/"]
     assert sum(row["clicks"] for row in rows) == 300
 
 
