@@ -211,6 +211,8 @@ class RedirectHandler:
         tracked = method != "HEAD" and flags.get(b"tautan_no_track") != b"1"
         live = target.is_live(datetime.now(UTC))
         headers = _wanted_headers(scope)
+        # The client as the log keeps it and its digest; None: its clicks are not recorded.
+        client = self._client(scope, headers) if tracked or target.targeting else None
         route = None
         hint_headers = self.hint_headers if method != "POST" else ()
         if live and target.preview_page and method != "POST" and _is_preview_fetch(headers):
@@ -232,7 +234,7 @@ class RedirectHandler:
             if live:
                 to: Target | Destination = target
                 if target.targeting is not None:
-                    to = self._route(scope, headers, target, target.targeting) or target
+                    to = self._route(headers, client, target, target.targeting) or target
                     route = to.route if isinstance(to, Destination) else None
                 # After a form, the browser goes on with a GET (303): 307 and 308 would have
                 # it post the password to the destination.
@@ -248,15 +250,19 @@ class RedirectHandler:
         if tracked:
             # Logged before the answer leaves: a visitor who got the redirect was counted,
             # whatever happens to this process next.
-            self._record(scope, headers, target, flags, route)
+            self._record(scope, headers, client, target, flags, route)
         await response
 
     def _route(
-        self, scope: Scope, headers: dict[bytes, bytes], target: Target, targeting: Targeting
+        self,
+        headers: dict[bytes, bytes],
+        client: tuple[str, str] | None,
+        target: Target,
+        targeting: Targeting,
     ) -> Destination | None:
         """Where the link's rules and variants send this visitor (None: its own url)."""
         user_agent = text(headers.get(b"user-agent", b"")[:MAX_UA_LENGTH])
-        address, visitor_key = self._client(scope, headers) or ("", "")
+        address, visitor_key = client or ("", "")
         visitor = Visitor(user_agent, text(headers.get(b"accept-language", b"")), address,
                           self.places)  # fmt: skip
         return targeting.choose(visitor, sticky_key(target.link_id, visitor_key, user_agent))
@@ -311,6 +317,7 @@ class RedirectHandler:
         self,
         scope: Scope,
         headers: dict[bytes, bytes],
+        client: tuple[str, str] | None,
         target: Target,
         flags: dict[bytes, bytes],
         route: str | None,
@@ -325,8 +332,7 @@ class RedirectHandler:
             # is the click. (A password's post is not repeated: it was not asked to be.)
             self.metrics.hint_restarts += 1
             return
-        address = self._client(scope, headers)
-        if address is None:  # TAUTAN_IGNORE_IPS
+        if client is None:  # TAUTAN_IGNORE_IPS
             return
         get = headers.get
         self.record(
@@ -334,8 +340,8 @@ class RedirectHandler:
                 link_id=target.link_id,
                 workspace_id=target.workspace_id,
                 ts=time.time(),
-                ip=address[0],
-                visitor_key=address[1],
+                ip=client[0],
+                visitor_key=client[1],
                 user_agent=text(get(b"user-agent", b"")[:MAX_UA_LENGTH]),
                 referer=text(get(b"referer", b"")[:MAX_REFERER_LENGTH]),
                 accept_language=text(get(b"accept-language", b"")[:MAX_LANGUAGE_LENGTH]),
