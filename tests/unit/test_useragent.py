@@ -3,8 +3,10 @@
 from typing import Any
 
 import pytest
+from fake_useragent import UserAgent
 
-from app.clicks.enrich.useragent import UserAgentInfo, parse_user_agent
+from app.clicks.enrich.known_bots import MAX_UA_LENGTH
+from app.clicks.enrich.useragent import UserAgentInfo, _quick, device_and_os, parse_user_agent
 
 
 def case(id: str, ua: str, **expected: Any) -> Any:
@@ -733,3 +735,15 @@ def test_result_is_frozen() -> None:
     assert isinstance(info, UserAgentInfo)
     with pytest.raises(AttributeError):
         info.os = "Linux"  # type: ignore[misc]
+
+
+def test_the_redirects_reading_agrees_with_ua_parsers() -> None:
+    """A link's rules, in the redirect, read device type and OS without the crawler lists
+    and maker tables: on real browsers' User-Agents they read what `_quick` reads (from
+    which the writer starts), and these cases' expected fields."""
+    browsers = [entry["useragent"] for entry in UserAgent().data_browsers][:2000]
+    for ua in [*browsers, *(param.values[0] for param in CASES)]:
+        quick = _quick(ua[:MAX_UA_LENGTH])
+        if quick.device_type != "bot":
+            assert device_and_os(ua) == (quick.device_type, quick.os), ua
+    assert device_and_os("facebookexternalhit/1.1") == ("bot", None)
