@@ -72,8 +72,8 @@ def values_of(link: LinkOut | None) -> dict[str, Any]:
     values["rules"] = [
         {
             "name": rule.name,
-            "device": list(rule.conditions.device or []),
-            **{name: ", ".join(getattr(rule.conditions, name) or []) for name in LIST_CONDITIONS},
+            "device": rule.conditions.get("device", []),
+            **{name: ", ".join(rule.conditions.get(name, [])) for name in LIST_CONDITIONS},
             "url": rule.url,
         }
         for rule in link.rules or []

@@ -12,7 +12,7 @@ from app.clicks.enrich.known_bots import PREVIEW_FETCHERS
 from app.core.principal import Principal
 from app.core.tables import UTM_FIELDS
 from app.core.urls import merge_utm
-from app.links.schemas import LinkOut, Rule
+from app.links.schemas import LinkOut, RuleOut
 from app.stats import service as stats
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone
 from app.stats.repository import LinkRef, Scope, StatsQuery
@@ -136,10 +136,9 @@ class RouteRow:
     share: float = 0.0
 
 
-def _conditions(rule: Rule) -> str:
+def _conditions(rule: RuleOut) -> str:
     """A rule's conditions as the page reads them: `device: mobile · country: ID, MY`."""
-    given = rule.conditions.model_dump()
-    return " · ".join(f"{name}: {', '.join(values)}" for name, values in given.items())
+    return " · ".join(f"{name}: {', '.join(values)}" for name, values in rule.conditions.items())
 
 
 async def routes(

@@ -6,10 +6,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
@@ -102,11 +100,6 @@ class Conditions(BaseModel):
         None, description="primary language tags of Accept-Language, e.g. id"
     )
 
-    @model_serializer(mode="wrap")
-    def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """The conditions a rule has, without the others as nulls."""
-        return {name: values for name, values in handler(self).items() if values is not None}
-
     @model_validator(mode="after")
     def _some_condition(self) -> "Conditions":
         if all(getattr(self, name) is None for name in type(self).model_fields):
@@ -120,6 +113,16 @@ class Rule(BaseModel):
     name: RouteName
     conditions: Conditions = Field(alias="if")
     url: Url
+
+
+class RuleOut(BaseModel):
+    """A rule as links show it: the conditions it has, and no others."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    name: str
+    conditions: dict[str, list[str]] = Field(alias="if")
+    url: str
 
 
 class Variant(BaseModel):
@@ -246,7 +249,7 @@ class LinkOut(BaseModel):
     og_title: str | None
     og_description: str | None
     og_image: str | None
-    rules: list[Rule] | None
+    rules: list[RuleOut] | None
     variants: list[Variant] | None
     has_password: bool
     clicks: int = Field(description="human clicks")

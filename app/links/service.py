@@ -133,7 +133,7 @@ def _apply(link: Link, data: LinkCreate | LinkUpdate) -> None:
         link.tag_rows = [LinkTag(tag=tag) for tag in data.tags or []]
     # Stored as the API takes them (`if`, not `conditions`); none is null, not [].
     if "rules" in data.model_fields_set:
-        link.rules = [rule.model_dump() for rule in data.rules or []] or None
+        link.rules = [rule.model_dump(exclude_none=True) for rule in data.rules or []] or None
     if "variants" in data.model_fields_set:
         link.variants = [variant.model_dump() for variant in data.variants or []] or None
 
