@@ -65,6 +65,11 @@ _TV = re.compile(
     r"Chromecast|\bAFT[A-Z0-9]{1,4}\b|Roku|AppleTV|tvOS|NetCast|VIDAA"
 )
 _WEARABLE = re.compile(r"\bWatch\b|WatchOS|Wear ?OS")
+# A word each of _TV's alternatives holds: Python's re tries every alternative at every
+# place of a User-Agent (10 µs), these `in` tests take half a microsecond, and most
+# User-Agents hold none of them.
+_TV_WORDS = ("TV", "Web0S", "webOS", "BRAVIA", "CrKey", "Chromecast", "AFT", "Roku", "tvOS",
+             "NetCast", "VIDAA")  # fmt: skip
 _XBOX = re.compile(r"Xbox(?: One| Series [SX])?")
 
 # Model codes that ua-parser leaves under a generic brand but that only one maker uses.
@@ -266,7 +271,7 @@ def _in_app_device(ua: str) -> tuple[str | None, str] | None:
 def _device_type(ua: str, parsed: UserAgent, brand: str | None, model: str | None) -> str:
     if _CONSOLE.search(ua):
         return "console"
-    if _TV.search(ua):
+    if any(word in ua for word in _TV_WORDS) and _TV.search(ua):
         return "tv"
     galaxy_watch = brand == "Samsung" and (model or "").startswith("SM-R")
     if galaxy_watch or _WEARABLE.search(ua) or parsed.device.family == "Apple Watch":
