@@ -12,9 +12,9 @@ of Accept-Language. The writer later stores the same facts, the device type from
 reference device database, which may name a few devices more precisely than ua-parser.
 """
 
-import hashlib
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -149,9 +149,9 @@ def sticky_key(link_id: int, visitor_key: str, user_agent: str) -> str:
 
 
 def _bucket(key: str) -> int:
-    """0-99, evenly spread over keys."""
-    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-    return int.from_bytes(digest) % 100
+    """0-99, evenly spread over keys: the key holds a keyed digest, random already, so a
+    checksum spreads it as well as a cryptographic hash would, in a fifth of the time."""
+    return zlib.crc32(key.encode()) % 100
 
 
 def _set(values: Iterable[str] | None) -> frozenset[str] | None:

@@ -92,6 +92,9 @@ _FACEBOOK_MODEL = re.compile(r"FBDV/([^;\]]+)")
 # On iOS, Instagram, Snapchat and others name the hardware: "(iPhone15,2; iOS 17_5; …)".
 _APPLE_HARDWARE = re.compile(r"\b((?:iPhone|iPad|iPod)\d+,\d+)")
 
+# Six digits or more: a build number or a time, never part of a device's or an OS's name.
+_LONG_NUMBER = re.compile(r"\d{6,}")
+
 # Chrome's reduced UA says "Android 10; K" whatever the phone and Android release.
 _REDUCED_ANDROID = re.compile(r"Android 10; K\)")
 
@@ -137,6 +140,14 @@ def device_and_os(ua: str) -> tuple[str, str | None]:
 
 @lru_cache(maxsize=4096)
 def _device_and_os(ua: str) -> tuple[str, str | None]:
+    # In-app browsers put build numbers in their User-Agents (Instagram's "… 1179x2556;
+    # 612379432)"), so that many are new while their device and OS are not: read once for
+    # every build number.
+    return _read_device_and_os(_LONG_NUMBER.sub("0", ua))
+
+
+@lru_cache(maxsize=4096)
+def _read_device_and_os(ua: str) -> tuple[str, str | None]:
     if known_bot(ua) is not None:
         return "bot", None
     parsed = _UserAgent(ua)
