@@ -178,7 +178,7 @@ class Places:
         elif time.monotonic() - self._checked_at > GEO_RELOAD_CHECK_S:
             self._checked_at = time.monotonic()
             self._geo.reload_if_changed()
-        return self._geo.lookup(address).country
+        return self._geo.country(address)
 
     def close(self) -> None:
         if self._geo is not None:

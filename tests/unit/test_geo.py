@@ -72,6 +72,7 @@ JAKARTA_GEO = Geo(
 )
 def test_city_lookup(city: GeoLookup, ip: str, expected: Geo) -> None:
     assert city.lookup(ip) == expected
+    assert city.country(ip) == expected.country  # what the redirect's rules ask
 
 
 @pytest.mark.parametrize(
@@ -103,12 +104,14 @@ def test_city_lookup(city: GeoLookup, ip: str, expected: Geo) -> None:
 )
 def test_no_place_on_the_map(city: GeoLookup, ip: str) -> None:
     assert city.lookup(ip) is NO_GEO
+    assert city.country(ip) is None
 
 
 def test_country_database_gives_only_the_country(country_db: Path) -> None:
     geo = GeoLookup(str(country_db))
     try:
         assert geo.lookup("36.66.1.2") == Geo(country="ID")
+        assert geo.country("36.66.1.2") == "ID"
         assert geo.lookup("8.8.8.8") == Geo(country="SG")
         assert geo.lookup("85.1.2.3") is NO_GEO
         assert geo.lookup("10.0.0.1") is NO_GEO
@@ -119,6 +122,7 @@ def test_country_database_gives_only_the_country(country_db: Path) -> None:
 def test_no_database_means_no_geography() -> None:
     geo = GeoLookup(None)
     assert geo.lookup("36.66.1.2") is NO_GEO
+    assert geo.country("36.66.1.2") is None
     assert geo.reload_if_changed() is False
     geo.close()
 

@@ -45,6 +45,7 @@ class GeoLookup:
         self._file_id: tuple[int, int, int] | None = None
         # Per instance: a reload clears it, and it goes away with its GeoLookup.
         self._lookup = lru_cache(maxsize=65536)(self._lookup_uncached)
+        self._country = lru_cache(maxsize=65536)(self._country_uncached)
         if path is not None:
             try:
                 self._file_id = _file_id(path)
@@ -58,6 +59,11 @@ class GeoLookup:
     def lookup(self, ip: str) -> Geo:
         """The place of an address written as text (memoised)."""
         return self._lookup(ip) if self._reader is not None else NO_GEO
+
+    def country(self, ip: str) -> str | None:
+        """The country of an address written as text, alone (memoised): a third of the work
+        of `lookup` for a new address, for the redirect, whose rules ask no more."""
+        return self._country(ip) if self._reader is not None else None
 
     def reload_if_changed(self) -> bool:
         """Reopen the database if its file was replaced (say by an atomic `os.replace`)."""
@@ -78,6 +84,7 @@ class GeoLookup:
             return False
         old, self._reader, self._is_city = self._reader, reader, is_city
         self._lookup.cache_clear()
+        self._country.cache_clear()
         if old is not None:
             old.close()
         return True
@@ -87,6 +94,17 @@ class GeoLookup:
             self._reader.close()
             self._reader = None
         self._lookup.cache_clear()
+        self._country.cache_clear()
+
+    def _country_uncached(self, ip: str) -> str | None:
+        address = parse_ip(ip)
+        if address is None or not on_a_map(address):
+            return None
+        try:
+            record = self._reader.get(address)  # type: ignore[union-attr]
+        except (ValueError, maxminddb.InvalidDatabaseError):  # no address; a closed reader
+            return None
+        return (record.get("country") or {}).get("iso_code") if isinstance(record, dict) else None
 
     def _lookup_uncached(self, ip: str) -> Geo:
         address = parse_ip(ip)
