@@ -240,7 +240,7 @@ CSV_COLUMNS = (
     "id", "ts", "link", "visitor_id", "new_visitor", "is_bot", "bot_name", "device_type", "os",
     "os_version", "browser", "browser_version", "device_brand", "device_model", "in_app",
     "referrer_url", "referrer_domain", "referrer_source", "country", "region", "city",
-    "latitude", "longitude", "timezone", "language", "ip", "trigger",
+    "latitude", "longitude", "timezone", "language", "ip", "trigger", "route",
 )  # fmt: skip
 
 

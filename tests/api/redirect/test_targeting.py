@@ -3,7 +3,9 @@ real .mmdb), A/B variants sticky per visitor, password links; each click records
 route, which the `route` breakdown counts."""
 
 import base64
+import csv
 import hashlib
+import io
 import re
 import time
 from collections import Counter
@@ -136,6 +138,12 @@ def test_variants_split_visitors_and_keep_each_on_one(geo_client: TestClient, wr
     assert by_route["a"]["clicks"] == 2 * shares["https://a.example/"]
     assert by_route["(none)"]["unique_visitors"] == shares["https://own.example/"]
     assert sum(row["clicks"] for row in rows) == 300
+    export = geo_client.get("/api/stats/clicks.csv", headers=writer).text
+    assert Counter(row["route"] for row in csv.DictReader(io.StringIO(export))) == {
+        "a": 2 * shares["https://a.example/"],
+        "b": 2 * shares["https://b.example/"],
+        "": 2 * shares["https://own.example/"],
+    }
 
 
 def test_variant_shares_hold_within_three_points_over_10000_visitors() -> None:
