@@ -98,13 +98,8 @@ class GeoLookup:
 
     def _country_uncached(self, ip: str) -> str | None:
         address = parse_ip(ip)
-        if address is None or not on_a_map(address):
-            return None
-        try:
-            record = self._reader.get(address)  # type: ignore[union-attr]
-        except (ValueError, maxminddb.InvalidDatabaseError):  # no address; a closed reader
-            return None
-        return (record.get("country") or {}).get("iso_code") if isinstance(record, dict) else None
+        record = self._record(address) if address is not None else None
+        return (record.get("country") or {}).get("iso_code") if record else None
 
     def _lookup_uncached(self, ip: str) -> Geo:
         address = parse_ip(ip)
@@ -113,15 +108,8 @@ class GeoLookup:
     def lookup_address(self, address: Address) -> Geo:
         """The place of an address already parsed, not memoised (for a caller that keeps
         its own memo, as the click enricher does)."""
-        if self._reader is None or not on_a_map(address):
-            return NO_GEO
-        try:
-            record = self._reader.get(address)
-        except (ValueError, maxminddb.InvalidDatabaseError):
-            # A reader closed by a reload in another thread, or a corrupt file: a click
-            # without geography beats a writer that stops.
-            return NO_GEO
-        if not isinstance(record, dict):
+        record = self._record(address)
+        if record is None:
             return NO_GEO
         country = (record.get("country") or {}).get("iso_code")
         if not self._is_city:
@@ -135,6 +123,18 @@ class GeoLookup:
             longitude=_round(location.get("longitude")),
             timezone=location.get("time_zone"),
         )
+
+    def _record(self, address: Address) -> dict[str, Any] | None:
+        """The database's record of an address on the map, if it has one."""
+        if self._reader is None or not on_a_map(address):
+            return None
+        try:
+            record = self._reader.get(address)
+        except (ValueError, maxminddb.InvalidDatabaseError):
+            # A reader closed by a reload in another thread, or a corrupt file: a click
+            # without geography beats a writer that stops.
+            return None
+        return record if isinstance(record, dict) else None
 
 
 def _name(place: dict[str, Any] | None) -> str | None:
