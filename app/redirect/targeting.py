@@ -21,7 +21,6 @@ from typing import Any
 
 from app.clicks.enrich.geo import GeoLookup
 from app.clicks.enrich.language import primary_language
-from app.clicks.enrich.useragent import device_and_os
 
 log = logging.getLogger(__name__)
 GEO_RELOAD_CHECK_S = 60.0  # how often a swapped geo database (`tautan geo update`) is looked for
@@ -69,6 +68,10 @@ class Visitor:
 
     def device_and_os(self) -> tuple[str, str | None]:
         if self._device is UNKNOWN:
+            # Imported here: its parsers take 20 MB, which a process serving no device or
+            # OS rule should not hold.
+            from app.clicks.enrich.useragent import device_and_os
+
             self._device = device_and_os(self._user_agent)
         return self._device
 
