@@ -1,7 +1,6 @@
 """Workspaces and API keys: tokens shown once and stored as a SHA-256 hash, scopes,
 and the FastAPI dependency that turns a request's key into a `Principal`."""
 
-import hashlib
 import secrets
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
@@ -14,19 +13,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import State, key_session
+from app.audit import service as audit
 from app.core.clock import utcnow
 from app.core.errors import AppError, NotFound
 from app.core.principal import DEFAULT_WORKSPACE, SCOPES, Principal
 from app.core.tables import ApiKey, Workspace
+from app.core.tokens import hash_token
 from app.ratelimit import count_failure
 
 TOKEN_PREFIX = "tk_"
 # last_used_at is a hint for humans; writing it on every request would be a write per call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def parse_scopes(text: str) -> list[str]:
@@ -53,8 +50,10 @@ async def create_key(
     scopes: list[str],
     workspace: str = DEFAULT_WORKSPACE,
     token: str | None = None,
+    by: Principal | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key and its token; the token is not stored and cannot be shown again."""
+    """A new key and its token; the token is not stored and cannot be shown again. Made
+    `by` a person (or the command line), it is noted in the audit log."""
     token = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
     owner = await get_or_create_workspace(session, workspace)
     key = ApiKey(
@@ -66,6 +65,9 @@ async def create_key(
     )
     session.add(key)
     await session.flush()
+    if by is not None:
+        details = {"name": name, "scopes": scopes}
+        audit.record(session, by, "key.create", key_actor(key), details, workspace_id=owner.id)
     return key, token
 
 
@@ -89,8 +91,10 @@ async def ensure_admin_key(session: AsyncSession, token: str | None) -> str | No
     return new_token
 
 
-async def list_keys(session: AsyncSession) -> list[ApiKey]:
-    return list(await session.scalars(select(ApiKey).order_by(ApiKey.id)))
+async def list_keys(session: AsyncSession, principal: Principal | None = None) -> list[ApiKey]:
+    """Every key, oldest first; those of the principal's workspace when one is given."""
+    query = select(ApiKey).where(*principal.sees(ApiKey)) if principal else select(ApiKey)
+    return list(await session.scalars(query.order_by(ApiKey.id)))
 
 
 async def list_keys_with_workspaces(session: AsyncSession) -> list[tuple[ApiKey, str]]:
@@ -99,11 +103,15 @@ async def list_keys_with_workspaces(session: AsyncSession) -> list[tuple[ApiKey,
     return [(key, name) for key, name in await session.execute(query.order_by(ApiKey.id))]
 
 
-async def revoke_key(session: AsyncSession, key_id: int) -> ApiKey:
+async def revoke_key(session: AsyncSession, key_id: int, by: Principal | None = None) -> ApiKey:
+    """Revoke a key `by` can see (no one given: the command line, any key); its calls stop."""
+    by = by or Principal.operator()
     key = await session.get(ApiKey, key_id)
-    if key is None:
+    if key is None or (not by.is_admin and key.workspace_id != by.workspace_id):
         raise NotFound("API key")
-    key.revoked_at = key.revoked_at or utcnow()
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        audit.record(session, by, "key.revoke", key_actor(key), workspace_id=key.workspace_id)
     return key
 
 
@@ -149,7 +157,14 @@ async def authenticate_hash(session: AsyncSession, token_hash: str) -> Principal
         )
     if _last_used_is_stale(key, now):
         await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-    return Principal(key.id, key.workspace_id, frozenset(key.scope_list))
+    return Principal(
+        key.workspace_id, frozenset(key.scope_list), actor=key_actor(key), key_id=key.id
+    )
+
+
+def key_actor(key: ApiKey) -> str:
+    """How the audit log names a key: its id and name (its token is never shown again)."""
+    return f"key {key.id} ({key.name})"
 
 
 def _is_live(key: ApiKey, now: datetime) -> bool:
@@ -171,6 +186,8 @@ def require_scopes(*needed: str) -> Callable[..., Coroutine[Any, Any, Principal]
 
 def check_scopes(principal: Principal, *needed: str) -> Principal:
     """`principal` when its key holds every scope in `needed` (or `admin`), else 403."""
-    if not principal.may(*needed):
-        raise AppError(403, "forbidden", f"this API key lacks the scope {' '.join(needed)}")
-    return principal
+    if principal.may(*needed):
+        return principal
+    caller = "this API key" if principal.key_id is not None else "your role in this workspace"
+    missing = " ".join(scope for scope in needed if scope not in principal.scopes)
+    raise AppError(403, "forbidden", f"{caller} lacks the scope {missing}")

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from app.core.principal import DEFAULT_WORKSPACE, SCOPES
+from app.core.principal import DEFAULT_WORKSPACE, ROLES, SCOPES, Principal
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -37,9 +37,11 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 links_app = typer.Typer(help="Links.", no_args_is_help=True)
 geo_app = typer.Typer(help="The geo (IP address to place) database.", no_args_is_help=True)
 domains_app = typer.Typer(help="Branded domains.", no_args_is_help=True)
+users_app = typer.Typer(help="People who sign in to the dashboard.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(links_app, name="links")
 app.add_typer(domains_app, name="domains")
+app.add_typer(users_app, name="users")
 app.add_typer(geo_app, name="geo")
 console = Console()
 
@@ -114,6 +116,7 @@ def serve(
     import uvicorn
 
     from app import auth, migrate
+    from app.accounts import service as accounts
     from app.clicks.writers import Writers
     from app.config import get_settings
 
@@ -123,6 +126,12 @@ def serve(
     if token:
         console.print("[bold]An admin API key was created. It is shown this once:[/bold]")
         print(token, flush=True)
+    if not in_transaction(accounts.any_user, deferred=True):
+        console.print(
+            "No one can sign in to the dashboard yet. Create the first owner with\n"
+            "  tautan users create you@example.com --workspace default --role owner\n"
+            "and open the one-time link it prints."
+        )
     # Short URLs and QR codes are built on TAUTAN_BASE_URL: say which, and when it is wrong.
     origin = "TAUTAN_BASE_URL" if "base_url" in settings.model_fields_set else "default"
     print(f"Short links: {settings.base_url.rstrip('/')}/<slug> ({origin})", flush=True)
@@ -250,7 +259,9 @@ def keys_create(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--scopes") from None
     key, token = in_transaction(
-        lambda s: auth.create_key(s, name=name, scopes=scope_list, workspace=workspace)
+        lambda s: auth.create_key(
+            s, name=name, scopes=scope_list, workspace=workspace, by=Principal.operator()
+        )
     )
     console.print(
         f"key {key.id} '{name}' in workspace '{workspace}', scopes: {' '.join(scope_list)}"
@@ -318,7 +329,6 @@ def links_create(
 
     from app import auth
     from app.config import get_settings
-    from app.core.principal import Principal
     from app.links import service as links
     from app.links.schemas import LinkCreate
 
@@ -374,7 +384,6 @@ def domains_add(
 
     from app import auth
     from app.config import get_settings
-    from app.core.principal import Principal
     from app.domains import service as domains
     from app.domains.schemas import DomainCreate
     from app.links.service import LinkContext
@@ -402,7 +411,6 @@ def domains_add(
 @domains_app.command("list")
 def domains_list() -> None:
     """List the branded domains, each with its workspace and its links."""
-    from app.core.principal import Principal
     from app.domains import service as domains
 
     table = Table("host", "workspace", "links", "root URL", "not-found URL")
@@ -424,7 +432,6 @@ def domains_remove(
     host: Annotated[str, typer.Argument(help="the host, as `domains list` shows it")],
 ) -> None:
     """Remove a branded domain (refused while any of its links is active)."""
-    from app.core.principal import Principal
     from app.core.urls import domain_host
     from app.domains import service as domains
 
@@ -434,6 +441,80 @@ def domains_remove(
         raise typer.BadParameter(str(exc), param_hint="HOST") from None
     in_transaction(lambda s: domains.delete_domain(s, Principal.operator(), stored))
     console.print(f"domain {escape(stored)} removed")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Argument(help="the person's email: their sign-in name")],
+    role: Annotated[str, typer.Option(help=", ".join(ROLES))],
+    workspace: Annotated[str, typer.Option(help="created if new")] = DEFAULT_WORKSPACE,
+) -> None:
+    """Add a person to a workspace with a role (the role changed, for a member). For a
+    person with no password yet, a one-time link to set it (valid 7 days) is printed
+    alone on the last line."""
+    from app import auth
+    from app.accounts import service as accounts
+    from app.config import get_settings
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"choose from {', '.join(ROLES)}", param_hint="--role")
+
+    async def create(session: "AsyncSession") -> tuple[str, str | None]:
+        owner = await auth.get_or_create_workspace(session, workspace)
+        user, token = await accounts.create_user(session, email, owner, role)
+        return user.email, token
+
+    stored, token = in_transaction(create)
+    console.print(f"{escape(stored)} is {role} of workspace '{escape(workspace)}'")
+    if token is None:
+        console.print("They sign in with the password they have.")
+        return
+    console.print("Send them this one-time link to set their password (valid 7 days):")
+    print(accounts.password_url(get_settings().base_url, token), flush=True)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List people, their workspaces and roles, and whether they have set a password."""
+    from app.accounts import service as accounts
+
+    table = Table("email", "status")
+    table.add_column("workspaces (role)", overflow="fold")
+    for user, roles in in_transaction(accounts.list_users, deferred=True):
+        table.add_row(
+            escape(user.email),
+            "active" if user.password_hash else "invited",
+            escape(", ".join(f"{name} ({role})" for name, role in roles) or "-"),
+        )
+    console.print(table)
+
+
+@users_app.command("reset")
+def users_reset(email: Annotated[str, typer.Argument(help="the person's email")]) -> None:
+    """Print a one-time link (valid 24 hours) that sets a new password; it ends the
+    person's sessions once used."""
+    from app.accounts import service as accounts
+    from app.config import get_settings
+    from app.core.errors import NotFound
+
+    async def reset(session: "AsyncSession") -> str:
+        user = await accounts.user_named(session, email.strip().lower())
+        if user is None:
+            raise NotFound("user")
+        return await accounts.issue_password_token(session, user, "reset")
+
+    token = in_transaction(reset)
+    console.print("Send them this one-time link to set a new password (valid 24 hours):")
+    print(accounts.password_url(get_settings().base_url, token), flush=True)
+
+
+@users_app.command("remove")
+def users_remove(email: Annotated[str, typer.Argument(help="the person's email")]) -> None:
+    """Remove a person: they leave every workspace and are signed out at once."""
+    from app.accounts import service as accounts
+
+    in_transaction(lambda s: accounts.remove_user(s, email))
+    console.print(f"{escape(email.strip().lower())} removed")
 
 
 def _progress_shown() -> bool:
@@ -473,7 +554,6 @@ def links_import(
 
     from app import auth
     from app.config import get_settings
-    from app.core.principal import Principal
     from app.links import service as links
     from app.links import transfer
 
@@ -524,7 +604,6 @@ def links_export(
 
     from app.config import get_settings
     from app.core.errors import AppError
-    from app.core.principal import Principal
     from app.core.tables import Link, Workspace
     from app.links import repository, transfer
     from app.links import service as links
@@ -584,8 +663,9 @@ def purge(
         try:
             with bar:
                 return await retention.maintain(
-                    engine, days, on_batch=lambda deleted: bar.advance(task, deleted)
-                )
+                    engine, days, audit_retention_days=get_settings().audit_retention_days,
+                    on_batch=lambda deleted: bar.advance(task, deleted),
+                )  # fmt: skip
         finally:
             await engine.dispose()
 
@@ -596,6 +676,8 @@ def purge(
     for name, count in done.dropped.items():
         print(f"dropped partition {name} ({count} clicks)")
     print(f"removed {done.clicks} clicks before {done.cutoff:%Y-%m-%d} 00:00 UTC; rollups kept")
+    if done.audit_events:
+        print(f"removed {done.audit_events} audit log entries past TAUTAN_AUDIT_RETENTION_DAYS")
 
 
 @app.command()
@@ -648,7 +730,6 @@ def stats(
 
     from app.clickhouse.client import connect
     from app.config import get_settings
-    from app.core.principal import Principal
     from app.domains.service import domain_host_or_base
     from app.links import service as links
     from app.links.service import LinkContext

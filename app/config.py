@@ -67,7 +67,15 @@ class Settings(BaseSettings):
     auth_failure_rate_limit: str = "30/minute"
     # Password attempts on a protected link, per client address and link (right or wrong).
     password_rate_limit: str = "10/minute"
+    # Failed dashboard sign-ins per account, from any address (credential stuffing spreads
+    # over many addresses; the per-address limit above holds the rest).
+    sign_in_rate_limit: str = "10 per 15 minutes"
     retention_days: PositiveInt | None = None  # unset: raw clicks are kept
+    audit_retention_days: PositiveInt = 400  # audit entries older than this are purged
+    # smtp(s)://user:password@host:port for invite and password-reset mail; unset: the
+    # one-time links are shown to the owner (or printed by `tautan users`) instead.
+    smtp_url: str | None = None
+    smtp_from: str | None = None  # the sender; unset: tautan@ the host of base_url
     cors_origins: Annotated[list[str], NoDecode] = []
     import_max_bytes: int = 10 * 1024 * 1024  # CSV uploads to POST /api/links/import
     # Ask Chromium browsers for their model (Accept-CH); `critical` makes them ask again at
@@ -84,12 +92,21 @@ class Settings(BaseSettings):
 
     @field_validator(
         "write_rate_limit", "write_rate_limit_per_ip", "auth_failure_rate_limit",
-        "password_rate_limit",
+        "password_rate_limit", "sign_in_rate_limit",
     )  # fmt: skip
     @classmethod
     def _rate(cls, value: str) -> str:
         parse(value)  # e.g. "600/minute"; raises a clear ValueError otherwise
         return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value and (
+            urlsplit(value).scheme not in ("smtp", "smtps") or not urlsplit(value).hostname
+        ):
+            raise ValueError("must be smtp://[user:password@]host[:port] or smtps://…")
+        return value or None
 
     @field_validator("click_stream")
     @classmethod

@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import ops
+from app.accounts.routes import router as accounts_router
 from app.api.deps import AppState
 from app.api.errors import (
     API_ERROR_RESPONSES,
@@ -29,6 +30,7 @@ from app.clicks.stream import StreamForwarder
 from app.config import Settings, get_settings
 from app.core.database import create_engine, create_sessionmaker
 from app.core.errors import AppError
+from app.dashboard.people import router as dashboard_people_router
 from app.dashboard.routes import router as dashboard_router
 from app.domains.routes import router as domains_router
 from app.links.routes import router as links_router
@@ -176,7 +178,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     intake = ClientIntake(settings)
     rate_limiter = RateLimiter(settings)
     places = Places(settings.geoip_db)  # for links' country rules
-    retention = RetentionTask(engine, settings.retention_days)
+    retention = RetentionTask(engine, settings.retention_days, settings.audit_retention_days)
     clickhouse = connect(settings.clickhouse_url) if settings.clickhouse_url else None
 
     @asynccontextmanager
@@ -252,6 +254,9 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     api.include_router(domains_router, responses=API_ERROR_RESPONSES)
     api.include_router(utm_templates_router, responses=API_ERROR_RESPONSES)
     api.include_router(stats_router, responses=API_ERROR_RESPONSES)
+    api.include_router(accounts_router, responses=API_ERROR_RESPONSES)
+    # Before the dashboard's own: its last route answers every path it does not know.
+    api.include_router(dashboard_people_router)
     api.include_router(dashboard_router)
     serve_docs(api)
     return Dispatcher(

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from app.config import Settings
 from app.core.client_ip import ClientResolver
 from app.core.errors import AppError
+from app.core.principal import Principal
 
 # What to do when the request being served presents a key or a dashboard session that is
 # refused: guard_authentication() sets it before the check, to count the failure against
@@ -42,13 +43,17 @@ class RateLimiter:
         self.per_address = parse(settings.write_rate_limit_per_ip)
         self.failures_per_address = parse(settings.auth_failure_rate_limit)
         self.passwords_per_address = parse(settings.password_rate_limit)
+        self.sign_in_failures_per_account = parse(settings.sign_in_rate_limit)
         self.resolver = ClientResolver(settings.trusted_proxies)
         redis_url = settings.redis_url
         uri = "async+" + redis_url if redis_url else "async+memory://"
         self.limiter = MovingWindowRateLimiter(storage_from_string(uri))
 
-    async def hit_key(self, key_id: int) -> None:
-        await self._hit(self.per_key, "this API key", "key", str(key_id))
+    async def hit_caller(self, principal: Principal) -> None:
+        """Count a write of a key or a signed-in user (the command line is not limited)."""
+        if principal.rate_limited_as is not None:
+            whose = "this API key" if principal.key_id is not None else "this account"
+            await self._hit(self.per_key, whose, "caller", principal.rate_limited_as)
 
     async def hit_client(self, request: Request) -> None:
         """Count a write of the request's client. API writes and the dashboard's sign-in
@@ -78,6 +83,22 @@ class RateLimiter:
                 "auth",
                 address,
             )
+
+    async def sign_in_wait(self, email: str) -> int | None:
+        """None while the account may be tried; else the seconds until it may again (after
+        too many failed sign-ins to it, from anywhere)."""
+        limit = self.sign_in_failures_per_account
+        if await self.limiter.test(limit, "sign-in", email):
+            return None
+        return await self._retry_after(limit, "sign-in", email)
+
+    async def count_sign_in_failure(self, email: str) -> None:
+        await self.limiter.hit(self.sign_in_failures_per_account, "sign-in", email)
+
+    async def may_mail_reset(self, email: str) -> bool:
+        """Count a mailed password reset of an account: False past the sign-in limit, so
+        that nobody can fill a person's inbox with them."""
+        return await self.limiter.hit(self.sign_in_failures_per_account, "reset", email)
 
     async def hit_password(self, request: Request, link_id: int) -> int | None:
         """Count a password attempt of the request's client on a link: None while under the

@@ -123,7 +123,7 @@ def writes_of(
 ) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency: the principal `caller` gives, with one write counted against the
     request's client (before the caller is checked, so that guessing keys through writes
-    is limited too) and against its key. Every write route, API or dashboard, goes
+    is limited too) and against its key or user. Every write route, API or dashboard, goes
     through it."""
 
     async def dependency(
@@ -131,7 +131,7 @@ def writes_of(
         _: Annotated[None, Depends(limit_client_writes)],
         principal: Annotated[Principal, Depends(caller)],
     ) -> Principal:
-        await state.rate_limiter.hit_key(principal.key_id)
+        await state.rate_limiter.hit_caller(principal)
         return principal
 
     return dependency

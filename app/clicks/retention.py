@@ -17,7 +17,7 @@ from sqlalchemy import column, delete, func, select, table, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from app.core.tables import Click, RollupDay, RollupHour
+from app.core.tables import AuditEvent, Click, RollupDay, RollupHour
 
 log = logging.getLogger(__name__)
 CLICKS = Click.__table__
@@ -56,6 +56,7 @@ class Purged:
     dropped: dict[str, int] = field(default_factory=dict)  # partitions dropped whole: clicks
     created: list[str] = field(default_factory=list)  # partitions made ahead
     busy: bool = False  # another process was doing it
+    audit_events: int = 0  # audit log entries past their retention, deleted
 
     @property
     def clicks(self) -> int:
@@ -66,11 +67,13 @@ async def maintain(
     engine: AsyncEngine,
     retention_days: int | None,
     *,
+    audit_retention_days: int | None = None,
     on_batch: Callable[[int], None] = lambda deleted: None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Purged:
     """One pass: on PostgreSQL make the coming months' partitions and drop the months past
-    the cutoff, then delete the remaining clicks older than the cutoff."""
+    the cutoff, then delete the remaining clicks older than the cutoff, and the audit log's
+    entries older than theirs."""
     done = Purged(cutoff(retention_days) if retention_days is not None else None)
     async with _sole_maintainer(engine) as connection:
         if connection is None:
@@ -82,6 +85,10 @@ async def maintain(
                 done.dropped = await drop_partitions_before(connection, done.cutoff)
         if done.cutoff:
             done.deleted = await delete_before(connection, done.cutoff, on_batch, should_stop)
+        if audit_retention_days is not None:
+            old = AuditEvent.ts < cutoff(audit_retention_days)
+            done.audit_events = (await connection.execute(delete(AuditEvent).where(old))).rowcount
+            await connection.commit()
     return done
 
 
@@ -266,9 +273,12 @@ async def erase_link(session: AsyncSession, link_id: int) -> None:
 class RetentionTask:
     """Runs `maintain` shortly after start, then every EVERY_S, until `stop()`."""
 
-    def __init__(self, engine: AsyncEngine, retention_days: int | None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, retention_days: int | None, audit_retention_days: int
+    ) -> None:
         self.engine = engine
         self.retention_days = retention_days
+        self.audit_retention_days = audit_retention_days
         self.passes = 0
         self._stop = asyncio.Event()
 
@@ -278,8 +288,9 @@ class RetentionTask:
             delay = EVERY_S
             try:
                 done = await maintain(
-                    self.engine, self.retention_days, should_stop=self._stop.is_set
-                )
+                    self.engine, self.retention_days,
+                    audit_retention_days=self.audit_retention_days, should_stop=self._stop.is_set,
+                )  # fmt: skip
             except Exception:  # the database may be down: try again next pass
                 log.exception("data retention pass failed; next in %.0fs", EVERY_S)
                 continue

@@ -1,7 +1,9 @@
-"""The dashboard: server-rendered pages under /dashboard for signing in with an API key,
-listing, creating and editing links, and reading a link's KPIs. Every page asks the same
+"""The dashboard: server-rendered pages under /dashboard for signing in (with email and
+password), setting a password through a one-time link, listing, creating and editing
+links, and reading a link's KPIs. Every page asks the same
 services as the API, with the same scopes and the same workspace rules."""
 
+import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,7 +19,8 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from pydantic import ValidationError
 
-from app import auth
+from app.accounts import mail
+from app.accounts import service as accounts
 from app.api.deps import (
     ReadSession,
     ShortUrls,
@@ -29,7 +32,7 @@ from app.api.deps import (
     writes_of,
 )  # fmt: skip
 from app.core.errors import AppError, NotFound, validation_error
-from app.core.principal import Principal
+from app.core.principal import OWNER, Principal
 from app.core.tables import Link, UtmTemplate
 from app.core.urls import domain_host, merge_utm
 from app.dashboard import charts, forms, session, views
@@ -38,10 +41,12 @@ from app.domains.schemas import DomainCreate, DomainOut
 from app.links import qr
 from app.links import service as links
 from app.links.schemas import DEVICE_TYPES, LinkOut, LinkUpdate
+from app.ratelimit import count_failure
 from app.stats import service as stats
 from app.stats.repository import Scope
 from app.utm_templates import service as utm_templates
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 STATIC_FILES = frozenset(path.name for path in STATIC.iterdir() if path.is_file())
@@ -89,6 +94,8 @@ def _page_path(link: Link) -> str:
 
 def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
     context.setdefault("principal", None)
+    # The signed-in user's workspaces, for the switcher (session.principal_of keeps them).
+    context.setdefault("workspaces", getattr(request.state, "workspaces", []))
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
@@ -130,6 +137,8 @@ Writing = Annotated[Principal, Depends(writes_of(session.signed_in("links:write"
 # The edit form shows what the link holds: writing alone is no right to read it.
 MayEdit = Annotated[Principal, Depends(session.signed_in("links:read", "links:write"))]
 MayReadStats = Annotated[Principal, Depends(session.signed_in("stats:read"))]
+# A workspace's domains are its owners' to keep.
+Owning = Annotated[Principal, Depends(writes_of(session.signed_in(OWNER)))]
 SameOrigin = Depends(session.same_origin)
 DomainParam = Annotated[str | None, Query(max_length=300)]
 
@@ -148,21 +157,40 @@ async def home() -> Response:
 
 
 @router.get("/sign-in")
-async def sign_in_form(request: Request) -> Response:
-    return _page(request, "sign_in.html")
+async def sign_in_form(request: Request, db: ReadSession) -> Response:
+    return _page(request, "sign_in.html", no_users=not await accounts.any_user(db))
 
 
-# Counted per client address before the key is checked: guessing keys is limited.
+# Counted per client address before the password is checked, and per account: guessing
+# passwords, one account or many, stays slow.
 @router.post("/sign-in", dependencies=[SameOrigin, Depends(limit_client_writes)])
 async def sign_in(request: Request, state: State, db: WriteSession) -> Response:
-    token = str((await request.form()).get("key", "")).strip()
+    form = await request.form()
+    typed = str(form.get("email", ""))[: accounts.MAX_EMAIL + 10].strip()
+    password = str(form.get("password", ""))
+    refused = _page(request, "sign_in.html", 401, email=typed,
+                    error="That email and password do not match an account.")  # fmt: skip
     try:
-        principal = await auth.authenticate_hash(db, auth.hash_token(token))
+        email = accounts.email_of(typed)
     except AppError:
-        message = "That API key is unknown, revoked or expired."
-        return _page(request, "sign_in.html", 401, error=message)
+        await count_failure()
+        return refused
+    if (wait := await state.rate_limiter.sign_in_wait(email)) is not None:
+        error = f"Too many failed sign-ins to this account: try again in {wait} seconds."
+        page = _page(request, "sign_in.html", 429, email=typed, error=error)
+        page.headers["Retry-After"] = str(wait)
+        return page
+    user = await accounts.check_sign_in(db, email, password)
+    if user is None:
+        await count_failure()
+        await state.rate_limiter.count_sign_in_failure(email)
+        return refused
+    workspaces = await accounts.workspaces_of(db, user.id)
+    if not workspaces:
+        error = "Your account belongs to no workspace yet: ask an owner to add you."
+        return _page(request, "sign_in.html", 403, email=typed, error=error)
     response = RedirectResponse("/dashboard/links", status_code=303)
-    await session.sign_in(db, state, response, principal)
+    await session.sign_in(db, state, response, user.id, workspaces[0][0].id)
     return response
 
 
@@ -171,6 +199,93 @@ async def sign_out(request: Request, state: State, db: WriteSession) -> Response
     response = RedirectResponse("/dashboard/sign-in", status_code=303)
     await session.sign_out(db, state, request, response)
     return response
+
+
+@router.post("/workspace", dependencies=[SameOrigin])
+async def switch_workspace(request: Request, state: State, db: WriteSession) -> Response:
+    """Look at another of the user's workspaces (the switcher in the header)."""
+    try:
+        workspace_id = int(str((await request.form()).get("workspace", "")))
+    except ValueError:
+        raise AppError(422, "invalid_workspace", "choose a workspace") from None
+    await session.switch_workspace(db, state, request, workspace_id)
+    return RedirectResponse("/dashboard/links", status_code=303)
+
+
+def _set_password_page(request: Request, status: int = 200, **context: Any) -> Response:
+    response = _page(request, "set_password.html", status, **context)
+    # The page's URL holds the token: a Referer carries the origin alone (no-referrer
+    # would also make the browser post the form with `Origin: null`, which is refused).
+    response.headers["Referrer-Policy"] = "strict-origin"
+    return response
+
+
+# The token is in the path, not the query: it is the one secret of the page. Opening the
+# link uses nothing (mail scanners fetch links); posting the form does.
+@router.get("/set-password/{token}")
+async def set_password_form(
+    request: Request, token: str, state: State, db: ReadSession
+) -> Response:
+    await state.rate_limiter.guard_authentication(request)
+    found = await accounts.token_owner(db, token[:100])
+    if found is None:
+        await count_failure()
+        return _set_password_page(request, 410, gone=True)
+    user, purpose = found
+    return _set_password_page(request, email=user.email, purpose=purpose)
+
+
+@router.post("/set-password/{token}", dependencies=[SameOrigin, Depends(limit_client_writes)])
+async def set_password(request: Request, token: str, state: State, db: WriteSession) -> Response:
+    form = await request.form()
+    password, again = str(form.get("password", "")), str(form.get("password_again", ""))
+    found = await accounts.token_owner(db, token[:100])
+    if found is None:
+        await count_failure()
+        return _set_password_page(request, 410, gone=True)
+    user, purpose = found
+    error = None
+    if password != again:
+        error = "The two passwords differ: type the same one twice."
+    else:
+        try:
+            await accounts.set_password_with(db, token[:100], password)
+        except AppError as exc:
+            error = exc.message
+    if error is not None:
+        return _set_password_page(request, 422, email=user.email, purpose=purpose, error=error)
+    workspaces = await accounts.workspaces_of(db, user.id)
+    if not workspaces:
+        return RedirectResponse("/dashboard/sign-in", status_code=303)
+    response = RedirectResponse("/dashboard/links", status_code=303)
+    await session.sign_in(db, state, response, user.id, workspaces[0][0].id)
+    return response
+
+
+@router.get("/forgot-password")
+async def forgot_password_form(request: Request, state: State) -> Response:
+    return _page(request, "forgot_password.html", mail=bool(state.settings.smtp_url))
+
+
+@router.post("/forgot-password", dependencies=[SameOrigin, Depends(limit_client_writes)])
+async def forgot_password(request: Request, state: State, db: WriteSession) -> Response:
+    """With mail set up, mails a reset link to an account's address. The answer is the same
+    whether the account exists or not: the page tells nobody who has one."""
+    mailable = bool(state.settings.smtp_url)
+    typed = str((await request.form()).get("email", ""))[: accounts.MAX_EMAIL + 10]
+    try:
+        email = accounts.email_of(typed)
+    except AppError as exc:
+        return _page(request, "forgot_password.html", 422, mail=mailable, error=exc.message)
+    user = await accounts.user_named(db, email) if mailable else None
+    if user is not None and await state.rate_limiter.may_mail_reset(email):
+        token = await accounts.issue_password_token(db, user, "reset")
+        url = accounts.password_url(state.settings.base_url, token)
+        try:
+            await mail.send_password_link(state.settings, email, url, "reset")
+        except mail.MailError as exc:  # the page says the same: it tells nobody who exists
+            log.warning("%s", exc)
+    return _page(request, "forgot_password.html", mail=mailable, sent=mailable)
 
 
 @router.get("/links")
@@ -384,7 +499,7 @@ async def domain_list(
 
 @router.post("/domains", dependencies=[SameOrigin])
 async def add_domain(
-    request: Request, principal: Writing, db: WriteSession, ctx: ShortUrls
+    request: Request, principal: Owning, db: WriteSession, ctx: ShortUrls
 ) -> Response:
     form = await request.form()
     values = {
@@ -404,7 +519,7 @@ async def add_domain(
 
 
 @router.post("/domains/{host}/remove", dependencies=[SameOrigin])
-async def remove_domain(host: str, principal: Writing, db: WriteSession) -> Response:
+async def remove_domain(host: str, principal: Owning, db: WriteSession) -> Response:
     """Refused, with how to go on, while any of its links is active."""
     try:
         stored = domain_host(host)

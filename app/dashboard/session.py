@@ -1,7 +1,9 @@
-"""The dashboard's sessions. Signing in makes a session: a random token in a cookie signed
-with the instance secret, and the token's hash in `dashboard_sessions`, tied to the API key
-used. Every request looks both up, and the key too, so signing out ends that session alone,
-and revoking the key ends all of its sessions, at once. Neither the cookie nor the table
+"""The dashboard's sessions. A person signs in with email and password; that makes a
+session: a random token in a cookie signed with the instance secret, and the token's hash
+in `dashboard_sessions`, with the user and the workspace the user is looking at. Every
+request looks up the session and the user's role in that workspace, so signing out ends
+that session alone, a password reset ends all of the user's sessions, and a changed or
+removed membership counts from the next request on. Neither the cookie nor the table
 holds anything that opens the API."""
 
 import secrets
@@ -11,17 +13,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app import auth
+from app.accounts import service as accounts
 from app.api.deps import AppState, State, key_session
 from app.core.clock import utcnow
 from app.core.errors import AppError
 from app.core.principal import Principal
-from app.core.tables import ApiKey, DashboardSession
+from app.core.tables import DashboardSession, User
+from app.core.tokens import hash_token
 from app.ratelimit import count_failure
 
 COOKIE = "tautan_session"
@@ -51,16 +55,18 @@ def _secure(state: AppState) -> bool:
 
 
 async def sign_in(
-    db: AsyncSession, state: AppState, response: Response, principal: Principal
+    db: AsyncSession, state: AppState, response: Response, user_id: int, workspace_id: int
 ) -> None:
-    """A new session of `principal`'s key (written in `db`), and its cookie on `response`."""
+    """A new session of the user, in `workspace_id` (written in `db`), and its cookie on
+    `response`."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     await db.execute(delete(DashboardSession).where(DashboardSession.expires_at <= now))
     db.add(
         DashboardSession(
-            token_hash=auth.hash_token(token),
-            key_id=principal.key_id,
+            token_hash=hash_token(token),
+            user_id=user_id,
+            workspace_id=workspace_id,
             expires_at=now + timedelta(seconds=MAX_AGE_S),
         )
     )
@@ -80,7 +86,7 @@ async def sign_out(db: AsyncSession, state: AppState, request: Request, response
     token = await token_of(request, state)
     if token is not None:
         await db.execute(
-            delete(DashboardSession).where(DashboardSession.token_hash == auth.hash_token(token))
+            delete(DashboardSession).where(DashboardSession.token_hash == hash_token(token))
         )
     forget_cookie(state, response)
 
@@ -96,8 +102,10 @@ class SignedOut(Exception):
 
 
 async def principal_of(request: Request, state: AppState) -> Principal:
-    """The key of the browser's session. A cookie that is refused counts as a failed
-    authentication of its client, as a wrong API key does (no cookie at all does not)."""
+    """The signed-in user, with the role of the workspace the session is in (the user's
+    first workspace by name if removed from that one). A cookie that is refused counts as
+    a failed authentication of its client, as a wrong API key does (no cookie does not).
+    The user's workspaces are kept on `request.state.workspaces` for the switcher."""
     await state.rate_limiter.guard_authentication(request)
     if not request.cookies.get(COOKIE):
         raise SignedOut
@@ -105,25 +113,48 @@ async def principal_of(request: Request, state: AppState) -> Principal:
     if token is None:  # tampered with, or too old
         await count_failure()
         raise SignedOut
-    live_key = (
-        select(ApiKey.token_hash)
-        .join(DashboardSession, DashboardSession.key_id == ApiKey.id)
-        .where(DashboardSession.token_hash == auth.hash_token(token))
-        .where(DashboardSession.expires_at > utcnow())
-    )
+    token_hash = hash_token(token)
     async with key_session(state) as db:
-        key_hash = await db.scalar(live_key)
-        if key_hash is None:  # signed out, or lapsed
+        row = (
+            await db.execute(
+                select(DashboardSession, User)
+                .join(User, User.id == DashboardSession.user_id)
+                .where(DashboardSession.token_hash == token_hash)
+                .where(DashboardSession.expires_at > utcnow())
+            )
+        ).first()
+        if row is None:  # signed out, lapsed, or ended by a reset
             await count_failure()
             raise SignedOut
-        try:
-            return await auth.authenticate_hash(db, key_hash)
-        except AppError:  # revoked or expired since sign-in
-            raise SignedOut from None
+        live, user = row
+        workspaces = await accounts.workspaces_of(db, user.id)
+        if not workspaces:  # removed from every workspace
+            raise SignedOut
+        roles = {workspace.id: role for workspace, role in workspaces}
+        if live.workspace_id not in roles:
+            live.workspace_id = workspaces[0][0].id
+    request.state.workspaces = workspaces
+    return Principal.of_user(user.id, user.email, live.workspace_id, roles[live.workspace_id])
+
+
+async def switch_workspace(
+    db: AsyncSession, state: AppState, request: Request, workspace_id: int
+) -> None:
+    """Look at another of the user's workspaces (403 when not a member of it)."""
+    await principal_of(request, state)  # signed in: the session and its user's workspaces
+    if workspace_id not in {workspace.id for workspace, _ in request.state.workspaces}:
+        raise AppError(403, "forbidden", "you are not a member of that workspace")
+    token = await token_of(request, state)
+    assert token is not None
+    await db.execute(
+        update(DashboardSession)
+        .where(DashboardSession.token_hash == hash_token(token))
+        .values(workspace_id=workspace_id)
+    )
 
 
 def signed_in(*needed: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """A dependency: the signed-in key, holding every scope in `needed` (as for the API)."""
+    """A dependency: the signed-in user, whose role holds every scope in `needed`."""
 
     async def dependency(request: Request, state: State) -> Principal:
         return auth.check_scopes(await principal_of(request, state), *needed)

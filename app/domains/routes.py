@@ -9,7 +9,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from app.api.deps import ReadSession, ShortUrls, WriteSession, writes_of
 from app.auth import require_scopes
 from app.core.errors import NotFound
-from app.core.principal import Principal
+from app.core.principal import OWNER, Principal
 from app.core.urls import domain_host
 from app.domains import service
 from app.domains.schemas import DomainCreate, DomainList, DomainOut, DomainUpdate
@@ -17,8 +17,8 @@ from app.domains.schemas import DomainCreate, DomainList, DomainOut, DomainUpdat
 router = APIRouter(prefix="/api/domains", tags=["domains"])
 
 DomainsRead = Annotated[Principal, Depends(require_scopes("links:read"))]
-# Until workspaces have roles (owners), a workspace's keys that write its links.
-DomainsWrite = Annotated[Principal, Depends(writes_of(require_scopes("links:write")))]
+# A workspace's owners keep its domains (keys with the scope `owner`).
+DomainsWrite = Annotated[Principal, Depends(writes_of(require_scopes(OWNER)))]
 
 
 class HostConvertor(Convertor[str]):

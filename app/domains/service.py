@@ -4,6 +4,7 @@ the links service (a link's `domain`) and by TLS proxies (`check`)."""
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.core.errors import AppError, Invalid, NotFound
 from app.core.principal import Principal
 from app.core.tables import Domain
@@ -59,6 +60,8 @@ async def create_domain(
             session.add(domain)
     except IntegrityError:
         raise AppError(409, "domain_taken", f"{data.host} is registered already") from None
+    audit.record(session, principal, "domain.create", domain.host,
+                 data.model_dump(mode="json", exclude_unset=True), workspace_id=domain.workspace_id)  # fmt: skip
     return domain
 
 
@@ -78,6 +81,8 @@ async def update_domain(
     for name, value in changes.items():
         setattr(domain, name, value)
     await session.flush()
+    audit.record(session, principal, "domain.update", domain.host,
+                 data.model_dump(mode="json", exclude_unset=True), workspace_id=domain.workspace_id)  # fmt: skip
     return domain
 
 
@@ -95,6 +100,7 @@ async def delete_domain(session: AsyncSession, principal: Principal, host: str) 
             '{"archived": true}), then remove the domain',
             {"links": active},
         )
+    audit.record(session, principal, "domain.delete", domain.host, workspace_id=domain.workspace_id)
     await session.delete(domain)
     await session.flush()
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.clickhouse.client import ClickHouse
 from app.clicks.retention import erase_link
 from app.clicks.store import clickhouse as clickhouse_store
@@ -215,7 +216,35 @@ async def create_link(
     except IntegrityError:
         where = f" on {domain}" if domain else ""
         raise AppError(409, "slug_taken", f"the slug '{link.slug}' is taken{where}") from None
+    _audit(session, principal, "link.create", link, _given(data))
     return link
+
+
+def _audit(
+    session: AsyncSession, principal: Principal, action: str, link: Link,
+    details: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    target = f"{link.domain}/{link.slug}" if link.domain else link.slug
+    audit.record(session, principal, action, target, details, workspace_id=link.workspace_id)
+
+
+def _given(data: LinkCreate) -> dict[str, Any]:
+    """A new link's fields for the audit log: those given a value (a password only as set)."""
+    given = data.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    if "password" in given:
+        given["password"] = "(set)"
+    return given
+
+
+def _changed(before: LinkOut, after: LinkOut) -> dict[str, Any]:
+    """What a change did to a link, for the audit log: each field that differs, as now (a
+    password as `has_password`: the audit log holds no secret)."""
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    return {
+        name: value
+        for name, value in new.items()
+        if value != old.get(name) and name != "updated_at"
+    }
 
 
 async def create_links(
@@ -282,6 +311,11 @@ async def create_links(
                     results[index] = await create_link(session, principal, data, ctx)
                 except AppError as exc:
                     results[index] = exc
+        else:
+            for index, data in chunk:
+                link = results[index]
+                assert isinstance(link, Link)
+                _audit(session, principal, "link.create", link, _given(data))
     return results
 
 
@@ -312,6 +346,7 @@ async def update_link(
             "domain",
         )
     _check_rules(link, data, ctx, await _registered_among(session, [data]))
+    before = to_out(link, ctx)
     await _set_password(link, data)
     was_capped = link.max_clicks is not None
     _apply(link, data)
@@ -323,6 +358,7 @@ async def update_link(
     if data.archived is not None:
         link.archived_at = (link.archived_at or utcnow()) if data.archived else None
     await session.flush()
+    _audit(session, principal, "link.update", link, _changed(before, to_out(link, ctx)))
     return link
 
 
@@ -360,6 +396,7 @@ async def archive_link(
     link = await get_link(session, principal, slug, domain)
     link.archived_at = link.archived_at or utcnow()
     await session.flush()
+    _audit(session, principal, "link.archive", link)
     return link
 
 
@@ -376,6 +413,7 @@ async def purge_link(
     await erase_link(session, link.id)
     if clickhouse is not None:
         await clickhouse_store.erase_link(clickhouse, link.id)
+    _audit(session, principal, "link.delete", link)
     await session.delete(link)  # its tags go with it
     await session.flush()
 

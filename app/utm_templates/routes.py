@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Response
 
 from app.api.deps import ReadSession, WriteSession, writes_of
 from app.auth import require_scopes
-from app.core.principal import Principal
+from app.core.principal import OWNER, Principal
 from app.utm_templates import service
 from app.utm_templates.schemas import (
     UtmTemplateCreate,
@@ -18,9 +18,10 @@ from app.utm_templates.schemas import (
 
 router = APIRouter(prefix="/api/utm-templates", tags=["utm-templates"])
 
-# Templates belong with the links they fill: the links' scopes.
+# Whoever reads links reads the templates that fill them; a workspace's owners keep them
+# (keys with the scope `owner`).
 TemplatesRead = Annotated[Principal, Depends(require_scopes("links:read"))]
-TemplatesWrite = Annotated[Principal, Depends(writes_of(require_scopes("links:write")))]
+TemplatesWrite = Annotated[Principal, Depends(writes_of(require_scopes(OWNER)))]
 
 # `{name:path}`: a name may hold `/` (URL-encoded or not), and stays one parameter.
 ONE = "/{name:path}"

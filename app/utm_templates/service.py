@@ -1,9 +1,10 @@
-"""UTM templates: a workspace's named sets of campaign tags, kept by its keys and named by
+"""UTM templates: a workspace's named sets of campaign tags, kept by its owners and named by
 the links it makes (`utm_template`), which take the tags they do not give themselves."""
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit
 from app.core.errors import AppError, Invalid, NotFound
 from app.core.principal import Principal
 from app.core.tables import UTM_FIELDS, UtmTemplate
@@ -43,6 +44,8 @@ async def create_template(
             session.add(template)
     except IntegrityError:
         raise _taken(data.name) from None
+    audit.record(session, principal, "template.create", template.name,
+                 data.model_dump(mode="json", exclude_unset=True), workspace_id=template.workspace_id)  # fmt: skip
     return template
 
 
@@ -81,12 +84,15 @@ async def update_template(
             await session.flush()
     except IntegrityError:
         raise _taken(new_name or name) from None
+    audit.record(session, principal, "template.update", name,
+                 data.model_dump(mode="json", exclude_unset=True), workspace_id=template.workspace_id)  # fmt: skip
     return template
 
 
 async def delete_template(session: AsyncSession, principal: Principal, name: str) -> None:
     """Links made with the template keep the tags they took: they were copied, not linked."""
     template = await get_template(session, principal, name)
+    audit.record(session, principal, "template.delete", name, workspace_id=template.workspace_id)
     await session.delete(template)
     await session.flush()
 

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from app import auth
 from app.cli import app
-from tests.support.app import BASE_URL, create_link, run_in_transaction
+from tests.support.app import BASE_URL, create_link, make_key, run_in_transaction
 from tests.support.cli import tautan
 from tests.support.clicks import raw_click, seed_clicks
 
@@ -44,7 +44,12 @@ def test_links_create_takes_a_utm_template(
     client: TestClient, writer: dict, database_url: str
 ) -> None:
     template = {"name": "mail", "utm_source": "newsletter", "utm_medium": "email"}
-    assert client.post("/api/utm-templates", json=template, headers=writer).status_code == 201
+    assert (
+        client.post(
+            "/api/utm-templates", json=template, headers=make_key(client, "owner")
+        ).status_code
+        == 201
+    )
     result = tautan(database_url, "links", "create", "https://shop.example/t", "--slug", "tpl",
                     "--utm-template", "mail", "--utm-medium", "sms")  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -6,10 +6,10 @@ The routes come from the app itself, so a route added without an expectation her
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from fastapi.routing import iter_route_contexts
@@ -17,9 +17,15 @@ from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from app import auth
+from app.accounts import service as accounts
 from app.config import Settings
+from app.core.principal import OWNER, Principal
 from app.core.tables import ApiKey
+from app.domains import service as domains
+from app.domains.schemas import DomainCreate
 from app.stats.service import DIMENSIONS
+from app.utm_templates import service as utm_templates
+from app.utm_templates.schemas import UtmTemplateCreate
 from tests.support.app import create_link, run_in_transaction
 from tests.support.clicks import raw_click, seed_clicks
 
@@ -29,7 +35,8 @@ NOT_API_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/
                  "/readyz", "/metrics"}  # fmt: skip
 NOT_API_PREFIXES = ("/dashboard",)
 
-SCOPES = ("links:read", "links:write", "stats:read")
+SCOPES = ("links:read", "links:write", "stats:read", OWNER)
+T = TypeVar("T")
 SHOP = "https://shop.example.com/"
 
 
@@ -80,8 +87,9 @@ MATRIX: dict[tuple[str, str], tuple[Access, ...]] = {
     ("GET", "/api/stats/breakdown/{dimension}"): (Access("stats:read"),),
     ("GET", "/api/stats/clicks.csv"): (Access("stats:read"),),
     # A cell's domain, of workspace A, is `host_of(link)`; a new one `host_of(new)`.
+    # Domains, templates, members and the audit log are kept by owners (scope `owner`).
     ("POST", "/api/domains"): (
-        Access("links:write", request=lambda link, new: {"json": {"host": host_of(new)}}),
+        Access(OWNER, request=lambda link, new: {"json": {"host": host_of(new)}}),
     ),
     ("GET", "/api/domains"): (Access("links:read"),),
     ("GET", "/api/domains/check"): (
@@ -89,25 +97,45 @@ MATRIX: dict[tuple[str, str], tuple[Access, ...]] = {
     ),
     ("GET", "/api/domains/{host}"): (Access("links:read", on_link=True),),
     ("PATCH", "/api/domains/{host}"): (
-        Access("links:write", on_link=True, request=lambda link, new: {"json": {"root_url": SHOP}}),
+        Access(OWNER, on_link=True, request=lambda link, new: {"json": {"root_url": SHOP}}),
     ),
-    ("DELETE", "/api/domains/{host}"): (Access("links:write", on_link=True),),
+    ("DELETE", "/api/domains/{host}"): (Access(OWNER, on_link=True),),
     # A cell's UTM template, of workspace A, is named as its link; a new one as `new`.
     ("POST", "/api/utm-templates"): (
-        Access("links:write", request=lambda link, new: {"json": {"name": new, "utm_source": "x"}}),
+        Access(OWNER, request=lambda link, new: {"json": {"name": new, "utm_source": "x"}}),
     ),
     ("GET", "/api/utm-templates"): (Access("links:read"),),
     ("GET", "/api/utm-templates/{name}"): (Access("links:read", on_link=True),),
     ("PATCH", "/api/utm-templates/{name}"): (
-        Access("links:write", on_link=True,
+        Access(OWNER, on_link=True,
                request=lambda link, new: {"json": {"utm_source": "y", "name": new}}),
     ),
-    ("DELETE", "/api/utm-templates/{name}"): (Access("links:write", on_link=True),),
+    ("DELETE", "/api/utm-templates/{name}"): (Access(OWNER, on_link=True),),
+    # Workspaces are the instance's (admin keys). A cell's workspace is A's; its member
+    # of A is `member_of(link)`.
+    ("GET", "/api/workspaces"): (Access("admin"),),
+    ("POST", "/api/workspaces"): (
+        Access("admin", request=lambda link, new: {"json": {"name": new}}),
+    ),
+    ("GET", "/api/workspaces/{workspace_id}/members"): (Access(OWNER, on_link=True),),
+    ("POST", "/api/workspaces/{workspace_id}/members"): (
+        Access(OWNER, on_link=True,
+               request=lambda link, new: {"json": {"email": member_of(new), "role": "owner"}}),
+    ),
+    ("PATCH", "/api/workspaces/{workspace_id}/members/{email}"): (
+        Access(OWNER, on_link=True, request=lambda link, new: {"json": {"role": "owner"}}),
+    ),
+    ("DELETE", "/api/workspaces/{workspace_id}/members/{email}"): (Access(OWNER, on_link=True),),
+    ("GET", "/api/audit"): (Access(OWNER),),
 }  # fmt: skip
 
 
 def host_of(slug: str) -> str:
     return f"{slug}.acme.test"
+
+
+def member_of(slug: str) -> str:
+    return f"{slug}@acme.test"
 
 
 @pytest.fixture
@@ -160,6 +188,7 @@ def callers(client: TestClient) -> dict[str, Callable[[str], dict[str, str]]]:
     lacking = {
         scope: _key(client, "acme", [s for s in SCOPES if s != scope])[1] for scope in SCOPES
     }
+    lacking["admin"] = _key(client, "acme", list(SCOPES))[1]
     a = _key(client, "acme", list(SCOPES))[1]
     b = _key(client, "globex", list(SCOPES))[1]
     admin = _key(client, "default", ["admin"])[1]  # of a third workspace
@@ -181,6 +210,8 @@ def expected_status(caller: str, access: Access, success: int) -> int:
         return 401
     if caller == "key of A lacking the scope":
         return 403
+    if access.scope == "admin" and caller != "admin key":
+        return 403
     if caller == "key of B" and access.on_link:
         return 404  # the same answer as for a slug that does not exist: nothing leaks
     return success
@@ -191,9 +222,11 @@ def test_every_api_route_answers_each_caller_as_designed(client: TestClient) -> 
     setup = headers_of["admin key"]("admin")
     acme = headers_of["key of A"]("links:write")
     b_key = headers_of["key of B"]("links:read")
+    acme_id = in_acme(client, lambda s, a: _nothing(a.workspace_id))
     unknown_link = client.get("/api/links/no-such-link", headers=b_key).json()
     unknown_domain = client.get("/api/domains/no-such.test", headers=b_key).json()
     unknown_template = client.get("/api/utm-templates/no-such-template", headers=b_key).json()
+    unknown_workspace = client.get("/api/workspaces/999999/members", headers=b_key).json()
     wrong: list[str] = []
     cell = 0
     for method, path, success in api_routes(client):
@@ -204,16 +237,22 @@ def test_every_api_route_answers_each_caller_as_designed(client: TestClient) -> 
                 create_link(client, acme, slug=link, url=SHOP, title="kept")
                 domain = f"/api/domains/{host_of(link)}"
                 if path.startswith("/api/domains"):
-                    assert client.post("/api/domains", json={"host": host_of(link)},
-                                       headers=acme).status_code == 201  # fmt: skip
+                    in_acme(client, lambda s, a, link=link: domains.create_domain(
+                        s, a, DomainCreate(host=host_of(link)), "tautan.test"))  # fmt: skip
                 template = f"/api/utm-templates/{link}"
                 if path.startswith("/api/utm-templates"):
-                    assert client.post("/api/utm-templates", json={"name": link, "utm_source": "a"},
-                                       headers=acme).status_code == 201  # fmt: skip
+                    in_acme(client, lambda s, a, link=link: utm_templates.create_template(
+                        s, a, UtmTemplateCreate(name=link, utm_source="a")))  # fmt: skip
+                members = f"/api/workspaces/{acme_id}/members"
+                if path.startswith("/api/workspaces/{workspace_id}/members/"):
+                    in_acme(client, lambda s, a, link=link: accounts.add_member(
+                        s, a, a.workspace_id, member_of(link), "viewer"))  # fmt: skip
                 before = client.get(f"/api/links/{link}", headers=setup).json()
                 before_domain = client.get(domain, headers=setup).json()
                 before_template = client.get(template, headers=setup).json()
-                url = path.format(slug=link, dimension="country", host=host_of(link), name=link)
+                before_members = client.get(members, headers=setup).json()
+                url = path.format(slug=link, dimension="country", host=host_of(link), name=link,
+                                  workspace_id=acme_id, email=member_of(link))  # fmt: skip
                 response = client.request(method, url,
                                           headers=headers_of[caller](access.scope or "links:read"),
                                           **access.request(link, new))  # fmt: skip
@@ -224,6 +263,7 @@ def test_every_api_route_answers_each_caller_as_designed(client: TestClient) -> 
                     continue
                 unknown = (unknown_domain if path.startswith("/api/domains") else
                            unknown_template if path.startswith("/api/utm-templates") else
+                           unknown_workspace if path.startswith("/api/workspaces/") else
                            unknown_link)  # fmt: skip
                 if expected == 404 and response.json() != unknown:
                     wrong.append(f"{name}: 404 unlike an unknown one's: {response.text}")
@@ -242,7 +282,27 @@ def test_every_api_route_answers_each_caller_as_designed(client: TestClient) -> 
                         wrong.append(f"{name}: refused, but the template changed")
                     if client.get(f"/api/utm-templates/{new}", headers=setup).status_code != 404:
                         wrong.append(f"{name}: refused, but it made a template")
+                    if client.get(members, headers=setup).json() != before_members:
+                        wrong.append(f"{name}: refused, but the members changed")
+                    listed = client.get("/api/workspaces", headers=setup).json()["workspaces"]
+                    if new in {workspace["name"] for workspace in listed}:
+                        wrong.append(f"{name}: refused, but it made a workspace")
     assert not wrong, "\n".join(wrong)
+
+
+def in_acme(client: TestClient, work: Callable[[Any, Principal], Awaitable[T]]) -> T:
+    """Run `work(session, principal)` as workspace A's owner at the command line (in the
+    API only an admin key may make A's domains, templates and members)."""
+
+    async def go(session: Any) -> T:
+        acme = await auth.get_or_create_workspace(session, "acme")
+        return await work(session, Principal.operator(acme.id))
+
+    return run_in_transaction(client, go)
+
+
+async def _nothing(value: T) -> T:
+    return value
 
 
 def _make_link(client: TestClient, headers: dict[str, str], slug: str) -> dict[str, Any]:

@@ -1,3 +1,6 @@
+"""Rate limits: writes per key, per signed-in user and per client address; failed
+authentication per client address; failed dashboard sign-ins per account."""
+
 from collections.abc import Iterator
 
 import httpx
@@ -11,6 +14,7 @@ from app.core.tables import ApiKey
 from app.dashboard.session import COOKIE
 from app.main import create_app
 from tests.support.app import BASE_URL, PEER, make_key, run_in_transaction, state_of
+from tests.support.people import PASSWORD, make_user
 
 REDIS = "redis://127.0.0.1:6379/15"
 
@@ -220,26 +224,62 @@ def test_failed_authentication_of_ipv6_clients_is_counted_per_64(settings: Setti
         assert get(client, "/api/links", right, "2001:db8:5:7::1") == 200  # next /64
 
 
-def sign_in(client: TestClient, key: str, via: str) -> httpx.Response:
+def sign_in(client: TestClient, email: str, via: str, password: str = PASSWORD) -> httpx.Response:
     headers = {"Origin": BASE_URL, "X-Forwarded-For": via}
-    return client.post("/dashboard/sign-in", data={"key": key}, headers=headers)
+    return client.post(
+        "/dashboard/sign-in", data={"email": email, "password": password}, headers=headers
+    )
 
 
-def test_wrong_keys_on_the_dashboard_sign_in_are_limited(settings: Settings) -> None:
+def test_wrong_passwords_on_the_dashboard_sign_in_are_limited_per_client_address(
+    settings: Settings,
+) -> None:
     with guarded(settings) as client:
-        token = make_key(client, "links:read")["Authorization"].removeprefix("Bearer ")
-        assert [sign_in(client, "tk_guess", GUESSER).status_code for _ in range(3)] == [401] * 3
-        refused = sign_in(client, token, GUESSER)  # the right key, too late
+        make_user(client, "ana@tautan.test")
+        # Each guess at another account (or none), so that no account's own limit counts.
+        guesses = [sign_in(client, f"guess{n}@tautan.test", GUESSER) for n in range(2)]
+        guesses.append(sign_in(client, "ana@tautan.test", GUESSER, password="not it at all"))
+        assert [guess.status_code for guess in guesses] == [401] * 3
+        refused = sign_in(client, "ana@tautan.test", GUESSER)  # the right password, too late
         assert refused.status_code == 429
         assert 0 < int(refused.headers["retry-after"]) <= 60
         assert "set-cookie" not in refused.headers
-        assert sign_in(client, token, NEIGHBOUR).status_code == 303
+        assert sign_in(client, "ana@tautan.test", NEIGHBOUR).status_code == 303
+
+
+def test_failed_sign_ins_are_limited_per_account_from_any_address(settings: Settings) -> None:
+    """Credential stuffing spreads its guesses over many addresses: past
+    TAUTAN_SIGN_IN_RATE_LIMIT failures to one account, that account is refused from
+    everywhere, the right password too, while other accounts stay open."""
+    with guarded(settings, sign_in_rate_limit="3 per 15 minutes") as client:
+        make_user(client, "ana@tautan.test")
+        make_user(client, "budi@tautan.test")
+        # One guess from each address (none reaches the per-address limit), the email
+        # spelt differently each time: it is one account all the same.
+        spellings = ["ana@tautan.test", "ANA@tautan.test", " Ana@Tautan.Test "]
+        guesses = [
+            sign_in(client, email, f"198.51.100.{n}", password=f"guess {n} of many")
+            for n, email in enumerate(spellings, start=30)
+        ]
+        assert [guess.status_code for guess in guesses] == [401] * 3
+        refused = sign_in(client, "ana@tautan.test", "203.0.113.40")  # right, from elsewhere
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["retry-after"]) <= 15 * 60
+        assert "set-cookie" not in refused.headers
+        assert "Too many failed sign-ins to this account" in refused.text
+        assert sign_in(client, "ana@tautan.test", NEIGHBOUR).status_code == 429
+        # Another account is open, from any address, the ones that guessed included.
+        assert sign_in(client, "budi@tautan.test", "198.51.100.30").status_code == 303
+        # The per-address limit holds beside it: guesses at many accounts from one address.
+        wrong = [sign_in(client, f"guess{n}@tautan.test", GUESSER).status_code for n in range(4)]
+        assert wrong == [401] * 3 + [429]
+        assert sign_in(client, "budi@tautan.test", GUESSER).status_code == 429
 
 
 def test_refused_dashboard_cookies_are_limited(settings: Settings) -> None:
     with guarded(settings) as client:
-        token = make_key(client, "links:read")["Authorization"].removeprefix("Bearer ")
-        assert sign_in(client, token, NEIGHBOUR).status_code == 303
+        make_user(client, "ana@tautan.test", "viewer")
+        assert sign_in(client, "ana@tautan.test", NEIGHBOUR).status_code == 303
         good = client.cookies[COOKIE]
 
         def page(cookie: str, via: str) -> int:
@@ -269,18 +309,20 @@ def test_processes_share_the_failure_limit_through_redis(settings: Settings) -> 
             one.portal.call(storage.reset)
 
 
-def test_dashboard_forms_count_against_the_same_limits_as_the_api(limited: TestClient) -> None:
-    """A key's writes through the dashboard and the API share one budget (3 a minute)."""
+def test_dashboard_forms_are_limited_per_account_as_keys_are(limited: TestClient) -> None:
+    """A user's writes through the dashboard count against the user, as a key's through the
+    API count against the key (3 a minute each here): each has a budget of its own."""
+    make_user(limited, "ana@tautan.test")
     key = make_key(limited, "links:write", "links:read")
-    token = key["Authorization"].removeprefix("Bearer ")
-    assert sign_in(limited, token, "198.51.100.20").status_code == 303
+    assert sign_in(limited, "ana@tautan.test", "198.51.100.20").status_code == 303
     form = {"url": "https://ok.example/form"}
     posted = [
         limited.post("/dashboard/new", data=form, headers={"Origin": BASE_URL}).status_code
-        for _ in range(2)
+        for _ in range(3)
     ]
-    assert posted == [303, 303]
-    assert create(limited, key, 1) == 201  # the third write of the key, through the API
+    assert posted == [303, 303, 303]
     refused = limited.post("/dashboard/new", data=form, headers={"Origin": BASE_URL})
     assert refused.status_code == 429 and "retry-after" in refused.headers
-    assert len(limited.get("/api/links", headers=key).json()["links"]) == 3  # nothing more
+    assert "this account" in refused.text
+    assert create(limited, key, 1, via="203.0.113.21") == 201  # the key's own budget
+    assert len(limited.get("/api/links", headers=key).json()["links"]) == 4  # nothing more

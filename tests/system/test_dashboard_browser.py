@@ -1,9 +1,14 @@
 """The dashboard in a real headless Chromium, driven by Playwright: the UTM preview script
-agrees with the server's merge, and a marketer's whole path works against a real
-`tautan serve` without a single CSP violation or script error."""
+agrees with the server's merge, and a marketer's whole path, and an owner's with the
+people they invite, work against a real `tautan serve` without a single CSP violation or
+script error. People are made as an operator makes the first owner (`tautan users
+create`, which prints a one-time link) and set their passwords in the browser."""
 
+import os
 import random
+import subprocess
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +17,7 @@ import httpx2
 from app.core.tables import UTM_FIELDS
 from app.core.urls import merge_utm
 from tests.support.browser import REPORT_CSP, SHOP_HOST, chromium
-from tests.support.server import KEY
+from tests.support.server import TAUTAN
 
 ROOT = Path(__file__).resolve().parents[2]
 UTM_JS = ROOT / "app" / "dashboard" / "static" / "utm.js"
@@ -28,6 +33,51 @@ VISITORS = [
     ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1", ""),
     ("WhatsApp/2.23.20.0 A", ""),
 ]  # fmt: skip
+
+
+PASSWORD = "a browser's passphrase"
+OWNER, EDITOR, VIEWER = "owner@shop.test", "editor@shop.test", "viewer@shop.test"
+
+
+def users_create(database_url: str, base: str, email: str, role: str) -> str:
+    """`tautan users create EMAIL --role ROLE` on the server's database, as its operator
+    runs it (a process of its own: the browser holds this thread's event loop); the
+    one-time link it prints on its last line."""
+    env = {**os.environ, "TAUTAN_DATABASE_URL": database_url, "TAUTAN_BASE_URL": base}
+    done = subprocess.run([TAUTAN, "users", "create", email, "--role", role],
+                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    link = done.stdout.strip().splitlines()[-1]
+    assert link.startswith(f"{base}/dashboard/set-password/"), done.stdout
+    return link
+
+
+def set_password(page: Any, link: str) -> None:
+    """Open a one-time link and set PASSWORD through it: signed in, on the links page."""
+    page.goto(link)
+    fields = page.locator("input[type=password]").all()
+    assert len(fields) == 2
+    for field in fields:
+        field.fill(PASSWORD)
+    with page.expect_navigation():
+        page.click("button:text('Set password and sign in')")
+    assert page.url.endswith("/dashboard/links"), page.inner_text("main")
+
+
+def watched(context: Any, errors: list[str], refused: Collection[tuple[str, int]] = ()) -> Any:
+    """A new page of `context` whose console errors, CSP violations and script errors go
+    to `errors`. Chromium logs every 4xx document as an error: the (url, status) pairs in
+    `refused` are answers the test expects."""
+    context.add_init_script(REPORT_CSP)
+    page = context.new_page()
+
+    def expected(message: Any) -> bool:
+        url = message.location.get("url")
+        return any(url == u and f"status of {status}" in message.text for u, status in refused)
+
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and not expected(m) else None)  # fmt: skip
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page
 
 
 def saved_destination(url: str, utm: dict[str, str]) -> str:
@@ -93,19 +143,21 @@ def wait_for_clicks(page: Any, url: str, clicks: str) -> None:
 
 
 def test_marketer_signs_in_creates_a_link_and_sees_its_click(
-    tautan_server: str, landing: str, browser: Any
+    tautan_server: str, database_url: str, landing: str, browser: Any
 ) -> None:
     base = tautan_server
     context = browser.new_context(user_agent=PERSON_UA, viewport={"width": 1280, "height": 900})
-    context.add_init_script(REPORT_CSP)
-    page = context.new_page()
     errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page = watched(context, errors)
 
     page.goto(f"{base}/dashboard")
     assert page.url == f"{base}/dashboard/sign-in"
-    page.fill("#key", KEY)
+    set_password(page, users_create(database_url, base, EDITOR, "editor"))
+    with page.expect_navigation():
+        page.click("button:text('Sign out')")
+    assert page.url == f"{base}/dashboard/sign-in"
+    page.fill("#email", EDITOR)
+    page.fill("#password", PASSWORD)
     with page.expect_navigation():
         page.click("button:text('Sign in')")
     assert page.url == f"{base}/dashboard/links"
@@ -158,7 +210,7 @@ BRAND = "go.tokoku.test"
 
 
 def test_marketer_adds_a_domain_and_a_link_on_it_that_redirects_by_host(
-    tautan_server: str, landing: str
+    tautan_server: str, database_url: str, landing: str
 ) -> None:
     base = tautan_server
     port = base.rsplit(":", 1)[1]
@@ -166,15 +218,9 @@ def test_marketer_adds_a_domain_and_a_link_on_it_that_redirects_by_host(
     rules = f"--host-resolver-rules=MAP {SHOP_HOST} 127.0.0.1, MAP {BRAND} 127.0.0.1"
     with chromium(rules) as browser:
         context = browser.new_context(user_agent=PERSON_UA)
-        context.add_init_script(REPORT_CSP)
-        page = context.new_page()
         errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{base}/dashboard/sign-in")
-        page.fill("#key", KEY)
-        with page.expect_navigation():
-            page.click("button:text('Sign in')")
+        page = watched(context, errors)
+        set_password(page, users_create(database_url, base, OWNER, "owner"))
 
         page.click("nav >> text=Domains")
         page.fill("#host", BRAND.upper())
@@ -217,32 +263,16 @@ def test_marketer_adds_a_domain_and_a_link_on_it_that_redirects_by_host(
 
 
 def test_marketer_makes_a_password_link_with_a_rule_and_a_visitor_gets_through(
-    tautan_server: str, landing: str, browser: Any
+    tautan_server: str, database_url: str, landing: str, browser: Any
 ) -> None:
     """The Targeting and Password fields of the form, then the password page as a visitor
     sees it: it holds no destination, refuses a wrong password, and lets the right one
     through to the rule's URL; the link page counts that click against the rule."""
     base = tautan_server
     errors: list[str] = []
-
-    def watched(context: Any) -> Any:
-        context.add_init_script(REPORT_CSP)
-        page = context.new_page()
-        page.on("console", lambda m: errors.append(m.text) if is_error(m) else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        return page
-
-    def is_error(message: Any) -> bool:
-        # Chromium logs any 4xx document as an error: the password page's 401 is its design.
-        refused = message.location.get("url") == f"{base}/vip" and "status of 401" in message.text
-        return message.type == "error" and not refused
-
     marketer = browser.new_context(user_agent=PERSON_UA, viewport={"width": 1280, "height": 900})
-    page = watched(marketer)
-    page.goto(f"{base}/dashboard/sign-in")
-    page.fill("#key", KEY)
-    with page.expect_navigation():
-        page.click("button:text('Sign in')")
+    page = watched(marketer, errors)
+    set_password(page, users_create(database_url, base, EDITOR, "editor"))
     page.goto(f"{base}/dashboard/new")
     page.fill("#url", f"{landing}/everyone")
     page.fill("#slug", "vip")
@@ -257,7 +287,7 @@ def test_marketer_makes_a_password_link_with_a_rule_and_a_visitor_gets_through(
     assert "password" in page.text_content(".short")
 
     visitor = browser.new_context(user_agent=PERSON_UA)
-    door = watched(visitor)
+    door = watched(visitor, errors, refused=[(f"{base}/vip", 401)])  # the password page
     response = door.goto(f"{base}/vip")
     assert response is not None and response.status == 401
     assert door.text_content("h1") == "This link is protected"
@@ -281,3 +311,71 @@ def test_marketer_makes_a_password_link_with_a_rule_and_a_visitor_gets_through(
     assert errors == []
     visitor.close()
     marketer.close()
+
+
+def test_owner_invites_an_editor_and_a_viewer_who_each_work_within_their_role(
+    tautan_server: str, database_url: str, landing: str, browser: Any
+) -> None:
+    """The Members page's invite links, set in browsers of their own; the editor makes a
+    link, the viewer only sees it, and the audit log names who made it."""
+    base = tautan_server
+    errors: list[str] = []
+    owner = watched(browser.new_context(user_agent=PERSON_UA), errors)
+    set_password(owner, users_create(database_url, base, OWNER, "owner"))
+    invites = {}
+    for email, role in [(EDITOR, "editor"), (VIEWER, "viewer")]:
+        owner.click("nav >> text=Members")
+        owner.fill("#email", email)
+        owner.select_option("#role", role)
+        with owner.expect_navigation():
+            owner.click("button:text-is('Add')")
+        assert email in owner.text_content("[role=status]")
+        invites[email] = owner.text_content("#one-time-link").strip()
+        row = owner.locator("table.members tr", has_text=email)
+        assert row.locator("select[name=role]").input_value() == role
+        assert "invited" in row.inner_text()
+    owner.goto(f"{base}/dashboard/members")  # shown once: not on the page again
+    assert owner.locator("#one-time-link").count() == 0
+
+    editor = watched(browser.new_context(user_agent=PERSON_UA), errors)
+    set_password(editor, invites[EDITOR])
+    editor.click("nav >> text=New link")
+    editor.fill("#url", f"{landing}/team")
+    editor.fill("#slug", "team")
+    with editor.expect_navigation():
+        editor.click("button:text('Create link')")
+    assert editor.url == f"{base}/dashboard/links/team", editor.inner_text("main")
+
+    viewer = watched(
+        browser.new_context(user_agent=PERSON_UA), errors, refused=[(f"{base}/dashboard/new", 403)]
+    )
+    set_password(viewer, invites[VIEWER])
+    assert "team" in viewer.text_content("table.links")
+    assert viewer.locator("nav >> text=New link").count() == 0
+    assert viewer.locator("nav >> text=Members").count() == 0
+    response = viewer.goto(f"{base}/dashboard/new")
+    assert response is not None and response.status == 403
+    assert "403" in viewer.text_content("h1")
+
+    owner.click("nav >> text=Audit log")
+    entry = owner.locator("table.audit tr", has_text="link.create")
+    assert entry.count() == 1
+    assert [entry.locator("td").nth(i).inner_text() for i in (1, 3)] == [EDITOR, "team"]
+    owner.select_option("#action", "member")
+    with owner.expect_navigation():
+        owner.click("button:text('Filter')")
+    assert owner.locator("table.audit tr", has_text="link.create").count() == 0
+    added = owner.locator("table.audit tr", has_text="member.add").all()  # newest first
+    assert [row.locator("td").nth(3).inner_text() for row in added] == [VIEWER, EDITOR, OWNER]
+
+    stranger = watched(
+        browser.new_context(user_agent=PERSON_UA), errors, refused=[(invites[EDITOR], 410)]
+    )
+    response = stranger.goto(invites[EDITOR])  # the editor's link, used already
+    assert response is not None and response.status == 410
+    assert stranger.text_content("h1") == "This link no longer works"
+    assert stranger.locator("input[type=password]").count() == 0
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    owner.click("nav >> text=Members")
+    owner.screenshot(path=str(ROOT / "artifacts" / "dashboard-members.png"), full_page=True)
+    assert errors == []

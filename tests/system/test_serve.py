@@ -118,6 +118,8 @@ def test_serve_says_where_short_links_point_and_warns_when_they_cannot_reach_it(
         log = process.stdout.read()  # type: ignore[union-attr]
     assert f"Short links: {base}/<slug> (TAUTAN_BASE_URL)\n" in log
     assert "warning" not in log.lower()
+    # An empty installation says how to make the first person who can sign in.
+    assert "tautan users create you@example.com --workspace default --role owner" in log
 
     stale = "http://127.0.0.1:1"  # copied from another setup: no server listens there
     with serving(database_url, tmp_path, base_url=stale) as (process, base):

@@ -1,4 +1,4 @@
-"""A signed-in dashboard session, tied to the API key it was opened with."""
+"""A signed-in dashboard session: a user, and the workspace the user is looking at."""
 
 from datetime import datetime
 
@@ -13,6 +13,7 @@ class DashboardSession(Base):
     __tablename__ = "dashboard_sessions"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,20 +1,27 @@
-"""The dashboard over real HTTP (the app's own TestClient): signing in and out, the
-session cookie, security headers, scopes, workspaces and the link form."""
+"""The dashboard over real HTTP (the app's own TestClient): signing in and out with email
+and password, the session cookie, security headers, roles, workspaces and the link form."""
 
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
 
+import httpx
 import pytest
 from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import delete, select, update
 from starlette.testclient import TestClient
 
 from app import auth
+from app.accounts import service as accounts
 from app.config import Settings
+from app.core.principal import Principal
+from app.core.tables import DashboardSession, Membership, User, Workspace
+from app.core.tokens import hash_token
 from app.dashboard import session
 from app.main import create_app
 from tests.support.app import BASE_URL, DESKTOP_UA, PEER, create_link, run_in_transaction
 from tests.support.clicks import raw_click, seed_clicks, with_writer
+from tests.support.people import PASSWORD, make_user, sign_in
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
@@ -23,6 +30,8 @@ IPHONE = (
 WHATSAPP = "WhatsApp/2.23.20.0 A"
 FACEBOOK = "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"
 ALL_SCOPES = ("links:read", "links:write", "stats:read")
+EDITOR, OWNER = "editor@tautan.test", "owner@tautan.test"
+REFUSED = "That email and password do not match an account."
 
 
 @pytest.fixture
@@ -44,10 +53,37 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def sign_in(client: TestClient, token: str) -> None:
-    response = client.post("/dashboard/sign-in", data={"key": token})
-    assert response.status_code == 303, response.text
-    assert response.headers["location"] == "/dashboard/links"
+def post_sign_in(client: TestClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    return client.post("/dashboard/sign-in", data={"email": email, "password": password})
+
+
+def use_cookie(client: TestClient, cookie: str) -> None:
+    """Be the browser that holds `cookie` (and no other)."""
+    client.cookies.clear()
+    client.cookies.set(session.COOKIE, cookie, domain="tautan.test", path="/dashboard")
+
+
+def signed_out(client: TestClient) -> bool:
+    response = client.get("/dashboard/links")
+    return (response.status_code, response.headers.get("location")) == (
+        303,
+        "/dashboard/sign-in",
+    )
+
+
+def session_hashes(client: TestClient) -> list[str]:
+    """The token hashes of the dashboard sessions the database holds."""
+
+    async def hashes(s):  # type: ignore[no-untyped-def]
+        return list(await s.scalars(select(DashboardSession.token_hash)))
+
+    return run_in_transaction(client, hashes)
+
+
+def workspace_id(client: TestClient, name: str) -> int:
+    return run_in_transaction(
+        client, lambda s: s.scalar(select(Workspace.id).where(Workspace.name == name))
+    )
 
 
 def text(html: str) -> str:
@@ -71,12 +107,25 @@ def api_slugs(client: TestClient, token: str) -> list[str]:
     return [link["slug"] for link in response.json()["links"]]
 
 
+def signed_in_as(client: TestClient, email: str, role: str, workspace: str = "default") -> str:
+    """Sign in a new user of `role` in `workspace`. Returns the token of a key with every
+    scope but admin in the same workspace, for the test's own API calls (users have none)."""
+    make_user(client, email, role, workspace)
+    sign_in(client, email)
+    return new_key(client, *ALL_SCOPES, workspace=workspace)[1]
+
+
 @pytest.fixture
 def user(client: TestClient) -> str:
-    """A signed-in key with every scope but admin, in the default workspace."""
-    _, token = new_key(client, *ALL_SCOPES)
-    sign_in(client, token)
-    return token
+    """A signed-in editor of the default workspace; the token of a key of that workspace."""
+    return signed_in_as(client, EDITOR, "editor")
+
+
+@pytest.fixture
+def owner(client: TestClient) -> str:
+    """A signed-in owner of the default workspace (owners keep its domains); the token of
+    a key of that workspace."""
+    return signed_in_as(client, OWNER, "owner")
 
 
 # Signing in and out
@@ -86,26 +135,43 @@ def test_pages_need_a_session(client: TestClient) -> None:
     link = create_link(client, bearer(new_key(client, "admin")[1]), slug="promo")
     for path in ("/dashboard", "/dashboard/links", "/dashboard/new", "/dashboard/links/promo",
                  "/dashboard/links/promo/edit", "/dashboard/links/promo/chart.svg",
-                 "/dashboard/links/promo/qr.png"):  # fmt: skip
+                 "/dashboard/links/promo/qr.png", "/dashboard/domains"):  # fmt: skip
         response = client.get(path, follow_redirects=True)
         assert response.url.path == "/dashboard/sign-in", path
-        assert "API key" in response.text
+        # The page asks for an account's email and password, not an API key.
+        assert 'name="email" type="email"' in response.text
+        assert 'name="password" type="password"' in response.text
+        assert "API key" not in text(response.text)
     response = client.post("/dashboard/new", data={"url": "https://shop.example/"})
     assert response.status_code == 303
     assert response.headers["location"] == "/dashboard/sign-in"
+    switch = client.post("/dashboard/workspace", data={"workspace": "1"})
+    assert (switch.status_code, switch.headers["location"]) == (303, "/dashboard/sign-in")
     assert api_slugs(client, new_key(client, "admin")[1]) == [link["slug"]]
 
 
-def test_good_key_signs_in_with_a_strict_httponly_cookie(client: TestClient) -> None:
-    _, token = new_key(client, *ALL_SCOPES)
-    response = client.post("/dashboard/sign-in", data={"key": token})
+def test_the_sign_in_page_says_how_to_make_the_first_owner(client: TestClient) -> None:
+    first = "tautan users create you@example.com --workspace default --role owner"
+    assert first in text(client.get("/dashboard/sign-in").text)
+    make_user(client, OWNER, "owner")
+    assert first not in text(client.get("/dashboard/sign-in").text)
+
+
+def test_a_good_password_signs_in_with_a_strict_httponly_cookie(client: TestClient) -> None:
+    make_user(client, EDITOR)
+    # The email as typed: spaces around it and capitals count for nothing.
+    response = post_sign_in(client, "  Editor@Tautan.TEST ")
     assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard/links"
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"{session.COOKIE}=")
-    # The cookie holds a session's token, not the key nor its hash: it opens no API.
+    # The cookie holds a session's token, neither the password nor the hash the table
+    # keeps of the token: it opens no API.
     value = cookie.split(";")[0].partition("=")[2]
     payload = URLSafeTimedSerializer("").load_payload(value.rsplit(".", 2)[0].encode())
-    assert payload not in (token, auth.hash_token(token))
+    assert session_hashes(client) == [hash_token(payload)]
+    assert PASSWORD not in value and payload != PASSWORD
+    assert hash_token(payload) not in value
     assert client.get("/api/links", headers=bearer(value)).status_code == 401
     assert client.get("/api/links", headers=bearer(payload)).status_code == 401
     flags = {flag.strip().lower() for flag in cookie.split(";")[1:]}
@@ -113,7 +179,7 @@ def test_good_key_signs_in_with_a_strict_httponly_cookie(client: TestClient) -> 
     assert "secure" not in flags  # TAUTAN_BASE_URL is http here
     page = client.get("/dashboard/links")
     assert page.status_code == 200
-    assert "Sign out" in page.text
+    assert "Sign out" in page.text and EDITOR in page.text
 
 
 def test_cookie_is_secure_when_the_base_url_is_https(settings: Settings) -> None:
@@ -121,10 +187,10 @@ def test_cookie_is_secure_when_the_base_url_is_https(settings: Settings) -> None
     with with_writer(
         TestClient(create_app(https), base_url="https://tautan.test", client=PEER)
     ) as client:
-        _, token = new_key(client, "links:read")
+        make_user(client, EDITOR, "viewer")
         response = client.post(
             "/dashboard/sign-in",
-            data={"key": token},
+            data={"email": EDITOR, "password": PASSWORD},
             headers={"Origin": "https://tautan.test"},
             follow_redirects=False,
         )
@@ -132,35 +198,138 @@ def test_cookie_is_secure_when_the_base_url_is_https(settings: Settings) -> None
         assert "secure" in response.headers["set-cookie"].lower().split("; ")
 
 
-@pytest.mark.parametrize("key", ["tk_not_a_key", "", "x" * 300])
-def test_bad_key_shows_an_error_and_sets_no_cookie(client: TestClient, key: str) -> None:
-    response = client.post("/dashboard/sign-in", data={"key": key})
+INVITED = "invited@tautan.test"  # a member who has not set a password yet
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [
+        ("nobody@tautan.test", PASSWORD),  # no such account
+        (EDITOR, "not the password"),
+        (EDITOR, PASSWORD.upper()),
+        (EDITOR, ""),
+        ("", ""),
+        ("x" * 300, "x" * 300),
+        (EDITOR, "x" * 300),
+        (INVITED, ""),
+        (INVITED, PASSWORD),
+    ],
+    ids=["unknown", "wrong", "wrong-case", "no-password", "empty", "junk", "long", "invited",
+         "invited-guess"],
+)  # fmt: skip
+def test_bad_email_or_password_shows_one_error_and_sets_no_cookie(
+    client: TestClient, email: str, password: str
+) -> None:
+    make_user(client, EDITOR)
+    make_user(client, INVITED)
+
+    async def no_password_yet(s):  # type: ignore[no-untyped-def]
+        await s.execute(update(User).where(User.email == INVITED).values(password_hash=None))
+
+    run_in_transaction(client, no_password_yet)
+    response = post_sign_in(client, email, password)
     assert response.status_code == 401
     assert "set-cookie" not in response.headers
-    assert "That API key is unknown, revoked or expired." in text(response.text)
+    # One message for every case: the page tells nobody which accounts exist.
+    assert REFUSED in text(response.text)
+    if password:
+        assert password not in response.text  # never shown back
+    assert client.get("/dashboard/links").status_code == 303
+    assert session_hashes(client) == []
+
+
+def test_a_user_of_no_workspace_is_told_so_and_not_signed_in(client: TestClient) -> None:
+    user_id = make_user(client, EDITOR)
+    run_in_transaction(
+        client, lambda s: s.execute(delete(Membership).where(Membership.user_id == user_id))
+    )
+    response = post_sign_in(client, EDITOR)
+    assert response.status_code == 403
+    assert "set-cookie" not in response.headers
+    assert "Your account belongs to no workspace yet" in text(response.text)
     assert client.get("/dashboard/links").status_code == 303
 
 
-def test_revoked_key_signs_out_at_once(client: TestClient, user: str) -> None:
+def test_a_removed_membership_signs_out_at_once(client: TestClient, user: str) -> None:
     assert client.get("/dashboard/links").status_code == 200
-    key_id = run_in_transaction(client, lambda s: auth.list_keys(s))[-1].id
-    run_in_transaction(client, lambda s: auth.revoke_key(s, key_id))
+    # Only the membership goes, not the session: the next request finds its user a
+    # member of no workspace.
+    run_in_transaction(client, lambda s: s.execute(delete(Membership)))
     response = client.get("/dashboard/links")
     assert response.status_code == 303
     assert response.headers["location"] == "/dashboard/sign-in"
     assert 'tautan_session=""' in response.headers["set-cookie"]  # cleared
     assert "max-age=0" in response.headers["set-cookie"].lower()
-    # Signing in again with the revoked key is refused as well.
-    assert client.post("/dashboard/sign-in", data={"key": user}).status_code == 401
+    # Signing in again is refused as well.
+    assert post_sign_in(client, EDITOR).status_code == 403
 
 
-def test_expired_key_signs_out(client: TestClient, user: str) -> None:
-    async def expire(s):  # type: ignore[no-untyped-def]
-        for key in await auth.list_keys(s):
-            key.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+def test_removing_a_member_ends_their_sessions_there(client: TestClient, owner: str) -> None:
+    """Sessions in that workspace end, rather than move on to the person's other one."""
+    owners_cookie = client.cookies[session.COOKIE]
+    make_user(client, EDITOR)
+    make_user(client, EDITOR, "viewer", workspace="kopi")
+    sign_in(client, EDITOR)  # in the default workspace, the first by name
+    editors_cookie = client.cookies[session.COOKIE]
+    assert slugs_listed(client) == []
 
-    run_in_transaction(client, expire)
-    assert client.get("/dashboard/links").headers["location"] == "/dashboard/sign-in"
+    async def remove(s):  # type: ignore[no-untyped-def]
+        default = await s.scalar(select(Workspace.id).where(Workspace.name == "default"))
+        await accounts.remove_member(s, Principal.operator(), default, EDITOR)
+
+    run_in_transaction(client, remove)
+    use_cookie(client, editors_cookie)
+    assert signed_out(client)
+    use_cookie(client, owners_cookie)
+    assert client.get("/dashboard/links").status_code == 200
+
+
+def test_a_password_reset_ends_every_session_of_the_user(client: TestClient, user: str) -> None:
+    """Whoever had the old password (and a browser signed in with it) is out once the
+    person sets a new one through a one-time reset link."""
+    first = client.cookies[session.COOKIE]
+    sign_in(client, EDITOR)  # as another browser
+    second = client.cookies[session.COOKIE]
+    other = signed_in_as(client, OWNER, "owner")  # someone else, who stays signed in
+    others = client.cookies[session.COOKIE]
+
+    async def reset_link(s):  # type: ignore[no-untyped-def]
+        return await accounts.issue_password_token(s, await accounts.user_named(s, EDITOR), "reset")
+
+    token = run_in_transaction(client, reset_link)
+    client.cookies.clear()  # the link is opened on a phone
+    new = "a brand new passphrase"
+    response = client.post(
+        f"/dashboard/set-password/{token}", data={"password": new, "password_again": new}
+    )
+    assert (response.status_code, response.headers["location"]) == (303, "/dashboard/links")
+    assert client.get("/dashboard/links").status_code == 200  # the phone is signed in
+    for cookie in (first, second):
+        use_cookie(client, cookie)
+        assert signed_out(client)
+    use_cookie(client, others)
+    assert client.get("/dashboard/links").status_code == 200
+    assert api_slugs(client, other) == []  # the other's key is untouched too
+    # The old password no longer opens the account; the new one does; the link is spent.
+    client.cookies.clear()
+    assert post_sign_in(client, EDITOR).status_code == 401
+    assert post_sign_in(client, EDITOR, new).status_code == 303
+    again = client.post(
+        f"/dashboard/set-password/{token}", data={"password": new, "password_again": new}
+    )
+    assert again.status_code == 410
+
+
+def test_a_lapsed_session_signs_out(client: TestClient, user: str) -> None:
+    assert client.get("/dashboard/links").status_code == 200
+
+    async def lapse(s):  # type: ignore[no-untyped-def]
+        await s.execute(
+            update(DashboardSession).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+    run_in_transaction(client, lapse)
+    assert signed_out(client)
 
 
 def test_tampered_or_foreign_cookie_is_signed_out(client: TestClient, user: str) -> None:
@@ -174,11 +343,10 @@ def test_tampered_or_foreign_cookie_is_signed_out(client: TestClient, user: str)
         other_secret.dumps(token),  # the right session, another secret
         "garbage",
     ):
-        client.cookies.clear()
-        client.cookies.set(session.COOKIE, cookie, domain="tautan.test", path="/dashboard")
-        response = client.get("/dashboard/links")
-        assert response.status_code == 303, cookie
-        assert response.headers["location"] == "/dashboard/sign-in"
+        use_cookie(client, cookie)
+        assert signed_out(client), cookie
+    use_cookie(client, good)
+    assert client.get("/dashboard/links").status_code == 200
 
 
 def test_sign_out_clears_the_cookie(client: TestClient, user: str) -> None:
@@ -190,22 +358,16 @@ def test_sign_out_clears_the_cookie(client: TestClient, user: str) -> None:
 
 def test_sign_out_ends_that_session_and_no_other(client: TestClient, user: str) -> None:
     """A copy of a signed-out cookie (kept by malware, or in a shared computer's profile)
-    opens nothing; another browser signed in with the same key stays signed in."""
-
-    def use(cookie: str) -> None:
-        client.cookies.clear()
-        client.cookies.set(session.COOKIE, cookie, domain="tautan.test", path="/dashboard")
-
+    opens nothing; another browser signed in to the same account stays signed in."""
     first = client.cookies[session.COOKIE]
-    sign_in(client, user)  # as another browser
+    sign_in(client, EDITOR)  # as another browser
     second = client.cookies[session.COOKIE]
-    use(first)
+    use_cookie(client, first)
     assert client.post("/dashboard/sign-out").status_code == 303
 
-    use(first)
-    response = client.get("/dashboard/links")
-    assert (response.status_code, response.headers["location"]) == (303, "/dashboard/sign-in")
-    use(second)
+    use_cookie(client, first)
+    assert signed_out(client)
+    use_cookie(client, second)
     assert client.get("/dashboard/links").status_code == 200
 
 
@@ -267,13 +429,14 @@ def test_forms_without_an_origin_are_judged_by_their_referer(client: TestClient,
 
 def test_forms_with_neither_origin_nor_referer_are_refused(client: TestClient) -> None:
     del client.headers["Origin"]
-    _, token = new_key(client, *ALL_SCOPES)
-    response = client.post("/dashboard/sign-in", data={"key": token})
+    make_user(client, EDITOR)
+    token = new_key(client, *ALL_SCOPES)[1]
+    response = post_sign_in(client, EDITOR)  # the right email and password
     assert response.status_code == 403
     assert "set-cookie" not in response.headers
     assert "allow the Referer for this site" in text(response.text)
     client.headers["Origin"] = BASE_URL
-    sign_in(client, token)
+    sign_in(client, EDITOR)
     del client.headers["Origin"]
     response = client.post("/dashboard/new", data={"url": "https://shop.example/", "slug": "x"})
     assert response.status_code == 403
@@ -292,7 +455,7 @@ def test_security_headers_on_every_dashboard_response(client: TestClient, user: 
              "/dashboard/links?sort=nonsense"]  # fmt: skip
     client.cookies.clear()
     paths.append("/dashboard/sign-in")
-    sign_in(client, user)
+    sign_in(client, EDITOR)
     for path in paths:
         response = client.get(path)
         csp = response.headers["content-security-policy"]
@@ -334,46 +497,68 @@ def test_the_chart_draws_clicks_over_unique_visitors(client: TestClient, clicked
     assert legends is not None and legends[1] == '"Unique visitors", "Clicks"'
 
 
-# Scopes and workspaces
+# Roles and workspaces
 
 
-def test_a_read_only_key_cannot_create_or_edit(client: TestClient) -> None:
+def test_a_viewer_reads_links_and_stats_but_cannot_write(client: TestClient) -> None:
     admin = new_key(client, "admin")[1]
-    create_link(client, bearer(admin), slug="promo", title="Before")
-    _, token = new_key(client, "links:read")
-    sign_in(client, token)
-    assert client.get("/dashboard/links").status_code == 200
-    assert "New link" not in client.get("/dashboard/links").text
-    assert client.get("/dashboard/new").status_code == 403
-    response = client.post("/dashboard/new", data={"url": "https://shop.example/x"})
-    assert response.status_code == 403
-    assert "lacks the scope links:write" in text(response.text)
-    edit = client.post("/dashboard/links/promo/edit", data={"url": "https://x.example/", "title": "After"})  # fmt: skip
-    assert edit.status_code == 403
-    assert api_slugs(client, admin) == ["promo"]
-    assert client.get("/api/links/promo", headers=bearer(admin)).json()["title"] == "Before"
-    # links:read without stats:read: the link, but neither its KPIs nor its chart.
+    link = create_link(client, bearer(admin), slug="promo", title="Before")
+    seed_clicks(client, [raw_click(link, datetime.now(UTC), ua=IPHONE)])
+    make_user(client, "viewer@tautan.test", "viewer")
+    sign_in(client, "viewer@tautan.test")
+    listed = client.get("/dashboard/links")
+    assert listed.status_code == 200 and "promo" in listed.text
+    assert "New link" not in listed.text
+    # The link, its KPIs and its chart.
     page = client.get("/dashboard/links/promo")
     assert page.status_code == 200
-    assert "lacks the scope stats:read" in text(page.text)
-    assert client.get("/dashboard/links/promo/chart.svg").status_code == 403
+    assert "Clicks 1 Unique visitors 1" in text(page.text)
+    assert client.get("/dashboard/links/promo/chart.svg").status_code == 200
+    assert 'action="/dashboard/links/promo/archive"' not in page.text
+    # No form to write with, nor a way around one.
+    for path in ("/dashboard/new", "/dashboard/links/promo/edit"):
+        response = client.get(path)
+        assert response.status_code == 403, path
+        assert "links:write" in text(response.text), path
+    for path, form in (("/dashboard/new", {"url": "https://shop.example/x", "slug": "x"}),
+                       ("/dashboard/links/promo/edit", {"url": "https://x.example/", "title": "After"}),
+                       ("/dashboard/links/promo/archive", {})):  # fmt: skip
+        response = client.post(path, data=form)
+        assert response.status_code == 403, path
+        assert "lacks the scope" in text(response.text), path
+        assert "links:write" in text(response.text), path
+    assert api_slugs(client, admin) == ["promo"]
+    after = client.get("/api/links/promo", headers=bearer(admin)).json()
+    assert (after["title"], after["archived"]) == ("Before", False)
 
 
-def test_a_write_only_key_cannot_read_a_link_through_its_edit_form(client: TestClient) -> None:
+def test_an_editor_writes_links(client: TestClient, user: str) -> None:
+    page = client.get("/dashboard/links").text
+    assert 'href="/dashboard/new">New link' in page
+    made = client.post("/dashboard/new", data={"url": "https://shop.example/", "slug": "mine"})
+    assert made.status_code == 303
+    edited = client.post("/dashboard/links/mine/edit", data={"url": "https://shop.example/b"})
+    assert edited.status_code == 303
+    assert client.post("/dashboard/links/mine/archive").status_code == 303
+    link = client.get("/api/links/mine", headers=bearer(user)).json()
+    assert (link["url"], link["archived"]) == ("https://shop.example/b", True)
+
+
+def test_only_owners_add_or_remove_domains(client: TestClient, user: str) -> None:
+    """A workspace's domains are its owners' to add and remove; an editor sees them."""
     admin = new_key(client, "admin")[1]
-    create_link(client, bearer(admin), slug="secret", url="https://shop.example/hidden-offer")
-    _, token = new_key(client, "links:write")
-    sign_in(client, token)
-    form = client.get("/dashboard/links/secret/edit")
-    assert form.status_code == 403
-    assert "hidden-offer" not in form.text
-
-
-def test_a_stats_only_key_cannot_list_links(client: TestClient) -> None:
-    sign_in(client, new_key(client, "stats:read")[1])
-    response = client.get("/dashboard/links")
-    assert response.status_code == 403
-    assert "lacks the scope links:read" in text(response.text)
+    made = client.post("/api/domains", json={"host": "go.toko.test"}, headers=bearer(admin))
+    assert made.status_code == 201
+    domains = client.get("/dashboard/domains")
+    assert domains.status_code == 200 and "go.toko.test" in domains.text
+    assert 'action="/dashboard/domains"' not in domains.text
+    assert 'action="/dashboard/domains/go.toko.test/remove"' not in domains.text
+    added = client.post("/dashboard/domains", data={"host": "go.kopi.test"})
+    assert added.status_code == 403
+    assert "owner" in text(added.text)  # what it takes
+    assert client.post("/dashboard/domains/go.toko.test/remove").status_code == 403
+    hosts = client.get("/api/domains", headers=bearer(admin)).json()["domains"]
+    assert [domain["host"] for domain in hosts] == ["go.toko.test"]
 
 
 def test_workspaces_never_see_each_other(client: TestClient) -> None:
@@ -384,7 +569,9 @@ def test_workspaces_never_see_each_other(client: TestClient) -> None:
     now = datetime.now(UTC)
     seed_clicks(client, [raw_click(b, now, ua=IPHONE), raw_click(b, now, ua=WHATSAPP),
                          raw_click(a, now, ua=IPHONE)])  # fmt: skip
-    sign_in(client, token_a)
+    make_user(client, "a@agency-a.test", "owner", workspace="agency-a")
+    make_user(client, "b@agency-b.test", "owner", workspace="agency-b")
+    sign_in(client, "a@agency-a.test")
     assert slugs_listed(client) == ["a-launch"]
     assert slugs_listed(client, q="secret") == []
     assert slugs_listed(client, tag="spring") == ["a-launch"]
@@ -392,17 +579,80 @@ def test_workspaces_never_see_each_other(client: TestClient) -> None:
         response = client.get(f"/dashboard/links/b-secret{path}")
         assert response.status_code == 404, path
         assert "B only" not in response.text
-    edit = client.post("/dashboard/links/b-secret/edit", data={"url": "https://a.example/"})
-    assert edit.status_code == 404
-    assert client.get("/api/links/b-secret", headers=bearer(token_b)).json()["url"] == b["url"]
+    for path, form in (("/edit", {"url": "https://a.example/"}), ("/archive", {})):
+        response = client.post(f"/dashboard/links/b-secret{path}", data=form)
+        assert response.status_code == 404, path
+    b_now = client.get("/api/links/b-secret", headers=bearer(token_b)).json()
+    assert (b_now["url"], b_now["archived"]) == (b["url"], False)
     # A's own page counts A's clicks only.
     page = text(client.get("/dashboard/links/a-launch").text)
     assert "Clicks 1 Unique visitors 1 Bot and preview fetches 0" in page
     assert "Shared on" not in page
-    # An admin sees both workspaces.
-    sign_in(client, new_key(client, "admin")[1])
-    assert sorted(slugs_listed(client)) == ["a-launch", "b-secret"]
-    assert client.get("/dashboard/links/b-secret").status_code == 200
+    # Nor is the other workspace offered in the switcher, or reachable through it.
+    assert "agency-b" not in client.get("/dashboard/links").text
+    b_id = str(workspace_id(client, "agency-b"))
+    assert client.post("/dashboard/workspace", data={"workspace": b_id}).status_code == 403
+    # B's owner sees B's, and not A's.
+    sign_in(client, "b@agency-b.test")
+    assert slugs_listed(client) == ["b-secret"]
+    assert client.get("/dashboard/links/a-launch").status_code == 404
+
+
+def test_the_workspace_switcher(client: TestClient) -> None:
+    """A person in two workspaces (an editor in one, a viewer in the other) looks at one
+    at a time, with the role held there."""
+    create_link(client, bearer(new_key(client, *ALL_SCOPES, workspace="agency-a")[1]), slug="a1")
+    create_link(client, bearer(new_key(client, *ALL_SCOPES, workspace="agency-b")[1]), slug="b1")
+    create_link(client, bearer(new_key(client, *ALL_SCOPES)[1]), slug="default1")
+    both = "both@tautan.test"
+    make_user(client, both, "editor", workspace="agency-a")
+    make_user(client, both, "viewer", workspace="agency-b")
+    a, b = workspace_id(client, "agency-a"), workspace_id(client, "agency-b")
+    sign_in(client, both)
+    # The first workspace by name, and a switcher offering both with their roles.
+    page = client.get("/dashboard/links").text
+    assert re.search(rf'<option value="{a}" selected>agency-a \(editor\)</option>', page)
+    assert f'<option value="{b}">agency-b (viewer)</option>' in page
+    switcher = re.search(r'<select id="workspace-switcher".*?</select>', page, re.S)
+    assert switcher is not None and "default" not in switcher[0]  # not a member there
+    assert slugs_listed(client) == ["a1"]
+
+    switched = client.post("/dashboard/workspace", data={"workspace": str(b)})
+    assert (switched.status_code, switched.headers["location"]) == (303, "/dashboard/links")
+    assert slugs_listed(client) == ["b1"]
+    assert client.get("/dashboard/links/b1").status_code == 200
+    assert client.get("/dashboard/links/a1").status_code == 404
+    assert "New link" not in client.get("/dashboard/links").text  # a viewer here
+    assert client.post("/dashboard/new", data={"url": "https://shop.example/"}).status_code == 403
+
+    # A workspace the person is no member of: refused, and the session stays where it was.
+    for other in (workspace_id(client, "default"), 999_999):
+        refused = client.post("/dashboard/workspace", data={"workspace": str(other)})
+        assert refused.status_code == 403, other
+        assert slugs_listed(client) == ["b1"]
+    # From another site: refused too.
+    cross = client.post(
+        "/dashboard/workspace",
+        data={"workspace": str(a)},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert cross.status_code == 403
+    assert slugs_listed(client) == ["b1"]
+
+    # Each browser looks where it switched to.
+    viewing_b = client.cookies[session.COOKIE]
+    sign_in(client, both)
+    assert slugs_listed(client) == ["a1"]
+    use_cookie(client, viewing_b)
+    assert slugs_listed(client) == ["b1"]
+    # Taken out of the workspace it looks at, it falls back on the person's other one.
+    run_in_transaction(
+        client, lambda s: s.execute(delete(Membership).where(Membership.workspace_id == b))
+    )
+    assert slugs_listed(client) == ["a1"]
+    assert f'<option value="{b}"' not in client.get("/dashboard/links").text
+    switch_back = client.post("/dashboard/workspace", data={"workspace": str(b)})
+    assert switch_back.status_code == 403
 
 
 # The link form
@@ -601,12 +851,16 @@ def test_archive_and_restore_through_the_dashboard(client: TestClient, user: str
     assert slugs_listed(client) == ["promo"]
 
 
-def test_archiving_needs_write_scope_same_origin_and_the_workspace(client: TestClient) -> None:
+def test_archiving_needs_the_editor_role_same_origin_and_the_workspace(
+    client: TestClient,
+) -> None:
     create_link(client, bearer(new_key(client, "links:write", workspace="b")[1]), slug="theirs")
     create_link(client, bearer(new_key(client, "links:write")[1]), slug="mine")
-    sign_in(client, new_key(client, "links:read")[1])
+    make_user(client, "viewer@tautan.test", "viewer")
+    make_user(client, EDITOR, "editor")
+    sign_in(client, "viewer@tautan.test")
     assert client.post("/dashboard/links/mine/archive").status_code == 403
-    sign_in(client, new_key(client, "links:read", "links:write")[1])
+    sign_in(client, EDITOR)
     assert client.post("/dashboard/links/theirs/archive").status_code == 404
     cross = client.post("/dashboard/links/mine/archive", headers={"Origin": "https://evil.example"})
     assert cross.status_code == 403
@@ -707,7 +961,7 @@ def test_list_searches_filters_and_pages(client: TestClient, user: str) -> None:
 
 
 def test_the_domains_page_adds_lists_and_removes_a_workspaces_domains(
-    client: TestClient, user: str
+    client: TestClient, owner: str
 ) -> None:
     added = client.post(
         "/dashboard/domains", data={"host": "GO.Toko.test", "root_url": "https://toko.example/"}
@@ -749,9 +1003,9 @@ def test_the_domains_page_adds_lists_and_removes_a_workspaces_domains(
 
 
 def test_another_workspaces_domain_is_neither_shown_nor_offered_nor_removable(
-    client: TestClient, user: str
+    client: TestClient, owner: str
 ) -> None:
-    _, other = new_key(client, *ALL_SCOPES, workspace="kopi")
+    _, other = new_key(client, "admin", workspace="kopi")  # domains are an owner's: admin keys
     response = client.post("/api/domains", json={"host": "go.kopi.test"}, headers=bearer(other))
     assert response.status_code == 201
     assert "go.kopi.test" not in client.get("/dashboard/domains").text
@@ -977,8 +1231,11 @@ def test_password_set_kept_and_removed_through_the_form(client: TestClient, user
 def test_a_utm_template_fills_the_utm_fields_left_blank(client: TestClient, user: str) -> None:
     template = {"name": "Newsletter", "utm_source": "newsletter", "utm_medium": "email",
                 "utm_campaign": "weekly"}  # fmt: skip
-    assert client.post("/api/utm-templates", json=template, headers=bearer(user)).status_code == 201
-    _, other = new_key(client, *ALL_SCOPES, workspace="kopi")
+    # Templates are kept by owners: in the API, by admin keys (each of its workspace).
+    admin = new_key(client, "admin")[1]
+    added = client.post("/api/utm-templates", json=template, headers=bearer(admin))
+    assert added.status_code == 201
+    _, other = new_key(client, "admin", workspace="kopi")
     theirs = {"name": "Theirs", "utm_source": "x"}
     assert client.post("/api/utm-templates", json=theirs, headers=bearer(other)).status_code == 201
 

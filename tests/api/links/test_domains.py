@@ -20,13 +20,13 @@ BRAND = "go.tokoku.test"
 @pytest.fixture
 def owner(client: TestClient) -> dict[str, str]:
     """A key of the workspace `toko`."""
-    return make_key(client, "links:read", "links:write", "stats:read", workspace="toko")
+    return make_key(client, "links:read", "links:write", "stats:read", "owner", workspace="toko")
 
 
 @pytest.fixture
 def other(client: TestClient) -> dict[str, str]:
     """A key of another workspace, `kopi`."""
-    return make_key(client, "links:read", "links:write", "stats:read", workspace="kopi")
+    return make_key(client, "links:read", "links:write", "stats:read", "owner", workspace="kopi")
 
 
 def add_domain(client: TestClient, headers: dict[str, str], host: str = BRAND, **body: str) -> dict:

@@ -120,7 +120,12 @@ def test_a_password_is_never_shown_and_can_be_removed(client: TestClient, writer
 def test_utm_templates_fill_the_fields_not_given(client: TestClient, writer: dict) -> None:
     template = {"name": "ig", "utm_source": "instagram", "utm_medium": "social",
                 "utm_campaign": "always-on"}  # fmt: skip
-    assert client.post("/api/utm-templates", json=template, headers=writer).status_code == 201
+    assert (
+        client.post(
+            "/api/utm-templates", json=template, headers=make_key(client, "owner")
+        ).status_code
+        == 201
+    )
     link = create_link(
         client, writer, url="https://shop.example/t", utm_template="ig", utm_campaign="launch"
     )
@@ -149,7 +154,7 @@ def test_import_and_export_carry_rules_and_variants_as_json(
     client: TestClient, writer: dict
 ) -> None:
     template = {"name": "news", "utm_source": "newsletter", "utm_medium": "email"}
-    client.post("/api/utm-templates", json=template, headers=writer)
+    client.post("/api/utm-templates", json=template, headers=make_key(client, "owner"))
     rows = io.StringIO()
     out = csv.writer(rows)
     out.writerow(["url", "slug", "rules", "variants", "utm_template"])

@@ -16,13 +16,13 @@ UTM_NULLS = {"utm_source": None, "utm_medium": None, "utm_campaign": None, "utm_
 @pytest.fixture
 def owner(client: TestClient) -> dict[str, str]:
     """A key of the workspace `toko`."""
-    return make_key(client, "links:read", "links:write", workspace="toko")
+    return make_key(client, "links:read", "links:write", "owner", workspace="toko")
 
 
 @pytest.fixture
 def other(client: TestClient) -> dict[str, str]:
     """A key of another workspace, `kopi`."""
-    return make_key(client, "links:read", "links:write", workspace="kopi")
+    return make_key(client, "links:read", "links:write", "owner", workspace="kopi")
 
 
 def add_template(client: TestClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
@@ -190,17 +190,21 @@ def test_admin_names_a_template_of_several_workspaces_by_its_own(
     assert client.get("/api/utm-templates/shared", headers=owner).json()["utm_source"] == "toko"
 
 
-def test_writing_needs_links_write(client: TestClient, owner: dict) -> None:
+def test_writing_needs_the_owner_scope(client: TestClient, owner: dict) -> None:
+    """Templates are kept by a workspace's owners: a key that writes links is refused too."""
     add_template(client, owner, **NEWSLETTER)
     reader = make_key(client, "links:read", "stats:read", workspace="toko")
+    link_writer = make_key(client, "links:read", "links:write", workspace="toko")
     before = listed(client, owner)
     for method, path, body in (
         ("POST", "/api/utm-templates", {"name": "new", "utm_source": "x"}),
         ("PATCH", "/api/utm-templates/newsletter", {"utm_source": "x"}),
         ("DELETE", "/api/utm-templates/newsletter", None),
     ):
-        response = client.request(method, path, json=body, headers=reader)
-        assert response.status_code == 403, method
+        for key in (reader, link_writer):
+            response = client.request(method, path, json=body, headers=key)
+            assert response.status_code == 403, method
+            assert "lacks the scope owner" in response.json()["error"]["message"]
     assert listed(client, reader) == before
     writer_only = make_key(client, "links:write", workspace="toko")
     assert client.get("/api/utm-templates", headers=writer_only).status_code == 403
