@@ -53,7 +53,11 @@ async def create_key(
     by: Principal | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key and its token; the token is not stored and cannot be shown again. Made
-    `by` a person (or the command line), it is noted in the audit log."""
+    `by` a person (or the command line), it is noted in the audit log, and holds no scope
+    its maker does not (403: an owner makes no admin key)."""
+    if by is not None and not by.may(*scopes):
+        beyond = ", ".join(scope for scope in scopes if not by.may(scope))
+        raise AppError(403, "forbidden", f"a key made here may not hold {beyond}")
     token = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
     owner = await get_or_create_workspace(session, workspace)
     key = ApiKey(
@@ -92,9 +96,16 @@ async def ensure_admin_key(session: AsyncSession, token: str | None) -> str | No
 
 
 async def list_keys(session: AsyncSession, principal: Principal | None = None) -> list[ApiKey]:
-    """Every key, oldest first; those of the principal's workspace when one is given."""
-    query = select(ApiKey).where(*principal.sees(ApiKey)) if principal else select(ApiKey)
+    """Every key, oldest first; when a principal is given, those it may see (an owner:
+    the workspace's keys but admin keys, which are the instance's, not the workspace's)."""
+    query = select(ApiKey).where(*_keys_seen_by(principal)) if principal else select(ApiKey)
     return list(await session.scalars(query.order_by(ApiKey.id)))
+
+
+def _keys_seen_by(principal: Principal) -> list[Any]:
+    if principal.is_admin:
+        return []
+    return [*principal.sees(ApiKey), ApiKey.scopes.not_like("%admin%")]
 
 
 async def list_keys_with_workspaces(session: AsyncSession) -> list[tuple[ApiKey, str]]:
@@ -106,8 +117,8 @@ async def list_keys_with_workspaces(session: AsyncSession) -> list[tuple[ApiKey,
 async def revoke_key(session: AsyncSession, key_id: int, by: Principal | None = None) -> ApiKey:
     """Revoke a key `by` can see (no one given: the command line, any key); its calls stop."""
     by = by or Principal.operator()
-    key = await session.get(ApiKey, key_id)
-    if key is None or (not by.is_admin and key.workspace_id != by.workspace_id):
+    key = await session.scalar(select(ApiKey).where(ApiKey.id == key_id, *_keys_seen_by(by)))
+    if key is None:
         raise NotFound("API key")
     if key.revoked_at is None:
         key.revoked_at = utcnow()

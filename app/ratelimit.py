@@ -95,9 +95,9 @@ class RateLimiter:
     async def count_sign_in_failure(self, email: str) -> None:
         await self.limiter.hit(self.sign_in_failures_per_account, "sign-in", email)
 
-    async def may_mail_reset(self, email: str) -> bool:
-        """Count a mailed password reset of an account: False past the sign-in limit, so
-        that nobody can fill a person's inbox with them."""
+    async def count_reset_mail(self, email: str) -> bool:
+        """Count a mailed password reset of an account: False (not to be sent) past the
+        sign-in limit, so that nobody can fill a person's inbox with them."""
         return await self.limiter.hit(self.sign_in_failures_per_account, "reset", email)
 
     async def hit_password(self, request: Request, link_id: int) -> int | None:

@@ -1,12 +1,13 @@
 """Mail of one-time links (invites and password resets) through TAUTAN_SMTP_URL:
 `smtps://` speaks TLS from the start, `smtp://` upgrades with STARTTLS when the server
-offers it. Sent by the standard library's client in a thread, with a timeout, so that a
+offers it (and must, when the URL holds credentials). Sent by the standard library's client in a thread, with a timeout, so that a
 slow mail server holds up only the request that mails."""
 
 import asyncio
 import logging
 import smtplib
 import ssl
+from collections.abc import Callable
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
@@ -50,7 +51,7 @@ async def send_password_link(
     message.set_content(BODIES[purpose].format(url=url, workspace=workspace))
     try:
         await asyncio.to_thread(_send, settings.smtp_url, message)
-    except (OSError, smtplib.SMTPException) as exc:
+    except (OSError, ValueError, smtplib.SMTPException) as exc:  # ValueError: a bad port
         raise MailError(f"the mail to {to} could not be sent: {exc}") from exc
 
 
@@ -69,23 +70,37 @@ def _send(smtp_url: str, message: EmailMessage) -> None:
         if parts.scheme == "smtp" and client.has_extn("starttls"):
             client.starttls(context=context)
             client.ehlo()
+        elif parts.scheme == "smtp" and parts.username:
+            # Else the password (and the link) would cross the network in clear.
+            raise smtplib.SMTPException("the server offers no STARTTLS: not sending credentials")
         if parts.username:
             client.login(unquote(parts.username), unquote(parts.password or ""))
         client.send_message(message)
 
 
-async def hand_over(
-    settings: Settings, email: str, token: str | None, purpose: str, workspace: str = ""
-) -> tuple[str | None, bool]:
-    """A one-time link's (URL to show the caller, whether mailed): mailed to `email` when
-    mail is set up; else, or when the mail server failed, the URL, to pass on by hand."""
+def hand_over(
+    settings: Settings, later: Callable[..., object], email: str, token: str | None,
+    purpose: str, workspace: str = "",
+) -> str | None:  # fmt: skip
+    """Get a one-time link to its person: with mail set up, mailed once the answer is sent
+    (after the transaction that made the token has committed, and holding no database
+    lock while the mail server takes its time); a failure is logged, and an owner can make
+    another link. Without mail: its URL, for the caller to pass on (None: no link).
+    `later(function, *args)` runs it once the answer is sent (a route's
+    `BackgroundTasks.add_task`)."""
     if token is None:
-        return None, False
+        return None
     url = password_url(settings.base_url, token)
-    if settings.smtp_url:
-        try:
-            await send_password_link(settings, email, url, purpose, workspace)
-            return None, True
-        except MailError as exc:
-            log.warning("%s", exc)
-    return url, False
+    if not settings.smtp_url:
+        return url
+    later(_send_logged, settings, email, url, purpose, workspace)
+    return None
+
+
+async def _send_logged(
+    settings: Settings, email: str, url: str, purpose: str, workspace: str
+) -> None:
+    try:
+        await send_password_link(settings, email, url, purpose, workspace)
+    except MailError as exc:
+        log.warning("%s", exc)

@@ -4,7 +4,7 @@ page, over the same service). `/api/audit`: who changed what."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Response
 
 from app.accounts import mail, service
 from app.accounts.schemas import (
@@ -23,6 +23,7 @@ from app.audit import service as audit
 from app.auth import require_scopes
 from app.core.errors import Invalid, NotFound
 from app.core.principal import OWNER, Principal
+from app.links.schemas import LARGEST_INTEGER
 
 router = APIRouter(tags=["people"])
 
@@ -32,7 +33,7 @@ Owner = Annotated[Principal, Depends(require_scopes(OWNER))]
 OwnerWrites = Annotated[Principal, Depends(writes_of(require_scopes(OWNER)))]
 MEMBER = "/api/workspaces/{workspace_id}/members/{email}"
 # A workspace's id, as the database can hold it (a larger one names no workspace either).
-WorkspaceId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+WorkspaceId = Annotated[int, Path(ge=1, le=LARGEST_INTEGER)]
 Email = Annotated[str, Path(max_length=300)]
 
 
@@ -66,19 +67,22 @@ async def list_members(
 @router.post("/api/workspaces/{workspace_id}/members", status_code=201, response_model=MemberAdded)
 async def add_member(
     workspace_id: WorkspaceId, body: MemberCreate, principal: OwnerWrites, session: WriteSession,
-    state: State,
+    state: State, background: BackgroundTasks,
 ) -> MemberAdded:  # fmt: skip
     """Adds a person with a role; a person new to Tautan is made a user, and gets a
-    one-time link to set a password (`invite_url`, or mailed when TAUTAN_SMTP_URL is set).
-    409 when already a member."""
+    one-time link to set a password: mailed once this answer is sent when TAUTAN_SMTP_URL
+    is set (`mailed`), else given here (`invite_url`). 409 when already a member, or when
+    the person's account was set up through another workspace's owner (`account_bound`;
+    an admin key may add it, and its password is then set again)."""
+    mailed = bool(state.settings.smtp_url)
     member, token = await service.add_member(
-        session, principal, workspace_id, body.email, body.role
+        session, principal, workspace_id, body.email, body.role, mailed=mailed
     )
     workspace = await service.managed_workspace(session, principal, workspace_id)
-    invite_url, mailed = await mail.hand_over(
-        state.settings, member.email, token, "invite", workspace.name
+    url = mail.hand_over(
+        state.settings, background.add_task, member.email, token, "invite", workspace.name
     )
-    return MemberAdded(**vars(member), invite_url=invite_url, mailed=mailed)
+    return MemberAdded(**vars(member), invite_url=url, mailed=token is not None and mailed)
 
 
 @router.patch(MEMBER, response_model=MemberOut)
@@ -108,7 +112,7 @@ async def remove_member(
 async def audit_log(
     principal: Owner,
     session: ReadSession,
-    workspace: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    workspace: Annotated[int | None, Query(ge=1, le=LARGEST_INTEGER)] = None,
     from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
     to: Annotated[str | None, Query(max_length=40)] = None,
     action: Annotated[str | None, Query(max_length=40)] = None,

@@ -53,9 +53,12 @@ class MemberAdded(MemberOut):
     invite_url: str | None = Field(
         None,
         description="for a person with no password yet: a one-time link to set it, valid "
-        "7 days; null when it was mailed (TAUTAN_SMTP_URL) or the person has a password",
+        "7 days; null when it is mailed (TAUTAN_SMTP_URL), when the person has a password, "
+        "or when the person belongs to other workspaces too (an owner may not hold it)",
     )
-    mailed: bool = Field(False, description="whether the invite was mailed to the person")
+    mailed: bool = Field(
+        False, description="whether the invite is mailed to the person (sent after this answer)"
+    )
 
 
 class MemberList(BaseModel):

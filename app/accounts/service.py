@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +25,8 @@ from app.core.principal import OWNER, ROLES, Principal
 from app.core.tables import DashboardSession, Membership, PasswordToken, User, Workspace
 from app.core.tokens import hash_token
 
-EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
+# Characters with a meaning in a mail header (`,` `<` `"` `;` …) are not taken.
+EMAIL = re.compile(r'[^@\s,;<>()\[\]"\\]{1,64}@[^@\s.,;<>()\[\]"\\]+(\.[^@\s.,;<>()\[\]"\\]+)+')
 MAX_EMAIL = 254
 MIN_PASSWORD, MAX_PASSWORD = 10, 256
 VALID_FOR = {"invite": timedelta(days=7), "reset": timedelta(days=1)}
@@ -142,27 +143,61 @@ async def user_named(session: AsyncSession, email: str) -> User | None:
 
 
 async def add_member(
-    session: AsyncSession, principal: Principal, workspace_id: int, email: str, role: str
-) -> tuple[Member, str | None]:
+    session: AsyncSession, principal: Principal, workspace_id: int, email: str, role: str,
+    *, mailed: bool = False,
+) -> tuple[Member, str | None]:  # fmt: skip
     """Add a person to the workspace with `role`, making the user when new. Returns the
-    member and, for a person who has no password yet, the token of an invite (7 days)."""
+    member and, for a person who has no password yet, the token of an invite (7 days),
+    when the caller may hold it or it is `mailed` to the person.
+
+    A person who joins a second workspace keeps no one-time link from before (whoever held
+    it could set a password that now opens this workspace too). An account whose password
+    was set through a link another workspace's owner was shown is refused (409) but to an
+    admin, and then its password must be set again."""
     await managed_workspace(session, principal, workspace_id)
     email, role = email_of(email), role_of(role)
-    user = await user_named(session, email)
-    if user is None:
-        user = User(email=email)
-        session.add(user)
-        await session.flush()
-    elif await _membership(session, user.id, workspace_id) is not None:
+    user = await user_named(session, email) or await _new_user(session, email)
+    if await _membership(session, user.id, workspace_id) is not None:
         raise AppError(409, "member_exists", f"{email} is a member of this workspace already")
+    if user.bound_workspace_id not in (None, workspace_id):
+        if not principal.is_admin:
+            raise AppError(
+                409,
+                "account_bound",
+                f"{email} has an account set up by another workspace's owner: an "
+                "administrator can add it (tautan users create), and it then gets a new password",
+            )
+        await _unset_password(session, user)
+    await session.execute(delete(PasswordToken).where(PasswordToken.user_id == user.id))
     membership = Membership(user_id=user.id, workspace_id=workspace_id, role=role)
     session.add(membership)
     await session.flush()
     audit.record(session, principal, "member.add", email, {"role": role}, workspace_id=workspace_id)
     token = None
-    if user.password_hash is None and await _may_hand_link(session, principal, user):
-        token = await issue_password_token(session, user, "invite")
+    if user.password_hash is None and await _may_hand_link(session, principal, user, mailed):
+        held_by = None if principal.is_admin or mailed else workspace_id
+        token = await issue_password_token(session, user, "invite", held_by)
     return _member(user, membership), token
+
+
+async def _new_user(session: AsyncSession, email: str) -> User:
+    """A user of `email`, with no password yet (one added at the same moment elsewhere
+    is the same person)."""
+    try:
+        async with session.begin_nested():
+            user = User(email=email)
+            session.add(user)
+    except IntegrityError:
+        found = await user_named(session, email)
+        assert found is not None
+        return found
+    return user
+
+
+async def _unset_password(session: AsyncSession, user: User) -> None:
+    """The account must be given a password again: its sessions and links end."""
+    user.password_hash = user.bound_workspace_id = None
+    await session.execute(delete(DashboardSession).where(DashboardSession.user_id == user.id))
 
 
 async def _membership(session: AsyncSession, user_id: int, workspace_id: int) -> Membership | None:
@@ -185,12 +220,14 @@ async def _refuse_losing_last_owner(
 ) -> None:
     if membership.role != "owner":
         return
-    owners = await session.scalar(
-        select(func.count()).where(
-            Membership.workspace_id == workspace_id, Membership.role == "owner"
-        )
+    # The owners' rows stay locked to the end of the transaction (PostgreSQL), so that two
+    # owners removing each other at once cannot both see the other one stay.
+    owners = await session.scalars(
+        select(Membership.user_id)
+        .where(Membership.workspace_id == workspace_id, Membership.role == "owner")
+        .with_for_update()
     )
-    if owners == 1:
+    if len(owners.all()) == 1:
         raise AppError(
             409, "last_owner", "a workspace keeps one owner at least: make another owner first"
         )
@@ -229,9 +266,12 @@ async def remove_member(
 # One-time links to set a password
 
 
-async def _may_hand_link(session: AsyncSession, principal: Principal, user: User) -> bool:
-    """Whether the caller may hold a link that sets `user`'s password (see the module)."""
-    if principal.is_admin:
+async def _may_hand_link(
+    session: AsyncSession, principal: Principal, user: User, mailed: bool
+) -> bool:
+    """Whether a link that sets `user`'s password may be made: mailed to the person, or
+    held by the caller when the caller may (see the module)."""
+    if principal.is_admin or mailed:
         return True
     elsewhere = await session.scalar(
         select(func.count()).where(
@@ -241,8 +281,11 @@ async def _may_hand_link(session: AsyncSession, principal: Principal, user: User
     return principal.may(OWNER) and elsewhere == 0
 
 
-async def issue_password_token(session: AsyncSession, user: User, purpose: str) -> str:
-    """A new one-time token for `user` (the user's earlier ones of this purpose end)."""
+async def issue_password_token(
+    session: AsyncSession, user: User, purpose: str, held_by: int | None = None
+) -> str:
+    """A new one-time token for `user` (the user's earlier ones of this purpose end);
+    `held_by`: the workspace whose owner is shown it (User.bound_workspace_id)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     await session.execute(
@@ -256,6 +299,7 @@ async def issue_password_token(session: AsyncSession, user: User, purpose: str) 
             token_hash=hash_token(token),
             user_id=user.id,
             purpose=purpose,
+            held_by_workspace_id=held_by,
             expires_at=now + VALID_FOR[purpose],
         )
     )
@@ -264,12 +308,13 @@ async def issue_password_token(session: AsyncSession, user: User, purpose: str) 
 
 
 async def reset_token_for(
-    session: AsyncSession, principal: Principal, workspace_id: int, email: str
-) -> tuple[User, str, str]:
+    session: AsyncSession, principal: Principal, workspace_id: int, email: str,
+    *, mailed: bool = False,
+) -> tuple[User, str, str]:  # fmt: skip
     """A one-time link for a member, when the caller may hold one (403 otherwise): the
     member, the token and its purpose (a reset; an invite for one with no password yet)."""
     user, _ = await _member_of(session, principal, workspace_id, email)
-    if not await _may_hand_link(session, principal, user):
+    if not await _may_hand_link(session, principal, user, mailed):
         raise AppError(
             403,
             "forbidden",
@@ -277,17 +322,18 @@ async def reset_token_for(
             "themselves (when mail is set up), or an administrator can (`tautan users reset`)",
         )
     purpose = "reset" if user.password_hash else "invite"
-    token = await issue_password_token(session, user, purpose)
+    held_by = None if principal.is_admin or mailed else workspace_id
+    token = await issue_password_token(session, user, purpose, held_by)
     audit.record(session, principal, "member.password_link", user.email, {"purpose": purpose},
                  workspace_id=workspace_id)  # fmt: skip
     return user, token, purpose
 
 
-async def token_owner(session: AsyncSession, token: str) -> tuple[User, str] | None:
-    """The user and purpose of a live one-time token; None when unknown, used or expired."""
+async def password_link(session: AsyncSession, token: str) -> tuple[User, PasswordToken] | None:
+    """The user and the row of a live one-time token; None when unknown, used or expired."""
     row = (
         await session.execute(
-            select(User, PasswordToken.purpose)
+            select(User, PasswordToken)
             .join(PasswordToken, PasswordToken.user_id == User.id)
             .where(PasswordToken.token_hash == hash_token(token))
             .where(PasswordToken.expires_at > utcnow())
@@ -301,7 +347,7 @@ async def set_password_with(session: AsyncSession, token: str, password: str) ->
     the same moment: one wins); every one-time token and every session of the user end,
     so that a reset also signs out a browser someone else had."""
     check_new_password(password)
-    found = await token_owner(session, token)
+    found = await password_link(session, token)
     used = await session.execute(
         delete(PasswordToken).where(
             PasswordToken.token_hash == hash_token(token), PasswordToken.expires_at > utcnow()
@@ -309,8 +355,9 @@ async def set_password_with(session: AsyncSession, token: str, password: str) ->
     )
     if found is None or used.rowcount != 1:  # type: ignore[attr-defined]
         raise AppError(410, "link_used", "this link has expired or was used: ask for a new one")
-    user = found[0]
+    user, link = found
     user.password_hash = await asyncio.to_thread(hash_password, password)
+    user.bound_workspace_id = link.held_by_workspace_id
     await session.execute(delete(PasswordToken).where(PasswordToken.user_id == user.id))
     await session.execute(delete(DashboardSession).where(DashboardSession.user_id == user.id))
     return user
@@ -319,18 +366,27 @@ async def set_password_with(session: AsyncSession, token: str, password: str) ->
 # Signing in
 
 
-async def check_sign_in(session: AsyncSession, email: str, password: str) -> User | None:
-    """The user whose email and password these are, else None. An unknown email costs the
-    same check as a wrong password. A hash of older parameters is renewed."""
+async def check_sign_in(
+    session: AsyncSession, email: str, password: str
+) -> tuple[User | None, str | None]:
+    """The user whose email and password these are (else None), and, for a hash made with
+    older parameters, its renewal to store. Only reads: the check's ~100 ms of argon2 hold
+    no write lock. An unknown email costs the same check as a wrong password."""
     user = await user_named(session, email)
     if user is None or user.password_hash is None or len(password) > MAX_PASSWORD:
         await asyncio.to_thread(no_password_matches, password[:MAX_PASSWORD])
-        return None
+        return None, None
     if not await asyncio.to_thread(password_matches, user.password_hash, password):
-        return None
+        return None, None
     if needs_rehash(user.password_hash):
-        user.password_hash = await asyncio.to_thread(hash_password, password)
-    return user
+        return user, await asyncio.to_thread(hash_password, password)
+    return user, None
+
+
+async def store_rehash(session: AsyncSession, user_id: int, password_hash: str) -> None:
+    await session.execute(
+        update(User).where(User.id == user_id).values(password_hash=password_hash)
+    )
 
 
 # The command line's users (the operator is admin)
@@ -371,14 +427,14 @@ async def list_users(session: AsyncSession) -> list[tuple[User, list[tuple[str, 
 
 
 async def remove_user(session: AsyncSession, email: str) -> None:
-    """The user goes, with every membership, session and one-time link; the audit log
-    keeps naming them in what they did."""
+    """The user goes, with every membership, session and one-time link (refused while the
+    last owner of a workspace); the audit log keeps naming them in what they did."""
     user = await user_named(session, email.strip().lower())
     if user is None:
         raise NotFound("user")
-    for membership in await session.scalars(
-        select(Membership).where(Membership.user_id == user.id)
-    ):
+    memberships = await session.scalars(select(Membership).where(Membership.user_id == user.id))
+    for membership in memberships.all():
+        await _refuse_losing_last_owner(session, membership.workspace_id, membership)
         audit.record(session, Principal.operator(), "member.remove", user.email,
                      workspace_id=membership.workspace_id)  # fmt: skip
     await session.execute(delete(Membership).where(Membership.user_id == user.id))

@@ -22,15 +22,15 @@ def record(
     target: str,
     details: dict[str, Any] | None = None,
     *,
-    workspace_id: int | None = None,
+    workspace_id: int,
 ) -> None:
     """Note `action` (e.g. `link.update`) on `target` (a slug, host, email, key or
-    template name) by `principal`, in the principal's workspace unless another is named
-    (an admin key acts in every one). `details` holds the fields given, never a secret."""
+    template name) by `principal`, in the workspace of the thing acted on (an admin acts
+    in every one). `details` holds the fields given, never a secret."""
     session.add(
         AuditEvent(
             ts=utcnow(),
-            workspace_id=principal.workspace_id if workspace_id is None else workspace_id,
+            workspace_id=workspace_id,
             actor=principal.actor[:MAX_TEXT],
             action=action,
             target=target[:MAX_TEXT],

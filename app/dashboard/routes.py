@@ -3,14 +3,13 @@ password), setting a password through a one-time link, listing, creating and edi
 links, and reading a link's KPIs. Every page asks the same
 services as the API, with the same scopes and the same workspace rules."""
 
-import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.routing import APIRoute
@@ -46,7 +45,6 @@ from app.stats import service as stats
 from app.stats.repository import Scope
 from app.utm_templates import service as utm_templates
 
-log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 STATIC_FILES = frozenset(path.name for path in STATIC.iterdir() if path.is_file())
@@ -137,7 +135,8 @@ Writing = Annotated[Principal, Depends(writes_of(session.signed_in("links:write"
 # The edit form shows what the link holds: writing alone is no right to read it.
 MayEdit = Annotated[Principal, Depends(session.signed_in("links:read", "links:write"))]
 MayReadStats = Annotated[Principal, Depends(session.signed_in("stats:read"))]
-# A workspace's domains are its owners' to keep.
+# A workspace's domains, members, keys and audit log are its owners'.
+MayOwn = Annotated[Principal, Depends(session.signed_in(OWNER))]
 Owning = Annotated[Principal, Depends(writes_of(session.signed_in(OWNER)))]
 SameOrigin = Depends(session.same_origin)
 DomainParam = Annotated[str | None, Query(max_length=300)]
@@ -164,7 +163,9 @@ async def sign_in_form(request: Request, db: ReadSession) -> Response:
 # Counted per client address before the password is checked, and per account: guessing
 # passwords, one account or many, stays slow.
 @router.post("/sign-in", dependencies=[SameOrigin, Depends(limit_client_writes)])
-async def sign_in(request: Request, state: State, db: WriteSession) -> Response:
+async def sign_in(request: Request, state: State, read: ReadSession, db: WriteSession) -> Response:
+    """The password is checked on a read session: its ~100 ms of argon2 hold no write
+    lock. Only a right one writes (the session, and a renewed hash)."""
     form = await request.form()
     typed = str(form.get("email", ""))[: accounts.MAX_EMAIL + 10].strip()
     password = str(form.get("password", ""))
@@ -180,17 +181,19 @@ async def sign_in(request: Request, state: State, db: WriteSession) -> Response:
         page = _page(request, "sign_in.html", 429, email=typed, error=error)
         page.headers["Retry-After"] = str(wait)
         return page
-    user = await accounts.check_sign_in(db, email, password)
+    user, rehashed = await accounts.check_sign_in(read, email, password)
     if user is None:
         await count_failure()
         await state.rate_limiter.count_sign_in_failure(email)
         return refused
-    workspaces = await accounts.workspaces_of(db, user.id)
+    workspaces = await accounts.workspaces_of(read, user.id)
     if not workspaces:
         error = "Your account belongs to no workspace yet: ask an owner to add you."
         return _page(request, "sign_in.html", 403, email=typed, error=error)
+    if rehashed is not None:
+        await accounts.store_rehash(db, user.id, rehashed)
     response = RedirectResponse("/dashboard/links", status_code=303)
-    await session.sign_in(db, state, response, user.id, workspaces[0][0].id)
+    await session.sign_in(db, state, request, response, user.id, workspaces[0][0].id)
     return response
 
 
@@ -227,24 +230,24 @@ async def set_password_form(
     request: Request, token: str, state: State, db: ReadSession
 ) -> Response:
     await state.rate_limiter.guard_authentication(request)
-    found = await accounts.token_owner(db, token[:100])
+    found = await accounts.password_link(db, token[:100])
     if found is None:
         await count_failure()
         return _set_password_page(request, 410, gone=True)
-    user, purpose = found
-    return _set_password_page(request, email=user.email, purpose=purpose)
+    user, link = found
+    return _set_password_page(request, email=user.email, purpose=link.purpose)
 
 
 @router.post("/set-password/{token}", dependencies=[SameOrigin, Depends(limit_client_writes)])
 async def set_password(request: Request, token: str, state: State, db: WriteSession) -> Response:
     form = await request.form()
     password, again = str(form.get("password", "")), str(form.get("password_again", ""))
-    found = await accounts.token_owner(db, token[:100])
+    found = await accounts.password_link(db, token[:100])
     if found is None:
         await count_failure()
         return _set_password_page(request, 410, gone=True)
-    user, purpose = found
-    error = None
+    user, link = found
+    purpose, error = link.purpose, None
     if password != again:
         error = "The two passwords differ: type the same one twice."
     else:
@@ -258,7 +261,7 @@ async def set_password(request: Request, token: str, state: State, db: WriteSess
     if not workspaces:
         return RedirectResponse("/dashboard/sign-in", status_code=303)
     response = RedirectResponse("/dashboard/links", status_code=303)
-    await session.sign_in(db, state, response, user.id, workspaces[0][0].id)
+    await session.sign_in(db, state, request, response, user.id, workspaces[0][0].id)
     return response
 
 
@@ -268,9 +271,12 @@ async def forgot_password_form(request: Request, state: State) -> Response:
 
 
 @router.post("/forgot-password", dependencies=[SameOrigin, Depends(limit_client_writes)])
-async def forgot_password(request: Request, state: State, db: WriteSession) -> Response:
-    """With mail set up, mails a reset link to an account's address. The answer is the same
-    whether the account exists or not: the page tells nobody who has one."""
+async def forgot_password(
+    request: Request, state: State, db: WriteSession, background: BackgroundTasks
+) -> Response:
+    """With mail set up, mails a reset link to an account's address, once the page is
+    sent. The page is the same whether the account exists or not, and as quick: it tells
+    nobody who has one."""
     mailable = bool(state.settings.smtp_url)
     typed = str((await request.form()).get("email", ""))[: accounts.MAX_EMAIL + 10]
     try:
@@ -278,13 +284,9 @@ async def forgot_password(request: Request, state: State, db: WriteSession) -> R
     except AppError as exc:
         return _page(request, "forgot_password.html", 422, mail=mailable, error=exc.message)
     user = await accounts.user_named(db, email) if mailable else None
-    if user is not None and await state.rate_limiter.may_mail_reset(email):
+    if user is not None and await state.rate_limiter.count_reset_mail(email):
         token = await accounts.issue_password_token(db, user, "reset")
-        url = accounts.password_url(state.settings.base_url, token)
-        try:
-            await mail.send_password_link(state.settings, email, url, "reset")
-        except mail.MailError as exc:  # the page says the same: it tells nobody who exists
-            log.warning("%s", exc)
+        mail.hand_over(state.settings, background.add_task, email, token, "reset")
     return _page(request, "forgot_password.html", mail=mailable, sent=mailable)
 
 

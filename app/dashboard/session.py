@@ -55,10 +55,12 @@ def _secure(state: AppState) -> bool:
 
 
 async def sign_in(
-    db: AsyncSession, state: AppState, response: Response, user_id: int, workspace_id: int
-) -> None:
+    db: AsyncSession, state: AppState, request: Request, response: Response, user_id: int,
+    workspace_id: int,
+) -> None:  # fmt: skip
     """A new session of the user, in `workspace_id` (written in `db`), and its cookie on
-    `response`."""
+    `response`. The browser's session before it, if any, ends: its cookie is replaced."""
+    await _end(db, state, request)
     token = secrets.token_urlsafe(32)
     now = utcnow()
     await db.execute(delete(DashboardSession).where(DashboardSession.expires_at <= now))
@@ -83,12 +85,16 @@ async def sign_in(
 
 async def sign_out(db: AsyncSession, state: AppState, request: Request, response: Response) -> None:
     """End this browser's session: a copy of its cookie opens nothing from now on."""
+    await _end(db, state, request)
+    forget_cookie(state, response)
+
+
+async def _end(db: AsyncSession, state: AppState, request: Request) -> None:
     token = await token_of(request, state)
     if token is not None:
         await db.execute(
             delete(DashboardSession).where(DashboardSession.token_hash == hash_token(token))
         )
-    forget_cookie(state, response)
 
 
 def forget_cookie(state: AppState, response: Response) -> None:
@@ -102,10 +108,10 @@ class SignedOut(Exception):
 
 
 async def principal_of(request: Request, state: AppState) -> Principal:
-    """The signed-in user, with the role of the workspace the session is in (the user's
-    first workspace by name if removed from that one). A cookie that is refused counts as
-    a failed authentication of its client, as a wrong API key does (no cookie does not).
-    The user's workspaces are kept on `request.state.workspaces` for the switcher."""
+    """The signed-in user, with the role of the workspace the session is in. A cookie that
+    is refused counts as a failed authentication of its client, as a wrong API key does
+    (no cookie does not). The user's workspaces are kept on `request.state.workspaces`,
+    for the switcher."""
     await state.rate_limiter.guard_authentication(request)
     if not request.cookies.get(COOKIE):
         raise SignedOut
@@ -128,11 +134,9 @@ async def principal_of(request: Request, state: AppState) -> Principal:
             raise SignedOut
         live, user = row
         workspaces = await accounts.workspaces_of(db, user.id)
-        if not workspaces:  # removed from every workspace
-            raise SignedOut
-        roles = {workspace.id: role for workspace, role in workspaces}
-        if live.workspace_id not in roles:
-            live.workspace_id = workspaces[0][0].id
+    roles = {workspace.id: role for workspace, role in workspaces}
+    if live.workspace_id not in roles:  # removed from it (which also ends the session)
+        raise SignedOut
     request.state.workspaces = workspaces
     return Principal.of_user(user.id, user.email, live.workspace_id, roles[live.workspace_id])
 

@@ -237,8 +237,7 @@ def _given(data: LinkCreate) -> dict[str, Any]:
 
 
 def _changed(before: LinkOut, after: LinkOut) -> dict[str, Any]:
-    """What a change did to a link, for the audit log: each field that differs, as now (a
-    password as `has_password`: the audit log holds no secret)."""
+    """What a change did to a link, for the audit log: each field that differs, as now."""
     old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
     return {
         name: value
@@ -358,7 +357,10 @@ async def update_link(
     if data.archived is not None:
         link.archived_at = (link.archived_at or utcnow()) if data.archived else None
     await session.flush()
-    _audit(session, principal, "link.update", link, _changed(before, to_out(link, ctx)))
+    changed = _changed(before, to_out(link, ctx))
+    if "password" in data.model_fields_set:  # a new password leaves has_password as it was
+        changed["password"] = "(removed)" if data.password is None else "(set)"
+    _audit(session, principal, "link.update", link, changed)
     return link
 
 
@@ -394,9 +396,10 @@ async def archive_link(
     session: AsyncSession, principal: Principal, slug: str, domain: str = ""
 ) -> Link:
     link = await get_link(session, principal, slug, domain)
-    link.archived_at = link.archived_at or utcnow()
-    await session.flush()
-    _audit(session, principal, "link.archive", link)
+    if link.archived_at is None:
+        link.archived_at = utcnow()
+        await session.flush()
+        _audit(session, principal, "link.archive", link)
     return link
 
 

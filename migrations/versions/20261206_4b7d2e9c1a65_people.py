@@ -22,7 +22,13 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("password_hash", sa.String(length=200), nullable=True),
+        sa.Column("bound_workspace_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["bound_workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_users_bound_workspace_id_workspaces"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
@@ -44,10 +50,13 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("purpose", sa.String(length=10), nullable=False),
+        sa.Column("held_by_workspace_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"],
                                 name=op.f("fk_password_tokens_user_id_users"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["held_by_workspace_id"], ["workspaces.id"],
+                                name=op.f("fk_password_tokens_held_by_workspace_id_workspaces")),
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_password_tokens")),
     )  # fmt: skip
     op.create_index(op.f("ix_password_tokens_user_id"), "password_tokens", ["user_id"])

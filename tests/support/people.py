@@ -33,7 +33,9 @@ def make_user(
 
 
 def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> None:
-    """Sign the client in to the dashboard (it must send `Origin`, as browsers do)."""
+    """Sign in to the dashboard as a browser of its own: the client drops the cookies it
+    had (signing in again in one browser would end that browser's earlier session)."""
+    client.cookies.clear()
     response = client.post(
         "/dashboard/sign-in",
         data={"email": email, "password": password},

@@ -16,5 +16,8 @@ class PasswordToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(String(10))  # invite | reset
+    # The workspace whose owner was shown the link (None: mailed, or an admin's): the
+    # password set through it binds the account to that workspace (User).
+    held_by_workspace_id: Mapped[int | None] = mapped_column(ForeignKey("workspaces.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -645,10 +645,14 @@ def test_the_workspace_switcher(client: TestClient) -> None:
     assert slugs_listed(client) == ["a1"]
     use_cookie(client, viewing_b)
     assert slugs_listed(client) == ["b1"]
-    # Taken out of the workspace it looks at, it falls back on the person's other one.
+    # Taken out of the workspace it looks at, the browser is signed out; signed in again,
+    # the person sees the workspace left to them and cannot switch back.
     run_in_transaction(
         client, lambda s: s.execute(delete(Membership).where(Membership.workspace_id == b))
     )
+    response = client.get("/dashboard/links")
+    assert (response.status_code, response.headers["location"]) == (303, "/dashboard/sign-in")
+    sign_in(client, both)
     assert slugs_listed(client) == ["a1"]
     assert f'<option value="{b}"' not in client.get("/dashboard/links").text
     switch_back = client.post("/dashboard/workspace", data={"workspace": str(b)})

@@ -363,8 +363,8 @@ def test_owner_makes_a_key_whose_token_works_and_is_shown_once(
 
 @pytest.mark.parametrize(
     ("name", "scopes", "status", "says"),
-    [("root", ["links:read", "admin"], 403, "not admin"),
-     ("root", ["admin"], 403, "a key made here may hold links:read, links:write, stats:read,"),
+    [("root", ["links:read", "admin"], 403, "a key made here may not hold admin"),
+     ("root", ["admin"], 403, "a key made here may not hold admin"),
      ("odd", ["links:read", "links:everything"], 422, "unknown scopes"),
      ("none", [], 422, "tick one scope at least"),
      ("", ["links:read"], 422, "a key needs a name"),
