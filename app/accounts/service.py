@@ -342,20 +342,22 @@ async def password_link(session: AsyncSession, token: str) -> tuple[User, Passwo
     return None if row is None else (row[0], row[1])
 
 
-async def set_password_with(session: AsyncSession, token: str, password: str) -> User:
-    """Use a one-time token: set its user's password. The token works once (two uses at
-    the same moment: one wins); every one-time token and every session of the user end,
-    so that a reset also signs out a browser someone else had."""
+async def set_password_with(
+    session: AsyncSession, found: tuple[User, PasswordToken], password: str
+) -> User:
+    """Use a live one-time link (`password_link`'s): set its user's password. The link
+    works once (two uses at the same moment: one deletes its row, the other gets 410);
+    every one-time link and every session of the user end, so that a reset also signs
+    out a browser someone else had."""
     check_new_password(password)
-    found = await password_link(session, token)
+    user, link = found
     used = await session.execute(
         delete(PasswordToken).where(
-            PasswordToken.token_hash == hash_token(token), PasswordToken.expires_at > utcnow()
+            PasswordToken.token_hash == link.token_hash, PasswordToken.expires_at > utcnow()
         )
     )
-    if found is None or used.rowcount != 1:  # type: ignore[attr-defined]
+    if used.rowcount != 1:  # type: ignore[attr-defined]
         raise AppError(410, "link_used", "this link has expired or was used: ask for a new one")
-    user, link = found
     user.password_hash = await asyncio.to_thread(hash_password, password)
     user.bound_workspace_id = link.held_by_workspace_id
     await session.execute(delete(PasswordToken).where(PasswordToken.user_id == user.id))

@@ -252,7 +252,7 @@ async def set_password(request: Request, token: str, state: State, db: WriteSess
         error = "The two passwords differ: type the same one twice."
     else:
         try:
-            await accounts.set_password_with(db, token[:100], password)
+            await accounts.set_password_with(db, found, password)
         except AppError as exc:
             error = exc.message
     if error is not None:
