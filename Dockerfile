@@ -3,10 +3,15 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     TAUTAN_DATABASE_URL=sqlite+aiosqlite:////data/tautan.db \
     TAUTAN_SPOOL_DIR=/data/spool
+# cairo draws the dashboard's charts as PNG (CairoSVG).
+RUN apt-get update && apt-get install -y --no-install-recommends libcairo2 \
+    && rm -rf /var/lib/apt/lists/*
 # Runs as tautan (uid 10001, gid 10001): a folder bind-mounted at /data must be theirs.
 RUN groupadd --gid 10001 tautan && useradd --create-home --uid 10001 --gid 10001 tautan \
     && mkdir /data && chown tautan:tautan /data
 WORKDIR /srv/tautan
+# The free geo database that `tautan serve` fetches on first start (./geo) lives on the volume.
+RUN ln -s /data/geo /srv/tautan/geo
 COPY pyproject.toml constraints.txt README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations

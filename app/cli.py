@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from app.config import Settings
+
 
 T = TypeVar("T")
 # LAZY: each command imports what it uses itself, so that `tautan --help` (and a mistyped
@@ -139,6 +141,7 @@ def serve(
         typer.secho(f"warning: {problem}", err=True, fg="yellow", bold=True)
     if not settings.writers:
         print("No click writers here (TAUTAN_WRITERS=0): run `tautan writer`.", flush=True)
+    _first_geo_fetch(settings)
     click_writers = Writers(settings.writers, settings.spool_dir)
     click_writers.start()
     # uvicorn stops serving on SIGTERM, then sends the signal again to the process: let that
@@ -164,6 +167,23 @@ def serve(
 
 def _exit_gracefully(_signum: int, _frame: object) -> NoReturn:
     raise SystemExit(0)
+
+
+def _first_geo_fetch(settings: "Settings") -> None:
+    """With TAUTAN_GEOIP_DB unset and no default database yet, fetch it in the background:
+    the writers open it once it is there (a failure is said, and serving carries on)."""
+    from app import geo_update  # see LAZY
+    from app.config import DEFAULT_GEO_DB
+
+    def say(message: str) -> None:
+        print(f"Geography: {message}", file=sys.stderr, flush=True)
+
+    if geo_update.start_first_fetch(settings, say=say) is not None:
+        print(
+            f"Geography: fetching the free DB-IP Country Lite database into {DEFAULT_GEO_DB} "
+            "in the background (TAUTAN_GEO_DOWNLOAD=false: no fetch)",
+            flush=True,
+        )
 
 
 @app.command()
@@ -797,13 +817,21 @@ def stats(
 # --- geo: the IP-to-place database -----------------------------------------------------
 
 
-def _geo_target(path: Path | None) -> Path:
+def _geo_target(path: Path | None, *, create: bool = False) -> Path:
+    """--path, else TAUTAN_GEOIP_DB, else the default database (whose directory `create`
+    makes when it is missing)."""
     from app.config import get_settings
 
-    chosen = path or get_settings().geoip_db
-    if not chosen:
-        _geo_fail("no geo database path: pass --path, or set TAUTAN_GEOIP_DB")
-    return Path(chosen)
+    if path is not None:
+        return path
+    settings = get_settings()
+    chosen = Path(settings.geo_db_path())
+    if create and not settings.geoip_db and not chosen.parent.is_dir():
+        try:
+            chosen.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _geo_fail(f"could not create {chosen.parent}: {exc.strerror}")
+    return chosen
 
 
 def _geo_fail(message: str) -> NoReturn:
@@ -814,6 +842,10 @@ def _geo_fail(message: str) -> NoReturn:
 @geo_app.command("update")
 def geo_update_command(
     dbip: Annotated[bool, typer.Option("--dbip", help="DB-IP City Lite (free, no key)")] = False,
+    country: Annotated[
+        bool,
+        typer.Option("--country", help="DB-IP Country Lite (free, no key; the default database)"),
+    ] = False,
     license_key: Annotated[
         str | None,
         typer.Option(
@@ -823,24 +855,28 @@ def geo_update_command(
         ),
     ] = None,
     path: Annotated[
-        Path | None, typer.Option(help="the .mmdb to replace (default: TAUTAN_GEOIP_DB)")
+        Path | None,
+        typer.Option(
+            help="the .mmdb to replace (default: TAUTAN_GEOIP_DB, else ./geo/dbip-country-lite.mmdb)"
+        ),
     ] = None,
     url: Annotated[
         str | None, typer.Option(help="download from this mirror instead (any key is sent along)")
     ] = None,
 ) -> None:
-    """Fetch a fresh City database and swap it in; running servers pick it up by themselves."""
+    """Fetch a fresh database and swap it in; running servers pick it up by themselves."""
     from app import geo_update  # see LAZY
 
-    if dbip == (license_key is not None):
+    if dbip + country + (license_key is not None) != 1:
         raise typer.BadParameter(
-            "pass exactly one of --dbip and --license-key (or TAUTAN_GEOIP_LICENSE_KEY)"
+            "pass exactly one of --dbip, --country and --license-key (or TAUTAN_GEOIP_LICENSE_KEY)"
         )
-    target = _geo_target(path)
+    target = _geo_target(path, create=True)
+    today = datetime.now(UTC).date()
     if url:
         urls = [url]
     elif dbip:
-        urls = geo_update.dbip_urls(datetime.now(UTC).date())
+        urls = geo_update.dbip_urls(today)
     else:
         urls = [geo_update.MAXMIND_URL]
     bar = Progress(
@@ -853,14 +889,16 @@ def geo_update_command(
         disable=not console.is_terminal,
     )
     task = bar.add_task("download", total=None)
+
+    def progress(done: int, total: int | None) -> None:
+        bar.update(task, completed=done, total=total)
+
     try:
         with bar:
-            info = geo_update.update(
-                target,
-                urls,
-                license_key=license_key,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
+            if country and not url:  # from db-ip.com, else its npm mirror
+                info = geo_update.fetch_country_lite(target, today, progress=progress)
+            else:
+                info = geo_update.update(target, urls, license_key=license_key, progress=progress)
     except geo_update.GeoUpdateError as exc:
         _geo_fail(f"{exc}; {target} is unchanged")
     console.print(
@@ -874,7 +912,10 @@ def geo_update_command(
 @geo_app.command("info")
 def geo_info(
     path: Annotated[
-        Path | None, typer.Option(help="the .mmdb to read (default: TAUTAN_GEOIP_DB)")
+        Path | None,
+        typer.Option(
+            help="the .mmdb to read (default: TAUTAN_GEOIP_DB, else ./geo/dbip-country-lite.mmdb)"
+        ),
     ] = None,
 ) -> None:
     """Show the geo database: its type, build date, IP version and size."""

@@ -16,6 +16,9 @@ PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "placeholder", "de
 # while anything a person types from memory is usually far shorter.
 MIN_SECRET_LENGTH = 32
 GENERATE_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+# The geo database in use when TAUTAN_GEOIP_DB is unset: DB-IP's free Country Lite, which
+# `tautan serve` fetches there on first start (TAUTAN_GEO_DOWNLOAD).
+DEFAULT_GEO_DB = "./geo/dbip-country-lite.mmdb"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -35,7 +38,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./tautan.db"
     read_database_url: str | None = None
     base_url: str = "http://127.0.0.1:8000"
-    geoip_db: str | None = None
+    geoip_db: str | None = None  # unset: DEFAULT_GEO_DB (see geo_db_path)
+    # With TAUTAN_GEOIP_DB unset, `tautan serve` fetches the free DB-IP Country Lite database
+    # on first start; false: no outbound fetch, no geography until `tautan geo update`.
+    geo_download: bool = True
     trusted_proxies: Annotated[list[Network], NoDecode] = [
         ip_network("127.0.0.1/32"),
         ip_network("::1/128"),
@@ -81,6 +87,11 @@ class Settings(BaseSettings):
     # Ask Chromium browsers for their model (Accept-CH); `critical` makes them ask again at
     # once with it (Critical-CH), so that even a first click names the phone.
     client_hints: Literal["off", "ask", "critical"] = "critical"
+
+    def geo_db_path(self) -> str:
+        """The geo database in use: TAUTAN_GEOIP_DB, else DEFAULT_GEO_DB (which may not be
+        there yet: `tautan serve` fetches it on first start)."""
+        return self.geoip_db or DEFAULT_GEO_DB
 
     @model_validator(mode="before")
     @classmethod

@@ -177,7 +177,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     metrics = Metrics(click_log, settings.spool_dir, forwarder)
     intake = ClientIntake(settings)
     rate_limiter = RateLimiter(settings)
-    places = Places(settings.geoip_db)  # for links' country rules
+    places = Places(settings.geo_db_path(), missing_ok=not settings.geoip_db)  # country rules
     retention = RetentionTask(engine, settings.retention_days, settings.audit_retention_days)
     clickhouse = connect(settings.clickhouse_url) if settings.clickhouse_url else None
 

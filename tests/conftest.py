@@ -1,6 +1,7 @@
 """Test fixtures: every test that asks for `database_url` runs on a real SQLite file and,
 when TAUTAN_TEST_POSTGRES_URL is set, once more on a real PostgreSQL database."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,10 @@ from tests.support.clickhouse import ENGINES, fresh_clickhouse
 from tests.support.clicks import with_writer
 from tests.support.databases import BACKENDS, empty_database, run
 from tests.support.stream import stream_url
+
+# No test fetches the default geo database from the internet; `tautan serve` run as a
+# subprocess inherits this too.
+os.environ.setdefault("TAUTAN_GEO_DOWNLOAD", "false")
 
 
 @pytest.fixture(scope="session", autouse=True)

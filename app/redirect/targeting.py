@@ -162,18 +162,21 @@ def _set(values: Iterable[str] | None) -> frozenset[str] | None:
 
 
 class Places:
-    """Countries of client addresses for rules, from TAUTAN_GEOIP_DB (none without one);
-    the database is opened on first use, and a new file is picked up within a minute."""
+    """Countries of client addresses for rules, from the geo database at `path` (none
+    without one); it is opened on first use, and a new file is picked up within a minute.
+    `missing_ok`: the file may not be there yet (the default database, fetched in the
+    background), and is opened once it is."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, *, missing_ok: bool = False) -> None:
         self._path = path
+        self._missing_ok = missing_ok
         self._geo: GeoLookup | None = None
         self._checked_at = 0.0
 
     def country(self, address: str) -> str | None:
         if self._geo is None:
             try:
-                self._geo = GeoLookup(self._path)
+                self._geo = GeoLookup(self._path, missing_ok=self._missing_ok)
             except Exception as exc:  # a missing or broken file: the writer says so too
                 log.error("country rules cannot match: %s", exc)
                 self._geo = GeoLookup(None)

@@ -176,3 +176,37 @@ def test_closed_lookup_answers_no_geo(city_db: Path) -> None:
     geo = GeoLookup(str(city_db))
     geo.close()
     assert geo.lookup("36.66.1.2") is NO_GEO
+
+
+def test_the_record_shape_of_the_ip_location_db_mirror(tmp_path: Path) -> None:
+    """DB-IP Country Lite as ip-location-db republishes it: a lower-case type, and the
+    country as `country_code`."""
+    path = write_mmdb(
+        tmp_path / "dbip-country.mmdb", "country ipvAll", {JAKARTA_V4: {"country_code": "ID"}}
+    )
+    geo = GeoLookup(str(path))
+    try:
+        assert geo.lookup("36.66.1.2") == Geo(country="ID")
+        assert geo.country("36.66.1.2") == "ID"
+        assert geo.lookup("85.1.2.3") is NO_GEO
+    finally:
+        geo.close()
+
+
+def test_a_file_that_may_be_missing_is_opened_once_it_appears(tmp_path: Path) -> None:
+    path = tmp_path / "dbip-country-lite.mmdb"
+    geo = GeoLookup(str(path), missing_ok=True)
+    try:
+        assert geo.lookup("36.66.1.2") is NO_GEO
+        assert geo.country("36.66.1.2") is None  # not memoised: asked again below
+        assert geo.reload_if_changed() is False
+
+        staged = write_mmdb(tmp_path / "staged.mmdb", "DBIP-Country-Lite", {JAKARTA_V4: JAKARTA})
+        os.replace(staged, path)
+
+        assert geo.reload_if_changed() is True
+        assert geo.lookup("36.66.1.2") == Geo(country="ID")
+        assert geo.country("36.66.1.2") == "ID"
+        assert geo.reload_if_changed() is False
+    finally:
+        geo.close()

@@ -56,7 +56,9 @@ def _fitted(fields: dict[str, Any]) -> dict[str, Any]:
 class Enricher:
     def __init__(self, settings: Settings) -> None:
         self.store_ip = settings.store_ip
-        self.geo = GeoLookup(settings.geoip_db)
+        # TAUTAN_GEOIP_DB, or else the default database, which may not be fetched yet: it is
+        # opened when it appears (reload_geo_if_changed).
+        self.geo = GeoLookup(settings.geo_db_path(), missing_ok=not settings.geoip_db)
         # The same User-Agents, addresses and proxies come back again and again: what each
         # gives is worked out once.
         self.place = lru_cache(maxsize=8192)(self._place)
@@ -77,7 +79,8 @@ class Enricher:
         self._full_answers = 0
 
     def reload_geo_if_changed(self) -> None:
-        """Pick up a geo database swapped in while running (`tautan geo update`)."""
+        """Pick up a geo database swapped in while running (`tautan geo update`), or the
+        default one once its first fetch is done."""
         if self.geo.reload_if_changed():
             self.place.cache_clear()  # it holds places from the old database
 

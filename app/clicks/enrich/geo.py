@@ -38,7 +38,10 @@ class GeoLookup:
     lookup in another thread might still be using (that lookup would then answer NO_GEO).
     """
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, *, missing_ok: bool = False) -> None:
+        """`missing_ok`: a missing file means no geography for now, and `reload_if_changed`
+        opens it once it is there (the default database, fetched in the background);
+        otherwise a missing file is refused (a path someone set, and mistyped)."""
         self.path = path
         self._reader: maxminddb.Reader | None = None
         self._is_city = False
@@ -50,9 +53,11 @@ class GeoLookup:
             try:
                 self._file_id = _file_id(path)
             except FileNotFoundError:
+                if missing_ok:
+                    return
                 raise FileNotFoundError(
                     f"GeoIP database {path!r} not found: point TAUTAN_GEOIP_DB at a City or "
-                    "Country .mmdb file, or leave it unset to record clicks without geography."
+                    "Country .mmdb file, or leave it unset for the default database."
                 ) from None
             self._reader, self._is_city = _open(path)
 
@@ -66,7 +71,8 @@ class GeoLookup:
         return self._country(ip) if self._reader is not None else None
 
     def reload_if_changed(self) -> bool:
-        """Reopen the database if its file was replaced (say by an atomic `os.replace`)."""
+        """Reopen the database if its file was replaced (say by an atomic `os.replace`), or
+        open it if it has appeared since (with `missing_ok`)."""
         if self.path is None:
             return False
         try:
@@ -99,7 +105,7 @@ class GeoLookup:
     def _country_uncached(self, ip: str) -> str | None:
         address = parse_ip(ip)
         record = self._record(address) if address is not None else None
-        return (record.get("country") or {}).get("iso_code") if record else None
+        return _country_code(record) if record else None
 
     def _lookup_uncached(self, ip: str) -> Geo:
         address = parse_ip(ip)
@@ -111,7 +117,7 @@ class GeoLookup:
         record = self._record(address)
         if record is None:
             return NO_GEO
-        country = (record.get("country") or {}).get("iso_code")
+        country = _country_code(record)
         if not self._is_city:
             return Geo(country=country) if country else NO_GEO
         location = record.get("location") or {}
@@ -137,6 +143,13 @@ class GeoLookup:
         return record if isinstance(record, dict) else None
 
 
+def _country_code(record: dict[str, Any]) -> str | None:
+    """The ISO code of a record's country: `country.iso_code` as MaxMind and DB-IP write it,
+    or else `country_code`, as the ip-location-db mirror of DB-IP Lite does."""
+    code = (record.get("country") or {}).get("iso_code") or record.get("country_code")
+    return code if isinstance(code, str) else None
+
+
 def _name(place: dict[str, Any] | None) -> str | None:
     """A place's English name."""
     return ((place or {}).get("names") or {}).get("en")
@@ -145,9 +158,11 @@ def _name(place: dict[str, Any] | None) -> str | None:
 def _open(path: str) -> tuple[maxminddb.Reader, bool]:
     reader = maxminddb.open_database(path)
     database_type = reader.metadata().database_type
-    if "City" in database_type:
+    # Any case: MaxMind's GeoLite2-City, DB-IP's DBIP-Country-Lite, ip-location-db's
+    # "country ipvAll".
+    if "city" in database_type.lower():
         return reader, True
-    if "Country" in database_type:
+    if "country" in database_type.lower():
         return reader, False
     reader.close()
     raise ValueError(
