@@ -109,11 +109,9 @@ class ClickHouseReads:
             within.append(f"ts >= {{start{n}:DateTime64(6, 'UTC')}} "
                           f"AND ts < {{end{n}:DateTime64(6, 'UTC')}}")  # fmt: skip
         conditions = [*conditions, "(" + " OR ".join(f"({w})" for w in within) + ")"]
-        for name, column, match in (("country", "country", scope.q.country),
-                                    ("device", "device_type", scope.q.device)):  # fmt: skip
-            if match:
-                conditions.append(_matches(column, name, match))
-                params[name] = list(match.values)
+        for attribute, match in scope.q.attributes:
+            conditions.append(_matches(attribute, attribute, match))
+            params[attribute] = list(match.values)
         return _bots(conditions, params, bots)
 
     async def _sums(self, sql: str, where: Where) -> list[Any]:

@@ -22,6 +22,14 @@ from app.stats.periods import is_hour_aligned
 # The click attributes a breakdown reads: those of the daily rollup, and those with many
 # values, from raw clicks only.
 CLICK_DIMENSIONS = (*ROLLUP_DIMENSIONS, "region", "city", "device_model", "referrer_domain")
+# The click attributes a query may keep clicks by, under the names the stats API and the
+# dashboard's filters give them (the API's `device` predates the others).
+CLICK_FILTERS = {
+    "country": "country", "region": "region", "city": "city", "device": "device_type",
+    "os": "os", "browser": "browser", "device_brand": "device_brand",
+    "device_model": "device_model", "referrer_source": "referrer_source",
+    "referrer_domain": "referrer_domain", "in_app": "in_app", "language": "language",
+}  # fmt: skip
 # Each click counts once in the daily rollup of each dimension: this one gives a link's day.
 EVERY_CLICK_DIMENSION = "device_type"
 SLOT = timedelta(minutes=15)  # every time zone's offset is a multiple of this
@@ -82,9 +90,9 @@ class StatsQuery:
     utm_campaign: Match | None = None
     utm_source: Match | None = None
     utm_medium: Match | None = None
-    country: Match | None = None
-    device: Match | None = None
     domain: Match | None = None  # hosts as links store them: "" for the base host
+    # (click attribute, match): clicks kept by their own attributes, see CLICK_FILTERS.
+    attributes: tuple[tuple[str, Match], ...] = ()
     include_bots: bool = False
     base_host: str = ""  # what the base host's links show as in the `domain` breakdown
 
@@ -105,12 +113,7 @@ class StatsQuery:
     @property
     def rollups_apply(self) -> bool:
         """Whether the hourly and daily rollups hold the answer exactly."""
-        return (
-            self.country is None
-            and self.device is None
-            and is_hour_aligned(self.start)
-            and is_hour_aligned(self.end)
-        )
+        return not self.attributes and is_hour_aligned(self.start) and is_hour_aligned(self.end)
 
     @property
     def whole_hour_zone(self) -> bool:
@@ -194,10 +197,8 @@ class Scope:
         """Conditions on raw clicks in [start, end) (the query's range unless narrowed)."""
         start, end = max(start or self.q.start, self.q.start), min(end or self.q.end, self.q.end)
         conditions = [*self.of(Click), Click.ts >= start, Click.ts < end]
-        if self.q.country:
-            conditions.append(self.q.country.condition(Click.country))
-        if self.q.device:
-            conditions.append(self.q.device.condition(Click.device_type))
+        for attribute, match in self.q.attributes:
+            conditions.append(match.condition(getattr(Click, attribute)))
         if bots is not None:
             conditions.append(Click.is_bot.is_(bots))
         return conditions

@@ -12,11 +12,10 @@ from app.api.deps import ShortUrls, StatsReads, StatsSession
 from app.auth import require_scopes
 from app.core.errors import Invalid
 from app.core.principal import Principal
-from app.domains.service import stored_or_as_given
 from app.spreadsheet import as_text
 from app.stats import repository, service
 from app.stats.periods import Interval, default_interval, parse_range, parse_zone
-from app.stats.repository import LinkRef, Match, Scope, StatsQuery
+from app.stats.repository import CLICK_FILTERS, Match, Scope, StatsQuery
 from app.stats.schemas import Breakdown, Summary, Timeseries
 
 # Operation ids `stats_summary`, `stats_timeseries` …: the names generated clients give
@@ -50,7 +49,17 @@ def stats_query(
     utm_source: Annotated[str | None, Query(description=MATCH_DOC)] = None,
     utm_medium: Annotated[str | None, Query(description=MATCH_DOC)] = None,
     country: Annotated[str | None, Query(description=MATCH_DOC + " (ISO codes)")] = None,
+    region: Annotated[str | None, Query(description=MATCH_DOC)] = None,
+    city: Annotated[str | None, Query(description=MATCH_DOC)] = None,
     device: Annotated[str | None, Query(description=MATCH_DOC + " (device types)")] = None,
+    os: Annotated[str | None, Query(description=MATCH_DOC)] = None,
+    browser: Annotated[str | None, Query(description=MATCH_DOC)] = None,
+    device_brand: Annotated[str | None, Query(description=MATCH_DOC)] = None,
+    device_model: Annotated[str | None, Query(description=MATCH_DOC)] = None,
+    referrer_source: Annotated[str | None, Query(description=MATCH_DOC)] = None,
+    referrer_domain: Annotated[str | None, Query(description=MATCH_DOC)] = None,
+    in_app: Annotated[str | None, Query(description=MATCH_DOC)] = None,
+    language: Annotated[str | None, Query(description=MATCH_DOC)] = None,
     domain: Annotated[str | None, Query(description=MATCH_DOC + " (hosts)")] = None,
     include_bots: bool = False,
 ) -> StatsQuery:
@@ -60,27 +69,23 @@ def stats_query(
     except ValueError as exc:
         raise Invalid("invalid_parameter", str(exc)) from None
     match = Match.parse
+    given = {
+        "country": country, "region": region, "city": city, "device": device, "os": os,
+        "browser": browser, "device_brand": device_brand, "device_model": device_model,
+        "referrer_source": referrer_source, "referrer_domain": referrer_domain,
+        "in_app": in_app, "language": language,
+    }  # fmt: skip
+    attributes = tuple(
+        (CLICK_FILTERS[name], found) for name, text in given.items() if (found := match(text))
+    )
     return StatsQuery(
-        start=start, end=end, tz=zone, links=tuple(_ref(name, ctx.short_host) for name in link),
+        start=start, end=end, tz=zone, links=tuple(service.link_ref(name, ctx.short_host) for name in link),
         tag=match(tag),
         utm_campaign=match(utm_campaign), utm_source=match(utm_source),
-        utm_medium=match(utm_medium), country=match(country), device=match(device),
-        domain=_domains(match(domain), ctx.short_host), include_bots=include_bots,
+        utm_medium=match(utm_medium), attributes=attributes,
+        domain=service.stored_hosts(match(domain), ctx.short_host), include_bots=include_bots,
         base_host=ctx.short_host,
     )  # fmt: skip
-
-
-def _ref(name: str, base_host: str) -> LinkRef:
-    """A `link` parameter: `slug` on the base host, or `host/slug`."""
-    host, _, slug = name.rpartition("/")
-    return (stored_or_as_given(host, base_host) if host else ""), slug
-
-
-def _domains(hosts: Match | None, base_host: str) -> Match | None:
-    """Hosts as links store them: the base host's are ""."""
-    if hosts is None:
-        return None
-    return Match(tuple(stored_or_as_given(h, base_host) for h in hosts.values), hosts.exclude)
 
 
 QueryDep = Annotated[StatsQuery, Depends(stats_query)]

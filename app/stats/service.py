@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clickhouse.client import ClickHouse
 from app.clicks.rollups import NO_VALUE, ROLLUP_DIMENSIONS
 from app.core.tables import Link
+from app.domains.service import stored_or_as_given
 from app.stats import repository
 from app.stats.clickhouse import ClickHouseReads
 from app.stats.periods import Interval, bucket_starts, is_hour_aligned
-from app.stats.repository import CLICK_DIMENSIONS, Scope, SqlReads
+from app.stats.repository import CLICK_DIMENSIONS, CLICK_FILTERS, LinkRef, Match, Scope, SqlReads
 
 UNKNOWN, OTHER, NONE = "(unknown)", "(other)", "(none)"
 # Dimensions whose missing value is a fact, not a gap: an ordinary browser is in no app,
@@ -30,11 +31,30 @@ LINK_DIMENSIONS = {
     "domain": Link.domain,
 }
 TIME_DIMENSIONS = ("hour_of_day", "weekday")
+# The breakdowns whose rows can narrow a query, each with the query parameter that does.
+FILTERS = {
+    "link": "link", "utm_campaign": "utm_campaign", "utm_source": "utm_source",
+    "utm_medium": "utm_medium", "domain": "domain",
+    **{attribute: name for name, attribute in CLICK_FILTERS.items()},
+}  # fmt: skip
 DIMENSIONS = (*CLICK_DIMENSIONS, *LINK_DIMENSIONS, *TIME_DIMENSIONS)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 Reads = SqlReads | ClickHouseReads
+
+
+def link_ref(name: str, base_host: str) -> LinkRef:
+    """A link as the `link` filter names it: `slug` on the base host, or `host/slug`."""
+    host, _, slug = name.rpartition("/")
+    return (stored_or_as_given(host, base_host) if host else ""), slug
+
+
+def stored_hosts(hosts: Match | None, base_host: str) -> Match | None:
+    """A `domain` filter's hosts as links store them: the base host's are ""."""
+    if hosts is None:
+        return None
+    return Match(tuple(stored_or_as_given(h, base_host) for h in hosts.values), hosts.exclude)
 
 
 def reads_for(session: AsyncSession, clickhouse: ClickHouse | None) -> Reads:

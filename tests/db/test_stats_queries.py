@@ -75,9 +75,10 @@ async def test_filters_match_links_and_clicks_and_exclusions_keep_unknowns(
     assert await clicks(tag=Match.parse("-promo")) == 1
     assert await clicks(utm_campaign=Match.parse("june,july")) == 2
     assert await clicks(links=(("", "plain"),)) == 1
-    assert await clicks(country=Match.parse("ID,MY")) == 2
-    assert await clicks(country=Match.parse("-ID")) == 2  # MY, and the click of no known country
-    assert await clicks(device=Match.parse("-desktop")) == 1
+    assert await clicks(attributes=(("country", Match.parse("ID,MY")),)) == 2
+    # MY, and the click of no known country
+    assert await clicks(attributes=(("country", Match.parse("-ID")),)) == 2
+    assert await clicks(attributes=(("device_type", Match.parse("-desktop")),)) == 1
 
 
 async def test_slots_are_quarter_hours_of_utc(session: AsyncSession) -> None:

@@ -1,6 +1,8 @@
 """For any click set and any filter, every view of the KPIs tells the same total:
-time series == summary == each breakdown == CSV rows; with the clicks in the SQL database
-and in ClickHouse (embedded, and the server of TAUTAN_TEST_CLICKHOUSE_URL when set)."""
+time series == summary == each breakdown == CSV rows; and a breakdown row, taken as a filter
+(as a click on it in the dashboard does), gives a view whose totals are that row's. With the
+clicks in the SQL database and in ClickHouse (embedded, and the server of
+TAUTAN_TEST_CLICKHOUSE_URL when set)."""
 
 import csv
 import io
@@ -16,7 +18,7 @@ from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.core.tables import Click, Link, RollupDay, RollupHour
-from app.stats.service import DIMENSIONS
+from app.stats.service import DIMENSIONS, FILTERS, NONE, OTHER, UNKNOWN
 from tests.support.app import create_link, make_key, run_in_transaction, state_of
 from tests.support.clickhouse import ENGINES, clear, fresh_clickhouse
 from tests.support.clicks import raw_click, seed_clicks
@@ -71,13 +73,8 @@ def settings(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path)
     return settings.model_copy(update={"clickhouse_url": fresh_clickhouse(request.param, tmp_path)})
 
 
-@examples(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(clicks=clicks, params=filters)
-def test_every_view_adds_up_to_the_summary(
-    client: TestClient, writer: dict, clicks: list[tuple], params: dict
-) -> None:
+def _seed(client: TestClient, writer: dict, clicks: list[tuple]) -> None:
+    """The three links c0, c1, c2 (made once), holding `clicks` and no other."""
     links = [
         create_link(client, writer, slug=f"c{i}", tags=["even"] if i % 2 == 0 else [])
         if (found := client.get(f"/api/links/c{i}", headers=writer)).status_code == 404
@@ -93,8 +90,10 @@ def test_every_view_adds_up_to_the_summary(
                   route=route)
         for link, minute, agent, referer, ip, qr, route in clicks
     ])  # fmt: skip
-    reader = make_key(client, "stats:read")
-    params = {"from": "2026-03-24", "to": "2026-04-05"} | params
+
+
+def _views(client: TestClient, reader: dict, params: dict) -> dict:
+    """The summary, after checking that every other view adds up to it."""
 
     def get(path: str, **extra: object) -> dict:
         response = client.get(f"/api/stats/{path}", params={**params, **extra}, headers=reader)
@@ -112,6 +111,43 @@ def test_every_view_adds_up_to_the_summary(
         assert sum(r["unique_visitors"] for r in rows) == summary["unique_visitors"], dimension
     export = client.get("/api/stats/clicks.csv", params=params, headers=reader)
     assert len(list(csv.DictReader(io.StringIO(export.text)))) == summary["clicks"]
+    return summary
+
+
+@examples(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(clicks=clicks, params=filters)
+def test_every_view_adds_up_to_the_summary(
+    client: TestClient, writer: dict, clicks: list[tuple], params: dict
+) -> None:
+    _seed(client, writer, clicks)
+    reader = make_key(client, "stats:read")
+    _views(client, reader, {"from": "2026-03-24", "to": "2026-04-05"} | params)
+
+
+@examples(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    clicks=clicks.filter(bool),
+    dimension=st.sampled_from(sorted(FILTERS)),
+    tz=st.sampled_from(["UTC", "Asia/Kolkata"]),
+)
+def test_a_breakdown_row_taken_as_a_filter_gives_that_rows_totals(
+    client: TestClient, writer: dict, clicks: list[tuple], dimension: str, tz: str
+) -> None:
+    """Every filter the dashboard sets by a click on a row: the filtered summary is the
+    row, and the filtered view adds up as any other."""
+    _seed(client, writer, clicks)
+    reader = make_key(client, "stats:read")
+    params = {"from": "2026-03-24", "to": "2026-04-05", "tz": tz}
+    response = client.get(f"/api/stats/breakdown/{dimension}", params=params, headers=reader)
+    rows = [r for r in response.json()["rows"] if r["value"] not in (UNKNOWN, OTHER, NONE)]
+    for row in rows:
+        summary = _views(client, reader, params | {FILTERS[dimension]: row["value"]})
+        assert (summary["clicks"], summary["unique_visitors"]) == (
+            row["clicks"], row["unique_visitors"]), (dimension, row)  # fmt: skip
 
 
 async def _forget_clicks(session) -> None:  # type: ignore[no-untyped-def]
