@@ -31,7 +31,10 @@ from app.config import Settings, get_settings
 from app.core.database import create_engine, create_sessionmaker
 from app.core.errors import AppError
 from app.dashboard.people import router as dashboard_people_router
+from app.dashboard.reports import public as report_router
+from app.dashboard.reports import router as dashboard_reports_router
 from app.dashboard.routes import router as dashboard_router
+from app.dashboard.stats_pages import router as dashboard_stats_router
 from app.domains.routes import router as domains_router
 from app.links.routes import router as links_router
 from app.links.service import LinkContext
@@ -257,6 +260,9 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     api.include_router(accounts_router, responses=API_ERROR_RESPONSES)
     # Before the dashboard's own: its last route answers every path it does not know.
     api.include_router(dashboard_people_router)
+    api.include_router(dashboard_stats_router)
+    api.include_router(dashboard_reports_router)
+    api.include_router(report_router)
     api.include_router(dashboard_router)
     serve_docs(api)
     return Dispatcher(

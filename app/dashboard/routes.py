@@ -4,6 +4,7 @@ links, and reading a link's KPIs. Every page asks the same
 services as the API, with the same scopes and the same workspace rules."""
 
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -18,31 +19,30 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from pydantic import ValidationError
 
+from app import geo_update
 from app.accounts import mail
 from app.accounts import service as accounts
 from app.api.deps import (
     ReadSession,
     ShortUrls,
     State,
-    StatsReads,
     WriteSession,
     app_state,
     limit_client_writes,
     writes_of,
 )  # fmt: skip
+from app.config import Settings
 from app.core.errors import AppError, NotFound, validation_error
 from app.core.principal import OWNER, Principal
 from app.core.tables import Link, UtmTemplate
 from app.core.urls import domain_host, merge_utm
-from app.dashboard import charts, forms, session, views
+from app.dashboard import forms, session
 from app.domains import service as domains
 from app.domains.schemas import DomainCreate, DomainOut
 from app.links import qr
 from app.links import service as links
 from app.links.schemas import DEVICE_TYPES, LinkOut, LinkUpdate
 from app.ratelimit import count_failure
-from app.stats import service as stats
-from app.stats.repository import Scope
 from app.utm_templates import service as utm_templates
 
 HERE = Path(__file__).parent
@@ -90,8 +90,25 @@ def _page_path(link: Link) -> str:
     )
 
 
+@dataclass(frozen=True)
+class GeoNote:
+    """What the pages say of the geo database: whether places can be known yet, and
+    whether DB-IP's data (which asks for attribution) is the one in use."""
+
+    status: str  # ready | fetching | off | failed: why
+    dbip: bool
+    country_only: bool
+
+
+def geo_note(settings: Settings) -> GeoNote:
+    status = geo_update.geo_status(settings)
+    country_only = status == "ready" and "city" not in geo_update.database_type(settings).lower()
+    return GeoNote(status, status == "ready" and geo_update.is_dbip(settings), country_only)
+
+
 def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
     context.setdefault("principal", None)
+    context.setdefault("geo", geo_note(app_state(request).settings))
     # The signed-in user's workspaces, for the switcher (session.principal_of keeps them).
     context.setdefault("workspaces", getattr(request.state, "workspaces", []))
     return templates.TemplateResponse(request, name, context, status_code=status)
@@ -529,71 +546,6 @@ async def remove_domain(host: str, principal: Owning, db: WriteSession) -> Respo
         raise NotFound("domain") from None
     await domains.delete_domain(db, principal, stored)
     return RedirectResponse("/dashboard/domains", status_code=303)
-
-
-From = Annotated[str | None, Query(alias="from", max_length=40)]
-To = Annotated[str | None, Query(max_length=40)]
-Zone = Annotated[str, Query(max_length=64)]
-
-
-@router.get("/links/{slug}")
-async def link_page(
-    request: Request,
-    slug: str,
-    principal: MayRead,
-    db: ReadSession,
-    stats_reads: StatsReads,
-    state: State,
-    from_: From = None,
-    to: To = None,
-    tz: Zone = "UTC",
-    domain: DomainParam = None,
-) -> Response:
-    on = links.domain_named(domain, state.link_context)
-    link = links.to_out(await links.get_link(db, principal, slug, on), state.link_context)
-    context: dict[str, Any] = {
-        "principal": principal,
-        "link": link,
-        "zones": ZONES,
-        "no_geo": state.settings.geoip_db is None,
-    }
-    try:
-        period = views.period_of((on, slug), from_, to, tz)
-    except ValueError as exc:
-        context["range_error"] = str(exc)
-        period = views.period_of((on, slug), None, None, "UTC")
-    context["period"] = period
-    if principal.may("stats:read"):
-        context.update(await views.link_stats(stats_reads, principal, period.query))
-        if link.rules or link.variants:
-            context["routes"] = await views.routes(stats_reads, principal, period.query, link)
-    return _page(request, "link.html", **context)
-
-
-@router.get("/links/{slug}/chart.svg")
-async def link_chart(
-    slug: str,
-    principal: MayReadStats,
-    db: ReadSession,
-    stats_reads: StatsReads,
-    ctx: ShortUrls,
-    from_: From = None,
-    to: To = None,
-    tz: Zone = "UTC",
-    domain: DomainParam = None,
-) -> Response:
-    link = await links.get_link(db, principal, slug, links.domain_named(domain, ctx))
-    try:
-        period = views.period_of((link.domain, link.slug), from_, to, tz)
-        scope = Scope(principal, period.query)
-        buckets = await stats.timeseries(stats_reads, scope, period.interval)
-    except ValueError as exc:
-        raise AppError(422, "invalid_parameter", str(exc)) from None
-    return Response(
-        charts.clicks_chart(buckets, period.interval),
-        media_type="image/svg+xml",
-        headers={"Content-Security-Policy": CHART_CSP},
-    )
 
 
 @router.get("/links/{slug}/qr.{kind}")

@@ -14,6 +14,7 @@ from app.core.tables.link_tag import LinkTag
 from app.core.tables.log_offset import LogOffset
 from app.core.tables.membership import Membership
 from app.core.tables.password_token import PasswordToken
+from app.core.tables.report import Report, ReportLink
 from app.core.tables.rollup_day import RollupDay
 from app.core.tables.rollup_hour import RollupHour
 from app.core.tables.stream_entry import StreamEntry
@@ -27,6 +28,6 @@ from app.core.tables.workspace import Workspace
 __all__ = [
     "UTM_FIELDS", "ApiKey", "AuditEvent", "Base", "Click", "ClickHouseBatch", "DashboardSession",
     "Domain", "InstanceSecret", "Link", "LinkTag", "LogOffset", "Membership", "PasswordToken",
-    "RollupDay", "RollupHour", "StreamEntry", "User", "UserAgent", "UtmTemplate", "VisitorDay",
+    "Report", "ReportLink", "RollupDay", "RollupHour", "StreamEntry", "User", "UserAgent", "UtmTemplate", "VisitorDay",
     "VisitorSalt", "Workspace",
 ]  # fmt: skip

@@ -4,6 +4,7 @@ person may hold in a workspace, and against an owner of another workspace.
 The routes come from the app itself, so a page added without an expectation here fails
 `test_every_dashboard_route_has_a_role` by name: add it to ROLES_NEEDED."""
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from app.core.tables import AuditEvent, Link, Workspace
+from app.core.tables import AuditEvent, Link, Report, Workspace
 from tests.support.app import BASE_URL, create_link, make_key, run_in_transaction
 from tests.support.people import make_user, sign_in
 
@@ -38,7 +39,17 @@ ROLES_NEEDED: dict[tuple[str, str], tuple[str | None, bool, Form]] = {
     ("POST", "/dashboard/workspace"): ("viewer", False, lambda c: {"data": {"workspace": str(c["a"])}}),
     ("GET", "/dashboard/links"): ("viewer", False, lambda c: {}),
     ("GET", "/dashboard/links/{slug}"): ("viewer", True, lambda c: {}),
-    ("GET", "/dashboard/links/{slug}/chart.svg"): ("viewer", True, lambda c: {}),
+    ("GET", "/dashboard/links/{slug}/{part:part}"): ("viewer", True, lambda c: {}),
+    ("GET", "/dashboard/overview"): ("viewer", False, lambda c: {}),
+    ("GET", "/dashboard/overview/{part:part}"): ("viewer", False, lambda c: {}),
+    ("GET", "/dashboard/campaigns"): ("viewer", False, lambda c: {}),
+    ("GET", "/dashboard/campaign"): ("viewer", False, lambda c: {"params": {"name": "spring"}}),
+    ("GET", "/dashboard/campaign/{part:part}"): (
+        "viewer", False, lambda c: {"params": {"name": "spring"}}),
+    ("GET", "/dashboard/compare"): ("viewer", False, lambda c: {}),
+    ("GET", "/dashboard/reports"): ("owner", False, lambda c: {}),
+    ("POST", "/dashboard/reports"): ("owner", True, lambda c: {"data": {"name": "r", "links": c["slug"]}}),
+    ("POST", "/dashboard/reports/{report_id}/revoke"): ("owner", True, lambda c: {}),
     ("GET", "/dashboard/links/{slug}/qr.{kind}"): ("viewer", True, lambda c: {}),
     ("GET", "/dashboard/domains"): ("viewer", False, lambda c: {}),
     ("GET", "/dashboard/new"): ("editor", False, lambda c: {}),
@@ -112,11 +123,16 @@ def test_each_role_may_use_what_its_role_allows_and_nothing_more(
         host = f"{slug}.acme.test"
         client.post("/api/domains", json={"host": host}, headers=owner)
         key_id = run_in_transaction(client, _new_key_id)
+        report_id = run_in_transaction(client, _new_report_id)
         member = f"{slug}@acme.test"
         make_user(client, member, "viewer", workspace="acme")
-        url = path.format(slug=slug, kind="svg", host=host, key_id=key_id)
+        url = path.replace("{part:part}", "chart.svg").format(
+            slug=slug, kind="svg", host=host, key_id=key_id, report_id=report_id
+        )
         before = _writes(client)
-        response = client.request(method, url, **form({"new": new, "member": member, "a": acme_id}))
+        response = client.request(
+            method, url, **form({"new": new, "member": member, "a": acme_id, "slug": slug})
+        )
         if role == "owner of B":
             # Its own workspace's pages; A's things are as unknown as missing ones, and A
             # is not one it may switch to.
@@ -138,6 +154,14 @@ def test_each_role_may_use_what_its_role_allows_and_nothing_more(
 
 async def _acme_id(session: Any) -> int:
     return int(await session.scalar(select(Workspace.id).where(Workspace.name == "acme")))
+
+
+async def _new_report_id(session: Any) -> int:
+    report = Report(workspace_id=await _acme_id(session), token_hash=secrets.token_hex(32),
+                    name="spare", utm_campaign="spring", created_by="test")  # fmt: skip
+    session.add(report)
+    await session.flush()
+    return report.id
 
 
 async def _new_key_id(session: Any) -> int:
