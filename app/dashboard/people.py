@@ -23,7 +23,7 @@ from app.audit import service as audit
 from app.core.errors import AppError, Invalid
 from app.core.principal import OWNER, ROLE_SCOPES, ROLES, SCOPES, Principal
 from app.core.tables import Workspace
-from app.dashboard.routes import MayOwn, Owning, PageRoute, SameOrigin, _page
+from app.dashboard.routes import HOME, MayOwn, Owning, PageRoute, SameOrigin, _page
 from app.links.schemas import LARGEST_INTEGER
 
 router = APIRouter(prefix="/dashboard", route_class=PageRoute, include_in_schema=False)
@@ -85,10 +85,10 @@ async def _handed_page(
 
 
 def _back(principal: Principal, email: str, still_owner: bool) -> Response:
-    """To the members page; to the links when the owners took their own place away (the
-    members page is no longer theirs to see)."""
+    """To the members page; home when the owners took their own place away (the members
+    page is no longer theirs to see)."""
     own = email.strip().lower() == principal.actor
-    to = "/dashboard/links" if own and not still_owner else "/dashboard/members"
+    to = HOME if own and not still_owner else "/dashboard/members"
     return RedirectResponse(to, status_code=303)
 
 

@@ -49,6 +49,7 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 STATIC_FILES = frozenset(path.name for path in STATIC.iterdir() if path.is_file())
 ZONES = sorted(available_timezones())
+HOME = "/dashboard/overview"  # where signing in, and the brand in the header, lead
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -169,7 +170,7 @@ async def static(name: str) -> Response:
 @router.get("")
 @router.get("/")
 async def home() -> Response:
-    return RedirectResponse("/dashboard/links", status_code=303)
+    return RedirectResponse(HOME, status_code=303)
 
 
 @router.get("/sign-in")
@@ -209,7 +210,7 @@ async def sign_in(request: Request, state: State, read: ReadSession, db: WriteSe
         return _page(request, "sign_in.html", 403, email=typed, error=error)
     if rehashed is not None:
         await accounts.store_rehash(db, user.id, rehashed)
-    response = RedirectResponse("/dashboard/links", status_code=303)
+    response = RedirectResponse(HOME, status_code=303)
     await session.sign_in(db, state, request, response, user.id, workspaces[0][0].id)
     return response
 
@@ -229,7 +230,7 @@ async def switch_workspace(request: Request, state: State, db: WriteSession) -> 
     except ValueError:
         raise AppError(422, "invalid_workspace", "choose a workspace") from None
     await session.switch_workspace(db, state, request, workspace_id)
-    return RedirectResponse("/dashboard/links", status_code=303)
+    return RedirectResponse(HOME, status_code=303)
 
 
 def _set_password_page(request: Request, status: int = 200, **context: Any) -> Response:
@@ -277,7 +278,7 @@ async def set_password(request: Request, token: str, state: State, db: WriteSess
     workspaces = await accounts.workspaces_of(db, user.id)
     if not workspaces:
         return RedirectResponse("/dashboard/sign-in", status_code=303)
-    response = RedirectResponse("/dashboard/links", status_code=303)
+    response = RedirectResponse(HOME, status_code=303)
     await session.sign_in(db, state, request, response, user.id, workspaces[0][0].id)
     return response
 

@@ -1,11 +1,13 @@
-"""Who may call what: every API route of the app against every kind of caller,
-and the stats of one workspace never holding another's clicks.
+"""Who may call what: every API route of the app against every kind of caller, the
+stats of one workspace never holding another's clicks, and a client report showing its
+own links' clicks and nothing else.
 
 The routes come from the app itself, so a route added without an expectation here fails
 `test_every_api_route_has_an_expectation` by name: add it to MATRIX."""
 
 import csv
 import io
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,20 +22,23 @@ from app import auth
 from app.accounts import service as accounts
 from app.config import Settings
 from app.core.principal import OWNER, Principal
-from app.core.tables import ApiKey
+from app.core.tables import ApiKey, Report
 from app.domains import service as domains
 from app.domains.schemas import DomainCreate
 from app.stats.service import DIMENSIONS
 from app.utm_templates import service as utm_templates
 from app.utm_templates.schemas import UtmTemplateCreate
+from tests.api.dashboard.test_analytics import make_report
+from tests.api.dashboard.test_pages import kpis
 from tests.support.app import create_link, run_in_transaction
 from tests.support.clicks import raw_click, seed_clicks
+from tests.support.people import make_user, sign_in
 
 # Not the API: the framework's docs, the ops endpoints (open to all by design), and the
 # dashboard, which signs in with a session of its own and is tested with it.
 NOT_API_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz",
                  "/readyz", "/metrics"}  # fmt: skip
-NOT_API_PREFIXES = ("/dashboard",)
+NOT_API_PREFIXES = ("/dashboard", "/reports")  # a report is a dashboard page, for anyone
 
 SCOPES = ("links:read", "links:write", "stats:read", OWNER)
 T = TypeVar("T")
@@ -391,3 +396,62 @@ def test_stats_never_hold_another_workspaces_clicks(client: TestClient) -> None:
                         assert {row["value"] for row in rows} <= slugs, where
                 raw = client.get("/api/stats/clicks.csv", params=q, headers=headers).text
                 assert len(raw.splitlines()) - 1 == want, where
+
+
+REPORT_PARTS = ("", "/chart.svg", "/map.svg", "/export.csv")
+
+
+def test_a_report_shows_only_its_own_links_and_a_revoked_or_expired_one_nothing(
+    client: TestClient,
+) -> None:
+    """Workspaces A and B each have a link of the campaign `shared`; A also a link of no
+    campaign. A report of A's campaign, and one of A's other link, show those clicks
+    alone, whatever filter their URL adds; a revoked or expired one shows nothing."""
+    headers_of = callers(client)
+    a, b = headers_of["key of A"]("links:write"), headers_of["key of B"]("links:write")
+    a1, b1 = _make_link(client, a, "a1"), _make_link(client, b, "b1")
+    a2 = create_link(client, a, slug="a2", url=SHOP)
+    now = datetime.now(UTC).replace(microsecond=0)
+    seed_clicks(client, [raw_click(a1, now - timedelta(minutes=i), **A_CLICKS) for i in range(3)]
+                + [raw_click(a2, now - timedelta(minutes=i), **A_CLICKS) for i in range(2)]
+                + [raw_click(b1, now - timedelta(minutes=i), **B_CLICKS) for i in range(5)])  # fmt: skip
+    client.headers["Origin"] = "http://tautan.test"
+    make_user(client, "owner@acme.test", "owner", workspace="acme")
+    sign_in(client, "owner@acme.test")
+    campaign = make_report(client, campaign="shared")
+    of_a2 = make_report(client, links="a2")
+    revoked, expired = make_report(client, campaign="shared"), make_report(client, links="a1")
+    # Newest first: `expired`, then `revoked`.
+    listed = re.findall(
+        r'action="/dashboard/reports/(\d+)/revoke"', client.get("/dashboard/reports").text
+    )
+    client.post(f"/dashboard/reports/{listed[1]}/revoke")
+    run_in_transaction(client, lambda s: s.execute(
+        update(Report).where(Report.id == int(listed[0])).values(expires_at=now)))  # fmt: skip
+    client.cookies.clear()  # the client's browser: no session
+    today = {"range": "today", "tz": "UTC"}
+    # (filter, clicks shown): a filter narrows a report; a link outside a report of links
+    # is refused (the report is shown without the filter); B's clicks never count.
+    cases = {
+        campaign: ({"a1"}, [({}, 3), ({"link": "a1"}, 3), ({"link": "a2"}, 0), ({"link": "b1"}, 0),
+                            ({"utm_campaign": "other"}, 3), ({"device": "mobile"}, 3)]),
+        of_a2: ({"a2"}, [({}, 2), ({"link": "a2"}, 2), ({"link": "a1"}, 2), ({"link": "b1"}, 2),
+                         ({"utm_campaign": "shared"}, 0), ({"device": "mobile"}, 2)]),
+    }  # fmt: skip
+    for path, (own, expected) in cases.items():
+        for extra, want in expected:
+            page = client.get(path, params={**today, **extra})
+            assert (page.status_code, kpis(page.text)[0]) == (200, want), (path, extra)
+            exported = client.get(f"{path}/export.csv", params={**today, **extra})
+            if exported.status_code == 422:  # the filter names no link of the report
+                continue
+            links = {row["value"] for row in csv.DictReader(io.StringIO(exported.text))
+                     if row["section"] == "Links"}  # fmt: skip
+            assert links <= own, (path, extra, links)
+            for part in REPORT_PARTS[1:3]:
+                assert client.get(path + part, params={**today, **extra}).status_code == 200
+    for path in (revoked, expired):
+        for part in REPORT_PARTS:
+            response = client.get(path + part, params=today)
+            assert response.status_code == 410, (path, part)
+            assert "a1" not in response.text and "shared" not in response.text

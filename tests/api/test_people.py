@@ -91,7 +91,7 @@ def test_an_admin_makes_a_workspace_and_invites_its_first_owner(
     # The link sets the password once, and signs the person in to the new workspace.
     opened = client.get(body["invite_url"].removeprefix(BASE_URL))
     assert opened.status_code == 200 and 'type="password"' in opened.text
-    assert set_password(client, body["invite_url"]).headers["location"] == "/dashboard/links"
+    assert set_password(client, body["invite_url"]).headers["location"] == "/dashboard/overview"
     assert set_password(client, body["invite_url"]).status_code == 410
     assert client.get(body["invite_url"].removeprefix(BASE_URL)).status_code == 410
     assert members(client, admin, acme) == {"ana@example.com": ("owner", "active")}

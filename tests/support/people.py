@@ -42,4 +42,4 @@ def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> None:
         headers={"Origin": str(client.base_url).rstrip("/")},
     )
     assert response.status_code == 303, response.text
-    assert response.headers["location"] == "/dashboard/links"
+    assert response.headers["location"] == "/dashboard/overview"

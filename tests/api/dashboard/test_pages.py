@@ -171,7 +171,7 @@ def test_a_good_password_signs_in_with_a_strict_httponly_cookie(client: TestClie
     # The email as typed: spaces around it and capitals count for nothing.
     response = post_sign_in(client, "  Editor@Tautan.TEST ")
     assert response.status_code == 303
-    assert response.headers["location"] == "/dashboard/links"
+    assert response.headers["location"] == "/dashboard/overview"
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"{session.COOKIE}=")
     # The cookie holds a session's token, neither the password nor the hash the table
@@ -311,7 +311,7 @@ def test_a_password_reset_ends_every_session_of_the_user(client: TestClient, use
     response = client.post(
         f"/dashboard/set-password/{token}", data={"password": new, "password_again": new}
     )
-    assert (response.status_code, response.headers["location"]) == (303, "/dashboard/links")
+    assert (response.status_code, response.headers["location"]) == (303, "/dashboard/overview")
     assert client.get("/dashboard/links").status_code == 200  # the phone is signed in
     for cookie in (first, second):
         use_cookie(client, cookie)
@@ -629,7 +629,7 @@ def test_the_workspace_switcher(client: TestClient) -> None:
     assert slugs_listed(client) == ["a1"]
 
     switched = client.post("/dashboard/workspace", data={"workspace": str(b)})
-    assert (switched.status_code, switched.headers["location"]) == (303, "/dashboard/links")
+    assert (switched.status_code, switched.headers["location"]) == (303, "/dashboard/overview")
     assert slugs_listed(client) == ["b1"]
     assert client.get("/dashboard/links/b1").status_code == 200
     assert client.get("/dashboard/links/a1").status_code == 404

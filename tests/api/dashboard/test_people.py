@@ -131,7 +131,7 @@ def test_owner_invites_an_editor_whose_link_is_shown_once_and_works_once(
     assert len(re.findall(r'type="password"', form.text)) == 2
     assert EDITOR in text(form.text)
     response = set_password(client, path, NEW_PASSWORD)
-    assert (response.status_code, response.headers["location"]) == (303, "/dashboard/links")
+    assert (response.status_code, response.headers["location"]) == (303, "/dashboard/overview")
     links = client.get("/dashboard/links")
     assert links.status_code == 200 and EDITOR in text(links.text)
     editors_cookie = client.cookies[session.COOKIE]
@@ -211,7 +211,7 @@ def test_the_last_owner_is_neither_demoted_nor_removed(client: TestClient, owner
     # With a second owner, the first may step down, and lands where they still belong.
     make_user(client, "second@shop.test", "owner")
     response = client.post("/dashboard/members/role", data={"email": OWNER, "role": "editor"})
-    assert (response.status_code, response.headers["location"]) == (303, "/dashboard/links")
+    assert (response.status_code, response.headers["location"]) == (303, "/dashboard/overview")
     assert client.get("/dashboard/members").status_code == 403
 
 
