@@ -22,7 +22,6 @@ from app.ratelimit import count_failure
 from app.reports import service as reports
 from app.reports.service import Opened
 from app.stats import service as stats
-from app.stats.repository import Scope
 
 router = APIRouter(prefix="/dashboard", route_class=PageRoute, include_in_schema=False)
 public = APIRouter(prefix="/reports", route_class=PageRoute, include_in_schema=False)
@@ -33,31 +32,24 @@ BREAKDOWNS = (
     ("device_type", "Devices"), ("device_brand", "Phone brands"), ("os", "Operating systems"),
     ("country", "Countries"), ("city", "Cities"),
 )  # fmt: skip
-CAMPAIGNS_OFFERED = 200
 
 
 async def _reports_page(
-    request: Request, db: AsyncSession, principal: Principal, reads: stats.Reads,
-    status: int = 200, **context: Any,
-) -> Response:  # fmt: skip
-    # The campaigns of the workspace's links, for the form's choice.
-    scope = Scope(principal, analytics.view_of("", {"range": "90d"}, "").query)
-    rows = await stats.breakdown(reads, scope, "utm_campaign", CAMPAIGNS_OFFERED)
-    campaigns = [row["value"] for row in rows if row["value"] not in analytics.NOT_A_VALUE]
-    return _page(request, "reports.html", status, principal=principal, campaigns=campaigns,
-                 reports=await reports.list_reports(db, principal), values={}, **context)  # fmt: skip
+    request: Request, db: AsyncSession, principal: Principal, status: int = 200, **context: Any
+) -> Response:
+    return _page(request, "reports.html", status, principal=principal,
+                 campaigns=await reports.campaigns_of(db, principal),
+                 reports=await reports.list_reports(db, principal), **context)  # fmt: skip
 
 
 @router.get("/reports")
-async def report_list(
-    request: Request, principal: MayOwn, db: ReadSession, reads: StatsReads
-) -> Response:
-    return await _reports_page(request, db, principal, reads)
+async def report_list(request: Request, principal: MayOwn, db: ReadSession) -> Response:
+    return await _reports_page(request, db, principal)
 
 
 @router.post("/reports", dependencies=[SameOrigin])
 async def create_report(
-    request: Request, principal: Owning, db: WriteSession, reads: StatsReads, ctx: ShortUrls
+    request: Request, principal: Owning, db: WriteSession, ctx: ShortUrls
 ) -> Response:
     form = await request.form()
     values = {name: str(form.get(name, ""))[:20_000].strip()
@@ -73,10 +65,10 @@ async def create_report(
             expires_in_days=int(days) if days else None,
         )  # fmt: skip
     except AppError as exc:  # nothing was written
-        return await _reports_page(request, db, principal, reads, exc.status, error=exc.message,
+        return await _reports_page(request, db, principal, exc.status, error=exc.message,
                                    form_values=values)  # fmt: skip
     made = {"name": report.name, "url": f"{ctx.base_url}/reports/{token}"}
-    return await _reports_page(request, db, principal, reads, made=made)
+    return await _reports_page(request, db, principal, made=made)
 
 
 @router.post("/reports/{report_id}/revoke", dependencies=[SameOrigin])

@@ -111,6 +111,15 @@ async def create_report(
     return report, token
 
 
+async def campaigns_of(session: AsyncSession, principal: Principal) -> list[str]:
+    """The campaigns a report may show: the `utm_campaign` values of the workspace's links."""
+    found = select(Link.utm_campaign).where(
+        *Principal(principal.workspace_id, frozenset()).sees(Link)
+    )
+    found = found.where(Link.utm_campaign.is_not(None)).distinct().order_by(Link.utm_campaign)
+    return list(await session.scalars(found))
+
+
 async def list_reports(session: AsyncSession, principal: Principal) -> list[Shown]:
     _require_owner(principal)
     reports = list(await session.scalars(
