@@ -21,7 +21,7 @@ STYLE = Style(
     foreground="#334155",
     foreground_strong="#0f172a",
     foreground_subtle="#e2e8f0",
-    colors=("#94a3b8", "#f59e0b", "#2563eb"),  # previous grey, unique visitors amber, clicks blue
+    colors=("#64748b", "#f59e0b", "#2563eb"),  # previous grey, unique visitors amber, clicks blue
     font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
     label_font_size=12,
     major_label_font_size=12,
@@ -35,21 +35,25 @@ def clicks_chart(
     buckets: list[dict[str, Any]],
     interval: str,
     previous: list[dict[str, Any]] | None = None,
+    *,
+    phone: bool = False,
 ) -> bytes:
     """Clicks and unique visitors per bucket (as stats.service.timeseries gives them), and
-    the clicks of the period before, bucket for bucket, if given."""
+    the clicks of the period before, bucket for bucket, if given. `phone`: drawn for a
+    narrow screen (fewer, larger labels, the legend stacked), not scaled down to unreadable."""
+    labels = MAX_LABELS // 3 if phone else MAX_LABELS
     chart = pygal.Line(
         style=STYLE,
         js=[],  # pygal's default is a tooltip script from another origin
-        width=960,
-        height=320,
+        width=420 if phone else 960,
+        height=340 if phone else 320,
         fill=True,
         show_dots=len(buckets) <= 60,
         dots_size=2.5,
         legend_at_bottom=True,
-        legend_at_bottom_columns=3,
+        legend_at_bottom_columns=1 if phone else 3,
         show_minor_x_labels=False,
-        x_labels_major_every=max(1, len(buckets) // MAX_LABELS),
+        x_labels_major_every=max(1, len(buckets) // labels),
         truncate_label=-1,
         min_scale=2,
         max_scale=6,

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.datastructures import QueryParams
 
 from app.api.deps import ReadSession, ShortUrls, State, StatsReads
 from app.core.errors import AppError
@@ -68,12 +69,24 @@ register_url_convertor("part", PartConvertor())
 CampaignName = Annotated[str, Query(max_length=300)]
 
 
+ZONE_COOKIE = "tautan_tz"  # the viewer's time zone, as dashboard.js read it from the browser
+KNOWN_ZONES = frozenset(ZONES)
+
+
+def _asked(request: Request) -> QueryParams:
+    """The page's query, in the viewer's time zone unless it names one."""
+    zone = request.cookies.get(ZONE_COOKIE, "")
+    if "tz" in request.query_params or zone not in KNOWN_ZONES:
+        return request.query_params
+    return QueryParams([*request.query_params.multi_items(), ("tz", zone)])
+
+
 def view_or_default(
     request: Request, path: str, base_host: str, **page: Any
 ) -> tuple[View, str | None]:
     """The view the URL asks for; or, when it asks for something impossible, the same
     period without its filters, else the default view, and a message saying why."""
-    asked = request.query_params
+    asked = _asked(request)
     try:
         return analytics.view_of(path, asked, base_host, **page), None
     except ValueError as exc:
@@ -91,7 +104,7 @@ def view_or_default(
 
 def view_or_422(request: Request, path: str, base_host: str, **page: Any) -> View:
     try:
-        return analytics.view_of(path, request.query_params, base_host, **page)
+        return analytics.view_of(path, _asked(request), base_host, **page)
     except ValueError as exc:
         raise AppError(422, "invalid_parameter", str(exc)) from None
 
@@ -124,7 +137,10 @@ async def part_of(
         return image(charts.world_map(countries), part, request)
     current, before = await analytics.series(reads, principal, view)
     if part != "export.csv":
-        return image(charts.clicks_chart(current, view.interval, before), part, request)
+        phone = request.query_params.get("size") == "phone"
+        return image(
+            charts.clicks_chart(current, view.interval, before, phone=phone), part, request
+        )
     shown = await analytics.numbers(reads, principal, view, breakdowns)
     return Response(
         analytics.export_csv(view, shown, current),

@@ -328,3 +328,47 @@ def test_a_bad_report_is_refused_and_nothing_is_written(
         == 0
     )
     assert audit_count(client) == before
+
+
+def test_pages_show_the_viewers_time_zone_from_its_cookie(
+    client: TestClient, campaigns: dict
+) -> None:
+    """dashboard.js keeps the browser's zone in `tautan_tz`; a URL's own `tz` wins, and a
+    zone that is none is ignored."""
+    client.cookies.set("tautan_tz", "Asia/Jakarta", domain="tautan.test", path="/")
+    page = client.get("/dashboard/overview", params=RANGE).text
+    assert "<option selected>Asia/Jakarta</option>" in page
+    assert "tz=Asia%2FJakarta" in page  # the chart, the map and every row's link keep it
+    assert (
+        "<option selected>UTC</option>"
+        in client.get("/dashboard/overview", params={**RANGE, "tz": "UTC"}).text
+    )
+    client.cookies.set("tautan_tz", "Mars/Olympus", domain="tautan.test", path="/")
+    page = client.get("/dashboard/overview", params=RANGE).text
+    assert "<option selected>UTC</option>" in page and "Mars" not in page
+
+
+def test_a_phone_gets_a_chart_drawn_for_it_and_a_map_needs_a_known_country(
+    client: TestClient, owner: str
+) -> None:
+    link = create_link(client, bearer(owner), slug="nowhere")
+    seed_clicks(client, [raw_click(link, DAY, ip="198.51.100.9")])  # a place no database knows
+    page = client.get("/dashboard/overview", params=RANGE).text
+    assert 'media="(max-width: 720px)"' in page and "size=phone" in page
+    phone = client.get("/dashboard/overview/chart.svg", params={**RANGE, "size": "phone"}).text
+    wide = client.get("/dashboard/overview/chart.svg", params=RANGE).text
+    assert 'viewBox="0 0 420 340"' in phone and 'viewBox="0 0 960 320"' in wide
+    assert "/map.svg" not in page and "No click in this period has a known country." in page
+
+
+def test_a_report_never_shows_the_operators_instructions(
+    client: TestClient, campaigns: dict, settings: Settings
+) -> None:
+    path = make_report(client, campaign="ramadan")
+    Path(settings.geoip_db or "").unlink()  # the geo database is gone: places say how to get one
+    signed_in = client.get("/dashboard/campaign", params={"name": "ramadan", **RANGE}).text
+    client.cookies.clear()
+    report = client.get(path, params=RANGE).text
+    for instruction in ("tautan geo update", "TAUTAN_GEOIP_DB"):
+        assert instruction in signed_in
+        assert instruction not in report
