@@ -61,7 +61,7 @@ def set_password(page: Any, link: str) -> None:
         field.fill(PASSWORD)
     with page.expect_navigation():
         page.click("button:text('Set password and sign in')")
-    assert page.url.endswith("/dashboard/links"), page.inner_text("main")
+    assert page.url.endswith("/dashboard/overview"), page.inner_text("main")
 
 
 def watched(context: Any, errors: list[str], refused: Collection[tuple[str, int]] = ()) -> Any:
