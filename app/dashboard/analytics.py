@@ -7,10 +7,12 @@ in the URL can widen."""
 import csv
 import dataclasses
 import io
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from app.core.principal import Principal
 from app.spreadsheet import as_text
@@ -52,7 +54,8 @@ class View:
     tz: str
     filters: tuple[tuple[str, str], ...]  # (name, value), in the order they were set
     query: StatsQuery
-    previous: StatsQuery  # as long as `query`, just before it
+    previous: StatsQuery  # as long as `query`, just before it (see _previous)
+    previous_label: str
 
     @property
     def interval(self) -> Interval:
@@ -100,11 +103,6 @@ class View:
             for name, value in self.filters
         ]
 
-    @property
-    def previous_label(self) -> str:
-        days = (self.query.end - self.query.start).days
-        return f"previous {days} day{'s' if days != 1 else ''}" if days else "previous period"
-
 
 def _preset_days(preset: str, today: date) -> tuple[date, date]:
     if preset == "today":
@@ -136,21 +134,54 @@ def view_of(
     if preset != "custom":
         first, last = _preset_days(preset, datetime.now(zone).date())
         start, end = first.isoformat(), last.isoformat()
-    lower, upper = parse_range(start or None, end or None, zone)
+    try:
+        lower, upper = parse_range(start or None, end or None, zone)
+    except OverflowError:
+        raise ValueError("that range reaches past the calendar") from None
     last_moment = upper - timedelta(microseconds=1)
     start = start or lower.astimezone(zone).date().isoformat()
     end = end or last_moment.astimezone(zone).date().isoformat()
+    # What the page holds itself is no filter: its own parameters, its own campaign.
+    held = {name for name, _ in page_params} | ({"utm_campaign"} if fixed.utm_campaign else set())
     filters: list[tuple[str, str]] = []
-    for name in FILTER_TITLES:
+    for name in FILTER_TITLES.keys() - held:
         values = list(dict.fromkeys(str(v)[:300] for v in getall(name) if str(v)))
         if len(values) > MAX_FILTER_VALUES:
             raise ValueError(f"at most {MAX_FILTER_VALUES} values of {name}")
         filters += [(name, value) for value in values]
+    filters.sort(key=lambda f: list(FILTER_TITLES).index(f[0]))
     query = _query(lower, upper, zone, filters, base_host, fixed)
-    length = upper - lower
-    previous = dataclasses.replace(query, start=lower - length, end=lower)
+    try:
+        before, label = _previous(lower, upper, start, end, zone)
+    except OverflowError:
+        raise ValueError("that range reaches past the calendar") from None
+    previous = dataclasses.replace(query, start=before[0], end=before[1])
     return View(path, tuple(page_params), preset, start, end, zone.key, tuple(filters), query,
-                previous)  # fmt: skip
+                previous, label)  # fmt: skip
+
+
+def _previous(
+    lower: datetime, upper: datetime, start: str, end: str, zone: ZoneInfo
+) -> tuple[tuple[datetime, datetime], str]:
+    """The period before [lower, upper) and how to call it: as many local days, just
+    before (a range of times: as long); of a period still going on, only as much as has
+    gone by of it, to the next whole hour (so that 9 hours of today meet 10 of yesterday,
+    not all of it)."""
+    try:
+        days = (date.fromisoformat(end) - date.fromisoformat(start)).days + 1
+        first = date.fromisoformat(start)
+        before = parse_range(
+            str(first - timedelta(days=days)), str(first - timedelta(days=1)), zone
+        )
+        label = f"previous {days} day{'s' if days != 1 else ''}"
+    except ValueError:  # times, not days
+        before, label = (lower - (upper - lower), lower), "previous period"
+    gone_by = datetime.now(UTC) - lower
+    if gone_by < upper - lower:
+        hours = max(0, math.ceil(gone_by / timedelta(hours=1)))
+        before = (before[0], min(before[1], before[0] + timedelta(hours=hours)))
+        label += ", to the same time"
+    return before, label
 
 
 def _query(
@@ -231,10 +262,10 @@ async def numbers(
 async def series(
     reads: stats.Reads, principal: Principal, view: View
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The buckets of the view and those of the period before, as many of each."""
+    """The buckets of the view and those of the period before (no more of them)."""
     current = await stats.timeseries(reads, Scope(principal, view.query), view.interval)
     before = await stats.timeseries(reads, Scope(principal, view.previous), view.interval)
-    return current, before[-len(current) :] if len(before) >= len(current) else before
+    return current, before[: len(current)]  # bucket for bucket from the start
 
 
 def change(now: int, before: int) -> str:

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import ReadSession, ShortUrls, State, StatsReads, WriteSession
-from app.core.errors import AppError
+from app.core.errors import AppError, NotFound
 from app.core.principal import Principal
 from app.dashboard import analytics, stats_pages
 from app.dashboard.analytics import Fixed
@@ -57,7 +57,7 @@ async def create_report(
     try:
         names = [n for n in re.split(r"[\s,]+", values["links"]) if n]
         days = values["expires_in_days"]
-        if days and not days.isdigit():
+        if days and not (days.isascii() and days.isdigit()):
             raise AppError(422, "invalid_report", "expiry: a whole number of days, or blank")
         report, token = await reports.create_report(
             db, principal, values["name"], campaign=values["campaign"] or None,
@@ -83,21 +83,16 @@ async def _opened(request: Request, state: Any, db: AsyncSession, token: str) ->
     await state.rate_limiter.guard_authentication(request)
     try:
         return await reports.open_report(db, token[:100])
-    except AppError:
+    except NotFound:  # a revoked or expired report's link was a right one
         await count_failure()
         raise
 
 
-def _view(request: Request, opened: Opened, token: str, base_host: str, *, strict: bool) -> Any:
-    fixed = (
-        Fixed(utm_campaign=opened.report.utm_campaign)
-        if opened.links is None
-        else Fixed(links=opened.links)
-    )
-    path = f"/reports/{token}"
-    if strict:
-        return stats_pages.view_or_422(request, path, base_host, fixed=fixed)
-    return stats_pages.view_or_default(request, path, base_host, fixed=fixed)
+def _report_page(opened: Opened, token: str) -> dict[str, Any]:
+    """A report's own: its path, and its campaign or links whatever its URL says."""
+    links = opened.links
+    fixed = Fixed(utm_campaign=opened.report.utm_campaign) if links is None else Fixed(links=links)
+    return {"path": f"/reports/{token}", "fixed": fixed}
 
 
 def _private(response: Response) -> Response:
@@ -112,7 +107,8 @@ async def report_page(
     request: Request, token: str, state: State, db: ReadSession, reads: StatsReads, ctx: ShortUrls
 ) -> Response:
     opened = await _opened(request, state, db, token)
-    view, range_error = _view(request, opened, token, ctx.short_host, strict=False)
+    page = _report_page(opened, token)
+    view, range_error = stats_pages.view_or_default(request, base_host=ctx.short_host, **page)
     shown = await analytics.numbers(reads, opened.principal, view, BREAKDOWNS)
     page = stats_pages.analytics_page(request, "report.html", view, report=opened.report,
                                       range_error=range_error, **shown)  # fmt: skip
@@ -130,6 +126,6 @@ async def report_part(
     ctx: ShortUrls,
 ) -> Response:
     opened = await _opened(request, state, db, token)
-    view = _view(request, opened, token, ctx.short_host, strict=True)
+    view = stats_pages.view_for(request, base_host=ctx.short_host, **_report_page(opened, token))
     return _private(await stats_pages.part_of(request, part, reads, opened.principal, view,
                                               BREAKDOWNS, "report"))  # fmt: skip

@@ -81,10 +81,19 @@ def _asked(request: Request) -> QueryParams:
     return QueryParams([*request.query_params.multi_items(), ("tz", zone)])
 
 
+def view_for(request: Request, path: str, base_host: str, **page: Any) -> View:
+    """The view a page's URL asks for; a part of the page (its chart, map, CSV) asking for
+    something impossible is a 422."""
+    try:
+        return analytics.view_of(path, _asked(request), base_host, **page)
+    except ValueError as exc:
+        raise AppError(422, "invalid_parameter", str(exc)) from None
+
+
 def view_or_default(
     request: Request, path: str, base_host: str, **page: Any
 ) -> tuple[View, str | None]:
-    """The view the URL asks for; or, when it asks for something impossible, the same
+    """The view a page's URL asks for; or, when it asks for something impossible, the same
     period without its filters, else the default view, and a message saying why."""
     asked = _asked(request)
     try:
@@ -102,17 +111,12 @@ def view_or_default(
         ), f"{why}. Showing the last 30 days in UTC instead."
 
 
-def view_or_422(request: Request, path: str, base_host: str, **page: Any) -> View:
-    try:
-        return analytics.view_of(path, _asked(request), base_host, **page)
-    except ValueError as exc:
-        raise AppError(422, "invalid_parameter", str(exc)) from None
-
-
 def image(svg: bytes, part: str, request: Request) -> Response:
     """A chart or map as the part asks: SVG (gzipped when the browser takes it: the map
     is some 800 kB of country outlines), or PNG."""
-    headers = {"Content-Security-Policy": CHART_CSP, "Cache-Control": "private, max-age=60"}
+    # Not cached (the pages' no-store): the same URL draws another workspace's clicks after
+    # a switch, and nothing after a report is revoked.
+    headers = {"Content-Security-Policy": CHART_CSP}
     if part.endswith(".png"):
         return Response(charts.as_png(svg), media_type="image/png", headers=headers)
     headers["Vary"] = "Accept-Encoding"
@@ -135,7 +139,10 @@ async def part_of(
         scope = Scope(principal, view.query)
         countries = await stats.breakdown(reads, scope, "country", MAP_COUNTRIES)
         return image(charts.world_map(countries), part, request)
-    current, before = await analytics.series(reads, principal, view)
+    try:
+        current, before = await analytics.series(reads, principal, view)
+    except ValueError as exc:  # too many buckets for the range
+        raise AppError(422, "invalid_parameter", str(exc)) from None
     if part != "export.csv":
         phone = request.query_params.get("size") == "phone"
         return image(
@@ -168,7 +175,7 @@ async def overview(
 async def overview_part(
     request: Request, part: Part, principal: MayReadStats, reads: StatsReads, ctx: ShortUrls
 ) -> Response:
-    view = view_or_422(request, "/dashboard/overview", ctx.short_host)
+    view = view_for(request, "/dashboard/overview", ctx.short_host)
     return await part_of(request, part, reads, principal, view, OVERVIEW, "overview")
 
 
@@ -214,11 +221,10 @@ async def campaigns(
                           range_error=range_error, campaigns=rows)  # fmt: skip
 
 
-def _campaign_view(request: Request, name: str, base_host: str, *, strict: bool) -> Any:
-    page = {"page_params": [("name", name)], "fixed": Fixed(utm_campaign=name)}
-    if strict:
-        return view_or_422(request, "/dashboard/campaign", base_host, **page)
-    return view_or_default(request, "/dashboard/campaign", base_host, **page)
+def _campaign_page(name: str) -> dict[str, Any]:
+    """A campaign page's own: its path, its name, and its campaign whatever the URL says."""
+    return {"path": "/dashboard/campaign", "page_params": [("name", name)],
+            "fixed": Fixed(utm_campaign=name)}  # fmt: skip
 
 
 @router.get("/campaign")
@@ -229,7 +235,7 @@ async def campaign(
     reads: StatsReads,
     ctx: ShortUrls,
 ) -> Response:
-    view, range_error = _campaign_view(request, name, ctx.short_host, strict=False)
+    view, range_error = view_or_default(request, base_host=ctx.short_host, **_campaign_page(name))
     shown = await analytics.numbers(reads, principal, view, CAMPAIGN)
     return analytics_page(request, "campaign.html", view, principal=principal, campaign=name,
                           range_error=range_error, **shown)  # fmt: skip
@@ -244,7 +250,7 @@ async def campaign_part(
     reads: StatsReads,
     ctx: ShortUrls,
 ) -> Response:
-    view = _campaign_view(request, name, ctx.short_host, strict=True)
+    view = view_for(request, base_host=ctx.short_host, **_campaign_page(name))
     return await part_of(request, part, reads, principal, view, CAMPAIGN, "campaign")
 
 
@@ -266,6 +272,7 @@ async def compare(
 ) -> Response:
     """Two campaigns side by side in one period (`a`, `b`); with one campaign or none,
     the period beside the one before it."""
+    a, b = (a, b) if a else (b, "")  # one campaign is `a`, whichever field named it
     page = [("a", a), ("b", b)]
     view, range_error = view_or_default(request, "/dashboard/compare", ctx.short_host,
                                         page_params=page)  # fmt: skip
@@ -287,17 +294,15 @@ async def compare(
                           sides=sides, campaign_names=names, range_error=range_error)  # fmt: skip
 
 
-def _link_view(request: Request, link: LinkOut, ctx: links.LinkContext, *, strict: bool) -> Any:
-    """A link page's view: its own link, whatever the URL's filters say."""
+def _link_page(link: LinkOut, ctx: links.LinkContext) -> dict[str, Any]:
+    """A link page's own: its path (and branded domain), and its link whatever the URL's
+    filters say."""
     stored = "" if link.domain == ctx.short_host else link.domain
-    page = {
+    return {
+        "path": f"/dashboard/links/{link.slug}",
         "page_params": [("domain", link.domain)] if stored else [],
         "fixed": Fixed(links=((stored, link.slug),)),
     }
-    path = f"/dashboard/links/{link.slug}"
-    if strict:
-        return view_or_422(request, path, ctx.short_host, **page)
-    return view_or_default(request, path, ctx.short_host, **page)
 
 
 @router.get("/links/{slug}")
@@ -312,7 +317,8 @@ async def link_page(
 ) -> Response:
     on = links.domain_named(domain, state.link_context)
     link = links.to_out(await links.get_link(db, principal, slug, on), state.link_context)
-    view, range_error = _link_view(request, link, state.link_context, strict=False)
+    ctx = state.link_context
+    view, range_error = view_or_default(request, base_host=ctx.short_host, **_link_page(link, ctx))
     context: dict[str, Any] = {"principal": principal, "link": link, "range_error": range_error}
     if principal.may("stats:read"):
         context.update(await views.link_stats(stats_reads, principal, view))
@@ -335,5 +341,5 @@ async def link_part(
     link = links.to_out(
         await links.get_link(db, principal, slug, links.domain_named(domain, ctx)), ctx
     )
-    view = _link_view(request, link, ctx, strict=True)
+    view = view_for(request, base_host=ctx.short_host, **_link_page(link, ctx))
     return await part_of(request, part, stats_reads, principal, view, views.BREAKDOWNS, link.slug)

@@ -160,7 +160,7 @@ def test_marketer_signs_in_creates_a_link_and_sees_its_click(
     page.fill("#password", PASSWORD)
     with page.expect_navigation():
         page.click("button:text('Sign in')")
-    assert page.url == f"{base}/dashboard/links"
+    assert page.url == f"{base}/dashboard/overview"
 
     page.click("text=New link >> nth=-1")
     target = f"{landing}/spring?ref=post"
@@ -350,6 +350,7 @@ def test_owner_invites_an_editor_and_a_viewer_who_each_work_within_their_role(
         browser.new_context(user_agent=PERSON_UA), errors, refused=[(f"{base}/dashboard/new", 403)]
     )
     set_password(viewer, invites[VIEWER])
+    viewer.goto(f"{base}/dashboard/links")
     assert "team" in viewer.text_content("table.links")
     assert viewer.locator("nav >> text=New link").count() == 0
     assert viewer.locator("nav >> text=Members").count() == 0

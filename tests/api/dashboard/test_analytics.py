@@ -148,7 +148,8 @@ def test_the_previous_period_is_shown_beside_and_presets_choose_the_range(
     ])  # fmt: skip
     seven = client.get("/dashboard/overview", params={"range": "7d"})
     assert kpi(seven.text, "clicks") == 1
-    assert "vs previous 7 days (2)" in text(seven.text)  # the two of ten days ago
+    # The two of ten days ago: the previous 7 days, as far into them as this week has gone.
+    assert "vs previous 7 days, to the same time (2)" in text(seven.text)
     assert 'aria-current="page" class="current">7 days' in seven.text
     assert kpi(client.get("/dashboard/overview", params={"range": "today"}).text, "clicks") in (
         0,
@@ -159,6 +160,10 @@ def test_the_previous_period_is_shown_beside_and_presets_choose_the_range(
     bad = client.get("/dashboard/overview", params={"tz": "Mars/Olympus"})
     assert "unknown time zone 'Mars/Olympus'" in text(bad.text)
     assert kpi(bad.text, "clicks") == 3
+    huge = {"from": "0001-01-02", "to": "9000-01-01"}
+    assert client.get("/dashboard/overview", params=huge).status_code == 200
+    for part in ("chart.svg", "export.csv"):
+        assert client.get(f"/dashboard/overview/{part}", params=huge).status_code == 422
 
 
 def test_campaigns_list_each_with_its_trend_top_source_and_device(
@@ -188,9 +193,10 @@ def test_compare_puts_two_campaigns_side_by_side(client: TestClient, campaigns: 
     )
     assert "ramadan Clicks 4 Unique visitors 4 Links clicked 2" in page
     assert "launch Clicks 2 Unique visitors 1 Links clicked 1" in page
-    periods = text(client.get("/dashboard/compare", params={"a": "ramadan", **RANGE}).text)
-    assert "2026-03-01 to 2026-03-31 Clicks 4" in periods
-    assert "previous 31 days Clicks 0" in periods
+    for one in ({"a": "ramadan"}, {"b": "ramadan"}):  # one campaign: beside its period before
+        periods = text(client.get("/dashboard/compare", params={**one, **RANGE}).text)
+        assert "2026-03-01 to 2026-03-31 Clicks 4" in periods
+        assert "previous 31 days Clicks 0" in periods
 
 
 def test_each_page_has_its_chart_map_and_csv(client: TestClient, campaigns: dict) -> None:
