@@ -79,3 +79,11 @@ def landing() -> Iterator[str]:
 def tautan_server(database_url: str, tmp_path: Path) -> Iterator[str]:
     with serving(database_url, tmp_path) as (_, base):
         yield base
+
+
+@pytest.fixture
+def sqlite_only(backend: str) -> None:
+    """For tests whose subject is not the database (the browser's): run on SQLite alone,
+    which keeps CI within its time."""
+    if backend != "sqlite":
+        pytest.skip("runs on SQLite only: its subject is not the database")

@@ -28,6 +28,11 @@ from tests.system.test_dashboard_browser import (
     watched,
 )
 
+# The browser drives the pages; the database work under them is tested on both backends
+# in tests/api.
+pytestmark = pytest.mark.usefixtures("sqlite_only")
+
+
 ZONE = "Asia/Jakarta"  # the viewer's zone: not the pages' default (UTC)
 IN_ZONE = re.compile(r"[?&]tz=Asia%2FJakarta(&|$)")
 # What a person's Android phone says (not "HeadlessChrome", which Tautan counts as a bot).

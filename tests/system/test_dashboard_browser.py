@@ -13,11 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 
 from app.core.tables import UTM_FIELDS
 from app.core.urls import merge_utm
 from tests.support.browser import REPORT_CSP, SHOP_HOST, chromium
 from tests.support.server import TAUTAN
+
+# The browser drives the pages; the database work under them is tested on both backends
+# in tests/api.
+pytestmark = pytest.mark.usefixtures("sqlite_only")
+
 
 ROOT = Path(__file__).resolve().parents[2]
 UTM_JS = ROOT / "app" / "dashboard" / "static" / "utm.js"

@@ -39,6 +39,8 @@ def writer_pids(spool: Path) -> list[int]:
 def test_nodes_and_writers_lose_and_repeat_no_click(
     database_url: str, tmp_path: Path, store: str
 ) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("nodes on several machines share a database server: PostgreSQL")
     env = {"TAUTAN_CLICK_STREAM": stream_url(), "TAUTAN_WRITERS": "0",
            "TAUTAN_FLUSH_BATCH": "100", "TAUTAN_FLUSH_INTERVAL_MS": "50"}  # fmt: skip
     stored: Callable[[str], list[str]] = traffic.referrers
