@@ -189,7 +189,7 @@ class CampaignRow:
     top_device: str
 
 
-async def _campaign_rows(reads: stats.Reads, principal: Principal, view: View) -> list[CampaignRow]:
+async def campaign_rows(reads: stats.Reads, principal: Principal, view: View) -> list[CampaignRow]:
     """The campaigns with clicks in the view, busiest first, each with its trend and its
     top source and device."""
     ranked = await stats.breakdown(
@@ -216,7 +216,7 @@ async def campaigns(
     request: Request, principal: MayReadStats, reads: StatsReads, ctx: ShortUrls
 ) -> Response:
     view, range_error = view_or_default(request, "/dashboard/campaigns", ctx.short_host)
-    rows = await _campaign_rows(reads, principal, view)
+    rows = await campaign_rows(reads, principal, view)
     return analytics_page(request, "campaigns.html", view, principal=principal,
                           range_error=range_error, campaigns=rows)  # fmt: skip
 
