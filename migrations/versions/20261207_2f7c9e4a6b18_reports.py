@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "2f7c9e4a6b18"
 down_revision: str | None = "4b7d2e9c1a65"
 branch_labels: str | Sequence[str] | None = None
