@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Failed dashboard sign-ins per account, from any address (credential stuffing spreads
     # over many addresses; the per-address limit above holds the rest).
     sign_in_rate_limit: str = "10 per 15 minutes"
+    # Reads of client reports (/reports/…: pages, charts, maps, CSVs) per client address:
+    # whoever holds a report's link may read it, not make the server read without end.
+    report_rate_limit: str = "120/minute"
     retention_days: PositiveInt | None = None  # unset: raw clicks are kept
     audit_retention_days: PositiveInt = 400  # audit entries older than this are purged
     # smtp(s)://user:password@host:port for invite and password-reset mail; unset: the
@@ -103,7 +106,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "write_rate_limit", "write_rate_limit_per_ip", "auth_failure_rate_limit",
-        "password_rate_limit", "sign_in_rate_limit",
+        "password_rate_limit", "sign_in_rate_limit", "report_rate_limit",
     )  # fmt: skip
     @classmethod
     def _rate(cls, value: str) -> str:

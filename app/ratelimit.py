@@ -44,6 +44,7 @@ class RateLimiter:
         self.failures_per_address = parse(settings.auth_failure_rate_limit)
         self.passwords_per_address = parse(settings.password_rate_limit)
         self.sign_in_failures_per_account = parse(settings.sign_in_rate_limit)
+        self.report_reads_per_address = parse(settings.report_rate_limit)
         self.resolver = ClientResolver(settings.trusted_proxies)
         redis_url = settings.redis_url
         uri = "async+" + redis_url if redis_url else "async+memory://"
@@ -108,6 +109,16 @@ class RateLimiter:
         if await self.limiter.hit(limit, "password", str(link_id), address):
             return None
         return await self._retry_after(limit, "password", str(link_id), address)
+
+    async def hit_report_read(self, request: Request) -> None:
+        """Count a read of a client report by the request's client; 429 past the limit."""
+        address = self.client_address(request)
+        if address is None:
+            return
+        limit = self.report_reads_per_address
+        if not await self.limiter.hit(limit, "report", address):
+            message = f"over {limit} report reads for this client address; retry later"
+            await self._refuse(limit, message, "report", address)
 
     async def _count_failure(self, address: str) -> None:
         await self.limiter.hit(self.failures_per_address, "auth", address)

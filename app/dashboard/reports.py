@@ -79,12 +79,15 @@ async def revoke_report(report_id: ReportId, principal: Owning, db: WriteSession
 
 async def _opened(request: Request, state: Any, db: AsyncSession, token: str) -> Opened:
     """The report the token opens; unknown tokens count as failed authentication (guessing
-    them stays slow)."""
+    them stays slow), and every read counts against the client's report limit."""
     await state.rate_limiter.guard_authentication(request)
+    await state.rate_limiter.hit_report_read(request)
     try:
         return await reports.open_report(db, token[:100])
-    except NotFound:  # a revoked or expired report's link was a right one
-        await count_failure()
+    except AppError as exc:
+        if isinstance(exc, NotFound):  # a revoked or expired report's link was a right one
+            await count_failure()
+        exc.headers = {**(exc.headers or {}), **PRIVATE}
         raise
 
 
@@ -95,10 +98,12 @@ def _report_page(opened: Opened, token: str) -> dict[str, Any]:
     return {"path": f"/reports/{token}", "fixed": fixed}
 
 
+# The URL is the report's key: never indexed, never sent on to another site.
+PRIVATE = {"X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-referrer"}
+
+
 def _private(response: Response) -> Response:
-    # The URL is the report's key: never indexed, never sent on to another site.
-    response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers.update(PRIVATE)
     return response
 
 

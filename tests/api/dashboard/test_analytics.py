@@ -16,8 +16,9 @@ from starlette.testclient import TestClient
 
 from app.config import Settings
 from app.core.tables import AuditEvent, Report
+from app.main import create_app
 from tests.api.dashboard.test_pages import IPHONE, bearer, signed_in_as, text
-from tests.support.app import BASE_URL, create_link, run_in_transaction
+from tests.support.app import BASE_URL, PEER, create_link, run_in_transaction
 from tests.support.clicks import raw_click, seed_clicks
 from tests.support.geo import JAKARTA, JAKARTA_V4, MUNICH, write_mmdb
 
@@ -306,6 +307,7 @@ def test_revoked_expired_and_unknown_reports_show_nothing(
         for part in ("", "/chart.svg", "/map.svg", "/export.csv"):
             response = client.get(path + part, params=RANGE)
             assert response.status_code == 410, (path, part)
+            assert response.headers["x-robots-tag"] == "noindex, nofollow"
             assert "4" not in text(response.text).replace("410", "")
     assert client.get("/reports/" + "x" * 43).status_code == 404
 
@@ -378,3 +380,17 @@ def test_a_report_never_shows_the_operators_instructions(
     for instruction in ("tautan geo update", "TAUTAN_GEOIP_DB"):
         assert instruction in signed_in
         assert instruction not in report
+
+
+def test_reading_reports_is_limited_per_client_address(
+    client: TestClient, campaigns: dict, settings: Settings
+) -> None:
+    path = make_report(client, campaign="ramadan")
+    limited = settings.model_copy(update={"report_rate_limit": "3/minute"})
+    with TestClient(create_app(limited), base_url=BASE_URL, client=PEER) as reader:
+        for part in ("", "/chart.svg", "/map.svg"):
+            assert reader.get(path + part, params=RANGE).status_code == 200
+        refused = reader.get(f"{path}/export.csv", params=RANGE)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert "over 3 per 1 minute report reads for this client address" in text(refused.text)
+        assert "ramadan" not in refused.text
