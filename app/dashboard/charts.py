@@ -9,6 +9,7 @@ from typing import Any
 
 import pygal
 from pygal.style import Style
+from pygal_maps_world.i18n import COUNTRIES
 from pygal_maps_world.maps import World
 
 # pygal adds an old-style import hook for its map plugins, unused here; on Python 3.11 any
@@ -104,3 +105,8 @@ def as_png(svg: bytes) -> bytes:
     import cairosvg  # loads the cairo library: only when a PNG is asked for
 
     return cairosvg.svg2png(bytestring=svg, background_color="white")
+
+
+def country_name(code: str) -> str:
+    """A country's English name from its ISO code (the map's own names), else the code."""
+    return COUNTRIES.get(code.lower(), code) if len(code) == 2 else code

@@ -36,7 +36,7 @@ from app.core.errors import AppError, NotFound, validation_error
 from app.core.principal import OWNER, Principal
 from app.core.tables import Link, UtmTemplate
 from app.core.urls import domain_host, merge_utm
-from app.dashboard import forms, session
+from app.dashboard import charts, forms, session
 from app.domains import service as domains
 from app.domains.schemas import DomainCreate, DomainOut
 from app.links import qr
@@ -71,6 +71,7 @@ SECURITY_HEADERS = {
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["number"] = lambda n: f"{n:,}"
 templates.env.filters["percent"] = lambda share: f"{share:.0%}"
+templates.env.filters["country_name"] = charts.country_name
 
 
 @pass_context

@@ -154,7 +154,7 @@ def test_owner_reads_the_analytics_pages_and_shares_a_report(
     for image in ("img.chart:not(.map)", "img.map"):
         assert page.eval_on_selector(image, "i => i.complete && i.naturalWidth > 0"), image
     countries = page.locator("#breakdown-country td.value").all_inner_texts()
-    assert countries == ["ID", "DE"], countries
+    assert countries == ["Indonesia", "Germany"], countries
     looked_over(page, errors, viewport, "overview")
 
     # A row of the Devices table narrows the page to it; its chip's × widens it again.

@@ -111,7 +111,9 @@ def test_the_overview_shows_the_workspace_and_a_row_filters_the_whole_page(
     )
     assert kpi(page.text, "bots") == 1
     assert rows(page.text, "utm_campaign") == {"ramadan": 4, "launch": 2, "(unknown)": 1}
-    assert rows(page.text, "country") == {"DE": 3, "ID": 3, "(unknown)": 1}
+    # Countries by name (the filter keeps the ISO code).
+    assert rows(page.text, "country") == {"Germany": 3, "Indonesia": 3, "(unknown)": 1}
+    assert "country=ID" in row_link(page.text, "country", "Indonesia")
     assert rows(page.text, "city") == {"Jakarta": 3, "Munich": 3, "(unknown)": 1}
     assert rows(page.text, "device_brand")["Apple"] == 3
     # No row of what stands for no one value filters.
