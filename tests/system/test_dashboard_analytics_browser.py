@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 
 from tests.support.geo import JAKARTA, JAKARTA_V4, MUNICH, write_mmdb
 from tests.support.server import KEY, UAS, serving
@@ -51,6 +52,7 @@ LAUNCH_VISITORS = [UAS[2], UAS[1]]
 RAMADAN_CLICKS, LAUNCH_CLICKS = 3, 2
 HUMAN_CLICKS, BOT_CLICKS, MOBILE_CLICKS = 5, 1, 4
 REPORT = "Ramadan for Kopi Senja"
+AXE = Axe()  # axe-core, the accessibility checker, run in the page
 
 
 @pytest.fixture
@@ -108,6 +110,7 @@ def kpi(page: Any) -> str:
 
 def looked_over(page: Any, errors: list[str], viewport: str, name: str | None) -> None:
     """What every page must be: no error so far, every image loaded and described, no
+    serious or critical finding of axe-core (contrast, names, labels, structure), no
     sideways scrolling on the phone; its screenshot saved as `name`."""
     assert errors == [], (page.url, errors)
     images = page.eval_on_selector_all(
@@ -118,6 +121,13 @@ def looked_over(page: Any, errors: list[str], viewport: str, name: str | None) -
     if viewport == "mobile":
         wide = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert wide[0] <= wide[1] + 1, (page.url, "scrollWidth, innerWidth", wide)
+    found = AXE.run(page).response["violations"]
+    grave = [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes'][:3]]}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert grave == [], (page.url, grave)
     if name:
         shot = ROOT / "artifacts" / f"analytics-{viewport}-{name}.png"
         page.screenshot(path=str(shot), full_page=True, scale="css")
