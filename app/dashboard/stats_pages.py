@@ -102,13 +102,11 @@ def view_or_default(
         why = str(exc)
     period = {name: asked[name] for name in ("range", "from", "to", "tz") if name in asked}
     try:
-        return analytics.view_of(
-            path, period, base_host, **page
-        ), f"{why}. Showing it without filters."
+        without_filters = analytics.view_of(path, period, base_host, **page)
+        return without_filters, f"{why}. Showing it without filters."
     except ValueError:
-        return analytics.view_of(
-            path, {}, base_host, **page
-        ), f"{why}. Showing the last 30 days in UTC instead."
+        default = analytics.view_of(path, {}, base_host, **page)
+        return default, f"{why}. Showing the last 30 days in UTC instead."
 
 
 def image(svg: bytes, part: str, request: Request) -> Response:
