@@ -4,7 +4,8 @@ shows its chart and map, and narrows to a breakdown row and back; the campaigns,
 campaign and a comparison show each campaign's clicks; an owner's client report opens in
 a browser with no session and stops working once revoked. No page has a script error, a
 CSP violation, an image without a text alternative or, on the phone, a page wider than
-the screen. Screenshots of each page go to artifacts/analytics-{viewport}-{page}.png."""
+the screen. Every other page of the dashboard is looked over the same way, on both. Screenshots of
+each page go to artifacts/dashboard-{viewport}-{page}.png."""
 
 import re
 import time
@@ -129,7 +130,7 @@ def looked_over(page: Any, errors: list[str], viewport: str, name: str | None) -
     ]
     assert grave == [], (page.url, grave)
     if name:
-        shot = ROOT / "artifacts" / f"analytics-{viewport}-{name}.png"
+        shot = ROOT / "artifacts" / f"dashboard-{viewport}-{name}.png"
         page.screenshot(path=str(shot), full_page=True, scale="css")
 
 
@@ -244,3 +245,38 @@ def test_owner_reads_the_analytics_pages_and_shares_a_report(
     looked_over(public, errors, viewport, None)
     client.close()
     context.close()
+
+
+OTHER_PAGES = [
+    ("links", "/dashboard/links"), ("new-link", "/dashboard/new"),
+    ("link", "/dashboard/links/ramadan"), ("edit-link", "/dashboard/links/ramadan/edit"),
+    ("domains", "/dashboard/domains"), ("members", "/dashboard/members"),
+    ("keys", "/dashboard/keys"), ("audit", "/dashboard/audit"),
+]  # fmt: skip
+SIGNED_OUT_PAGES = [
+    ("sign-in", "/dashboard/sign-in"),
+    ("forgot-password", "/dashboard/forgot-password"),
+]
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_every_other_page_reads_well_on_a_desktop_and_a_phone(
+    viewport: str, tautan_server: str, database_url: str, landing: str, browser: Any
+) -> None:
+    base = tautan_server
+    (ROOT / "artifacts").mkdir(exist_ok=True)
+    device = VIEWPORTS[viewport]
+    errors: list[str] = []
+    signed_out = watched(browser.new_context(**device), errors)
+    for name, path in SIGNED_OUT_PAGES:
+        signed_out.goto(base + path)
+        looked_over(signed_out, errors, viewport, name)
+    with ThreadPoolExecutor(1) as pool:
+        made = pool.submit(make_links_and_clicks, base, landing)
+        page = watched(browser.new_context(timezone_id="UTC", **device), errors)
+        set_password(page, users_create(database_url, base, OWNER, "owner"))
+        made.result()
+    for name, path in OTHER_PAGES:
+        answer = page.goto(base + path)
+        assert answer is not None and answer.status == 200, (path, answer and answer.status)
+        looked_over(page, errors, viewport, name)
