@@ -94,6 +94,20 @@ def make_links_and_clicks(base: str, landing: str) -> None:
             time.sleep(0.1)
 
 
+def owner_with_clicks(
+    browser: Any, device: dict, base: str, database_url: str, landing: str, errors: list[str]
+) -> Any:
+    """The owner's page, signed in, once the links and their clicks are made. They are made
+    while the owner sets a password (the browser holds this thread), in a browser whose zone
+    is the pages' own, so that no reload races set_password's check of where it lands."""
+    with ThreadPoolExecutor(1) as pool:
+        made = pool.submit(make_links_and_clicks, base, landing)
+        page = watched(browser.new_context(timezone_id="UTC", **device), errors)
+        set_password(page, users_create(database_url, base, OWNER, "owner"))
+        made.result()
+    return page
+
+
 def in_viewers_zone(page: Any, url: str, *, first: bool = False) -> None:
     """Open `url` (no `tz` in it): the page shows the browser's zone. The first page a
     browser opens asks for itself again in it; later ones are drawn in it at once, from
@@ -143,14 +157,8 @@ def test_owner_reads_the_analytics_pages_and_shares_a_report(
     device = VIEWPORTS[viewport]
     errors: list[str] = []
 
-    # The links and clicks are made while the owner sets a password (the browser holds
-    # this thread). That is done in a browser whose zone is the pages' own, so no reload
-    # races set_password's check of where it lands; the owner's browser takes its session.
-    with ThreadPoolExecutor(1) as pool:
-        made = pool.submit(make_links_and_clicks, base, landing)
-        setup = browser.new_context(timezone_id="UTC", **device)
-        set_password(watched(setup, errors), users_create(database_url, base, OWNER, "owner"))
-        made.result()
+    # The owner's browser in the viewer's zone takes the session of the one that signed in.
+    setup = owner_with_clicks(browser, device, base, database_url, landing, errors).context
     context = browser.new_context(timezone_id=ZONE, storage_state=setup.storage_state(), **device)
     setup.close()
     page = watched(context, errors)
@@ -271,11 +279,7 @@ def test_every_other_page_reads_well_on_a_desktop_and_a_phone(
     for name, path in SIGNED_OUT_PAGES:
         signed_out.goto(base + path)
         looked_over(signed_out, errors, viewport, name)
-    with ThreadPoolExecutor(1) as pool:
-        made = pool.submit(make_links_and_clicks, base, landing)
-        page = watched(browser.new_context(timezone_id="UTC", **device), errors)
-        set_password(page, users_create(database_url, base, OWNER, "owner"))
-        made.result()
+    page = owner_with_clicks(browser, device, base, database_url, landing, errors)
     for name, path in OTHER_PAGES:
         answer = page.goto(base + path)
         assert answer is not None and answer.status == 200, (path, answer and answer.status)

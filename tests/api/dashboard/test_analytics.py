@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from app.config import Settings
 from app.core.tables import AuditEvent, Report
 from app.main import create_app
-from tests.api.dashboard.test_pages import IPHONE, bearer, signed_in_as, text
+from tests.api.dashboard.test_pages import IPHONE, bearer, kpi, signed_in_as, text
 from tests.support.app import BASE_URL, PEER, create_link, run_in_transaction
 from tests.support.clicks import raw_click, seed_clicks
 from tests.support.geo import JAKARTA, JAKARTA_V4, MUNICH, write_mmdb
@@ -75,12 +75,6 @@ def campaigns(client: TestClient, owner: str) -> dict[str, dict]:
         raw_click(made["plain"], DAY, ua="facebookexternalhit/1.1"),
     ])  # fmt: skip
     return made
-
-
-def kpi(html: str, name: str) -> int:
-    found = re.search(rf'id="kpi-{name}">([\d,]+)<', html)
-    assert found, f"no {name} KPI"
-    return int(found.group(1).replace(",", ""))
 
 
 def row_link(html: str, table: str, value: str) -> str:

@@ -91,13 +91,16 @@ def text(html: str) -> str:
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
+def kpi(html: str, name: str) -> int:
+    """A KPI an analytics page shows: `clicks`, `visitors`, `bots` or `links`."""
+    found = re.search(rf'id="kpi-{name}">([\d,]+)<', html)
+    assert found, f"no {name} KPI"
+    return int(found.group(1).replace(",", ""))
+
+
 def kpis(html: str) -> tuple[int, int, int]:
     """The clicks, unique visitors and bot fetches an analytics page shows."""
-    found = [
-        re.search(rf'id="kpi-{name}">([\d,]+)<', html) for name in ("clicks", "visitors", "bots")
-    ]
-    assert all(found), "no KPIs on the page"
-    return tuple(int(f.group(1).replace(",", "")) for f in found)  # type: ignore[union-attr,return-value]
+    return kpi(html, "clicks"), kpi(html, "visitors"), kpi(html, "bots")
 
 
 def field_error(html: str, field: str) -> str:
