@@ -15,9 +15,21 @@ class Networks:
     def __init__(self, networks: list[Network]) -> None:
         self.networks = networks
         self._ranges = [(n.version, int(n.network_address), int(n.netmask)) for n in networks]
+        # The first bytes of the IPv4 addresses in any of them: most addresses a writer
+        # meets are in none, and this tells so with one set lookup.
+        self._v4_first_bytes = {
+            first_byte
+            for n in networks
+            if n.version == 4
+            for first_byte in range(
+                int(n.network_address) >> 24, (int(n.broadcast_address) >> 24) + 1
+            )
+        }
 
     def __contains__(self, address: Address) -> bool:
         value, version = int(address), address.version
+        if version == 4 and value >> 24 not in self._v4_first_bytes:
+            return False
         return any(v == version and value & mask == first for v, first, mask in self._ranges)
 
 

@@ -1,6 +1,8 @@
-from ipaddress import ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.clicks.enrich.language import primary_language
 from app.core.client_ip import ClientResolver, Networks, on_a_map, stored_ip
@@ -61,6 +63,27 @@ def test_ignored_networks() -> None:
     assert ip_address("198.51.101.9") not in office
     assert ip_address("2001:db8:1:2::9") in office
     assert ip_address("2001:db8:2::9") not in office
+
+
+@given(
+    networks=st.lists(
+        st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 32)).map(
+            lambda n: IPv4Network((n[0], n[1]), strict=False)
+        ),
+        max_size=6,
+    ),
+    addresses=st.lists(st.integers(0, 2**32 - 1).map(IPv4Address), min_size=1, max_size=20),
+)
+def test_networks_answer_as_ipaddress_does(
+    networks: list[IPv4Network], addresses: list[IPv4Address]
+) -> None:
+    """Wide networks too (a /0, a /3 across many first bytes): the quick test of an
+    address's first byte never answers differently from `address in network`."""
+    within = Networks(list(networks))
+    for address in addresses:
+        assert (address in within) == any(address in n for n in networks)
+    for network in networks:  # each network's ends are in it
+        assert network.network_address in within and network.broadcast_address in within
 
 
 @pytest.mark.parametrize(
