@@ -1,7 +1,8 @@
 """The thin layer between Tautan and ClickHouse: SQL text with typed parameters
 (`{name:Type}`, bound by ClickHouse itself, never pasted into the text) in, rows out.
-Both engines answer in JSONCompact, decoded here once; inserts are JSONEachRow bodies with
-a deduplication token, so that sending a body twice stores it once.
+Both engines answer in JSONCompact, decoded here once; inserts are bodies of a named
+format (an Arrow stream, or JSON rows) with a deduplication token, so that sending a body
+twice stores it once.
 
 `connect(url)` gives `Server` for `http(s)://user:password@host:8123/database`
 (clickhouse-connect) or `Embedded` for `chdb:///DIR` (chdb, app/clickhouse/embedded.py)."""
@@ -33,9 +34,10 @@ class ClickHouse(ABC):
         await self._run(sql, params, None)
 
     @abstractmethod
-    async def insert(self, table: str, body: bytes, token: str) -> None:
-        """Insert a JSONEachRow `body` into `table`. ClickHouse drops a body whose `token`
-        (32 hex digits) it stored already, in `table` and in its views."""
+    async def insert(self, table: str, body: bytes, token: str, fmt: str) -> None:
+        """Insert `body`, in the format `fmt` (ArrowStream or JSONEachRow), into `table`.
+        ClickHouse drops a body whose `token` (32 hex digits) it stored already, in `table`
+        and in its views."""
 
     @abstractmethod
     async def _run(self, sql: str, params: dict[str, Any], fmt: str | None) -> bytes: ...
@@ -92,12 +94,10 @@ class Server(ClickHouse):
         )
         return result
 
-    async def insert(self, table: str, body: bytes, token: str) -> None:
+    async def insert(self, table: str, body: bytes, token: str, fmt: str) -> None:
         settings = insert_settings(token)
         await self._call(
-            lambda client: client.raw_insert(
-                table, insert_block=body, settings=settings, fmt="JSONEachRow"
-            )
+            lambda client: client.raw_insert(table, insert_block=body, settings=settings, fmt=fmt)
         )
 
     async def close(self) -> None:
@@ -140,7 +140,7 @@ def parameter_text(value: Any) -> str:
     if isinstance(value, list | tuple):
         return (
             "["
-            + ",".join(_quoted(v) if isinstance(v, str) else parameter_text(v) for v in value)
+            + ",".join(quoted(v) if isinstance(v, str) else parameter_text(v) for v in value)
             + "]"
         )
     raise TypeError(f"no ClickHouse parameter for {type(value).__name__}")
@@ -150,7 +150,8 @@ def _escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _quoted(text: str) -> str:
+def quoted(text: str) -> str:
+    """`text` as a string literal of ClickHouse's SQL."""
     return "'" + _escaped(text).replace("'", "\\'") + "'"
 
 

@@ -16,7 +16,13 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from app.clickhouse.client import ClickHouse, ClickHouseError, insert_settings, parameter_text
+from app.clickhouse.client import (
+    ClickHouse,
+    ClickHouseError,
+    insert_settings,
+    parameter_text,
+    quoted,
+)
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 40  # about 10 s in all: an owner killed mid-statement is replaced meanwhile
@@ -94,13 +100,28 @@ class Embedded(ClickHouse):
     async def _run(self, sql: str, params: dict[str, Any], fmt: str | None) -> bytes:
         return await self._send(sql, params, fmt, None)
 
-    async def insert(self, table: str, body: bytes, token: str) -> None:
+    async def insert(self, table: str, body: bytes, token: str, fmt: str) -> None:
         settings = ", ".join(
             f"{name} = {value!r}" for name, value in insert_settings(token).items()
         )
-        await self._send(
-            f"INSERT INTO {table} SETTINGS {settings} FORMAT JSONEachRow", {}, None, body
-        )
+        if fmt == "JSONEachRow":  # text: it goes after the statement
+            await self._send(
+                f"INSERT INTO {table} SETTINGS {settings} FORMAT {fmt}", {}, None, body
+            )
+            return
+        # chdb takes a statement as text, so a binary body is read from a file of the folder
+        # (by column name); this process writes it, whichever process owns the folder.
+        path = self.folder / "inserts" / f"{token}.{fmt}"
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        await asyncio.to_thread(path.write_bytes, body)
+        try:
+            await self._send(
+                f"INSERT INTO {table} SETTINGS {settings} "
+                f"SELECT * FROM file({quoted(str(path))}, {quoted(fmt)})",
+                {}, None, None,
+            )  # fmt: skip
+        finally:
+            path.unlink(missing_ok=True)
 
     async def _send(
         self, sql: str, params: dict[str, Any], fmt: str | None, body: bytes | None

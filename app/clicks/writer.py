@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import date, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select, update
@@ -40,6 +40,7 @@ RETRY_FIRST_S, RETRY_MAX_S = 0.5, 30.0
 # stays in the log for the next start.
 DRAIN_S = 8.0
 LINKS = Link.__table__
+EPOCH, DAY_S = date(1970, 1, 1), 86400
 ADD_CLICKS = (
     update(LINKS)
     .where(LINKS.c.id == bindparam("link"))
@@ -103,6 +104,9 @@ class ClickWriter:
         self.salts = Salts(secret_key)
         self.user_agent_ids = UserAgentIds()
         self.stats = WriterStats()
+        # The insert into ClickHouse of the batch written last: it runs (chdb and the HTTP
+        # client let go of the GIL) while the next batch is read, enriched and committed.
+        self._inserting: asyncio.Task[int] | None = None
         self._stop_at: float | None = None
         self._wake = asyncio.Event()
 
@@ -140,9 +144,10 @@ class ClickWriter:
             try:
                 batch = await self.source.next_batch(self.batch)
                 if batch.positions:
-                    await self.write(batch.clicks, batch)
+                    await self._write(batch.clicks, batch)
                     await self.source.committed()
                 elif self.clickhouse is not None:  # idle: insert what other writers left
+                    await self.inserted()
                     await self.clickhouse.insert(self.sessionmaker)
             except Exception:
                 self.source.release()  # read again from what the database holds
@@ -158,6 +163,10 @@ class ClickWriter:
                 if self._stop_at is not None:
                     break
                 await self._sleep(self.interval_s)
+        try:
+            await self.inserted()
+        except Exception:  # kept in the SQL database, it is inserted after the next start
+            log.exception("inserting the last batch into ClickHouse failed")
         await self.source.close()
 
     def stop(self, drain_s: float = DRAIN_S) -> None:
@@ -172,18 +181,31 @@ class ClickWriter:
 
     async def write(self, clicks: list[RawClick], batch: Batch | None = None) -> None:
         """Enrich `clicks`, then write them, with the positions of the log `batch` they
-        came in (if any)."""
+        came in (if any), into ClickHouse too if it is the click store."""
+        await self._write(clicks, batch)
+        await self.inserted()
+
+    async def _write(self, clicks: list[RawClick], batch: Batch | None) -> None:
+        """write(), but the insert into ClickHouse goes on after it returns."""
         started = time.perf_counter()
         await self.write_rows(await self._enrich(clicks), batch)
         self.stats.batches += 1
         self.stats.busy_seconds += time.perf_counter() - started
 
+    async def inserted(self) -> None:
+        """Wait for the insert into ClickHouse started last, if any; raise its failure
+        (what it did not insert stays kept, for a later round)."""
+        if self._inserting is not None:
+            inserting, self._inserting = self._inserting, None
+            await inserting
+
     async def write_rows(self, rows: list[dict[str, Any]], batch: Batch | None = None) -> None:
         """Click rows, their rollups and counters, and the positions of `batch`, in one
-        transaction (the rows kept for ClickHouse, with it as the click store, and inserted
-        there once committed). Rows the SQL database refuses as data (a click of a link
-        deleted meanwhile) are inserted one by one, each refused one dropped and counted:
-        one bad click must not hold up the rest for ever."""
+        transaction (the rows kept for ClickHouse, with it as the click store, and their
+        insert there started once committed: see inserted()). Rows the SQL database refuses
+        as data (a click of a link deleted meanwhile) are inserted one by one, each refused
+        one dropped and counted: one bad click must not hold up the rest for ever."""
+        await self.inserted()  # one insert at a time, batches in order; a failure stops here
         kept = None
         async with self.sessionmaker() as session, session.begin():
             await lock_writes(session, alone=False)
@@ -201,7 +223,7 @@ class ClickWriter:
         self.stats.clicks_written += len(rows)
         self.stats.bot_clicks += sum(row["is_bot"] for row in rows)
         if self.clickhouse is not None:
-            await self.clickhouse.insert(self.sessionmaker, kept)
+            self._inserting = asyncio.create_task(self.clickhouse.insert(self.sessionmaker, kept))
 
     async def _insert_clicks(
         self, session: AsyncSession, rows: list[dict[str, Any]]
@@ -258,8 +280,11 @@ class ClickWriter:
         # One stat() per batch: a new geo database applies from the next batch on.
         self.enricher.reload_geo_if_changed()
         self.enricher.start_batch()
-        days = [datetime.fromtimestamp(raw.ts, UTC).date() for raw in batch]
-        salts = {day: await self.salts.of(self.sessionmaker, day) for day in set(days)}
+        days = [int(raw.ts // DAY_S) for raw in batch]  # UTC days since the epoch
+        salts = {
+            day: await self.salts.of(self.sessionmaker, EPOCH + timedelta(days=day))
+            for day in set(days)
+        }
         rows = [self.enricher.enrich(raw, salts[day]) for raw, day in zip(batch, days, strict=True)]
         keys = [key_of(raw.user_agent, raw.client_hints) for raw in batch]
         ids = await self.user_agent_ids.of(self.sessionmaker, set(keys))

@@ -105,11 +105,13 @@ def test_the_route_migration_counts_the_clicks_stored_before_it_once(
             await clickhouse.execute(
                 "INSERT INTO tautan_migrations (version, name) VALUES (1, 'clicks')"
             )
-            await clickhouse.insert("clicks", _clicks(range(5)), "a" * 32)
+            await clickhouse.insert("clicks", _clicks(range(5)), "a" * 32, "JSONEachRow")
             await schema.upgrade(clickhouse)
             for statement in second.statements:  # a run cut short, done again
                 await clickhouse.execute(statement)
-            await clickhouse.insert("clicks", _clicks(range(5, 8), route="ios"), "b" * 32)
+            await clickhouse.insert(
+                "clicks", _clicks(range(5, 8), route="ios"), "b" * 32, "JSONEachRow"
+            )
             return await _sums(clickhouse, "route"), await _sums(clickhouse, "trigger")
         finally:
             await clickhouse.close()

@@ -7,81 +7,118 @@ two steps:
    rows are deleted.
 A batch whose second step did not happen (ClickHouse down, the writer killed) is inserted
 by a later round of any writer. ClickHouse drops an insert whose token it stored already,
-in the clicks and in their views, so a batch inserted twice is stored once."""
+in the clicks and in their views, so a batch inserted twice is stored once.
+
+A batch is kept and sent as an Arrow stream: ClickHouse reads it column by column, two to
+four times faster than the JSON rows kept before (measured on chdb), and it costs Python no
+more to write. Batches kept as JSON by an earlier version are still inserted as JSON."""
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-import orjson
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clickhouse.client import ClickHouse
-from app.clicks.store.sql import CLICK_COLUMNS
-from app.core.tables import ClickHouseBatch
+from app.core.tables import Click, ClickHouseBatch
+from app.core.tables.base import UTCDateTime
 
 # A batch kept longer than this is taken to be left by a writer that died or failed: any
 # writer inserts it (meanwhile its own writer is inserting it, if it is alive).
 LEFT_AFTER = timedelta(seconds=30)
 PER_ROUND = 100  # batches a round inserts at most
 ID_BITS = 24  # a click's id: its batch's id, then its place in the batch
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how ClickHouse reads a DateTime64 from JSON
 BATCHES = ClickHouseBatch.__table__
+ARROW_STREAM = b"\xff\xff\xff\xff"  # how an Arrow stream starts (a JSON body starts with "{")
+
+
+@cache
+def _arrow() -> tuple[Any, Any]:
+    """pyarrow, and the schema of a batch: the click table's columns (ClickHouse converts
+    each to its column's type)."""
+    import pyarrow  # only with ClickHouse as the click store
+
+    kinds = {int: pyarrow.int64(), bool: pyarrow.bool_(), float: pyarrow.float64(),
+             str: pyarrow.string()}  # fmt: skip
+    schema = pyarrow.schema([
+        (c.name, pyarrow.timestamp("us", tz="UTC") if isinstance(c.type, UTCDateTime)
+         else kinds[c.type.python_type])
+        for c in Click.__table__.columns
+    ])  # fmt: skip
+    return pyarrow, schema
 
 
 def body_of(rows: list[dict[str, Any]], batch_id: int) -> bytes:
-    """The rows as ClickHouse inserts them, numbered from the batch's id."""
-    lines = []
+    """The rows as ClickHouse inserts them (an Arrow stream), numbered from the batch's id."""
+    pyarrow, schema = _arrow()
     first = batch_id << ID_BITS
-    for n, row in enumerate(rows):
-        record = {column: row[column] for column in CLICK_COLUMNS}
-        record["ts"] = row["ts"].strftime(TIME_FORMAT)
-        record["id"] = first + n
-        lines.append(orjson.dumps(record))
-    return b"\n".join(lines)
+    columns = {"id": list(range(first, first + len(rows)))}
+    for name in schema.names[1:]:
+        columns[name] = [row[name] for row in rows]
+    sink = pyarrow.BufferOutputStream()
+    with pyarrow.ipc.new_stream(sink, schema) as stream:
+        stream.write_table(pyarrow.Table.from_pydict(columns, schema=schema))
+    return sink.getvalue().to_pybytes()
+
+
+def format_of(body: bytes) -> str:
+    return "ArrowStream" if body.startswith(ARROW_STREAM) else "JSONEachRow"
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A batch kept in the SQL database on its way to ClickHouse."""
+
+    id: int
+    token: str
+    body: bytes
 
 
 class ClickHouseStore:
     def __init__(self, clickhouse: ClickHouse, *, left_after: timedelta = LEFT_AFTER) -> None:
         self.clickhouse, self.left_after = clickhouse, left_after
 
-    async def keep(self, session: AsyncSession, rows: list[dict[str, Any]]) -> int | None:
-        """Step 1, in the writer's transaction: the batch id kept (none for no rows)."""
+    async def keep(self, session: AsyncSession, rows: list[dict[str, Any]]) -> Kept | None:
+        """Step 1, in the writer's transaction: the batch kept (none for no rows)."""
         if not rows:
             return None
         if len(rows) >= 1 << ID_BITS:
             raise ValueError(f"a batch for ClickHouse holds fewer than {1 << ID_BITS} clicks")
+        token = secrets.token_hex(16)
         batch_id: int = await session.scalar(
             insert(BATCHES)
-            .values(token=secrets.token_hex(16), created_at=datetime.now(UTC), body=b"")
+            .values(token=token, created_at=datetime.now(UTC), body=b"")
             .returning(BATCHES.c.id)
         )
         body = body_of(rows, batch_id)
         await session.execute(update(BATCHES).where(BATCHES.c.id == batch_id).values(body=body))
-        return batch_id
+        return Kept(batch_id, token, body)
 
     async def insert(
-        self, sessionmaker: async_sessionmaker[AsyncSession], kept: int | None = None
+        self, sessionmaker: async_sessionmaker[AsyncSession], kept: Kept | None = None
     ) -> int:
-        """Step 2: insert the batch `kept` and those left by others, oldest first; returns
-        how many batches. A failure raises (ClickHouseError), and what is not inserted
-        stays kept for the next round."""
+        """Step 2: insert the batches left by others (or by an earlier failure), oldest
+        first, then the batch `kept`; returns how many batches. A failure raises
+        (ClickHouseError), and what is not inserted stays kept for the next round."""
         left = datetime.now(UTC) - self.left_after
         async with sessionmaker() as session:
-            batches = (
-                await session.execute(
+            batches = [
+                Kept(*batch)
+                for batch in await session.execute(
                     select(BATCHES.c.id, BATCHES.c.token, BATCHES.c.body)
-                    .where(or_(BATCHES.c.id == kept, BATCHES.c.created_at < left))
+                    .where(BATCHES.c.created_at < left, BATCHES.c.id != (kept.id if kept else 0))
                     .order_by(BATCHES.c.id)
                     .limit(PER_ROUND)
                 )
-            ).all()
-        for batch_id, token, body in batches:
-            await self.clickhouse.insert("clicks", body, token)
+            ]
+        for batch in [*batches, kept] if kept else batches:
+            await self.clickhouse.insert("clicks", batch.body, batch.token, format_of(batch.body))
             async with sessionmaker.begin() as session:
-                await session.execute(delete(BATCHES).where(BATCHES.c.id == batch_id))
-        return len(batches)
+                await session.execute(delete(BATCHES).where(BATCHES.c.id == batch.id))
+        return len(batches) + bool(kept)
 
 
 async def erase_link(clickhouse: ClickHouse, link_id: int) -> None:

@@ -12,9 +12,10 @@ BatchId = BigInteger().with_variant(Integer, "sqlite")
 
 
 class ClickHouseBatch(Base):
-    """A batch's click rows as ClickHouse inserts them (JSONEachRow), kept in the writer's
-    transaction with the log positions they came from, and deleted once ClickHouse holds
-    them. `token` names the insert: ClickHouse stores a batch sent twice once."""
+    """A batch's click rows as ClickHouse inserts them (an Arrow stream; JSON rows from
+    earlier versions), kept in the writer's transaction with the log positions they came
+    from, and deleted once ClickHouse holds them. `token` names the insert: ClickHouse
+    stores a batch sent twice once."""
 
     __tablename__ = "clickhouse_batches"
 

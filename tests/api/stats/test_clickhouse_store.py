@@ -10,13 +10,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from starlette.testclient import TestClient
 
 from app.clickhouse.client import ClickHouseError, Server
 from app.clicks.raw import RawClick
-from app.clicks.store.clickhouse import ClickHouseStore
+from app.clicks.store.clickhouse import ID_BITS, ClickHouseStore
+from app.clicks.store.sql import CLICK_COLUMNS
 from app.config import Settings
 from app.core.tables import ClickHouseBatch, Link, VisitorDay
 from app.main import create_app
@@ -150,15 +152,61 @@ def test_a_batch_sent_twice_is_stored_once(clickhouse_client: TestClient) -> Non
     kept = run_in_transaction(client, lambda s: store.keep(s, rows))
     batch = run_in_transaction(
         client, lambda s: s.execute(select(ClickHouseBatch.body, ClickHouseBatch.token)
-                                    .where(ClickHouseBatch.id == kept))
+                                    .where(ClickHouseBatch.id == kept.id))
     ).one()  # fmt: skip
     assert client.portal is not None
     for _ in range(2):
-        client.portal.call(store.clickhouse.insert, "clicks", batch.body, batch.token)
+        client.portal.call(
+            store.clickhouse.insert, "clicks", batch.body, batch.token, "ArrowStream"
+        )
     assert totals(client) == [[10], [10], [10]]  # once: the batch's own 5, not 10 more
     client.portal.call(store.insert, state_of(client).sessionmaker, kept)
     assert totals(client) == [[10], [10], [10]]
     assert run_in_transaction(client, _kept_batches) == 0
+
+
+def test_a_batch_kept_as_json_rows_by_an_earlier_version_is_inserted(
+    clickhouse_client: TestClient,
+) -> None:
+    """Batches were kept as JSON rows before they were Arrow streams: one left by a writer
+    of that version (killed before its insert) still goes in, with its values."""
+    client = clickhouse_client
+    link = create_link(client, make_key(client, "admin"), url="https://shop.test/")
+    store = click_writer(client).clickhouse
+    assert store is not None and client.portal is not None
+    clicks = [raw_click(link, START + timedelta(minutes=n), ip=f"203.0.113.{n}") for n in range(4)]
+    rows = _rows(client, clicks)
+    kept = run_in_transaction(client, lambda s: store.keep(s, rows))
+    json_rows = b"\n".join(
+        orjson.dumps({**{c: row[c] for c in CLICK_COLUMNS}, "id": n,
+                      "ts": row["ts"].strftime("%Y-%m-%d %H:%M:%S.%f")})
+        for n, row in enumerate(rows, kept.id << ID_BITS)
+    )  # fmt: skip
+    run_in_transaction(
+        client,
+        lambda s: s.execute(
+            update(ClickHouseBatch).where(ClickHouseBatch.id == kept.id).values(body=json_rows)
+        ),
+    )
+    later = ClickHouseStore(store.clickhouse, left_after=timedelta(0))  # a writer started anew
+    assert client.portal.call(later.insert, state_of(client).sessionmaker) == 1
+    assert totals(client) == [[4], [4], [4]]
+    assert query(client, "SELECT device_type, count() FROM clicks GROUP BY device_type") == [
+        [rows[0]["device_type"], 4]
+    ]
+    assert run_in_transaction(client, _kept_batches) == 0
+
+
+@pytest.mark.parametrize(
+    "referer", ["https://a.test/?q='x'&y=\\n", 'https://ü.test/é?\t"', "https://a.test/😀"]
+)
+def test_text_reaches_clickhouse_as_it_was(clickhouse_client: TestClient, referer: str) -> None:
+    """A batch's text values arrive as they were sent: quotes, backslashes, tabs, letters
+    and symbols beyond ASCII."""
+    client = clickhouse_client
+    link = create_link(client, make_key(client, "admin"), url="https://shop.test/")
+    seed_clicks(client, [raw_click(link, START, referer=referer)])
+    assert query(client, "SELECT referrer_url FROM clicks") == [[referer]]
 
 
 def _rows(client: TestClient, clicks: list[RawClick]) -> list[dict[str, Any]]:
