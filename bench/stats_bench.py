@@ -50,6 +50,7 @@ from app.clicks.store.clickhouse import ClickHouseStore
 from app.clicks.store.sql import CLICK_COLUMNS
 from app.clicks.writer import ClickWriter
 from app.config import Settings
+from app.core.client_ip import parse_ip, stored_ip
 from app.core.database import create_engine, create_sessionmaker
 from app.core.principal import Principal
 from app.core.tables import Click, Link, LinkTag, Workspace
@@ -170,6 +171,7 @@ def agent(kind: str, r: random.Random) -> str:
 @dataclass(frozen=True, slots=True)
 class Visitor:
     ip: str
+    logged_ip: str  # what the redirect logs of it by default (TAUTAN_STORE_IP=anonymized): the /24
     ua: str
     language: str
     app: str | None  # the in-app browser: it decides the likely referer
@@ -202,7 +204,8 @@ def world(r: random.Random, mmdb: Path) -> list[Visitor]:
         ip = f"{prefix}.{r.randrange(256)}.{r.randrange(1, 255)}"
         app = next((name for name in IN_APP_REFERERS if name in kind), None)
         language = "" if r.random() < 0.08 else language
-        visitors.append(Visitor(ip, r.choice(agents[kind]), language, app))
+        logged_ip = stored_ip(parse_ip(ip), "anonymized") or ""
+        visitors.append(Visitor(ip, logged_ip, r.choice(agents[kind]), language, app))
     console.print(
         f"{sum(map(len, agents.values()))} browser and {len(BOTS)} bot User-Agents, "
         f"{POOL:,} visitors, {len(places)} cities in {len(GEO.splitlines())} countries"
@@ -270,7 +273,7 @@ def raw_clicks(
         elif v.app and r.random() < 0.7:  # in-app browsers mostly say where they are
             referer = IN_APP_REFERERS[v.app] if r.random() < 0.8 else ""
         trigger = "qr" if r.random() < QR_SHARE else "link"
-        yield RawClick(link, workspace, ts, v.ip, v.ip, ua, referer, language, trigger)
+        yield RawClick(link, workspace, ts, v.logged_ip, v.ip, ua, referer, language, trigger)
 
 
 async def seed(
