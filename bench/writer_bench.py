@@ -135,14 +135,14 @@ def forward_log(stream: str, spool: Path, clicks: int) -> None:
 
 
 def run_writers(
-    url: str, spool: Path, tmp: Path, processes: int, clicks: int, stream: str | None = None,
-    clickhouse: str | None = None,
+    url: str, spool: Path, tmp: Path, processes: int, clicks: int, batch: int,
+    stream: str | None = None, clickhouse: str | None = None,
 ) -> float:  # fmt: skip
     """`tautan writer --processes N` until the log (or the stream) is written; its clicks/s
     from its first committed click on."""
     env = {**os.environ, "TAUTAN_DATABASE_URL": url, "TAUTAN_SPOOL_DIR": str(spool),
            "TAUTAN_GEOIP_DB": str(tmp / "GeoLite2-City.mmdb"),
-           "TAUTAN_SECRET_KEY": "bench-" + "x" * 40}  # fmt: skip
+           "TAUTAN_SECRET_KEY": "bench-" + "x" * 40, "TAUTAN_FLUSH_BATCH": str(batch)}  # fmt: skip
     if stream:
         env["TAUTAN_CLICK_STREAM"] = stream
     if clickhouse:
@@ -179,6 +179,12 @@ def main() -> None:
     parser.add_argument("--postgres", help="also on this local PostgreSQL server")
     parser.add_argument("--stream", help="also through the Redis Stream at this URL (emptied)")
     parser.add_argument("--chdb", action="store_true", help="also into embedded ClickHouse")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=Settings().flush_batch,
+        help="TAUTAN_FLUSH_BATCH of the writers",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tautan-writer-bench-"))
     name = f"tautan_writer_bench_{os.getpid()}"
@@ -204,7 +210,9 @@ def main() -> None:
                         migrate.upgrade_stores(
                             Settings(database_url=url, clickhouse_url=clickhouse)
                         )
-                    rate = run_writers(url, spool, tmp, processes, args.clicks, stream, clickhouse)
+                    rate = run_writers(
+                        url, spool, tmp, processes, args.clicks, args.batch, stream, clickhouse
+                    )
                     if clickhouse:
                         stored = asyncio.run(_clickhouse_count(clickhouse))
                         assert stored == args.clicks, f"{stored:,} of {args.clicks:,} in ClickHouse"
@@ -214,7 +222,8 @@ def main() -> None:
                     print(
                         f"{kind}, {into}: {processes} writer process(es): {rate:,.0f} clicks/s"
                         f" = {rate / base:.2f} × {args.processes[0]} reading segments into {kind} "
-                        f"({args.clicks:,} clicks, {args.new_ua_share:.0%} new User-Agents)",
+                        f"({args.clicks:,} clicks, {args.new_ua_share:.0%} new User-Agents, "
+                        f"batches of {args.batch:,})",
                         flush=True,
                     )
     finally:
