@@ -279,7 +279,7 @@ class ClickWriter:
         and on SQLite the write transaction holds the database's one write lock)."""
         # One stat() per batch: a new geo database applies from the next batch on.
         self.enricher.reload_geo_if_changed()
-        self.enricher.start_batch()
+        self.enricher.start_batch(len(batch))
         days = [int(raw.ts // DAY_S) for raw in batch]  # UTC days since the epoch
         salts = {
             day: await self.salts.of(self.sessionmaker, EPOCH + timedelta(days=day))

@@ -14,7 +14,7 @@ from device_detector.parser import operating_system
 from device_detector.parser.device import device as device_fragments
 
 from app.clicks.enrich import reference
-from app.clicks.enrich.enricher import DEVICE_BUDGET_S, FULL_ANSWERS_PER_BATCH, Enricher
+from app.clicks.enrich.enricher import FULL_ANSWERS_PER_BATCH, Enricher
 from app.clicks.enrich.literals import required_literals
 from app.clicks.enrich.useragent import guess_user_agent, parse_user_agent
 from app.config import Settings
@@ -163,25 +163,39 @@ def test_past_the_budget_new_user_agents_get_a_guess_until_the_next_batch() -> N
     assert (guess["device_brand"], guess["device_model"]) == ("Samsung", "SM-A546E")
     assert (guess["device_type"], guess["os"]) == ("mobile", None)
     assert enricher.device_fallbacks == 1
-    enricher.start_batch()
+    enricher.start_batch(1000)
     full = enricher.device(REDUCED_ANDROID, A54_HINTS)
     assert full["device_model"] == "Galaxy A54 5G"
     assert enricher.device(REDUCED_ANDROID, A54_HINTS) is full  # memoised now
     assert enricher.device_fallbacks == 1
 
 
+def _flood(count: int) -> list[str]:
+    return [
+        f"Mozilla/5.0 (Linux; Android 14; ZZ{n:05d} Build/{n}) Chrome/1.{n}" for n in range(count)
+    ]
+
+
 def test_a_flood_of_new_user_agents_costs_a_batch_at_most_its_budget() -> None:
     enricher = Enricher(Settings())
-    flood = [
-        f"Mozilla/5.0 (Linux; Android 14; ZZ{n:05d} Build/{n}) Chrome/1.{n}" for n in range(400)
-    ]
-    enricher.start_batch()
+    flood = _flood(400)
+    enricher.start_batch(1000)  # 0.1 s
     for ua in flood:
         enricher.device(ua)
     # Worked out in full until the budget ran out (each answer costs well under it).
     asked = len(flood) - enricher.device_fallbacks
     assert FULL_ANSWERS_PER_BATCH <= asked < len(flood)
-    assert enricher._budget_s <= 0 < DEVICE_BUDGET_S
+    assert enricher._budget_s <= 0
+
+
+def test_a_bigger_batch_has_a_bigger_budget() -> None:
+    """The budget is per click: the same new User-Agents in a batch of 100,000 clicks (10 s)
+    are all worked out in full, where a batch of 1,000 would have guessed most of them."""
+    enricher = Enricher(Settings())
+    enricher.start_batch(100_000)
+    for ua in _flood(300):
+        enricher.device(ua)
+    assert enricher.device_fallbacks == 0
 
 
 def test_the_memo_is_bounded_and_keyed_on_the_cut_user_agent() -> None:

@@ -23,10 +23,11 @@ from app.core.tables import Click
 # A User-Agent never seen before costs a millisecond or two (ua-parser, the reference device
 # database, the crawler lists), and far more when it is long random text; in-app browsers
 # put app version, screen and model in theirs, so real traffic has many. Past this much of
-# that work per batch, a new User-Agent gets a guess (`guess_user_agent`), counted in
-# `tautan_device_fallbacks_total`: a flood of random User-Agents cannot slow the writer
-# by more than this per batch, and a few regexes per click.
-DEVICE_BUDGET_S = 0.1
+# that work per click of a batch (0.1 s for a batch of 1,000), a new User-Agent gets a guess
+# (`guess_user_agent`), counted in `tautan_device_fallbacks_total`: a flood of random
+# User-Agents cannot slow the writer by more than this, and a few regexes per click,
+# whatever TAUTAN_FLUSH_BATCH is.
+DEVICE_BUDGET_S_PER_CLICK = 100e-6
 # Worked out in full in every batch whatever they cost: a process's first User-Agents cost
 # more (the reference compiles each regex at its first use), and a quiet hour's clicks
 # should not be guessed because of that.
@@ -64,7 +65,7 @@ class Enricher:
         self.place = lru_cache(maxsize=8192)(self._place)
         self.source = lru_cache(maxsize=8192)(_source)
         self._devices: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
-        self._budget_s = DEVICE_BUDGET_S
+        self._budget_s = 0.0
         self._full_answers = 0
         self.device_fallbacks = 0
 
@@ -74,9 +75,9 @@ class Enricher:
         serving, rather than at the first click, which the event loop would wait for."""
         reference.warm()
 
-    def start_batch(self) -> None:
-        """A new batch: the time budget for new User-Agents starts again."""
-        self._budget_s = DEVICE_BUDGET_S
+    def start_batch(self, clicks: int) -> None:
+        """A new batch of `clicks`: the time budget for new User-Agents starts again."""
+        self._budget_s = DEVICE_BUDGET_S_PER_CLICK * clicks
         self._full_answers = 0
 
     def reload_geo_if_changed(self) -> None:
