@@ -120,24 +120,30 @@ class ClickHouseReads:
             sql.format(where=" AND ".join(conditions) or "1"), **params
         )
 
-    async def per_link_from_rollups(self, scope: Scope) -> list[tuple[int, bool, int, int]]:
-        """As SqlReads.per_link_from_rollups: whole days from the daily view, the hours
-        around them from the hourly one; in one query (each costs ClickHouse a few ms,
-        however little it reads)."""
-        parts = [("rollup_hours", await self._hours(scope, bots=None, start=start, end=end))
-                 for start, end in scope.around_days]  # fmt: skip
-        if scope.days is not None:
-            parts.append(("rollup_days", await self._days(scope, EVERY_CLICK_DIMENSION, bots=None)))
+    async def _union(self, parts: list[tuple[str, Where]]) -> list[Any]:
+        """The rows of SELECTs (each `{where}` filled in with its conditions), in one query:
+        each query costs chdb several ms, however little it reads."""
         selects, params = [], {}
-        for n, (table, (conditions, values)) in enumerate(parts):
+        for n, (sql, (conditions, values)) in enumerate(parts):
             where = " AND ".join(conditions) or "1"
             for name, value in values.items():  # each part's parameters under names of its own
                 where = where.replace(f"{{{name}:", f"{{{name}_{n}:")
                 params[f"{name}_{n}"] = value
-            selects.append(f"SELECT link_id, is_bot, sum(clicks), sum(visitors) FROM {table} "
-                           f"WHERE {where} GROUP BY link_id, is_bot")  # fmt: skip
-        rows = await self.clickhouse.query(" UNION ALL ".join(selects), **params) if selects else []
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+            selects.append(sql.format(where=where))
+        return await self.clickhouse.query(" UNION ALL ".join(selects), **params) if selects else []
+
+    async def per_link_from_rollups(self, scope: Scope) -> list[tuple[int, bool, int, int]]:
+        """As SqlReads.per_link_from_rollups: whole days from the daily view, the hours
+        around them from the hourly one; in one query."""
+        sums = ("SELECT link_id, is_bot, sum(clicks), sum(visitors) FROM {table} "
+                "WHERE {{where}} GROUP BY link_id, is_bot")  # fmt: skip
+        parts = [(sums.format(table="rollup_hours"),
+                  await self._hours(scope, bots=None, start=start, end=end))
+                 for start, end in scope.around_days]  # fmt: skip
+        if scope.days is not None:
+            days = await self._days(scope, EVERY_CLICK_DIMENSION, bots=None)
+            parts.append((sums.format(table="rollup_days"), days))
+        return [tuple(row) for row in await self._union(parts)]  # type: ignore[misc]
 
     async def per_link_from_clicks(self, scope: Scope) -> list[tuple[int, bool, int, int]]:
         rows = await self._sums(
@@ -188,28 +194,24 @@ class ClickHouseReads:
         )
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
-    async def per_value_from_days(self, scope: Scope, dimension: str) -> list[Totals]:
-        rows = await self._sums(
-            "SELECT value, sum(clicks), sum(visitors) FROM rollup_days WHERE {where} "
-            "GROUP BY value",
-            await self._days(scope, dimension, bots=scope.bots),
-        )
-        return [tuple(row) for row in rows]  # type: ignore[misc]
-
-    async def per_value_from_clicks(
-        self, scope: Scope, dimension: str, ranges: list[tuple[datetime, datetime]]
-    ) -> list[Totals]:
-        """As SqlReads.per_value_from_clicks, in one query for all the ranges."""
+    async def per_value(self, scope: Scope, dimension: str, *, days: bool) -> list[Totals]:
+        """As SqlReads.per_value, in one query."""
         if dimension not in CLICK_DIMENSIONS:
             raise ValueError(f"no click attribute {dimension!r}")
-        if not ranges:  # the whole days held all of it
-            return []
-        rows = await self._sums(
-            f"SELECT {dimension}, count(), countIf(new_visitor) FROM clicks WHERE {{where}} "
-            f"GROUP BY {dimension}",
-            await self._clicks(scope, bots=scope.bots, ranges=ranges),
-        )
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        parts = []
+        if days:
+            parts.append((
+                "SELECT value, sum(clicks), sum(visitors) FROM rollup_days WHERE {where} GROUP BY value",
+                await self._days(scope, dimension, bots=scope.bots),
+            ))  # fmt: skip
+        ranges = scope.around_days if days else [(scope.q.start, scope.q.end)]
+        if ranges:  # none when whole days hold all of the range
+            parts.append((
+                f"SELECT {dimension}, count(), countIf(new_visitor) FROM clicks WHERE {{where}} "
+                f"GROUP BY {dimension}",
+                await self._clicks(scope, bots=scope.bots, ranges=ranges),
+            ))  # fmt: skip
+        return [tuple(row) for row in await self._union(parts)]  # type: ignore[misc]
 
     async def raw_clicks(self, scope: Scope) -> AsyncIterator[Sequence[Any]]:
         """As SqlReads.raw_clicks: oldest first (ids follow the order of receipt), a page

@@ -322,26 +322,23 @@ class SqlReads:
         rows = await self.session.execute(query.group_by(slot))
         return [(epoch + int(n) * SLOT, clicks, visitors) for n, clicks, visitors in rows]
 
-    async def per_value_from_days(self, scope: Scope, dimension: str) -> list[Totals]:
-        """(value, clicks, visitors) of a click attribute over the whole days, from the daily
-        rollup (NO_VALUE where the attribute is null)."""
-        query = select(RollupDay.value, func.sum(RollupDay.clicks), func.sum(RollupDay.visitors))
-        query = query.where(*scope.days_of(dimension, bots=scope.bots)).group_by(RollupDay.value)
-        return [tuple(row) for row in await self.session.execute(query)]  # type: ignore[misc]
-
-    async def per_value_from_clicks(
-        self, scope: Scope, dimension: str, ranges: list[tuple[datetime, datetime]]
-    ) -> list[Totals]:
-        """(value, clicks, visitors) of a click attribute in the time `ranges` [start, end),
-        from raw clicks: rows to be added up, a query per range, so that each reads only
-        its own range of the index."""
+    async def per_value(self, scope: Scope, dimension: str, *, days: bool) -> list[Totals]:
+        """(value, clicks, visitors) rows of a click attribute, to be added up (a value may
+        come more than once): with `days`, the whole days from the daily rollup (NO_VALUE
+        where the attribute is null) and the hours around them from raw clicks; else all
+        of the range from raw clicks, a query per range, so that each reads only its own
+        range of the index."""
+        rows: list[Totals] = []
+        if days:
+            sums = select(RollupDay.value, func.sum(RollupDay.clicks), func.sum(RollupDay.visitors))
+            query = sums.where(*scope.days_of(dimension, bots=scope.bots)).group_by(RollupDay.value)
+            rows += [tuple(row) for row in await self.session.execute(query)]  # type: ignore[misc]
         column = getattr(Click, dimension)
-        rows = []
-        for start, end in ranges:
+        for start, end in scope.around_days if days else [(scope.q.start, scope.q.end)]:
             query = select(column, func.count(), NEW_VISITORS).group_by(column)
             query = query.where(*scope.clicks(bots=scope.bots, start=start, end=end))
-            rows += [tuple(row) for row in await self.session.execute(query)]
-        return rows  # type: ignore[return-value]
+            rows += [tuple(row) for row in await self.session.execute(query)]  # type: ignore[misc]
+        return rows
 
     async def raw_clicks(self, scope: Scope) -> AsyncIterator[Sequence[Any]]:
         """Every click the filters select, oldest first, as rows in CSV_COLUMNS order."""

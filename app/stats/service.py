@@ -118,13 +118,9 @@ async def _by_click_attribute(
     reads: Reads, scope: Scope, dimension: str
 ) -> dict[str | None, Count]:
     q = scope.q
+    days = q.rollups_apply and dimension in ROLLUP_DIMENSIONS and scope.days is not None
     counts: dict[str | None, Count] = defaultdict(Count)
-    edges = [(q.start, q.end)]  # what raw clicks must answer
-    if q.rollups_apply and dimension in ROLLUP_DIMENSIONS and scope.days is not None:
-        for value, clicks, visitors in await reads.per_value_from_days(scope, dimension):
-            counts[value].add(clicks, visitors)
-        edges = scope.around_days
-    for value, clicks, visitors in await reads.per_value_from_clicks(scope, dimension, edges):
+    for value, clicks, visitors in await reads.per_value(scope, dimension, days=days):
         counts[value].add(clicks, visitors)
     return counts
 

@@ -28,9 +28,7 @@ def member(workspace_id: int) -> Principal:
 
 
 async def devices(session: AsyncSession, scope: Scope) -> dict[str, tuple[int, int]]:
-    rows = await repository.SqlReads(session).per_value_from_clicks(
-        scope, "device_type", [(START, END)]
-    )
+    rows = await repository.SqlReads(session).per_value(scope, "device_type", days=False)
     return {value: (clicks, visitors) for value, clicks, visitors in rows}
 
 
