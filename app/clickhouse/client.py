@@ -8,13 +8,14 @@ twice stores it once.
 (clickhouse-connect) or `Embedded` for `chdb:///DIR` (chdb, app/clickhouse/embedded.py)."""
 
 import asyncio
-import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+import orjson
 
 Rows = list[list[Any]]
 TOKEN = re.compile(r"[0-9a-f]{32}")
@@ -157,7 +158,7 @@ def quoted(text: str) -> str:
 
 def decode(payload: bytes) -> Rows:
     """JSONCompact's rows, with its DateTime and Date text made Python values."""
-    answer = json.loads(payload)
+    answer = orjson.loads(payload)
     converters = [_converter(column["type"]) for column in answer["meta"]]
     if not any(converters):
         return answer["data"]
