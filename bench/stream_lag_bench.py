@@ -5,7 +5,7 @@ and `tautan writer` processes that commit them into embedded ClickHouse (or, wit
 row being committed.
 
     .venv/bin/python -m bench.stream_lag_bench [--rate 10000] [--baseline-rate 1000]
-        [--duration 20] [--writers 1] [--stream redis://127.0.0.1:6379/11]
+        [--duration 20] [--writers 1] [--batch 1000] [--stream redis://127.0.0.1:6379/11]
         [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
 
 How the lag is measured: while the load lasts, the bench counts the committed clicks every
@@ -42,6 +42,7 @@ import redis
 from sqlalchemy import func, select
 
 from app.clickhouse.client import ClickHouse, chdb_folder, connect
+from app.config import Settings
 from app.core.database import create_engine
 from app.core.tables import Click, Link
 from bench.databases import postgres_database
@@ -211,6 +212,12 @@ def main() -> None:
     parser.add_argument("--baseline-rate", type=float, default=1_000)
     parser.add_argument("--duration", type=int, default=20)
     parser.add_argument("--writers", type=int, default=1)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=Settings().flush_batch,
+        help="TAUTAN_FLUSH_BATCH of the writers",
+    )
     parser.add_argument("--stream", default="redis://127.0.0.1:6379/11")
     parser.add_argument("--postgres", help="commit into PostgreSQL rather than ClickHouse")
     args = parser.parse_args()
@@ -238,7 +245,7 @@ def bench(url: str, clickhouse: str | None, args: argparse.Namespace, work: Path
     env = {"TAUTAN_DATABASE_URL": url, "TAUTAN_ADMIN_KEY": KEY, "TAUTAN_WRITERS": "0",
            "TAUTAN_SPOOL_DIR": str(work / "spool"), "TAUTAN_CLICK_STREAM": args.stream,
            "TAUTAN_BASE_URL": f"http://127.0.0.1:{port}", "PYTHONPATH": str(ROOT),
-           "TAUTAN_GEO_DOWNLOAD": "false"}  # fmt: skip
+           "TAUTAN_GEO_DOWNLOAD": "false", "TAUTAN_FLUSH_BATCH": str(args.batch)}  # fmt: skip
     if clickhouse:
         env["TAUTAN_CLICKHOUSE_URL"] = clickhouse
     store = Store(url, clickhouse)
@@ -261,7 +268,7 @@ def bench(url: str, clickhouse: str | None, args: argparse.Namespace, work: Path
 def report(results: list[dict], args: argparse.Namespace, clickhouse: bool) -> None:
     into = "embedded ClickHouse" if clickhouse else "PostgreSQL"
     print(f"through the Redis Stream into {into}: 1 serving worker, {args.writers} writer "
-          f"process(es), {args.duration} s per rate")  # fmt: skip
+          f"process(es), batches of {args.batch:,}, {args.duration} s per rate")  # fmt: skip
     for r in results:
         lag = (f"lag p50 {r['lag_p50']:.2f} s  p99 {r['lag_p99']:.2f} s  max {r['lag_max']:.2f} s"
                if "lag_p99" in r else "lag: no click seen committed")  # fmt: skip
