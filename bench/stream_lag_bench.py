@@ -42,6 +42,7 @@ import redis
 from sqlalchemy import func, select
 
 from app.clickhouse.client import ClickHouse, chdb_folder, connect
+from app.clickhouse.embedded import owner_of
 from app.config import Settings
 from app.core.database import create_engine
 from app.core.tables import Click, Link
@@ -198,16 +199,6 @@ def settled(count: Callable[[], int]) -> list[tuple[float, int]]:
     return polls
 
 
-def lock_owner(folder: Path) -> int | None:
-    """The process that holds the lock of a chdb folder (its owner), if any."""
-    inode = os.stat(folder / "owner.lock").st_ino
-    for line in Path("/proc/locks").read_text().splitlines():
-        fields = line.split()  # 1: FLOCK ADVISORY WRITE PID MAJOR:MINOR:INODE START END
-        if fields[1] == "FLOCK" and int(fields[5].rsplit(":", 1)[1]) == inode:
-            return int(fields[4])
-    return None
-
-
 def child_pids(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
@@ -272,7 +263,7 @@ def bench(url: str, clickhouse: str | None, args: argparse.Namespace, work: Path
         if clickhouse:  # a writer owns the chdb folder (from its first batch); the bench asks it
             offer(port, 1, 1, 10, script)
             folder = Path(chdb_folder(clickhouse))
-            if not wait_for(lambda: lock_owner(folder) in child_pids(writer.pid), 60):
+            if not wait_for(lambda: owner_of(folder) in child_pids(writer.pid), 60):
                 raise SystemExit("no writer took the chdb folder")
         for label, rate in (("baseline", args.baseline_rate), ("target", args.rate)):
             results.append(run_phase(label, rate, args, port, script, store))

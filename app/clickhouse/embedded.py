@@ -89,6 +89,16 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(length)
 
 
+def owner_of(folder: Path) -> int | None:
+    """The process that owns `folder` (holds its lock), if any: Linux's /proc/locks says."""
+    inode = os.stat(folder / "owner.lock").st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()  # 1: FLOCK ADVISORY WRITE PID MAJOR:MINOR:INODE START END
+        if fields[1] == "FLOCK" and int(fields[5].rsplit(":", 1)[1]) == inode:
+            return int(fields[4])
+    return None
+
+
 class Embedded(ClickHouse):
     def __init__(self, folder: str) -> None:
         self.folder = Path(folder).resolve()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.clickhouse.client import chdb_folder
+from app.clickhouse.embedded import owner_of
 from tests.support import clickhouse, traffic
 from tests.support.clickhouse import fresh_clickhouse
 from tests.support.server import TAUTAN, serving
@@ -22,13 +23,7 @@ from tests.support.traffic import Traffic, create_link, wait_until
 
 
 def lock_owner(url: str) -> int | None:
-    """The process that holds the lock of the chdb folder of `url` (its owner), if any."""
-    inode = os.stat(Path(chdb_folder(url)) / "owner.lock").st_ino
-    for line in Path("/proc/locks").read_text().splitlines():
-        fields = line.split()  # 1: FLOCK ADVISORY WRITE PID MAJOR:MINOR:INODE START END
-        if fields[1] == "FLOCK" and int(fields[5].rsplit(":", 1)[1]) == inode:
-            return int(fields[4])
-    return None
+    return owner_of(Path(chdb_folder(url)))
 
 
 def writer_pids(spool: Path) -> list[int]:
