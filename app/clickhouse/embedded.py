@@ -12,7 +12,9 @@ import fcntl
 import json
 import logging
 import os
+import secrets
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ PAUSE_S = 0.25
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 LENGTH = struct.Struct("!I")
 OK, FAILED = b"+", b"-"
+INSERTS = "inserts"  # the folder's subfolder of binary bodies on their way in
+STALE_INSERT_S = 60.0
 
 
 class _Owner:
@@ -89,6 +93,16 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(length)
 
 
+def _remove_stale_inserts(folder: Path) -> None:
+    """Remove the files of inserts that a process killed mid-insert left (those of the
+    last minute may be another process's, on their way)."""
+    stale = time.time() - STALE_INSERT_S
+    for path in folder.glob("*"):
+        with contextlib.suppress(OSError):  # removed meanwhile
+            if path.stat().st_mtime < stale:
+                path.unlink()
+
+
 def owner_of(folder: Path) -> int | None:
     """The process that owns `folder` (holds its lock), if any: Linux's /proc/locks says."""
     inode = os.stat(folder / "owner.lock").st_ino
@@ -120,8 +134,9 @@ class Embedded(ClickHouse):
             )
             return
         # chdb takes a statement as text, so a binary body is read from a file of the folder
-        # (by column name); this process writes it, whichever process owns the folder.
-        path = self.folder / "inserts" / f"{token}.{fmt}"
+        # (by column name); this process writes it, whichever process owns the folder. Two
+        # writers may insert one left batch at once: a file each.
+        path = self.folder / INSERTS / f"{token}-{secrets.token_hex(4)}.{fmt}"
         path.parent.mkdir(mode=0o700, exist_ok=True)
         await asyncio.to_thread(path.write_bytes, body)
         try:
@@ -165,6 +180,7 @@ class Embedded(ClickHouse):
                 os.close(lock)  # also lets go of the lock
                 raise
             log.info("this process owns the embedded ClickHouse in %s", self.folder)
+            _remove_stale_inserts(self.folder / INSERTS)
             _owners[self.folder] = owner
         owner.users += 1
         self._owner = owner

@@ -5,7 +5,9 @@ that did not reach ClickHouse is inserted by a later round."""
 import csv
 import dataclasses
 import io
+import os
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from app.core.tables import ClickHouseBatch, Link, VisitorDay
 from app.main import create_app
 from app.stats.service import DIMENSIONS
 from tests.support.app import BASE_URL, PEER, create_link, make_key, run_in_transaction, state_of
-from tests.support.clickhouse import query
+from tests.support.clickhouse import fresh_clickhouse, query
 from tests.support.clicks import click_writer, raw_click, seed_clicks, with_writer
 from tests.support.geo import JAKARTA, JAKARTA_V4, MUNICH, write_mmdb
 from tests.support.server import UAS
@@ -207,6 +209,21 @@ def test_text_reaches_clickhouse_as_it_was(clickhouse_client: TestClient, refere
     link = create_link(client, make_key(client, "admin"), url="https://shop.test/")
     seed_clicks(client, [raw_click(link, START, referer=referer)])
     assert query(client, "SELECT referrer_url FROM clicks") == [[referer]]
+
+
+def test_the_owner_of_a_chdb_folder_removes_insert_files_a_killed_process_left(
+    tmp_path: Path,
+) -> None:
+    """A process killed between writing a batch's file and inserting it leaves the file: the
+    next owner removes it, not one of the last minute (another process's, on its way)."""
+    inserts = tmp_path / "chdb" / "inserts"
+    inserts.mkdir(parents=True)
+    left, fresh = inserts / "left.ArrowStream", inserts / "fresh.ArrowStream"
+    left.write_bytes(b"x"), fresh.write_bytes(b"x")
+    an_hour_ago = time.time() - 3600
+    os.utime(left, (an_hour_ago, an_hour_ago))
+    fresh_clickhouse("chdb", tmp_path)  # takes the folder, migrates, lets go
+    assert not left.exists() and fresh.exists()
 
 
 def _rows(client: TestClient, clicks: list[RawClick]) -> list[dict[str, Any]]:
