@@ -63,7 +63,8 @@ class Enricher:
         # The same User-Agents, addresses and proxies come back again and again: what each
         # gives is worked out once.
         self.place = lru_cache(maxsize=8192)(self._place)
-        self.source = lru_cache(maxsize=8192)(_source)
+        # Referers are up to 2 KB: 4,096 of them, with their fields, ~12 MB at most.
+        self.source = lru_cache(maxsize=4096)(_source)
         self._devices: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._budget_s = 0.0
         self._full_answers = 0
