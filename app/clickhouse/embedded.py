@@ -29,6 +29,9 @@ from app.clickhouse.client import (
 log = logging.getLogger(__name__)
 ATTEMPTS = 40  # about 10 s in all: an owner killed mid-statement is replaced meanwhile
 PAUSE_S = 0.25
+# Longer than any statement of Tautan's takes (a batch's insert, a CSV page, a migration):
+# an owner alive that never answers is said, not waited for without end.
+ANSWER_TIMEOUT_S = 300.0
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 LENGTH = struct.Struct("!I")
 OK, FAILED = b"+", b"-"
@@ -196,8 +199,14 @@ class Embedded(ClickHouse):
             if body is not None:
                 writer.write(LENGTH.pack(len(body)) + body)
             await writer.drain()
-            status = await reader.readexactly(1)
-            answer = await _read_frame(reader)
+            async with asyncio.timeout(ANSWER_TIMEOUT_S):
+                status = await reader.readexactly(1)
+                answer = await _read_frame(reader)
+        except TimeoutError:
+            raise ClickHouseError(
+                f"the process that owns the chdb folder {self.folder} did not answer "
+                f"within {ANSWER_TIMEOUT_S:.0f} s"
+            ) from None
         finally:
             writer.close()
         if status != OK:

@@ -2,8 +2,10 @@
 answers for the same clicks, a batch is stored once however often it is sent, and a batch
 that did not reach ClickHouse is inserted by a later round."""
 
+import asyncio
 import csv
 import dataclasses
+import fcntl
 import io
 import os
 import random
@@ -17,6 +19,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from starlette.testclient import TestClient
 
+from app.clickhouse import embedded
 from app.clickhouse.client import ClickHouseError, Server
 from app.clicks.raw import RawClick
 from app.clicks.store.clickhouse import ID_BITS, ClickHouseStore
@@ -224,6 +227,37 @@ def test_the_owner_of_a_chdb_folder_removes_insert_files_a_killed_process_left(
     os.utime(left, (an_hour_ago, an_hour_ago))
     fresh_clickhouse("chdb", tmp_path)  # takes the folder, migrates, lets go
     assert not left.exists() and fresh.exists()
+
+
+def test_an_owner_that_never_answers_is_said_not_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds the chdb folder and takes statements on its socket, but never
+    answers (stuck): the statement fails with that said, rather than waiting for ever."""
+    monkeypatch.setattr(embedded, "ANSWER_TIMEOUT_S", 0.5)
+    folder = tmp_path / "chdb"
+    folder.mkdir()
+    lock = os.open(folder / "owner.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as its owner holds it
+
+    async def ask() -> None:
+        taken: list[asyncio.StreamWriter] = []
+        silent = await asyncio.start_unix_server(
+            lambda _, writer: taken.append(writer), str(folder / "owner.sock")
+        )
+        try:
+            await embedded.Embedded(str(folder)).query("SELECT 1")
+        finally:
+            for writer in taken:
+                writer.close()
+            silent.close()
+            await silent.wait_closed()
+
+    try:
+        with pytest.raises(ClickHouseError, match="did not answer"):
+            asyncio.run(asyncio.wait_for(ask(), 10))  # a TimeoutError, not a hang, if it waits
+    finally:
+        os.close(lock)
 
 
 def _rows(client: TestClient, clicks: list[RawClick]) -> list[dict[str, Any]]:
