@@ -15,10 +15,11 @@ sorts them: the n-th click served is taken as the n-th committed (one stream, re
 so its lag is the first count that reached n less its `ts`. A count is seen up to one poll
 late, so the figures are upper bounds by ~50 ms.
 
-The rate is offered by wrk, each connection pausing between its requests (a 2 s round
-first sets how many connections give the rate). Each run first offers `--baseline-rate` (the lag
-of a writer that is never behind: the flush and forwarding intervals), then `--rate`, and
-prints both and their ratio. The Redis database is emptied first: give one no one else uses.
+The rate is offered by wrk, each connection pausing between its requests (rounds of 2 s
+first set how many connections give the rate; a busy machine then serves a little less, as
+wrk waits for each answer). Each run first offers `--baseline-rate` (the lag of a writer
+that is never behind: the flush and forwarding intervals), then `--rate`, and prints both
+and their ratio. The Redis database is emptied first: give one no one else uses.
 Every process it starts listens on 127.0.0.1 and is stopped before it exits."""
 
 import argparse
