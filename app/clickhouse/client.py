@@ -159,20 +159,25 @@ def quoted(text: str) -> str:
 def decode(payload: bytes) -> Rows:
     """JSONCompact's rows, with its DateTime and Date text made Python values."""
     answer = orjson.loads(payload)
-    converters = [_converter(column["type"]) for column in answer["meta"]]
-    if not any(converters):
-        return answer["data"]
-    return [
-        [value if convert is None or value is None else convert(value)
-         for convert, value in zip(converters, row, strict=True)]
-        for row in answer["data"]
-    ]  # fmt: skip
+    rows: Rows = answer["data"]
+    for at, column in enumerate(answer["meta"]):
+        convert = _converter(column["type"])
+        if convert is not None:
+            for row in rows:
+                if row[at] is not None:
+                    row[at] = convert(row[at])
+    return rows
+
+
+def _utc(text: str) -> datetime:
+    # ~5× faster than parsing, then .replace(tzinfo=UTC): a link's 90 days are 2,160 hours.
+    return datetime.fromisoformat(text + "+00:00")
 
 
 def _converter(kind: str) -> Callable[[str], Any] | None:
     kind = kind.removeprefix("Nullable(").removeprefix("LowCardinality(")
     if kind.startswith("DateTime"):
-        return lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return _utc
     if kind.startswith("Date"):
         return date.fromisoformat
     return None
