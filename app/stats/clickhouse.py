@@ -33,6 +33,7 @@ class ClickHouseReads:
     def __init__(self, session: AsyncSession, clickhouse: ClickHouse) -> None:
         self.session, self.clickhouse = session, clickhouse
         self._links: dict[Scope, Where] = {}
+        self.per_link: dict[Scope, list[tuple[int, bool, int, int]]] = {}  # service._per_link
 
     async def _of(self, scope: Scope) -> Where:
         """The conditions for the links in scope (looked up once a request)."""

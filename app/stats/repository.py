@@ -251,6 +251,7 @@ class SqlReads:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.per_link: dict[Scope, list[tuple[int, bool, int, int]]] = {}  # service._per_link
 
     async def per_link_from_rollups(self, scope: Scope) -> list[tuple[int, bool, int, int]]:
         """(link_id, is_bot, clicks, visitors), humans and bots both, a link's rows to be added

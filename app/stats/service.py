@@ -74,9 +74,14 @@ class Count:
 
 
 async def _per_link(reads: Reads, scope: Scope) -> list[tuple[int, bool, int, int]]:
-    if scope.q.rollups_apply:
-        return await reads.per_link_from_rollups(scope)
-    return await reads.per_link_from_clicks(scope)
+    """Each link's clicks and visitors, read once a request: a page's summary and its
+    breakdowns by link, campaign, source … all add them up (and so agree)."""
+    if scope not in reads.per_link:
+        if scope.q.rollups_apply:
+            reads.per_link[scope] = await reads.per_link_from_rollups(scope)
+        else:
+            reads.per_link[scope] = await reads.per_link_from_clicks(scope)
+    return reads.per_link[scope]
 
 
 async def summary(reads: Reads, scope: Scope) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from app.config import Settings
 from app.core.tables import AuditEvent, Report
 from app.main import create_app
 from tests.api.dashboard.test_pages import IPHONE, bearer, kpi, signed_in_as, text
-from tests.support.app import BASE_URL, PEER, create_link, run_in_transaction
+from tests.support.app import BASE_URL, PEER, create_link, link_reads, run_in_transaction
 from tests.support.clicks import raw_click, seed_clicks
 from tests.support.geo import JAKARTA, JAKARTA_V4, MUNICH, write_mmdb
 
@@ -131,6 +131,17 @@ def test_the_overview_shows_the_workspace_and_a_row_filters_the_whole_page(
     ramadan = client.get(chip.group(1).replace("&amp;", "&"))
     assert kpi(ramadan.text, "clicks") == 4
     assert "Campaign: ramadan" in text(ramadan.text) and "City: Jakarta" not in text(ramadan.text)
+
+
+def test_a_page_reads_each_links_numbers_once_a_period(client: TestClient, campaigns: dict) -> None:
+    """The overview's KPIs and its tables by link, campaign and source all add up each link's
+    clicks: the page reads them once for its period and once for the period before."""
+    with link_reads(client) as sent:
+        page = client.get("/dashboard/overview", params=RANGE)
+    assert page.status_code == 200
+    assert rows(page.text, "utm_source")["instagram"] == 2
+    per_link = [s for s in sent if "GROUP BY rollup_days.link_id" in s]
+    assert len(per_link) == 2, per_link
 
 
 def test_the_previous_period_is_shown_beside_and_presets_choose_the_range(
