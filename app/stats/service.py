@@ -6,6 +6,7 @@ the same numbers), and the shape of the answers. The reads are app/stats/reposit
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -111,8 +112,11 @@ async def timeseries(reads: Reads, scope: Scope, interval: Interval) -> list[dic
     starts = bucket_starts(q.start, q.end, interval, q.tz)
     rollups = q.rollups_apply and all(is_hour_aligned(s) for s in starts)
     counts = [Count() for _ in starts]
+    # The slots are in UTC: so are the edges they are sorted between, as comparing two times
+    # of one zone is ~10× faster than across zones (a link's 90 days are 2,160 hours).
+    edges = [start.astimezone(UTC) for start in starts]
     for slot, clicks, visitors in await _slots(reads, scope, rollups=rollups):
-        counts[bisect_right(starts, slot) - 1].add(clicks, visitors)
+        counts[bisect_right(edges, slot) - 1].add(clicks, visitors)
     return [
         {"start": start.isoformat(), "clicks": c.clicks, "unique_visitors": c.visitors}
         for start, c in zip(starts, counts, strict=True)
