@@ -34,6 +34,11 @@ _BOILERPLATE = (
     "version/4.0 chrome/120.0.0.0 mobile safari/537.36 (iphone; cpu iphone os 17_5 like mac "
     "os x) (ipad; (windows nt 10.0; win64; x64) (macintosh; intel mac os x 10_15_7) "
     "gecko/20100101 firefox/120.0 (x11; ubuntu; linux x86_64) wv) tablet "
+    # Every phone of a few years says one of these: `Android 13; (?:S100|T20|…)` is worth
+    # indexing by its models, not by the Android version (measured: that was a third of a
+    # new User-Agent's regex searches).
+    "android 4.4; android 5.1; android 6.0; android 7.0; android 8.1; android 9; "
+    "android 11; android 12; android 13; android 14; android 15; android 16; "
 )
 
 Strings = frozenset[str]
