@@ -57,7 +57,6 @@ def is_preview_fetcher(name: str | None) -> bool:
 
 
 @lru_cache(maxsize=4096)
-@lru_cache(maxsize=4096)
 def _bot_name(ua: str) -> str | None:
     ua = ua.strip()
     if not ua:
