@@ -54,6 +54,8 @@ def _reference_fixtures() -> list[dict[str, Any]]:
         (r"Redmi Note (\d+)", {"redmi note "}),
         (r"TG ?(15|30)", {"tg15", "tg 15", "tg30", "tg 30"}),
         (r"(?:^|[^A-Z0-9_-])(?:Build/HUAWEI)", {"build/huawei"}),
+        # Every recent phone says its Android version: the models are what filters.
+        (r"Android 13[\d.]*;(?: [\w-]+;)? (?:S100|T20)", {" s100", " t20"}),
         (r".*", None),  # matches without any literal
         (r"(?:Infinix|X\d{3})", None),  # one alternative has no literal of 3 characters
         (r"\p{L}+", None),  # the `regex` module's syntax: always tried
