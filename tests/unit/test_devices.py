@@ -54,6 +54,9 @@ def _reference_fixtures() -> list[dict[str, Any]]:
         (r"Redmi Note (\d+)", {"redmi note "}),
         (r"TG ?(15|30)", {"tg15", "tg 15", "tg30", "tg 30"}),
         (r"(?:^|[^A-Z0-9_-])(?:Build/HUAWEI)", {"build/huawei"}),
+        # A repeat there at least once: what comes before it, then one copy.
+        (r"HT[0-9]{1,2}", {f"ht{n}" for n in range(10)}),
+        (r"x(?:ab|cd)+y", {"xab", "xcd"}),
         # Every recent phone says its Android version: the models are what filters.
         (r"Android 13[\d.]*;(?: [\w-]+;)? (?:S100|T20)", {" s100", " t20"}),
         (r".*", None),  # matches without any literal

@@ -78,6 +78,16 @@ def _sequence(items: list[tuple[object, object]]) -> tuple[Strings | None, Strin
     for op, arg in items:
         exact, required = _node(op, arg)
         candidates.append(required)
+        if exact is None and (copy := _one_copy(op, arg)) is not None:
+            # `x{1,n}` is a first copy of x, then maybe more: what comes before it, then a
+            # copy, is there (`HT[0-9]{1,2}` needs `ht0` … `ht9`, not the `ht` of KHTML); and
+            # what follows comes after a last copy.
+            if (joined := _concat(run, copy)) is not None:
+                candidates.append(joined)
+            else:
+                candidates.append(run)
+            run, whole_exact = copy, None
+            continue
         if exact is None:
             candidates.append(run)
             run = frozenset({""})
@@ -91,6 +101,14 @@ def _sequence(items: list[tuple[object, object]]) -> tuple[Strings | None, Strin
         run = longer
     candidates.append(run)
     return whole_exact, _best(*candidates)
+
+
+def _one_copy(op: object, arg: object) -> Strings | None:
+    """The strings one copy of a repeat that is there at least once can match, if few."""
+    if op not in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+        return None
+    low, _high, sub = arg  # type: ignore[misc]
+    return _sequence(list(sub))[0] if low >= 1 else None
 
 
 def _concat(left: Strings | None, right: Strings) -> Strings | None:
