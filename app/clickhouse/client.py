@@ -170,8 +170,12 @@ def decode(payload: bytes) -> Rows:
 
 
 def _utc(text: str) -> datetime:
-    # ~5× faster than parsing, then .replace(tzinfo=UTC): a link's 90 days are 2,160 hours.
-    return datetime.fromisoformat(text + "+00:00")
+    try:  # ClickHouse's usual text, without a zone: ~5× faster than parsing, then replacing
+        # the zone (a link's 90 days are 2,160 hours)
+        return datetime.fromisoformat(text + "+00:00")
+    except ValueError:  # a server that writes the zone (date_time_output_format='iso')
+        moment = datetime.fromisoformat(text)
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _converter(kind: str) -> Callable[[str], Any] | None:

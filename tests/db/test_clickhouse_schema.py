@@ -3,6 +3,7 @@ with the SQL database's; the raw clicks kept as TAUTAN_RETENTION_DAYS says; a mi
 misnumbered migration file refused."""
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,26 @@ async def _sums(clickhouse: ClickHouse, dimension: str) -> dict:
         d=dimension,
     )
     return dict(rows)
+
+
+def test_times_come_back_in_utc_with_or_without_their_zone_written(clickhouse_url: str) -> None:
+    """ClickHouse writes a DateTime without its zone, unless its settings say `iso` (a
+    server's profile may): both read as the same aware time."""
+
+    async def moments(output: str) -> list[object]:
+        clickhouse = connect(clickhouse_url)
+        try:
+            [row] = await clickhouse.query(
+                "SELECT toDateTime64('2024-01-01 07:00:00.5', 6, 'UTC'), "
+                "toDateTime('2024-01-01 07:00:00', 'UTC'), "
+                "CAST(NULL AS Nullable(DateTime('UTC'))) "
+                f"SETTINGS date_time_output_format = '{output}'"
+            )
+            return row
+        finally:
+            await clickhouse.close()
+
+    expected = [datetime(2024, 1, 1, 7, 0, 0, 500000, UTC), datetime(2024, 1, 1, 7, tzinfo=UTC),
+                None]  # fmt: skip
+    assert run(moments("simple")) == expected
+    assert run(moments("iso")) == expected
