@@ -57,6 +57,9 @@ def _reference_fixtures() -> list[dict[str, Any]]:
         # A repeat there at least once: what comes before it, then one copy.
         (r"HT[0-9]{1,2}", {f"ht{n}" for n in range(10)}),
         (r"x(?:ab|cd)+y", {"xab", "xcd"}),
+        # Non-ASCII letters that IGNORECASE matches to ASCII ones (ſ is s): no literal of them.
+        ("ſony", {"ony"}),
+        ("HT[ſ]{1,2}", {"ht"}),
         # Every recent phone says its Android version: the models are what filters.
         (r"Android 13[\d.]*;(?: [\w-]+;)? (?:S100|T20)", {" s100", " t20"}),
         (r".*", None),  # matches without any literal

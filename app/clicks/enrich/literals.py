@@ -9,7 +9,9 @@ exact: a literal present does not mean a match, only its absence rules one out.
 """
 
 import re
+import string
 from collections.abc import Iterable
+from functools import cache
 from itertools import product
 
 # Python 3.11 exposes the parser of the `re` module as `re._parser` (formerly sre_parse).
@@ -119,8 +121,8 @@ def _concat(left: Strings | None, right: Strings) -> Strings | None:
 
 def _node(op: object, arg: object) -> tuple[Strings | None, Strings | None]:  # noqa: C901
     if op is sre.LITERAL:
-        char = chr(arg).lower()  # type: ignore[arg-type]
-        return frozenset({char}), None
+        char = _lowered(arg)  # type: ignore[arg-type]
+        return (frozenset({char}), None) if char is not None else (None, None)
     if op is sre.IN:
         chars = _class_chars(arg)  # type: ignore[arg-type]
         return (frozenset(chars), None) if chars is not None else (None, None)
@@ -159,20 +161,34 @@ def _node(op: object, arg: object) -> tuple[Strings | None, Strings | None]:  # 
     return None, None  # ANY, CATEGORY, NOT_LITERAL, GROUPREF, …: no literal to rely on
 
 
+@cache
+def _lowered(code: int) -> str | None:
+    """The character as a lower-cased text holds it; None for one that IGNORECASE also
+    matches to an ASCII letter it does not lower to (`ſ` matches `s`, `İ` matches `i`)."""
+    char = chr(code)
+    lowered = char.lower()
+    if not char.isascii() and any(
+        letter != lowered and re.fullmatch(re.escape(char), letter, re.IGNORECASE)
+        for letter in string.ascii_lowercase
+    ):
+        return None
+    return lowered
+
+
 def _class_chars(items: list[tuple[object, object]]) -> set[str] | None:
     """The characters a small character class matches, lower-cased; None for big or
     negated ones."""
-    chars: set[str] = set()
+    chars: set[str | None] = set()
     for op, arg in items:
         if op is sre.LITERAL:
-            chars.add(chr(arg).lower())  # type: ignore[arg-type]
+            chars.add(_lowered(arg))  # type: ignore[arg-type]
         elif op is sre.RANGE and arg[1] - arg[0] < 10:  # type: ignore[index,operator]
-            chars.update(chr(c).lower() for c in range(arg[0], arg[1] + 1))  # type: ignore[index,operator]
+            chars.update(_lowered(c) for c in range(arg[0], arg[1] + 1))  # type: ignore[index,operator]
         else:
             return None  # NEGATE, CATEGORY, a wide range
-        if len(chars) > 10:
+        if None in chars or len(chars) > 10:
             return None
-    return chars
+    return chars  # type: ignore[return-value]  (None is not in it)
 
 
 class LiteralIndex:
