@@ -205,8 +205,7 @@ class ClickHouseReads:
                 "SELECT value, sum(clicks), sum(visitors) FROM rollup_days WHERE {where} GROUP BY value",
                 await self._days(scope, dimension, bots=scope.bots),
             ))  # fmt: skip
-        ranges = scope.around_days if days else [(scope.q.start, scope.q.end)]
-        if ranges:  # none when whole days hold all of the range
+        if ranges := scope.raw_ranges(days=days):  # none when whole days hold all of it
             parts.append((
                 f"SELECT {dimension}, count(), countIf(new_visitor) FROM clicks WHERE {{where}} "
                 f"GROUP BY {dimension}",

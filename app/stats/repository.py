@@ -170,6 +170,11 @@ class Scope:
             if start < end
         ]
 
+    def raw_ranges(self, *, days: bool) -> list[tuple[datetime, datetime]]:
+        """The time ranges raw clicks answer for: those around the whole days when the daily
+        rollup answers for the days (`days`), else all of the range."""
+        return self.around_days if days else [(self.q.start, self.q.end)]
+
     def hours(
         self, *, bots: bool | None, start: datetime | None = None, end: datetime | None = None
     ) -> list[ColumnElement[bool]]:
@@ -335,7 +340,7 @@ class SqlReads:
             query = sums.where(*scope.days_of(dimension, bots=scope.bots)).group_by(RollupDay.value)
             rows += [tuple(row) for row in await self.session.execute(query)]  # type: ignore[misc]
         column = getattr(Click, dimension)
-        for start, end in scope.around_days if days else [(scope.q.start, scope.q.end)]:
+        for start, end in scope.raw_ranges(days=days):
             query = select(column, func.count(), NEW_VISITORS).group_by(column)
             query = query.where(*scope.clicks(bots=scope.bots, start=start, end=end))
             rows += [tuple(row) for row in await self.session.execute(query)]  # type: ignore[misc]

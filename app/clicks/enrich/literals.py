@@ -178,17 +178,21 @@ def _lowered(code: int) -> str | None:
 def _class_chars(items: list[tuple[object, object]]) -> set[str] | None:
     """The characters a small character class matches, lower-cased; None for big or
     negated ones."""
-    chars: set[str | None] = set()
+    chars: set[str] = set()
     for op, arg in items:
         if op is sre.LITERAL:
-            chars.add(_lowered(arg))  # type: ignore[arg-type]
+            codes: Iterable[int] = (arg,)  # type: ignore[assignment]
         elif op is sre.RANGE and arg[1] - arg[0] < 10:  # type: ignore[index,operator]
-            chars.update(_lowered(c) for c in range(arg[0], arg[1] + 1))  # type: ignore[index,operator]
+            codes = range(arg[0], arg[1] + 1)  # type: ignore[index]
         else:
             return None  # NEGATE, CATEGORY, a wide range
-        if None in chars or len(chars) > 10:
+        for code in codes:
+            if (char := _lowered(code)) is None:
+                return None
+            chars.add(char)
+        if len(chars) > 10:
             return None
-    return chars  # type: ignore[return-value]  (None is not in it)
+    return chars
 
 
 class LiteralIndex:
