@@ -34,6 +34,9 @@ class ClickHouseReads:
         self.session, self.clickhouse = session, clickhouse
         self._links: dict[Scope, Where] = {}
         self.per_link: dict[Scope, list[tuple[int, bool, int, int]]] = {}  # service._per_link
+        # (is_bot, first hour, last hour) of the links' hourly rows, when their sums were
+        # read from those rows: first_and_last needs no query of its own for the hours.
+        self._edge_hours: dict[Scope, list[tuple[bool, datetime, datetime]]] = {}
 
     async def _of(self, scope: Scope) -> Where:
         """The conditions for the links in scope (looked up once a request)."""
@@ -134,8 +137,21 @@ class ClickHouseReads:
         return await self.clickhouse.query(" UNION ALL ".join(selects), **params) if selects else []
 
     async def per_link_from_rollups(self, scope: Scope) -> list[tuple[int, bool, int, int]]:
-        """As SqlReads.per_link_from_rollups: whole days from the daily view, the hours
-        around them from the hourly one; in one query."""
+        """As SqlReads.per_link_from_rollups, in one query. Links the request names are read
+        from the hourly view, which holds their rows together (ordered by link, then hour):
+        ~2 ms less than the daily view, whose rows of a day are the whole workspace's, and
+        the same read tells the hours of their first and last clicks. Otherwise whole days
+        from the daily view, the hours around them from the hourly one."""
+        if scope.q.links:
+            rows = await self._sums(
+                "SELECT link_id, is_bot, sum(clicks), sum(visitors), min(hour), max(hour) "
+                "FROM rollup_hours WHERE {where} GROUP BY link_id, is_bot",
+                await self._hours(scope, bots=None),
+            )
+            self._edge_hours[scope] = [
+                (is_bot, first, last) for _, is_bot, _, _, first, last in rows
+            ]
+            return [(link, is_bot, clicks, visitors) for link, is_bot, clicks, visitors, *_ in rows]
         sums = ("SELECT link_id, is_bot, sum(clicks), sum(visitors) FROM {table} "
                 "WHERE {{where}} GROUP BY link_id, is_bot")  # fmt: skip
         parts = [(sums.format(table="rollup_hours"),
@@ -156,17 +172,24 @@ class ClickHouseReads:
 
     async def first_and_last(self, scope: Scope) -> tuple[datetime | None, datetime | None]:
         """As SqlReads.first_and_last (the hours from the hourly view, then the clicks in
-        those two hours; the hour itself where they were purged), in two queries."""
+        those two hours; the hour itself where they were purged), in two queries, or one
+        when the links' sums were read from the hourly view."""
         first_hour = last_hour = None
-        ranges = None  # the query's range
-        if scope.q.rollups_apply:
+        if scope in self._edge_hours:  # read with the links' sums
+            counted = [(first, last) for is_bot, first, last in self._edge_hours[scope]
+                       if scope.bots is None or is_bot == scope.bots]  # fmt: skip
+            if counted:
+                first_hour = min(first for first, _ in counted)
+                last_hour = max(last for _, last in counted)
+        elif scope.q.rollups_apply:
             [(first_hour, last_hour)] = await self._sums(
                 "SELECT minOrNull(hour), maxOrNull(hour) FROM rollup_hours WHERE {where}",
                 await self._hours(scope, bots=scope.bots),
             )
-            if first_hour is not None and last_hour is not None:
-                hour = timedelta(hours=1)
-                ranges = [(first_hour, first_hour + hour), (last_hour, last_hour + hour)]
+        ranges = None  # the query's range
+        if first_hour is not None and last_hour is not None:
+            hour = timedelta(hours=1)
+            ranges = [(first_hour, first_hour + hour), (last_hour, last_hour + hour)]
         conditions, params = await self._clicks(scope, bots=scope.bots, ranges=ranges)
         # Each edge from its own hour (the other's clicks may be there, the edge's purged).
         [(first, last)] = await self.clickhouse.query(

@@ -49,6 +49,10 @@ QUERIES: list[dict[str, Any]] = [
     {"country": "ID", "tz": "Europe/Berlin"},
     {"device": "-desktop", "include_bots": "true"},
     {"link": "go.brand.test/sale", "utm_campaign": "spring"},
+    # Links named: their sums and the hours of their first and last clicks come from one
+    # read of the hourly view, whose first and last rows are bots' (added to the clicks).
+    {"link": ["sale", "menu"]},
+    {"link": ["sale", "menu"], "include_bots": "true"},
     {"tag": "-even", "domain": "127.0.0.1"},
 ]
 
@@ -107,6 +111,9 @@ def test_clickhouse_gives_the_sql_stores_answers(
                       route=rng.choice(["", "", "ios", "variant-b"]))
             for _ in range(400)
         ]  # fmt: skip
+        # The first and the last click of all are a preview fetcher's: counted with bots only.
+        clicks += [raw_click(links[0], START - timedelta(hours=2), ua=UAS[3]),
+                   raw_click(links[1], START + timedelta(days=11, hours=1), ua=UAS[3])]  # fmt: skip
         in_sql = seeded_answers(sql, clicks)
     assert (
         in_sql[str(sorted({"from": "2026-03-24", "to": "2026-04-05"}.items())) + " summary"][
