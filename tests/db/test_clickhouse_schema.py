@@ -122,10 +122,64 @@ def test_the_route_migration_counts_the_clicks_stored_before_it_once(
     assert sum(routes.values()) == sum(triggers.values()) == 8
 
 
-def _clicks(ids: range, route: str | None = None) -> bytes:
+def test_a_links_daily_rows_are_read_from_the_projection_that_orders_them_by_link(
+    clickhouse_url: str,
+) -> None:
+    """rollup_days is ordered by workspace, dimension and day; a link's breakdown reads its
+    projection ordered by link (fewer marks once a workspace has many links and days), with
+    the clicks' answers: for rows stored before the migration that made it, after it, and
+    once parts were merged."""
+    device_types = (
+        "SELECT value, sum(clicks) FROM rollup_days WHERE workspace_id = 1 AND link_id = 1 "
+        "AND dimension = 'device_type' GROUP BY value ORDER BY value SETTINGS "
+    )
+
+    async def scenario() -> tuple[list, list, list]:
+        clickhouse = connect(clickhouse_url)
+        try:
+            await drop_tables(clickhouse)
+            await schema.applied(clickhouse)  # the record table
+            for migration in schema.migrations()[:2]:
+                for statement in migration.statements:
+                    await clickhouse.execute(statement)
+                await clickhouse.execute(
+                    "INSERT INTO tautan_migrations (version, name) VALUES ({v:UInt32}, '')",
+                    v=migration.version,
+                )
+            # 200 links, a click a minute for 140 days.
+            await clickhouse.execute(
+                "INSERT INTO clicks (id, link_id, workspace_id, ts, visitor_id, new_visitor, "
+                "is_bot, device_type, referrer_source, trigger) "
+                "SELECT number, number % 200 + 1, 1, toDateTime('2026-07-01') + number * 60, "
+                "toString(number), true, false, ['mobile', 'desktop', 'tablet'][number % 3 + 1], "
+                "'direct', 'link' FROM numbers(200000)"
+            )
+            await schema.upgrade(clickhouse)
+            by_link = device_types + "force_optimize_projection_name = 'by_link'"  # or fails
+            before = await clickhouse.query(by_link)
+            more = _clicks(range(200_000, 200_003), device="tv")
+            await clickhouse.insert("clicks", more, "b" * 32, "JSONEachRow")
+            await clickhouse.execute("OPTIMIZE TABLE rollup_days FINAL")
+            read = await clickhouse.query(by_link)
+            table = await clickhouse.query(device_types + "optimize_use_projections = 0")
+            clicks = await clickhouse.query(
+                "SELECT device_type, count() FROM clicks WHERE link_id = 1 "
+                "GROUP BY device_type ORDER BY device_type"
+            )
+            return before, read, table, clicks
+        finally:
+            await clickhouse.close()
+
+    before, read, table, clicks = run(scenario())
+    assert before == [row for row in clicks if row[0] != "tv"]
+    assert read == table == clicks
+    assert dict(clicks)["tv"] == 3
+
+
+def _clicks(ids: range, route: str | None = None, device: str = "mobile") -> bytes:
     rows = [
         {"id": i, "link_id": 1, "workspace_id": 1, "ts": "2026-12-01 10:00:00", "visitor_id": str(i),
-         "new_visitor": True, "is_bot": False, "device_type": "mobile", "referrer_source": "direct",
+         "new_visitor": True, "is_bot": False, "device_type": device, "referrer_source": "direct",
          "trigger": "link"} | ({"route": route} if route else {})
         for i in ids
     ]  # fmt: skip

@@ -123,7 +123,13 @@ class ClickHouseStore:
 
 async def erase_link(clickhouse: ClickHouse, link_id: int) -> None:
     """Delete every click of a link, and its rows of the KPI views (erasure on request)."""
-    for table in ("clicks", "rollup_hours", "rollup_days"):
+    for table in ("clicks", "rollup_hours"):
         await clickhouse.execute(
             f"DELETE FROM {table} WHERE link_id = {{link:UInt32}}", link=link_id
         )
+    # A lightweight DELETE only masks rows, which rollup_days' projection would keep: a
+    # mutation rewrites the link's parts, projection included, before it returns.
+    await clickhouse.execute(
+        "ALTER TABLE rollup_days DELETE WHERE link_id = {link:UInt32} SETTINGS mutations_sync = 1",
+        link=link_id,
+    )
