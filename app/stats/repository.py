@@ -6,6 +6,7 @@ visitor on a link in a UTC day, so they add up over time, links and values like 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -96,7 +97,7 @@ class StatsQuery:
     include_bots: bool = False
     base_host: str = ""  # what the base host's links show as in the `domain` breakdown
 
-    @property
+    @cached_property  # asked for each statement; built once a query
     def link_filters(self) -> list[ColumnElement[bool]]:
         filters = []
         if self.links:
