@@ -11,6 +11,8 @@ views in chdb, links in a SQLite file), and the dashboard set is timed on it too
 (new ids and visitor ids, the same links and times; the SQL rollups and counters scaled
 to match, ClickHouse's views fed by the copies), where the writer would take an hour; the
 naive sets are skipped then (minutes each at that size).
+
+It runs on uvloop, as `tautan serve` answers the API and `tautan writer` writes.
 """
 
 import argparse
@@ -31,6 +33,7 @@ from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 from rich.console import Console
@@ -654,7 +657,7 @@ def cli() -> None:
     args.revision = revision()
     tmp = Path(tempfile.mkdtemp(prefix="tautan-bench-"))
     try:
-        asyncio.run(main(args, tmp))
+        uvloop.run(main(args, tmp))
     except KeyboardInterrupt:
         console.print("interrupted")
     finally:
