@@ -80,19 +80,14 @@ def _sequence(items: list[tuple[object, object]]) -> tuple[Strings | None, Strin
     for op, arg in items:
         exact, required = _node(op, arg)
         candidates.append(required)
-        if exact is None and (copy := _one_copy(op, arg)) is not None:
+        if exact is None:  # a gap, unless a repeat there at least once
             # `x{1,n}` is a first copy of x, then maybe more: what comes before it, then a
             # copy, is there (`HT[0-9]{1,2}` needs `ht0` … `ht9`, not the `ht` of KHTML); and
             # what follows comes after a last copy.
-            if (joined := _concat(run, copy)) is not None:
-                candidates.append(joined)
-            else:
-                candidates.append(run)
-            run, whole_exact = copy, None
-            continue
-        if exact is None:
-            candidates.append(run)
-            run = frozenset({""})
+            copy = _one_copy(op, arg)
+            joined = _concat(run, copy) if copy is not None else None
+            candidates.append(joined if joined is not None else run)
+            run = copy if copy is not None else frozenset({""})
             whole_exact = None
             continue
         whole_exact = _concat(whole_exact, exact)
