@@ -42,12 +42,15 @@ class ClickHouseReads:
         """The conditions for the links in scope (looked up once a request)."""
         if scope not in self._links:
             if scope.q.link_filters:
-                found = await self.session.execute(
-                    select(Link.workspace_id, Link.id).where(
-                        *scope.principal.sees(Link), *scope.q.link_filters
+                if scope.named_links is not None and len(scope.q.link_filters) == 1:
+                    rows = scope.named_links  # the names are the only filter: looked up
+                else:
+                    found = await self.session.execute(
+                        select(Link.workspace_id, Link.id).where(
+                            *scope.principal.sees(Link), *scope.q.link_filters
+                        )
                     )
-                )
-                rows = found.all()
+                    rows = found.all()
                 workspaces, links = sorted({w for w, _ in rows}), sorted({i for _, i in rows})
                 # The workspaces first: the clicks are ordered by workspace, then link.
                 self._links[scope] = (

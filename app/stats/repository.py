@@ -138,6 +138,9 @@ class Scope:
 
     principal: Principal
     q: StatsQuery
+    # The workspace and id of each link the query names, when the request's check of those
+    # names (check_links) found them: a read that needs their ids asks no one again.
+    named_links: tuple[tuple[int, int], ...] | None = None
 
     @property
     def bots(self) -> bool | None:
@@ -217,21 +220,25 @@ def link_name(ref: LinkRef) -> str:
 
 async def check_links(
     session: AsyncSession, principal: Principal, links: Sequence[LinkRef]
-) -> None:
-    """404 unless every link is one the key sees (its workspace's; every one for admin). A
-    link of another workspace gets the same answer as one that does not exist; the message
-    names the unknown ones."""
+) -> tuple[tuple[int, int], ...]:
+    """The workspace and id of each link, sorted; 404 unless every link is one the key sees
+    (its workspace's; every one for admin). A link of another workspace gets the same answer
+    as one that does not exist; the message names the unknown ones."""
     wanted = list(dict.fromkeys(links))
-    found: set[LinkRef] = set()
+    found: dict[LinkRef, tuple[int, int]] = {}
     for start in range(0, len(wanted), LINKS_PER_LOOKUP):  # asyncpg takes 32,767 parameters
         chunk = wanted[start : start + LINKS_PER_LOOKUP]
-        visible = select(Link.domain, Link.slug).where(*principal.sees(Link), named(chunk))
-        found.update((domain, slug) for domain, slug in await session.execute(visible))
+        visible = select(Link.domain, Link.slug, Link.workspace_id, Link.id).where(
+            *principal.sees(Link), named(chunk)
+        )
+        rows = await session.execute(visible)
+        found.update(((domain, slug), (workspace, id_)) for domain, slug, workspace, id_ in rows)
     unknown = [link_name(ref) for ref in wanted if ref not in found]
     if unknown:
         names = ", ".join(f"'{name}'" for name in unknown)
         message = f"link{'s' if len(unknown) > 1 else ''} {names} not found"
         raise AppError(404, "not_found", message, {"field": "link", "unknown": unknown})
+    return tuple(sorted(found.values()))
 
 
 async def link_values(session: AsyncSession, ids: list[int], column: Any) -> dict[int, Any]:

@@ -93,8 +93,8 @@ QueryDep = Annotated[StatsQuery, Depends(stats_query)]
 
 async def stats_scope(principal: StatsRead, q: QueryDep, session: StatsSession) -> Scope:
     """The clicks the request counts; 404 unless every `link` names a link the key sees."""
-    await repository.check_links(session, principal, q.links)
-    return Scope(principal, q)
+    named_links = await repository.check_links(session, principal, q.links) if q.links else None
+    return Scope(principal, q, named_links)
 
 
 ScopeDep = Annotated[Scope, Depends(stats_scope)]

@@ -9,6 +9,7 @@ import fcntl
 import io
 import os
 import random
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from starlette.testclient import TestClient
 
 from app.clickhouse import embedded
@@ -343,6 +344,40 @@ def test_an_erased_link_leaves_clickhouse_and_its_late_clicks_are_dropped(
         "/api/stats/summary", params={"from": "2026-03-25", "to": "2026-03-25"}, headers=admin
     )
     assert summary.json()["clicks"] == 2
+
+
+def test_a_stats_request_naming_links_looks_them_up_once(clickhouse_client: TestClient) -> None:
+    client = clickhouse_client
+    admin = make_key(client, "admin")
+    sale = create_link(client, admin, slug="sale", utm_campaign="spring")
+    create_link(client, admin, slug="menu")
+    seed_clicks(client, [raw_click(sale, START + timedelta(hours=1))])
+    reader = make_key(client, "stats:read")
+    day = {"from": "2026-03-25", "to": "2026-03-25"}
+    lookups: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if re.search(r"\bFROM links\b", statement):
+            lookups.append(statement)
+
+    def clicks(**params: Any) -> int:
+        lookups.clear()
+        response = client.get("/api/stats/summary", params=day | params, headers=reader)
+        assert response.status_code == 200, response.text
+        return response.json()["clicks"]
+
+    engine = state_of(client).engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        # The check that the names exist finds their ids: ClickHouse's reads use them.
+        assert clicks(link=["sale", "menu"]) == 1
+        assert len(lookups) == 1
+        # A filter besides the names: the links both keep are looked up with it.
+        assert clicks(link=["sale", "menu"], utm_campaign="spring") == 1
+        assert clicks(link=["sale", "menu"], utm_campaign="autumn") == 0
+        assert len(lookups) == 2
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.mark.parametrize("value", ["ID') OR 1=1 --", "a\\tb\\\\", "x\ty", "'", "{links:String}"])
