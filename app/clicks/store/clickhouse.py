@@ -100,25 +100,33 @@ class ClickHouseStore:
     async def insert(
         self, sessionmaker: async_sessionmaker[AsyncSession], kept: Kept | None = None
     ) -> int:
-        """Step 2: insert the batches left by others (or by an earlier failure), oldest
-        first, then the batch `kept`; returns how many batches. A failure raises
+        """Step 2: insert the batch `kept`, then the batches left by others (or by an
+        earlier failure), oldest first; returns how many batches. A failure raises
         (ClickHouseError), and what is not inserted stays kept for the next round."""
+        # `kept` first: its insert then starts with no round trip to the SQL database
+        # before it, and runs (outside the GIL) while the writer enriches its next batch.
+        if kept is not None:
+            await self._insert(sessionmaker, kept)
         left = datetime.now(UTC) - self.left_after
         async with sessionmaker() as session:
             batches = [
                 Kept(*batch)
                 for batch in await session.execute(
                     select(BATCHES.c.id, BATCHES.c.token, BATCHES.c.body)
-                    .where(BATCHES.c.created_at < left, BATCHES.c.id != (kept.id if kept else 0))
+                    .where(BATCHES.c.created_at < left)
                     .order_by(BATCHES.c.id)
                     .limit(PER_ROUND)
                 )
             ]
-        for batch in [*batches, kept] if kept else batches:
-            await self.clickhouse.insert("clicks", batch.body, batch.token, format_of(batch.body))
-            async with sessionmaker.begin() as session:
-                await session.execute(delete(BATCHES).where(BATCHES.c.id == batch.id))
-        return len(batches) + bool(kept)
+        for batch in batches:
+            await self._insert(sessionmaker, batch)
+        return len(batches) + (kept is not None)
+
+    async def _insert(self, sessionmaker: async_sessionmaker[AsyncSession], batch: Kept) -> None:
+        """One kept batch into ClickHouse, then out of the SQL database."""
+        await self.clickhouse.insert("clicks", batch.body, batch.token, format_of(batch.body))
+        async with sessionmaker.begin() as session:
+            await session.execute(delete(BATCHES).where(BATCHES.c.id == batch.id))
 
 
 async def erase_link(clickhouse: ClickHouse, link_id: int) -> None:
