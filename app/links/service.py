@@ -414,11 +414,14 @@ async def purge_link(
     its clicks in ClickHouse too, when that is the click store."""
     link = await get_link(session, principal, slug, domain)
     await erase_link(session, link.id)
-    if clickhouse is not None:
-        await clickhouse_store.erase_link(clickhouse, link.id)
     _audit(session, principal, "link.delete", link)
     await session.delete(link)  # its tags go with it
     await session.flush()
+    if clickhouse is not None:
+        # After the link's row is deleted (locked until commit): a writer inserting clicks
+        # of it into ClickHouse meanwhile waits for this transaction, then finds the link
+        # gone and erases them too (app/clicks/store/clickhouse.py).
+        await clickhouse_store.erase_link(clickhouse, link.id)
 
 
 def encode_cursor(link: Link, sort: str) -> str:

@@ -19,11 +19,12 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
+import orjson
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clickhouse.client import ClickHouse
-from app.core.tables import Click, ClickHouseBatch
+from app.core.tables import Click, ClickHouseBatch, Link
 from app.core.tables.base import UTCDateTime
 
 # A batch kept longer than this is taken to be left by a writer that died or failed: any
@@ -32,6 +33,7 @@ LEFT_AFTER = timedelta(seconds=30)
 PER_ROUND = 100  # batches a round inserts at most
 ID_BITS = 24  # a click's id: its batch's id, then its place in the batch
 BATCHES = ClickHouseBatch.__table__
+LINKS = Link.__table__
 ARROW_STREAM = b"\xff\xff\xff\xff"  # how an Arrow stream starts (a JSON body starts with "{")
 
 
@@ -66,6 +68,14 @@ def body_of(rows: list[dict[str, Any]], batch_id: int) -> bytes:
 
 def format_of(body: bytes) -> str:
     return "ArrowStream" if body.startswith(ARROW_STREAM) else "JSONEachRow"
+
+
+def link_ids_of(body: bytes) -> set[int]:
+    """The links whose clicks a kept batch holds."""
+    if format_of(body) == "JSONEachRow":
+        return {orjson.loads(line)["link_id"] for line in body.splitlines() if line.strip()}
+    pyarrow, _ = _arrow()
+    return set(pyarrow.ipc.open_stream(body).read_all().column("link_id").unique().to_pylist())
 
 
 @dataclass(frozen=True)
@@ -123,9 +133,21 @@ class ClickHouseStore:
         return len(batches) + (kept is not None)
 
     async def _insert(self, sessionmaker: async_sessionmaker[AsyncSession], batch: Kept) -> None:
-        """One kept batch into ClickHouse, then out of the SQL database."""
+        """One kept batch into ClickHouse, then out of the SQL database. The clicks of a
+        link erased since the batch was kept are erased from ClickHouse once more: the
+        link's erasure could not reach them there."""
         await self.clickhouse.insert("clicks", batch.body, batch.token, format_of(batch.body))
         async with sessionmaker.begin() as session:
+            ids = link_ids_of(batch.body)
+            # Locked, shared, until the batch is out: an erasure under way (the links' row
+            # deleted first: app/links/service.py) is waited for, and seen.
+            there = await session.scalars(
+                select(LINKS.c.id)
+                .where(LINKS.c.id.in_(ids))
+                .with_for_update(read=True, key_share=True)
+            )
+            for gone in sorted(ids - set(there)):
+                await erase_link(self.clickhouse, gone)
             await session.execute(delete(BATCHES).where(BATCHES.c.id == batch.id))
 
 

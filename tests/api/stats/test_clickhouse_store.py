@@ -346,6 +346,33 @@ def test_an_erased_link_leaves_clickhouse_and_its_late_clicks_are_dropped(
     assert summary.json()["clicks"] == 2
 
 
+def test_a_link_erased_while_its_clicks_wait_for_clickhouse_stays_erased(
+    clickhouse_client: TestClient,
+) -> None:
+    client = clickhouse_client
+    admin = make_key(client, "admin")
+    kept, erased = create_link(client, admin, slug="kept"), create_link(client, admin, slug="gone")
+    writer = click_writer(client)
+    assert writer.clickhouse is not None and client.portal is not None
+    working = writer.clickhouse
+    writer.clickhouse = ClickHouseStore(Server("http://127.0.0.1:9"))  # nothing listens there
+    clicks = [
+        raw_click(link, START + timedelta(minutes=n)) for n, link in enumerate([kept, erased])
+    ]
+    with pytest.raises(ClickHouseError):
+        seed_clicks(client, clicks)
+    writer.clickhouse = working
+    # Its clicks are committed in the SQL database, on their way to ClickHouse, when the
+    # link is erased; they go in afterwards, and are erased there then.
+    assert client.delete("/api/links/gone?purge=true", headers=admin).status_code == 204
+    later = ClickHouseStore(working.clickhouse, left_after=timedelta(0))
+    assert client.portal.call(later.insert, state_of(client).sessionmaker) == 1
+    projection = "mergeTreeProjection(currentDatabase(), rollup_days, by_link)"
+    for table in ("clicks", "rollup_hours", "rollup_days", projection):
+        assert query(client, f"SELECT DISTINCT link_id FROM {table}") == [[kept["id"]]], table
+    assert run_in_transaction(client, _kept_batches) == 0
+
+
 def test_a_stats_request_naming_links_looks_them_up_once(clickhouse_client: TestClient) -> None:
     client = clickhouse_client
     admin = make_key(client, "admin")
