@@ -106,7 +106,7 @@ def main(args: argparse.Namespace, tmp: Path) -> None:
             ("report chart.svg (and the period before)", get(f"{report}/chart.svg")),
             ("report map.svg", get(f"{report}/map.svg")),
             ("report export.csv", get(f"{report}/export.csv")),
-            ("campaigns list numbers (3 reads a campaign)", lambda: campaign_rows(client, engine, workspace)),
+            ("campaigns list numbers (a read a campaign, 2 for all)", lambda: campaign_rows(client, engine, workspace)),
         ]  # fmt: skip
         table = Table(
             title=f"Dashboard pages at {args.clicks:,} clicks, {args.links} links (SQLite)"

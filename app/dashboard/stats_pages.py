@@ -188,23 +188,22 @@ class CampaignRow:
 
 
 async def campaign_rows(reads: stats.Reads, principal: Principal, view: View) -> list[CampaignRow]:
-    """The campaigns with clicks in the view, busiest first, each with its trend and its
-    top source and device."""
-    ranked = await stats.breakdown(
-        reads, Scope(principal, view.query), "utm_campaign", CAMPAIGN_ROWS
-    )
+    """The campaigns with clicks in the view, busiest first, each with its trend (a read a
+    campaign) and its top source and device (those of every campaign read at once)."""
+    scope = Scope(principal, view.query)
+    ranked = await stats.breakdown(reads, scope, "utm_campaign", CAMPAIGN_ROWS)
+    sources = await stats.breakdowns_per(reads, scope, "utm_source", 1, per="utm_campaign")
+    devices = await stats.breakdowns_per(reads, scope, "device_type", 1, per="utm_campaign")
     found = []
     for row in ranked:
-        if row["value"] in analytics.NOT_A_VALUE:
+        if (name := row["value"]) in analytics.NOT_A_VALUE:
             continue
-        one = Scope(principal, analytics.narrowed(view.query, row["value"]))
+        one = Scope(principal, analytics.narrowed(view.query, name))
         trend = await stats.timeseries(reads, one, view.interval)
-        source = await stats.breakdown(reads, one, "utm_source", 1)
-        device = await stats.breakdown(reads, one, "device_type", 1)
         found.append(CampaignRow(
-            row["value"], row["clicks"], row["unique_visitors"],
+            name, row["clicks"], row["unique_visitors"],
             analytics.sparkline([b["clicks"] for b in trend]),
-            source[0]["value"], device[0]["value"],
+            sources[name][0]["value"], devices[name][0]["value"],
         ))  # fmt: skip
     return found
 

@@ -221,23 +221,27 @@ class ClickHouseReads:
         )
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
-    async def per_value(self, scope: Scope, dimension: str, *, days: bool) -> list[Totals]:
+    async def per_value(
+        self, scope: Scope, dimension: str, *, days: bool, by_link: bool = False
+    ) -> list[Any]:
         """As SqlReads.per_value, in one query."""
         if dimension not in CLICK_DIMENSIONS:
             raise ValueError(f"no click attribute {dimension!r}")
+        link = "link_id, " if by_link else ""
         parts = []
         if days:
             parts.append((
-                "SELECT value, sum(clicks), sum(visitors) FROM rollup_days WHERE {where} GROUP BY value",
+                f"SELECT {link}value, sum(clicks), sum(visitors) FROM rollup_days WHERE {{where}} "
+                f"GROUP BY {link}value",
                 await self._days(scope, dimension, bots=scope.bots),
             ))  # fmt: skip
         if ranges := scope.raw_ranges(days=days):  # none when whole days hold all of it
             parts.append((
-                f"SELECT {dimension}, count(), countIf(new_visitor) FROM clicks WHERE {{where}} "
-                f"GROUP BY {dimension}",
+                f"SELECT {link}{dimension}, count(), countIf(new_visitor) FROM clicks "
+                f"WHERE {{where}} GROUP BY {link}{dimension}",
                 await self._clicks(scope, bots=scope.bots, ranges=ranges),
             ))  # fmt: skip
-        return [tuple(row) for row in await self._union(parts)]  # type: ignore[misc]
+        return [tuple(row) for row in await self._union(parts)]
 
     async def raw_clicks(self, scope: Scope) -> AsyncIterator[Sequence[Any]]:
         """As SqlReads.raw_clicks: oldest first (ids follow the order of receipt), a page

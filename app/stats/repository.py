@@ -336,22 +336,26 @@ class SqlReads:
         rows = await self.session.execute(query.group_by(slot))
         return [(epoch + int(n) * SLOT, clicks, visitors) for n, clicks, visitors in rows]
 
-    async def per_value(self, scope: Scope, dimension: str, *, days: bool) -> list[Totals]:
+    async def per_value(
+        self, scope: Scope, dimension: str, *, days: bool, by_link: bool = False
+    ) -> list[Any]:
         """(value, clicks, visitors) rows of a click attribute, to be added up (a value may
-        come more than once): with `days`, the whole days from the daily rollup (NO_VALUE
-        where the attribute is null) and the hours around them from raw clicks; else all
-        of the range from raw clicks, a query per range, so that each reads only its own
-        range of the index."""
-        rows: list[Totals] = []
+        come more than once), or (link_id, value, clicks, visitors) rows `by_link`: with
+        `days`, the whole days from the daily rollup (NO_VALUE where the attribute is null)
+        and the hours around them from raw clicks; else all of the range from raw clicks, a
+        query per range, so that each reads only its own range of the index."""
+        rows: list[Any] = []
         if days:
-            sums = select(RollupDay.value, func.sum(RollupDay.clicks), func.sum(RollupDay.visitors))
-            query = sums.where(*scope.days_of(dimension, bots=scope.bots)).group_by(RollupDay.value)
-            rows += [tuple(row) for row in await self.session.execute(query)]  # type: ignore[misc]
+            keys = (RollupDay.link_id, RollupDay.value) if by_link else (RollupDay.value,)
+            sums = select(*keys, func.sum(RollupDay.clicks), func.sum(RollupDay.visitors))
+            query = sums.where(*scope.days_of(dimension, bots=scope.bots)).group_by(*keys)
+            rows += [tuple(row) for row in await self.session.execute(query)]
         column = getattr(Click, dimension)
+        keys = (Click.link_id, column) if by_link else (column,)
         for start, end in scope.raw_ranges(days=days):
-            query = select(column, func.count(), NEW_VISITORS).group_by(column)
+            query = select(*keys, func.count(), NEW_VISITORS).group_by(*keys)
             query = query.where(*scope.clicks(bots=scope.bots, start=start, end=end))
-            rows += [tuple(row) for row in await self.session.execute(query)]  # type: ignore[misc]
+            rows += [tuple(row) for row in await self.session.execute(query)]
         return rows
 
     async def raw_clicks(self, scope: Scope) -> AsyncIterator[Sequence[Any]]:

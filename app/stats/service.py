@@ -123,27 +123,50 @@ async def timeseries(reads: Reads, scope: Scope, interval: Interval) -> list[dic
     ]
 
 
+def _daily(scope: Scope, dimension: str) -> bool:
+    """Whether a click attribute's breakdown reads its whole days from the daily rollup."""
+    q = scope.q
+    return q.rollups_apply and dimension in ROLLUP_DIMENSIONS and scope.days is not None
+
+
 async def _by_click_attribute(
     reads: Reads, scope: Scope, dimension: str
 ) -> dict[str | None, Count]:
-    q = scope.q
-    days = q.rollups_apply and dimension in ROLLUP_DIMENSIONS and scope.days is not None
     counts: dict[str | None, Count] = defaultdict(Count)
-    for value, clicks, visitors in await reads.per_value(scope, dimension, days=days):
+    for value, clicks, visitors in await reads.per_value(
+        scope, dimension, days=_daily(scope, dimension)
+    ):
         counts[value].add(clicks, visitors)
     return counts
 
 
-async def _by_link_attribute(reads: Reads, scope: Scope, dimension: str) -> dict[str | None, Count]:
+async def _counted_links(reads: Reads, scope: Scope) -> dict[int, Count]:
+    """Each link's clicks and visitors that the scope counts (humans only, unless bots)."""
     per_link: dict[int, Count] = defaultdict(Count)
     for link_id, is_bot, clicks, visitors in await _per_link(reads, scope):
         if scope.q.include_bots or not is_bot:
             per_link[link_id].add(clicks, visitors)
-    values = await repository.link_values(reads.session, list(per_link), LINK_DIMENSIONS[dimension])
+    return per_link
+
+
+async def _by_link_attribute(reads: Reads, scope: Scope, dimension: str) -> dict[str | None, Count]:
     counts: dict[str | None, Count] = defaultdict(Count)
-    for link_id, count in per_link.items():
-        counts[values.get(link_id)].add(count.clicks, count.visitors)
+    for _, value, clicks, visitors in await _per_link_value(reads, scope, dimension):
+        counts[value].add(clicks, visitors)
     return counts
+
+
+async def _per_link_value(reads: Reads, scope: Scope, dimension: str) -> list[Any]:
+    """(link_id, value, clicks, visitors) rows of a link or click attribute, to be added up."""
+    if dimension in LINK_DIMENSIONS:
+        per_link = await _counted_links(reads, scope)
+        column = LINK_DIMENSIONS[dimension]
+        values = await repository.link_values(reads.session, list(per_link), column)
+        return [(link, values.get(link), c.clicks, c.visitors) for link, c in per_link.items()]
+    if dimension in CLICK_DIMENSIONS:
+        days = _daily(scope, dimension)
+        return await reads.per_value(scope, dimension, days=days, by_link=True)
+    raise ValueError(f"no breakdown by {dimension!r} for each value of a link attribute")
 
 
 async def _by_time(reads: Reads, scope: Scope, dimension: str) -> dict[str | None, Count]:
@@ -162,15 +185,37 @@ async def breakdown(reads: Reads, scope: Scope, dimension: str, limit: int) -> l
     clicks."""
     if dimension in LINK_DIMENSIONS:
         counts = await _by_link_attribute(reads, scope, dimension)
-        if dimension == "domain" and "" in counts:  # the base host's links
-            counts[scope.q.base_host] = counts.pop("")
     elif dimension in TIME_DIMENSIONS:
         counts = await _by_time(reads, scope, dimension)
     else:
         counts = await _by_click_attribute(reads, scope, dimension)
+    return _ranked(scope, dimension, counts, limit)
+
+
+async def breakdowns_per(
+    reads: Reads, scope: Scope, dimension: str, limit: int, *, per: str
+) -> dict[str | None, list[dict[str, Any]]]:
+    """For each value of the link attribute `per` (each campaign, say), the breakdown of
+    `dimension` that breakdown() gives with the query narrowed to that value: from one or
+    two reads in all, rather than one a value. Not of the time dimensions."""
+    rows = await _per_link_value(reads, scope, dimension)
+    links = sorted({row[0] for row in rows})
+    groups = await repository.link_values(reads.session, links, LINK_DIMENSIONS[per])
+    counts: dict[str | None, dict[Any, Count]] = defaultdict(lambda: defaultdict(Count))
+    for link_id, value, clicks, visitors in rows:
+        counts[groups.get(link_id)][value].add(clicks, visitors)
+    return {group: _ranked(scope, dimension, of_group, limit) for group, of_group in counts.items()}
+
+
+def _ranked(
+    scope: Scope, dimension: str, counts: dict[Any, Count], limit: int
+) -> list[dict[str, Any]]:
+    """The rows of a breakdown from each value's counts (see breakdown())."""
     merged: dict[str, Count] = defaultdict(Count)
     missing = NONE if dimension in NONE_FOR_NULL else UNKNOWN
     for value, count in counts.items():
+        if dimension == "domain" and value == "":  # the base host's links
+            value = scope.q.base_host
         label = missing if value in (None, NO_VALUE) else str(value)
         merged[label].add(count.clicks, count.visitors)
     ranked = sorted(

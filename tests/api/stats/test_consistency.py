@@ -8,16 +8,22 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from starlette.testclient import TestClient
 
 from app.config import Settings
+from app.core.principal import Principal
 from app.core.tables import Click, Link, RollupDay, RollupHour
+from app.stats import service
+from app.stats.repository import Scope
+from app.stats.routes import stats_query
 from app.stats.service import DIMENSIONS, FILTERS, NONE, OTHER, UNKNOWN
 from tests.support.app import create_link, make_key, run_in_transaction, state_of
 from tests.support.clickhouse import ENGINES, clear, fresh_clickhouse
@@ -148,6 +154,49 @@ def test_a_breakdown_row_taken_as_a_filter_gives_that_rows_totals(
         summary = _views(client, reader, params | {FILTERS[dimension]: row["value"]})
         assert (summary["clicks"], summary["unique_visitors"]) == (
             row["clicks"], row["unique_visitors"]), (dimension, row)  # fmt: skip
+
+
+@examples(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    clicks=clicks.filter(bool),
+    params=filters,
+    dimension=st.sampled_from(["utm_source", "link", "device_type", "country", "in_app"]),
+    limit=st.sampled_from([1, 3]),
+)
+def test_a_breakdown_for_every_campaign_at_once_is_each_campaigns_own(
+    client: TestClient, writer: dict, clicks: list[tuple], params: dict, dimension: str, limit: int
+) -> None:
+    """How the campaigns list reads the top source and device of each campaign: in one go,
+    as the breakdown filtered to that campaign gives them."""
+    for i, campaign in enumerate(("spring", "spring", "autumn")):  # c0, c1, c2
+        if client.get(f"/api/links/c{i}", headers=writer).status_code == 404:
+            create_link(client, writer, slug=f"c{i}", tags=["even"] if i % 2 == 0 else [],
+                        utm_campaign=campaign, utm_source=("ig", "tiktok")[i % 2])  # fmt: skip
+    _seed(client, writer, clicks)
+    params = {"from": "2026-03-24", "to": "2026-04-05"} | params
+    asked = {"from_" if name == "from" else name: value for name, value in params.items()}
+    asked["include_bots"] = asked.get("include_bots") == "true"
+    asked["link"] = [asked["link"]] if "link" in asked else []
+    query = stats_query(SimpleNamespace(short_host="tautan.test"), **asked)  # type: ignore[arg-type]
+    workspace = run_in_transaction(client, lambda s: s.scalar(select(Link.workspace_id)))
+    principal = Principal(key_id=0, workspace_id=workspace, scopes=frozenset({"stats:read"}))
+
+    async def per_campaign(session: Any) -> dict:
+        reads = service.reads_for(session, state_of(client).clickhouse)
+        scope = Scope(principal, query)
+        return await service.breakdowns_per(reads, scope, dimension, limit, per="utm_campaign")
+
+    found = run_in_transaction(client, per_campaign)
+    reader = make_key(client, "stats:read")
+    for campaign in ("spring", "autumn"):
+        response = client.get(
+            f"/api/stats/breakdown/{dimension}",
+            params={**params, "utm_campaign": campaign, "limit": limit},
+            headers=reader,
+        )
+        assert found.get(campaign, []) == response.json()["rows"], campaign
 
 
 async def _forget_clicks(session) -> None:  # type: ignore[no-untyped-def]
