@@ -140,15 +140,6 @@ async def _by_click_attribute(
     return counts
 
 
-async def _counted_links(reads: Reads, scope: Scope) -> dict[int, Count]:
-    """Each link's clicks and visitors that the scope counts (humans only, unless bots)."""
-    per_link: dict[int, Count] = defaultdict(Count)
-    for link_id, is_bot, clicks, visitors in await _per_link(reads, scope):
-        if scope.q.include_bots or not is_bot:
-            per_link[link_id].add(clicks, visitors)
-    return per_link
-
-
 async def _by_link_attribute(reads: Reads, scope: Scope, dimension: str) -> dict[str | None, Count]:
     counts: dict[str | None, Count] = defaultdict(Count)
     for _, value, clicks, visitors in await _per_link_value(reads, scope, dimension):
@@ -159,7 +150,10 @@ async def _by_link_attribute(reads: Reads, scope: Scope, dimension: str) -> dict
 async def _per_link_value(reads: Reads, scope: Scope, dimension: str) -> list[Any]:
     """(link_id, value, clicks, visitors) rows of a link or click attribute, to be added up."""
     if dimension in LINK_DIMENSIONS:
-        per_link = await _counted_links(reads, scope)
+        per_link: dict[int, Count] = defaultdict(Count)
+        for link_id, is_bot, clicks, visitors in await _per_link(reads, scope):
+            if scope.q.include_bots or not is_bot:
+                per_link[link_id].add(clicks, visitors)
         column = LINK_DIMENSIONS[dimension]
         values = await repository.link_values(reads.session, list(per_link), column)
         return [(link, values.get(link), c.clicks, c.visitors) for link, c in per_link.items()]
