@@ -113,8 +113,8 @@ class ClickHouseStore:
         """Step 2: insert the batch `kept`, then the batches left by others (or by an
         earlier failure), oldest first; returns how many batches. A failure raises
         (ClickHouseError), and what is not inserted stays kept for the next round."""
-        # `kept` first: its insert then starts with no round trip to the SQL database
-        # before it, and runs (outside the GIL) while the writer enriches its next batch.
+        # `kept` first: its insert starts with no round trip to the SQL database before it,
+        # and a left batch ClickHouse keeps refusing holds up only the rounds after it.
         if kept is not None:
             await self._insert(sessionmaker, kept)
         left = datetime.now(UTC) - self.left_after
