@@ -313,6 +313,14 @@ def test_a_batch_clickhouse_did_not_take_is_inserted_by_a_later_round(
     writer.clickhouse = working
 
 
+def _only_clicks_of(client: TestClient, link: dict) -> None:
+    """ClickHouse's clicks and views hold `link`'s clicks only (rollup_days' projection by
+    link too: a link's breakdown reads it)."""
+    projection = "mergeTreeProjection(currentDatabase(), rollup_days, by_link)"
+    for table in ("clicks", "rollup_hours", "rollup_days", projection):
+        assert query(client, f"SELECT DISTINCT link_id FROM {table}") == [[link["id"]]], table
+
+
 def test_an_erased_link_leaves_clickhouse_and_its_late_clicks_are_dropped(
     clickhouse_client: TestClient,
 ) -> None:
@@ -325,10 +333,7 @@ def test_an_erased_link_leaves_clickhouse_and_its_late_clicks_are_dropped(
         [kept["id"], 1], [erased["id"], 2],
     ]  # fmt: skip
     assert client.delete("/api/links/gone?purge=true", headers=admin).status_code == 204
-    # rollup_days' projection by link too: a link's breakdown reads it.
-    projection = "mergeTreeProjection(currentDatabase(), rollup_days, by_link)"
-    for table in ("clicks", "rollup_hours", "rollup_days", projection):
-        assert query(client, f"SELECT DISTINCT link_id FROM {table}") == [[kept["id"]]], table
+    _only_clicks_of(client, kept)
     # A click of it still in the click log when it was erased: not stored, and counted.
     writer = click_writer(client)
     rejected = writer.stats.clicks_rejected
@@ -367,9 +372,7 @@ def test_a_link_erased_while_its_clicks_wait_for_clickhouse_stays_erased(
     assert client.delete("/api/links/gone?purge=true", headers=admin).status_code == 204
     later = ClickHouseStore(working.clickhouse, left_after=timedelta(0))
     assert client.portal.call(later.insert, state_of(client).sessionmaker) == 1
-    projection = "mergeTreeProjection(currentDatabase(), rollup_days, by_link)"
-    for table in ("clicks", "rollup_hours", "rollup_days", projection):
-        assert query(client, f"SELECT DISTINCT link_id FROM {table}") == [[kept["id"]]], table
+    _only_clicks_of(client, kept)
     assert run_in_transaction(client, _kept_batches) == 0
 
 
