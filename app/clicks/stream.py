@@ -51,9 +51,10 @@ TIMEOUT_S = 5.0  # for one Redis command: a Redis that hangs is a Redis that is 
 CLAIM_IDLE_MS = 30_000  # entries a writer has held this long unacknowledged: it is dead
 CLAIM_EVERY_S = 5.0
 FORGET_WRITER_MS = 24 * 3600 * 1000  # a writer idle this long, holding nothing, leaves the group
-# Rows of written entries are kept this long: whoever may still hold an entry in memory
-# (a writer thought dead, whose entries another took over) then finds its row, and does not
-# write it twice. A writer gives up a batch it has held for HOLD_MAX_S, far less.
+# Rows of written entries are kept this long after they are written: whoever may still
+# hold an entry in memory (a writer thought dead, whose entries another took over) then
+# finds its row, and does not write it twice. A writer gives up a batch it has held for
+# HOLD_MAX_S, far less.
 KEEP_ROWS_S = 3600.0
 HOLD_MAX_S = 600.0
 SWEEP_EVERY_S = 60.0
@@ -272,8 +273,11 @@ class StreamSource:
             # Others may have taken these entries long ago, and their rows be swept soon.
             raise TimeoutError(f"a batch of the click stream held over {HOLD_MAX_S:.0f}s")
         self._saved = [entry.encode() for entry in batch.positions]
-        ids = map(_entry_id, self._saved)
-        await session.execute(insert(ENTRIES), [{"ms": ms, "seq": seq} for ms, seq in ids])
+        now_ms = int(time.time() * 1000)
+        rows = [
+            {"ms": ms, "seq": seq, "written_ms": now_ms} for ms, seq in map(_entry_id, self._saved)
+        ]
+        await session.execute(insert(ENTRIES), rows)
 
     async def committed(self) -> None:
         await self._acknowledge(self._saved)
@@ -298,13 +302,16 @@ class StreamSource:
 
     async def _sweep(self) -> None:
         """Make the group (reading the stream from its start) if it is new, and delete the
-        rows of entries older than KEEP_ROWS_S that no writer holds."""
+        rows written over KEEP_ROWS_S ago of entries that no writer holds."""
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
             await self.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
         pending = await self.redis.xpending(STREAM, GROUP)
         before_ms = int((time.time() - KEEP_ROWS_S) * 1000)
+        older_ms = before_ms  # an entry is added before it is written: the key's range
         if pending["pending"]:
-            before_ms = min(before_ms, _entry_id(pending["min"])[0])
+            older_ms = min(before_ms, _entry_id(pending["min"])[0])
         async with self.sessionmaker.begin() as session:
-            await session.execute(delete(ENTRIES).where(ENTRIES.c.ms < before_ms))
+            await session.execute(
+                delete(ENTRIES).where(ENTRIES.c.ms < older_ms, ENTRIES.c.written_ms < before_ms)
+            )
         self._sweep_at = time.monotonic() + SWEEP_EVERY_S

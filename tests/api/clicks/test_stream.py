@@ -6,6 +6,7 @@ import asyncio
 import logging
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import redis
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from starlette.testclient import TestClient
 
 from app.clicks import stream
@@ -289,6 +291,41 @@ def test_the_rows_of_written_entries_are_kept_an_hour_unless_still_pending(
     run(drain(stream_settings))
     assert run(count_rows(stream_settings.database_url, StreamEntry)) == 0
     assert len(written_referrers(stream_settings.database_url)) == 6
+
+
+def test_an_entry_written_long_after_it_was_added_keeps_its_row_an_hour(
+    stream_settings: Settings, click_stream: str, link: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an outage of the database, writers write entries added hours before: a writer
+    that was slow with one (and lost it to another) must still find it written."""
+    spool = Path(stream_settings.spool_dir)
+    log_segment(spool, clicks(link, 0, 3))
+    run(forward(click_stream, spool))
+    with redis.Redis.from_url(click_stream) as r:  # the entry, as added two hours ago
+        [(_, fields)] = r.xrange(stream.STREAM)
+        r.delete(stream.STREAM)
+        r.xadd(stream.STREAM, fields, id=f"{int((time.time() - 7200) * 1000)}-0")
+
+    async def slow_writer_then_others() -> None:
+        engine = create_engine(stream_settings.database_url)
+        sessionmaker = create_sessionmaker(engine)
+        slow = ClickWriter.for_settings(
+            stream_settings, sessionmaker, SecretKey(sessionmaker, None)
+        )
+        assert isinstance(slow.source, StreamSource)
+        slow.source.consumer = "other-machine:1:aaaaaa"
+        batch = await slow.source.next_batch(1000)  # read, then nothing for over 30 s
+        assert len(batch.clicks) == 3
+        monkeypatch.setattr(stream, "CLAIM_IDLE_MS", 0)
+        await drain(stream_settings)  # another writer takes it over and writes it
+        await drain(stream_settings)  # and sweeps: the row was written just now
+        with pytest.raises(IntegrityError):  # its row is there: the batch is read again
+            await slow.write(batch.clicks, batch)
+        await slow.source.close()
+        await engine.dispose()
+
+    run(slow_writer_then_others())
+    assert len(written_referrers(stream_settings.database_url)) == 3
 
 
 def test_a_batch_held_past_its_time_is_not_written_but_read_again(
