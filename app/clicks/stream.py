@@ -233,7 +233,9 @@ class StreamSource:
                 held = await self.redis.xpending_range(STREAM, GROUP, "-", "+", count, name)
                 ids = [entry["message_id"] for entry in held]
                 claimed += await self.redis.xclaim(STREAM, GROUP, self.consumer, 0, ids)
-            elif not consumer["pending"] and (gone or consumer["idle"] > FORGET_WRITER_MS):
+            elif not consumer["pending"] and consumer["idle"] > FORGET_WRITER_MS:
+                # Not as soon as it looks gone: a writer of another PID namespace with this
+                # host's name looks gone, and deleting it as it reads would drop its batch.
                 await self.redis.xgroup_delconsumer(STREAM, GROUP, name)
         _, idle, _ = await self.redis.xautoclaim(
             STREAM, GROUP, self.consumer, CLAIM_IDLE_MS, "0-0", count=count

@@ -229,6 +229,39 @@ def test_entries_held_by_a_silent_writer_elsewhere_are_taken_once_idle(
     assert stream_length(click_stream) == 0
 
 
+def test_a_writer_that_only_looks_gone_keeps_what_it_reads_meanwhile(
+    stream_settings: Settings, click_stream: str, link: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer in another PID namespace under this host's name (a container on the host's
+    network) looks gone to the writers here. It must not lose a batch it reads while they
+    look at it."""
+    elsewhere = f"{HOST}:{a_gone_pid()}:bbbbbb"
+    with redis.Redis.from_url(click_stream) as r:  # known to the group, holding nothing
+        r.xgroup_create(stream.STREAM, stream.GROUP, id="0", mkstream=True)
+        r.xadd(stream.STREAM, {"clicks": b""})
+        [[_, [(entry, _)]]] = r.xreadgroup(stream.GROUP, elsewhere, {stream.STREAM: ">"})
+        r.xack(stream.STREAM, stream.GROUP, entry)
+        r.xdel(stream.STREAM, entry)
+    spool = Path(stream_settings.spool_dir)
+    log_segment(spool, clicks(link, 0, 3))
+    run(forward(click_stream, spool))
+    consumers = redis.asyncio.Redis.xinfo_consumers
+
+    async def it_reads_just_after(self: redis.asyncio.Redis, *args: object) -> object:
+        seen = await consumers(self, *args)
+        with redis.Redis.from_url(click_stream) as r:
+            r.xreadgroup(stream.GROUP, elsewhere, {stream.STREAM: ">"}, count=10)
+        return seen
+
+    monkeypatch.setattr(redis.asyncio.Redis, "xinfo_consumers", it_reads_just_after)
+    run(drain(stream_settings))
+    monkeypatch.undo()
+    # It dies before writing them: they are taken over once it has been idle long enough.
+    monkeypatch.setattr(stream, "CLAIM_IDLE_MS", 0)
+    run(drain(stream_settings))
+    assert len(written_referrers(stream_settings.database_url)) == 3
+
+
 def test_two_writers_at_once_write_each_click_once(
     stream_settings: Settings, click_stream: str, link: dict
 ) -> None:
